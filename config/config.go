@@ -1,0 +1,472 @@
+// Package config reads the service's settings from the environment, once, at
+// boot. Load parses every variable with its default; ValidateForEnvironment
+// then applies the rules of SPEC §1: in production any broken rule fails the
+// boot naming the variable, elsewhere it logs a warning and falls back to the
+// safe default.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/veza/backend/mail"
+)
+
+// Environment is APP_ENV.
+type Environment string
+
+const (
+	Development Environment = "development"
+	Staging     Environment = "staging"
+	Production  Environment = "production"
+)
+
+// Queue names. Every job declares one of these in its InsertOpts.
+const (
+	QueueDefault     = "default"
+	QueuePayments    = "payments"
+	QueueEmail       = "email"
+	QueueMaintenance = "maintenance"
+)
+
+// Queues lists the queues in a stable order; RIVER_WORKERS_<QUEUE> sizes each.
+var Queues = []string{QueueDefault, QueuePayments, QueueEmail, QueueMaintenance}
+
+// DefaultDatabaseURL is the local development database that `make run` creates.
+const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:55432/veza_dev?sslmode=disable"
+
+// Config is every setting of the service. Fields are plain values; secrets are
+// marked in their comment and never logged.
+type Config struct {
+	Env Environment
+
+	HTTPAddr        string
+	ShutdownTimeout time.Duration
+	LogLevel        zerolog.Level
+	PublicBaseURL   string
+
+	DatabaseURL          string // secret: may carry a password
+	DatabaseReadURL      string // secret: may carry a password
+	DatabaseMaxConns     int32
+	DatabaseReadMaxConns int32
+
+	TrackStorageBackend string // "local" or "s3"
+	TrackStorageDir     string
+
+	S3 S3Config
+
+	Hyperswitch HyperswitchConfig
+	Reconcile   ReconcileConfig
+	Stripe      StripeConfig
+	Transfer    BackoffConfig
+	Reversal    ReversalConfig
+
+	SMTP mail.Config
+
+	RiverUIUsername string
+	RiverUIPassword string // secret
+
+	River RiverConfig
+
+	problems []*VarError
+	set      map[string]bool
+}
+
+type S3Config struct {
+	Enabled   bool
+	Endpoint  string
+	Bucket    string
+	Region    string
+	AccessKey string
+	SecretKey string // secret
+	UseSSL    bool
+}
+
+type HyperswitchConfig struct {
+	Enabled                 bool
+	BaseURL                 string
+	APIKey                  string // secret
+	WebhookSecret           string // secret
+	WebhookLogRetentionDays int
+}
+
+type ReconcileConfig struct {
+	Enabled           bool
+	Interval          time.Duration
+	OrderStuckAfter   time.Duration
+	RefundStuckAfter  time.Duration
+	RefundOrphanAfter time.Duration
+	BatchLimit        int
+}
+
+type StripeConfig struct {
+	Enabled        bool
+	SecretKey      string // secret
+	APIBase        string
+	PlatformFeeBPS int
+}
+
+type BackoffConfig struct {
+	MaxAttempts int
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+}
+
+type ReversalConfig struct {
+	Enabled bool
+	BackoffConfig
+}
+
+type RiverConfig struct {
+	JobTimeout           time.Duration
+	RescueStuckJobsAfter time.Duration
+	FetchCooldown        time.Duration
+	FetchPollInterval    time.Duration
+	// Workers is the MaxWorkers of each queue, keyed by queue name.
+	Workers map[string]int
+}
+
+// VarError names a variable whose value breaks a rule. Value is omitted for
+// secrets.
+type VarError struct {
+	Name   string
+	Reason string
+}
+
+func (e *VarError) Error() string { return e.Name + ": " + e.Reason }
+
+// Defaults chosen for a 2-core machine; docs/DEPLOYMENT.md explains them.
+const (
+	defaultRescueStuckJobsAfter = time.Hour
+)
+
+var defaultWorkers = map[string]int{
+	QueueDefault:     20,
+	QueuePayments:    40,
+	QueueEmail:       10,
+	QueueMaintenance: 5,
+}
+
+// Load parses the environment. It fails only when APP_ENV itself is unknown:
+// guessing the environment would silently disable production's rules.
+// Malformed values become problems that ValidateForEnvironment reports; the
+// field keeps its default meanwhile.
+func Load(getenv func(string) string) (*Config, error) {
+	p := &parser{getenv: getenv, set: map[string]bool{}}
+	cfg := &Config{}
+
+	switch env := Environment(p.str("APP_ENV", string(Development))); env {
+	case Development, Staging, Production:
+		cfg.Env = env
+	default:
+		return nil, &VarError{Name: "APP_ENV", Reason: fmt.Sprintf("must be development, staging or production; got %q", env)}
+	}
+
+	cfg.HTTPAddr = p.str("HTTP_ADDR", ":8080")
+	cfg.ShutdownTimeout = p.duration("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second)
+	cfg.LogLevel = p.logLevel("LOG_LEVEL", zerolog.InfoLevel)
+	cfg.PublicBaseURL = p.str("PUBLIC_BASE_URL", "http://localhost:8080")
+
+	cfg.DatabaseURL = p.str("DATABASE_URL", DefaultDatabaseURL)
+	cfg.DatabaseReadURL = p.str("DATABASE_READ_URL", "")
+	cfg.DatabaseMaxConns = int32(p.integer("DATABASE_MAX_CONNS", 40, 2, 1000))
+	cfg.DatabaseReadMaxConns = int32(p.integer("DATABASE_READ_MAX_CONNS", 20, 1, 1000))
+
+	cfg.TrackStorageBackend = p.str("TRACK_STORAGE_BACKEND", "local")
+	cfg.TrackStorageDir = p.str("TRACK_STORAGE_DIR", "./data/tracks")
+
+	cfg.S3 = S3Config{
+		Enabled:   p.boolean("AWS_S3_ENABLED", false),
+		Endpoint:  p.str("AWS_S3_ENDPOINT", ""),
+		Bucket:    p.str("AWS_S3_BUCKET", ""),
+		Region:    p.str("AWS_S3_REGION", "us-east-1"),
+		AccessKey: p.str("AWS_ACCESS_KEY_ID", ""),
+		SecretKey: p.str("AWS_SECRET_ACCESS_KEY", ""),
+		UseSSL:    p.boolean("AWS_S3_USE_SSL", true),
+	}
+
+	cfg.Hyperswitch = HyperswitchConfig{
+		Enabled:       p.boolean("HYPERSWITCH_ENABLED", false),
+		BaseURL:       p.str("HYPERSWITCH_BASE_URL", "https://sandbox.hyperswitch.io"),
+		APIKey:        p.str("HYPERSWITCH_API_KEY", ""),
+		WebhookSecret: p.str("HYPERSWITCH_WEBHOOK_SECRET", ""),
+		// 0 or negative means the default (SPEC §1), not "keep nothing".
+		WebhookLogRetentionDays: p.integer("HYPERSWITCH_WEBHOOK_LOG_RETENTION_DAYS", 90, -1<<31, 36500),
+	}
+	if cfg.Hyperswitch.WebhookLogRetentionDays <= 0 {
+		cfg.Hyperswitch.WebhookLogRetentionDays = 90
+	}
+
+	cfg.Reconcile = ReconcileConfig{
+		Enabled:           p.boolean("RECONCILE_WORKER_ENABLED", true),
+		Interval:          p.duration("RECONCILE_INTERVAL", time.Hour, time.Second),
+		OrderStuckAfter:   p.duration("RECONCILE_ORDER_STUCK_AFTER", 30*time.Minute, time.Second),
+		RefundStuckAfter:  p.duration("RECONCILE_REFUND_STUCK_AFTER", 30*time.Minute, time.Second),
+		RefundOrphanAfter: p.duration("RECONCILE_REFUND_ORPHAN_AFTER", 5*time.Minute, time.Second),
+		BatchLimit:        p.integer("RECONCILE_BATCH_LIMIT", 50, 1, 10000),
+	}
+
+	cfg.Stripe = StripeConfig{
+		Enabled:        p.boolean("STRIPE_CONNECT_ENABLED", false),
+		SecretKey:      p.str("STRIPE_SECRET_KEY", ""),
+		APIBase:        p.str("STRIPE_API_BASE", "https://api.stripe.com"),
+		PlatformFeeBPS: p.integer("PLATFORM_FEE_BPS", 1000, 0, 10000),
+	}
+
+	cfg.Transfer = BackoffConfig{
+		MaxAttempts: p.integer("TRANSFER_MAX_ATTEMPTS", 5, 1, 100),
+		BackoffBase: p.duration("TRANSFER_BACKOFF_BASE", time.Minute, time.Second),
+		BackoffMax:  p.duration("TRANSFER_BACKOFF_MAX", time.Hour, time.Second),
+	}
+	cfg.Reversal = ReversalConfig{
+		Enabled: p.boolean("REVERSAL_WORKER_ENABLED", true),
+		BackoffConfig: BackoffConfig{
+			MaxAttempts: p.integer("REVERSAL_MAX_RETRIES", 5, 1, 100),
+			BackoffBase: p.duration("REVERSAL_BACKOFF_BASE", time.Minute, time.Second),
+			BackoffMax:  p.duration("REVERSAL_BACKOFF_MAX", time.Hour, time.Second),
+		},
+	}
+
+	smtp, smtpProblems := mail.LoadConfig(p.record)
+	cfg.SMTP = smtp
+	for _, sp := range smtpProblems {
+		p.problems = append(p.problems, &VarError{Name: sp.Var, Reason: sp.Reason})
+	}
+
+	cfg.RiverUIUsername = p.str("RIVER_UI_USERNAME", "")
+	cfg.RiverUIPassword = p.str("RIVER_UI_PASSWORD", "")
+
+	cfg.River = RiverConfig{
+		JobTimeout:           p.duration("RIVER_JOB_TIMEOUT", time.Minute, time.Second),
+		RescueStuckJobsAfter: p.duration("RIVER_RESCUE_STUCK_JOBS_AFTER", time.Hour, time.Second),
+		FetchCooldown:        p.duration("RIVER_FETCH_COOLDOWN", 20*time.Millisecond, time.Millisecond),
+		FetchPollInterval:    p.duration("RIVER_FETCH_POLL_INTERVAL", time.Second, time.Millisecond),
+		Workers:              map[string]int{},
+	}
+	for _, q := range Queues {
+		cfg.River.Workers[q] = p.integer("RIVER_WORKERS_"+strings.ToUpper(q), defaultWorkers[q], 1, 10000)
+	}
+
+	cfg.problems = p.problems
+	cfg.set = p.set
+	return cfg, nil
+}
+
+// ValidateForEnvironment applies the cross-variable rules. In production it
+// returns every broken rule (and every malformed value Load saw) joined in one
+// error; elsewhere it logs one warning per problem and repairs the config to
+// the safe default, returning nil.
+func (c *Config) ValidateForEnvironment(logger zerolog.Logger) error {
+	problems := append([]*VarError(nil), c.problems...)
+	prod := c.Env == Production
+	add := func(name, format string, args ...any) {
+		problems = append(problems, &VarError{Name: name, Reason: fmt.Sprintf(format, args...)})
+	}
+
+	// Storage backend: exactly "local" or "s3", case-sensitively.
+	switch c.TrackStorageBackend {
+	case "local":
+	case "s3":
+		if !c.S3.Enabled {
+			add("TRACK_STORAGE_BACKEND", `is "s3" but AWS_S3_ENABLED is not true: there would be no S3 client; using "local"`)
+			c.TrackStorageBackend = "local"
+		}
+	default:
+		add("TRACK_STORAGE_BACKEND", `must be exactly "local" or "s3", got %q; using "local"`, c.TrackStorageBackend)
+		c.TrackStorageBackend = "local"
+	}
+	if c.S3.Enabled && c.S3.Bucket == "" {
+		add("AWS_S3_BUCKET", "is required when AWS_S3_ENABLED=true; S3 disabled")
+		c.S3.Enabled = false
+		if c.TrackStorageBackend == "s3" {
+			c.TrackStorageBackend = "local"
+		}
+	}
+	if c.S3.Enabled && c.S3.Endpoint == "" {
+		add("AWS_S3_ENDPOINT", "is required when AWS_S3_ENABLED=true (host:port, no scheme); S3 disabled")
+		c.S3.Enabled = false
+		if c.TrackStorageBackend == "s3" {
+			c.TrackStorageBackend = "local"
+		}
+	}
+
+	if prod && !c.set["DATABASE_URL"] {
+		add("DATABASE_URL", "is required in production")
+	}
+	if prod && c.SMTP.Host == "" {
+		add("SMTP_HOST", "is required in production (an empty host only logs emails)")
+	}
+	if prod && c.SMTP.TLS == mail.TLSNone {
+		// A warning, not a failure: some relays sit on a private network.
+		logger.Warn().Str("var", "SMTP_TLS").Msg("SMTP_TLS=none in production: mail credentials and content travel in clear text")
+	}
+	if (c.RiverUIUsername == "") != (c.RiverUIPassword == "") || (prod && c.RiverUIUsername == "") {
+		name := "RIVER_UI_USERNAME"
+		if c.RiverUIUsername != "" {
+			name = "RIVER_UI_PASSWORD"
+		}
+		add(name, "RIVER_UI_USERNAME and RIVER_UI_PASSWORD are both required to serve River UI (and in production); River UI disabled")
+		c.RiverUIUsername, c.RiverUIPassword = "", ""
+	}
+
+	if c.River.RescueStuckJobsAfter < c.River.JobTimeout {
+		add("RIVER_RESCUE_STUCK_JOBS_AFTER", "must be at least RIVER_JOB_TIMEOUT (%s), got %s (River requires it); using %s",
+			c.River.JobTimeout, c.River.RescueStuckJobsAfter, max(defaultRescueStuckJobsAfter, c.River.JobTimeout))
+		c.River.RescueStuckJobsAfter = max(defaultRescueStuckJobsAfter, c.River.JobTimeout)
+	}
+
+	if c.Hyperswitch.Enabled {
+		for name, v := range map[string]string{
+			"HYPERSWITCH_BASE_URL":       c.Hyperswitch.BaseURL,
+			"HYPERSWITCH_API_KEY":        c.Hyperswitch.APIKey,
+			"HYPERSWITCH_WEBHOOK_SECRET": c.Hyperswitch.WebhookSecret,
+		} {
+			if v == "" {
+				add(name, "is required when HYPERSWITCH_ENABLED=true; Hyperswitch disabled")
+				c.Hyperswitch.Enabled = false
+			}
+		}
+	}
+	if c.Stripe.Enabled && c.Stripe.SecretKey == "" {
+		add("STRIPE_SECRET_KEY", "is required when STRIPE_CONNECT_ENABLED=true; Stripe Connect disabled")
+		c.Stripe.Enabled = false
+	}
+	for name, b := range map[string]*BackoffConfig{"TRANSFER_BACKOFF_MAX": &c.Transfer, "REVERSAL_BACKOFF_MAX": &c.Reversal.BackoffConfig} {
+		if b.BackoffMax < b.BackoffBase {
+			add(name, "must be at least the matching _BACKOFF_BASE (%s), got %s; using the base", b.BackoffBase, b.BackoffMax)
+			b.BackoffMax = b.BackoffBase
+		}
+	}
+	for name, raw := range map[string]string{"PUBLIC_BASE_URL": c.PublicBaseURL, "STRIPE_API_BASE": c.Stripe.APIBase, "HYPERSWITCH_BASE_URL": c.Hyperswitch.BaseURL} {
+		if raw == "" {
+			continue
+		}
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add(name, "must be an absolute http(s) URL, got %q", raw)
+		}
+	}
+
+	if len(problems) == 0 {
+		return nil
+	}
+	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Name < problems[j].Name })
+	if prod {
+		errs := make([]error, len(problems))
+		for i, pr := range problems {
+			errs[i] = pr
+		}
+		return fmt.Errorf("invalid configuration for APP_ENV=production: %w", errors.Join(errs...))
+	}
+	for _, pr := range problems {
+		logger.Warn().Str("var", pr.Name).Str("env", string(c.Env)).Msg(pr.Reason)
+	}
+	return nil
+}
+
+// RiverUIEnabled reports whether River UI has credentials to be served with.
+func (c *Config) RiverUIEnabled() bool { return c.RiverUIUsername != "" && c.RiverUIPassword != "" }
+
+// Vars returns the names of every variable Load reads, sorted. The config
+// drift test checks each is documented.
+func Vars() []string {
+	seen := map[string]bool{}
+	_, _ = Load(func(name string) string { seen[name] = true; return "" })
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+type parser struct {
+	getenv   func(string) string
+	problems []*VarError
+	set      map[string]bool
+}
+
+func (p *parser) record(name string) string {
+	v := p.getenv(name)
+	if v != "" {
+		p.set[name] = true
+	}
+	return v
+}
+
+func (p *parser) raw(name string) (string, bool) {
+	v := strings.TrimSpace(p.record(name))
+	return v, v != ""
+}
+
+func (p *parser) str(name, def string) string {
+	if v, ok := p.raw(name); ok {
+		return v
+	}
+	return def
+}
+
+func (p *parser) fail(name, reason string) {
+	p.problems = append(p.problems, &VarError{Name: name, Reason: reason})
+}
+
+func (p *parser) boolean(name string, def bool) bool {
+	v, ok := p.raw(name)
+	if !ok {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		p.fail(name, fmt.Sprintf("must be true or false, got %q; using %t", v, def))
+		return def
+	}
+	return b
+}
+
+func (p *parser) integer(name string, def, lo, hi int) int {
+	v, ok := p.raw(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		p.fail(name, fmt.Sprintf("must be an integer between %d and %d, got %q; using %d", lo, hi, v, def))
+		return def
+	}
+	return n
+}
+
+func (p *parser) duration(name string, def, lo time.Duration) time.Duration {
+	v, ok := p.raw(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < lo {
+		p.fail(name, fmt.Sprintf("must be a duration such as 30s or 5m, at least %s; got %q; using %s", lo, v, def))
+		return def
+	}
+	return d
+}
+
+func (p *parser) logLevel(name string, def zerolog.Level) zerolog.Level {
+	v, ok := p.raw(name)
+	if !ok {
+		return def
+	}
+	l, err := zerolog.ParseLevel(strings.ToLower(v))
+	if err != nil || l == zerolog.NoLevel {
+		p.fail(name, fmt.Sprintf("must be debug, info, warn or error, got %q; using %s", v, def))
+		return def
+	}
+	return l
+}
+
+// IsSet reports whether the variable was given a non-empty value.
+func (c *Config) IsSet(name string) bool { return c.set[name] }

@@ -1,0 +1,252 @@
+package config_test
+
+import (
+	"bytes"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/veza/backend/config"
+	"github.com/veza/backend/mail"
+)
+
+func envFunc(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// prodBase is a production environment that passes every rule; cases break
+// one rule each.
+func prodBase() map[string]string {
+	return map[string]string{
+		"APP_ENV":           "production",
+		"DATABASE_URL":      "postgres://app@db/veza",
+		"SMTP_HOST":         "smtp.example.com",
+		"RIVER_UI_USERNAME": "ops",
+		"RIVER_UI_PASSWORD": "s3cret-ui",
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(envFunc(nil))
+	require.NoError(t, err)
+	require.NoError(t, cfg.ValidateForEnvironment(zerolog.Nop()))
+	require.Equal(t, config.Development, cfg.Env)
+	require.Equal(t, ":8080", cfg.HTTPAddr)
+	require.Equal(t, config.DefaultDatabaseURL, cfg.DatabaseURL)
+	require.Equal(t, "local", cfg.TrackStorageBackend)
+	require.Equal(t, "./data/tracks", cfg.TrackStorageDir)
+	require.Equal(t, 90, cfg.Hyperswitch.WebhookLogRetentionDays)
+	require.True(t, cfg.Reconcile.Enabled)
+	require.Equal(t, time.Hour, cfg.Reconcile.Interval)
+	require.Equal(t, 30*time.Minute, cfg.Reconcile.OrderStuckAfter)
+	require.Equal(t, 30*time.Minute, cfg.Reconcile.RefundStuckAfter)
+	require.Equal(t, 5*time.Minute, cfg.Reconcile.RefundOrphanAfter)
+	require.Equal(t, 50, cfg.Reconcile.BatchLimit)
+	require.Equal(t, 1000, cfg.Stripe.PlatformFeeBPS)
+	require.Equal(t, config.BackoffConfig{MaxAttempts: 5, BackoffBase: time.Minute, BackoffMax: time.Hour}, cfg.Transfer)
+	require.Equal(t, config.BackoffConfig{MaxAttempts: 5, BackoffBase: time.Minute, BackoffMax: time.Hour}, cfg.Reversal.BackoffConfig)
+	require.True(t, cfg.Reversal.Enabled)
+	require.Equal(t, mail.TLSMandatory, cfg.SMTP.TLS)
+	require.Equal(t, "http://localhost:8080", cfg.PublicBaseURL)
+	require.Equal(t, time.Minute, cfg.River.JobTimeout)
+	require.Equal(t, time.Hour, cfg.River.RescueStuckJobsAfter)
+	for _, q := range config.Queues {
+		require.Positive(t, cfg.River.Workers[q], q)
+	}
+	require.Positive(t, cfg.DatabaseMaxConns)
+	require.False(t, cfg.RiverUIEnabled())
+}
+
+func TestTypedParsing(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(envFunc(map[string]string{
+		"RECONCILE_INTERVAL":                     "5m",
+		"RECONCILE_BATCH_LIMIT":                  "10",
+		"AWS_S3_USE_SSL":                         "false",
+		"RIVER_WORKERS_EMAIL":                    "3",
+		"HYPERSWITCH_WEBHOOK_LOG_RETENTION_DAYS": "-4",
+	}))
+	require.NoError(t, err)
+	require.NoError(t, cfg.ValidateForEnvironment(zerolog.Nop()))
+	require.Equal(t, 5*time.Minute, cfg.Reconcile.Interval)
+	require.Equal(t, 10, cfg.Reconcile.BatchLimit)
+	require.False(t, cfg.S3.UseSSL)
+	require.Equal(t, 3, cfg.River.Workers[config.QueueEmail])
+	require.Equal(t, 90, cfg.Hyperswitch.WebhookLogRetentionDays, "0 or negative means the default")
+}
+
+func TestUnknownAppEnvAlwaysFails(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(envFunc(map[string]string{"APP_ENV": "prod"}))
+	require.ErrorContains(t, err, "APP_ENV")
+}
+
+// TestRules covers every rule in both modes: production fails naming the
+// variable; development warns naming it and falls back.
+func TestRules(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		env     map[string]string
+		unset   []string
+		varName string
+		// check runs on the repaired config in development.
+		check func(t *testing.T, c *config.Config)
+	}{
+		{"storage backend wrong case", map[string]string{"TRACK_STORAGE_BACKEND": "S3"}, nil, "TRACK_STORAGE_BACKEND",
+			func(t *testing.T, c *config.Config) { require.Equal(t, "local", c.TrackStorageBackend) }},
+		{"storage backend unknown", map[string]string{"TRACK_STORAGE_BACKEND": "minio"}, nil, "TRACK_STORAGE_BACKEND",
+			func(t *testing.T, c *config.Config) { require.Equal(t, "local", c.TrackStorageBackend) }},
+		{"s3 backend without s3 client", map[string]string{"TRACK_STORAGE_BACKEND": "s3"}, nil, "TRACK_STORAGE_BACKEND",
+			func(t *testing.T, c *config.Config) { require.Equal(t, "local", c.TrackStorageBackend) }},
+		{"s3 enabled without bucket", map[string]string{"AWS_S3_ENABLED": "true", "AWS_S3_ENDPOINT": "minio:9000", "TRACK_STORAGE_BACKEND": "s3"}, nil, "AWS_S3_BUCKET",
+			func(t *testing.T, c *config.Config) {
+				require.False(t, c.S3.Enabled)
+				require.Equal(t, "local", c.TrackStorageBackend)
+			}},
+		{"s3 enabled without endpoint", map[string]string{"AWS_S3_ENABLED": "true", "AWS_S3_BUCKET": "tracks"}, nil, "AWS_S3_ENDPOINT",
+			func(t *testing.T, c *config.Config) { require.False(t, c.S3.Enabled) }},
+		{"database url missing", nil, []string{"DATABASE_URL"}, "DATABASE_URL",
+			func(t *testing.T, c *config.Config) { require.Equal(t, config.DefaultDatabaseURL, c.DatabaseURL) }},
+		{"smtp host missing", nil, []string{"SMTP_HOST"}, "SMTP_HOST",
+			func(t *testing.T, c *config.Config) { require.False(t, c.SMTP.Enabled()) }},
+		{"river ui credentials missing", nil, []string{"RIVER_UI_USERNAME", "RIVER_UI_PASSWORD"}, "RIVER_UI_USERNAME",
+			func(t *testing.T, c *config.Config) { require.False(t, c.RiverUIEnabled()) }},
+		{"river ui password missing", nil, []string{"RIVER_UI_PASSWORD"}, "RIVER_UI_PASSWORD",
+			func(t *testing.T, c *config.Config) { require.False(t, c.RiverUIEnabled()) }},
+		{"malformed duration", map[string]string{"RECONCILE_INTERVAL": "often"}, nil, "RECONCILE_INTERVAL",
+			func(t *testing.T, c *config.Config) { require.Equal(t, time.Hour, c.Reconcile.Interval) }},
+		{"malformed int", map[string]string{"RECONCILE_BATCH_LIMIT": "fifty"}, nil, "RECONCILE_BATCH_LIMIT",
+			func(t *testing.T, c *config.Config) { require.Equal(t, 50, c.Reconcile.BatchLimit) }},
+		{"int out of range", map[string]string{"PLATFORM_FEE_BPS": "10001"}, nil, "PLATFORM_FEE_BPS",
+			func(t *testing.T, c *config.Config) { require.Equal(t, 1000, c.Stripe.PlatformFeeBPS) }},
+		{"malformed bool", map[string]string{"RECONCILE_WORKER_ENABLED": "yes please"}, nil, "RECONCILE_WORKER_ENABLED",
+			func(t *testing.T, c *config.Config) { require.True(t, c.Reconcile.Enabled) }},
+		{"malformed smtp port", map[string]string{"SMTP_PORT": "smtp"}, nil, "SMTP_PORT",
+			func(t *testing.T, c *config.Config) { require.Zero(t, c.SMTP.Port) }},
+		{"unknown smtp tls", map[string]string{"SMTP_TLS": "starttls"}, nil, "SMTP_TLS",
+			func(t *testing.T, c *config.Config) { require.Equal(t, mail.TLSMandatory, c.SMTP.TLS) }},
+		{"rescue shorter than job timeout", map[string]string{"RIVER_JOB_TIMEOUT": "10m", "RIVER_RESCUE_STUCK_JOBS_AFTER": "5m"}, nil, "RIVER_RESCUE_STUCK_JOBS_AFTER",
+			func(t *testing.T, c *config.Config) {
+				require.GreaterOrEqual(t, c.River.RescueStuckJobsAfter, c.River.JobTimeout)
+			}},
+		{"hyperswitch enabled without key", map[string]string{"HYPERSWITCH_ENABLED": "true", "HYPERSWITCH_WEBHOOK_SECRET": "whsec"}, nil, "HYPERSWITCH_API_KEY",
+			func(t *testing.T, c *config.Config) { require.False(t, c.Hyperswitch.Enabled) }},
+		{"stripe enabled without key", map[string]string{"STRIPE_CONNECT_ENABLED": "true"}, nil, "STRIPE_SECRET_KEY",
+			func(t *testing.T, c *config.Config) { require.False(t, c.Stripe.Enabled) }},
+		{"backoff max under base", map[string]string{"TRANSFER_BACKOFF_BASE": "10m", "TRANSFER_BACKOFF_MAX": "1m"}, nil, "TRANSFER_BACKOFF_MAX",
+			func(t *testing.T, c *config.Config) { require.Equal(t, 10*time.Minute, c.Transfer.BackoffMax) }},
+		{"public base url not a url", map[string]string{"PUBLIC_BASE_URL": "veza.example"}, nil, "PUBLIC_BASE_URL", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name+"/production", func(t *testing.T) {
+			t.Parallel()
+			env := prodBase()
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			for _, k := range tc.unset {
+				delete(env, k)
+			}
+			cfg, err := config.Load(envFunc(env))
+			require.NoError(t, err)
+			err = cfg.ValidateForEnvironment(zerolog.Nop())
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.varName)
+		})
+		for _, mode := range []string{"development", "staging"} {
+			t.Run(tc.name+"/"+mode, func(t *testing.T) {
+				t.Parallel()
+				env := prodBase()
+				env["APP_ENV"] = mode
+				for k, v := range tc.env {
+					env[k] = v
+				}
+				for _, k := range tc.unset {
+					delete(env, k)
+				}
+				cfg, err := config.Load(envFunc(env))
+				require.NoError(t, err)
+				var logs bytes.Buffer
+				require.NoError(t, cfg.ValidateForEnvironment(zerolog.New(&logs)))
+				if tc.varName == "DATABASE_URL" || tc.varName == "SMTP_HOST" || (tc.varName == "RIVER_UI_USERNAME" && len(tc.unset) == 2) {
+					// Required only in production: nothing to warn about.
+					require.NotContains(t, logs.String(), tc.varName)
+				} else {
+					require.Contains(t, logs.String(), `"var":"`+tc.varName+`"`)
+					require.Contains(t, logs.String(), `"level":"warn"`)
+				}
+				if tc.check != nil {
+					tc.check(t, cfg)
+				}
+			})
+		}
+	}
+}
+
+func TestProductionReportsEveryProblemAtOnce(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(envFunc(map[string]string{"APP_ENV": "production", "TRACK_STORAGE_BACKEND": "S3"}))
+	require.NoError(t, err)
+	err = cfg.ValidateForEnvironment(zerolog.Nop())
+	for _, name := range []string{"TRACK_STORAGE_BACKEND", "DATABASE_URL", "SMTP_HOST", "RIVER_UI_USERNAME"} {
+		require.Contains(t, err.Error(), name)
+	}
+}
+
+func TestProductionWarnsOnPlainSMTP(t *testing.T) {
+	t.Parallel()
+	env := prodBase()
+	env["SMTP_TLS"] = "none"
+	cfg, err := config.Load(envFunc(env))
+	require.NoError(t, err)
+	var logs bytes.Buffer
+	require.NoError(t, cfg.ValidateForEnvironment(zerolog.New(&logs)))
+	require.Contains(t, logs.String(), "SMTP_TLS")
+}
+
+func TestSecretsNeverInProblems(t *testing.T) {
+	t.Parallel()
+	env := prodBase()
+	env["RIVER_UI_USERNAME"] = ""
+	env["RIVER_UI_PASSWORD"] = "hunter2-ui"
+	env["HYPERSWITCH_ENABLED"] = "true"
+	env["HYPERSWITCH_API_KEY"] = "snd_secret_key"
+	cfg, err := config.Load(envFunc(env))
+	require.NoError(t, err)
+	err = cfg.ValidateForEnvironment(zerolog.Nop())
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "hunter2-ui")
+	require.NotContains(t, err.Error(), "snd_secret_key")
+}
+
+// TestConfigDriftCheck fails when a variable config reads is missing from
+// .env.template or from the README's configuration table.
+func TestConfigDriftCheck(t *testing.T) {
+	t.Parallel()
+	template, err := os.ReadFile("../.env.template")
+	require.NoError(t, err)
+	readme, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	tableRow := regexp.MustCompile("(?m)^\\|.*`([A-Z0-9_]+)`")
+	inTable := map[string]bool{}
+	for _, m := range tableRow.FindAllStringSubmatch(string(readme), -1) {
+		for _, name := range regexp.MustCompile("`([A-Z][A-Z0-9_]+)`").FindAllStringSubmatch(m[0], -1) {
+			inTable[name[1]] = true
+		}
+	}
+	vars := config.Vars()
+	require.Contains(t, vars, "TRACK_STORAGE_BACKEND")
+	require.Contains(t, vars, "SMTP_USER", "deprecated names are read, so documented too")
+	for _, name := range vars {
+		require.Regexp(t, "(?m)^#? ?"+name+"=", string(template), "%s is read by config but missing from .env.template", name)
+		require.True(t, inTable[name], "%s is read by config but missing from the README's configuration table", name)
+	}
+	require.True(t, strings.Contains(string(template), "SMTP_HOST=localhost"), ".env.template ships the local SMTP catcher")
+}
