@@ -1,0 +1,99 @@
+// Package jobs holds every River job of the service (an XxxArgs with Kind and
+// InsertOpts, plus an XxxWorker), the periodic schedule, and the constructor
+// of the River client with the queue settings from config.
+package jobs
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/rs/zerolog"
+
+	"github.com/veza/backend/config"
+)
+
+// Client is the River client type used everywhere in the service.
+type Client = river.Client[pgx.Tx]
+
+// ClientOpts configures NewClient.
+type ClientOpts struct {
+	River  config.RiverConfig
+	Logger zerolog.Logger
+	// Workers and PeriodicJobs make a working client; without Workers the
+	// client can only insert (migrate, CLI commands, tests).
+	Workers      *river.Workers
+	PeriodicJobs []*river.PeriodicJob
+}
+
+// NewClient builds the River client. Queue sizes, FetchCooldown, JobTimeout
+// and RescueStuckJobsAfter come from config so operators and crash tests can
+// change them without a code change.
+func NewClient(pool *pgxpool.Pool, opts ClientOpts) (*Client, error) {
+	cfg := &river.Config{
+		Logger:       SlogLogger(opts.Logger),
+		ErrorHandler: &errorHandler{logger: opts.Logger},
+	}
+	if opts.Workers != nil {
+		cfg.Workers = opts.Workers
+		cfg.PeriodicJobs = opts.PeriodicJobs
+		cfg.Queues = map[string]river.QueueConfig{}
+		for _, q := range config.Queues {
+			cfg.Queues[q] = river.QueueConfig{MaxWorkers: opts.River.Workers[q]}
+		}
+		cfg.FetchCooldown = opts.River.FetchCooldown
+		cfg.FetchPollInterval = opts.River.FetchPollInterval
+		cfg.JobTimeout = opts.River.JobTimeout
+		cfg.RescueStuckJobsAfter = opts.River.RescueStuckJobsAfter
+	}
+	return river.NewClient(riverpgxv5.New(pool), cfg)
+}
+
+// SlogLogger bridges zerolog to the *slog.Logger River and River UI take, so
+// the service runs one logger. River is chatty at info; its lines carry the
+// component name in the message.
+func SlogLogger(logger zerolog.Logger) *slog.Logger {
+	return slog.New(zerolog.NewSlogHandler(logger.With().Str("component", "river").Logger()))
+}
+
+// errorHandler is the one place job errors are logged (workers return errors,
+// they never log them too). The last attempt logs at ERROR: the job is being
+// discarded and an operator must look at it in River UI.
+type errorHandler struct{ logger zerolog.Logger }
+
+func (h *errorHandler) HandleError(ctx context.Context, job *rivertype.JobRow, err error) *river.ErrorHandlerResult {
+	h.event(job).Err(err).Msg("job attempt failed")
+	return nil
+}
+
+func (h *errorHandler) HandlePanic(ctx context.Context, job *rivertype.JobRow, panicVal any, trace string) *river.ErrorHandlerResult {
+	h.event(job).Interface("panic", panicVal).Str("stack", trace).Msg("job attempt panicked")
+	return nil
+}
+
+func (h *errorHandler) event(job *rivertype.JobRow) *zerolog.Event {
+	ev := h.logger.Warn()
+	if job.Attempt >= job.MaxAttempts {
+		ev = h.logger.Error().Bool("discarded", true)
+	}
+	return ev.Int64("job_id", job.ID).Str("job_kind", job.Kind).Str("queue", job.Queue).
+		Int("attempt", job.Attempt).Int("max_attempts", job.MaxAttempts)
+}
+
+// Backoff returns base·2^retry capped at max (retry 0 is the first retry).
+// Email, payout and reversal retries use it.
+func Backoff(base, max time.Duration, retry int) time.Duration {
+	d := base
+	for i := 0; i < retry; i++ {
+		if d >= max/2 {
+			return max
+		}
+		d *= 2
+	}
+	return min(d, max)
+}

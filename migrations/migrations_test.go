@@ -1,0 +1,138 @@
+package migrations_test
+
+import (
+	"context"
+	"testing"
+	"testing/fstest"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/veza/backend/jobs"
+	"github.com/veza/backend/migrations"
+	"github.com/veza/backend/store/dbtest"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+type testBundle struct {
+	pool   *pgxpool.Pool
+	runner *migrations.Runner
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	pool := dbtest.PoolFor(t, dbtest.EmptyURL(t))
+	runner, err := migrations.NewRunner(pool, jobs.SlogLogger(zerolog.Nop()))
+	require.NoError(t, err)
+	return &testBundle{pool: pool, runner: runner}
+}
+
+func tables(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`)
+	require.NoError(t, err)
+	var names []string
+	for rows.Next() {
+		var n string
+		require.NoError(t, rows.Scan(&n))
+		names = append(names, n)
+	}
+	return names
+}
+
+func TestRoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+
+	st, err := b.runner.Status(ctx)
+	require.NoError(t, err)
+	require.False(t, st.Current())
+	require.Len(t, st.Pending, st.Latest)
+	require.ErrorIs(t, b.runner.CheckCurrent(ctx), migrations.ErrBehind)
+
+	applied, err := b.runner.Up(ctx)
+	require.NoError(t, err)
+	require.NotEmpty(t, applied)
+	require.NoError(t, b.runner.CheckCurrent(ctx))
+	afterUp := tables(t, b.pool)
+	require.Contains(t, afterUp, "users")
+	require.Contains(t, afterUp, "river_job")
+
+	// Idempotent: a second up applies nothing.
+	again, err := b.runner.Up(ctx)
+	require.NoError(t, err)
+	require.Empty(t, again)
+
+	// One step down reverts only the newest app migration.
+	all, err := migrations.All()
+	require.NoError(t, err)
+	reverted, err := b.runner.Down(ctx, migrations.DownOpts{})
+	require.NoError(t, err)
+	require.Equal(t, []string{all[len(all)-1].Label()}, reverted)
+	require.ErrorIs(t, b.runner.CheckCurrent(ctx), migrations.ErrBehind)
+
+	// Everything down leaves an empty schema.
+	_, err = b.runner.Down(ctx, migrations.DownOpts{All: true})
+	require.NoError(t, err)
+	require.Empty(t, tables(t, b.pool))
+
+	// And up again restores exactly the same tables.
+	_, err = b.runner.Up(ctx)
+	require.NoError(t, err)
+	require.Equal(t, afterUp, tables(t, b.pool))
+	require.NoError(t, b.runner.CheckCurrent(ctx))
+}
+
+func TestAheadIsReported(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	_, err := b.runner.Up(ctx)
+	require.NoError(t, err)
+
+	// A newer binary applied version 9999.
+	_, err = b.pool.Exec(ctx, `INSERT INTO veza_schema_migrations (version, name) VALUES (9999, 'from_the_future')`)
+	require.NoError(t, err)
+
+	st, err := b.runner.Status(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []int{9999}, st.Unknown)
+	require.Contains(t, st.Describe(), "AHEAD")
+	require.ErrorIs(t, b.runner.CheckCurrent(ctx), migrations.ErrAhead)
+	_, err = b.runner.Up(ctx)
+	require.ErrorIs(t, err, migrations.ErrAhead)
+	_, err = b.runner.Down(ctx, migrations.DownOpts{})
+	require.ErrorIs(t, err, migrations.ErrAhead)
+}
+
+func TestConcurrentUpAppliesOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() { _, err := b.runner.Up(ctx); errs <- err }()
+	}
+	for range 4 {
+		require.NoError(t, <-errs)
+	}
+	var n int
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM veza_schema_migrations`).Scan(&n))
+	all, _ := migrations.All()
+	require.Equal(t, len(all), n)
+}
+
+func TestParseRejectsBadFiles(t *testing.T) {
+	t.Parallel()
+	for name, fsys := range map[string]fstest.MapFS{
+		"missing down": {"0001_a.up.sql": {Data: []byte("SELECT 1")}},
+		"bad name":     {"1_a.up.sql": {Data: []byte("SELECT 1")}},
+		"gap":          {"0001_a.up.sql": {}, "0001_a.down.sql": {}, "0003_c.up.sql": {}, "0003_c.down.sql": {}},
+	} {
+		_, err := migrations.Parse(fsys)
+		require.Error(t, err, name)
+	}
+}

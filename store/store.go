@@ -1,0 +1,114 @@
+// Package store owns the PostgreSQL pools and the queries. Handlers and
+// workers own transactions: they open one with DB.InTx (or pgx.BeginFunc) and
+// pass the pgx.Tx down to store functions and to River's InsertTx, so a state
+// change and the jobs it implies commit together.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Querier is what both a pool and a transaction offer. Read functions take it
+// so they run on the read pool, the primary or inside a transaction alike.
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// DB is the primary pool plus an optional read pool.
+type DB struct {
+	primary *pgxpool.Pool
+	read    *pgxpool.Pool // nil when DATABASE_READ_URL is unset
+}
+
+// Opts configures Open.
+type Opts struct {
+	URL          string
+	ReadURL      string
+	MaxConns     int32 // explicit: pgxpool's default of max(4, CPUs) starves River
+	ReadMaxConns int32
+}
+
+// Open connects both pools. It does not wait for the database to answer:
+// a service must boot (and report not-ready) while PostgreSQL restarts.
+func Open(ctx context.Context, opts Opts) (*DB, error) {
+	primary, err := newPool(ctx, opts.URL, opts.MaxConns)
+	if err != nil {
+		return nil, fmt.Errorf("error opening primary pool (DATABASE_URL): %w", err)
+	}
+	db := &DB{primary: primary}
+	if opts.ReadURL != "" {
+		db.read, err = newPool(ctx, opts.ReadURL, opts.ReadMaxConns)
+		if err != nil {
+			primary.Close()
+			return nil, fmt.Errorf("error opening read pool (DATABASE_READ_URL): %w", err)
+		}
+	}
+	return db, nil
+}
+
+// New wraps existing pools (tests, tools). read may be nil.
+func New(primary, read *pgxpool.Pool) *DB { return &DB{primary: primary, read: read} }
+
+func newPool(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's parse error can echo the URL, password included: keep it out.
+		return nil, errors.New("cannot parse the connection URL")
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	cfg.MaxConnIdleTime = 5 * time.Minute
+	cfg.HealthCheckPeriod = 15 * time.Second
+	cfg.ConnConfig.RuntimeParams["application_name"] = "veza"
+	return pgxpool.NewWithConfig(ctx, cfg)
+}
+
+// Primary is the read-write pool. Writes, and reads that must see the
+// caller's own write, use it.
+func (db *DB) Primary() *pgxpool.Pool { return db.primary }
+
+// ForRead is the pool for read-only queries that tolerate replica lag (track
+// list, search, get). It is the primary when no read URL is configured.
+func (db *DB) ForRead() *pgxpool.Pool {
+	if db.read != nil {
+		return db.read
+	}
+	return db.primary
+}
+
+// Ping checks that the primary answers.
+func (db *DB) Ping(ctx context.Context) error { return db.primary.Ping(ctx) }
+
+// InTx runs fn in a transaction on the primary: committed when fn returns
+// nil, rolled back otherwise (and on panic).
+func (db *DB) InTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, db.primary, fn)
+}
+
+// Close closes both pools.
+func (db *DB) Close() {
+	if db.read != nil {
+		db.read.Close()
+	}
+	db.primary.Close()
+}
+
+// IsUniqueViolation reports whether err is PostgreSQL's unique_violation,
+// optionally on the named constraint.
+func IsUniqueViolation(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "23505" {
+		return false
+	}
+	return constraint == "" || pgErr.ConstraintName == constraint
+}
