@@ -1,0 +1,138 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"github.com/rs/zerolog"
+
+	"github.com/veza/backend/auth"
+	"github.com/veza/backend/config"
+	"github.com/veza/backend/mail"
+	"github.com/veza/backend/store"
+)
+
+// EmailArgs asks for one email. Args are visible to operators in River UI, so
+// they carry ids only: never a token, a password or a hash. For link-bearing
+// mails TokenID names an email_tokens row; the worker mints the secret when
+// it sends and stores only its hash.
+type EmailArgs struct {
+	Template string     `json:"template"`
+	UserID   uuid.UUID  `json:"user_id"`
+	TokenID  *uuid.UUID `json:"token_id,omitempty"`
+	OrderID  *uuid.UUID `json:"order_id,omitempty"`
+	RefundID *uuid.UUID `json:"refund_id,omitempty"`
+}
+
+func (EmailArgs) Kind() string { return "email" }
+
+// EmailMaxAttempts spans about a day with EmailWorker's backoff: an SMTP
+// outage shorter than that loses no mail.
+const EmailMaxAttempts = 12
+
+func (EmailArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: config.QueueEmail, MaxAttempts: EmailMaxAttempts}
+}
+
+// EmailWorker renders and sends EmailArgs.
+type EmailWorker struct {
+	river.WorkerDefaults[EmailArgs]
+	DB            *store.DB
+	Sender        mail.Sender
+	PublicBaseURL string
+	Logger        zerolog.Logger
+	// RetryBase is the first retry delay, doubled per attempt up to an
+	// hour (default 10s; tests shorten it).
+	RetryBase time.Duration
+}
+
+func (w *EmailWorker) NextRetry(job *river.Job[EmailArgs]) time.Time {
+	base := w.RetryBase
+	if base == 0 {
+		base = 10 * time.Second
+	}
+	return time.Now().Add(Backoff(base, time.Hour, job.Attempt-1))
+}
+
+func (w *EmailWorker) Timeout(*river.Job[EmailArgs]) time.Duration { return 45 * time.Second }
+
+func (w *EmailWorker) Work(ctx context.Context, job *river.Job[EmailArgs]) error {
+	args := job.Args
+	user, err := store.GetUser(ctx, w.DB.Primary(), args.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		// The account was deleted since: nobody to write to. Retrying
+		// cannot help.
+		w.Logger.Info().Int64("job_id", job.ID).Str("user_id", args.UserID.String()).Msg("email skipped: user no longer exists")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("error reading user: %w", err)
+	}
+
+	data := map[string]any{}
+	switch args.Template {
+	case mail.TemplateVerifyEmail, mail.TemplatePasswordReset:
+		if args.TokenID == nil {
+			return river.JobCancel(fmt.Errorf("template %s needs a token_id", args.Template))
+		}
+		link, ttl, err := w.mintLink(ctx, *args.TokenID, args.Template)
+		if errors.Is(err, store.ErrNotFound) {
+			w.Logger.Info().Int64("job_id", job.ID).Str("user_id", args.UserID.String()).Str("template", args.Template).
+				Msg("email skipped: its token was used, superseded or expired")
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		data["Link"], data["ExpiresIn"] = link, humanDuration(ttl)
+	default:
+		return river.JobCancel(fmt.Errorf("unknown email template %q", args.Template))
+	}
+
+	msg, err := mail.Render(args.Template, user.Email, data)
+	if err != nil {
+		return river.JobCancel(err) // a template bug does not heal by retrying
+	}
+	if err := w.Sender.Send(ctx, msg); err != nil {
+		return err
+	}
+	return nil
+}
+
+// mintLink gives a token row its secret (stored hashed) and returns the link
+// for the frontend. A retry mints again, so only the latest mail's link works.
+func (w *EmailWorker) mintLink(ctx context.Context, tokenID uuid.UUID, template string) (string, time.Duration, error) {
+	raw, hash, err := auth.NewToken()
+	if err != nil {
+		return "", 0, err
+	}
+	tok, err := store.MintEmailToken(ctx, w.DB.Primary(), tokenID, hash)
+	if err != nil {
+		return "", 0, err
+	}
+	path := "/verify-email"
+	if tok.Purpose == store.PurposePasswordReset {
+		path = "/reset-password"
+	}
+	if (template == mail.TemplatePasswordReset) != (tok.Purpose == store.PurposePasswordReset) {
+		return "", 0, river.JobCancel(fmt.Errorf("template %s does not match token purpose %s", template, tok.Purpose))
+	}
+	link := w.PublicBaseURL + path + "?token=" + url.QueryEscape(raw)
+	return link, time.Until(tok.ExpiresAt).Round(time.Minute), nil
+}
+
+func humanDuration(d time.Duration) string {
+	switch {
+	case d >= 47*time.Hour:
+		return fmt.Sprintf("%d days", int((d+time.Hour).Hours()/24))
+	case d >= 2*time.Hour:
+		return fmt.Sprintf("%d hours", int(d.Round(time.Hour).Hours()))
+	default:
+		return fmt.Sprintf("%d minutes", int(d.Round(time.Minute).Minutes()))
+	}
+}
