@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/veza/backend/config"
+	vezahttp "github.com/veza/backend/http"
+	"github.com/veza/backend/jobs"
+	"github.com/veza/backend/mail"
+	"github.com/veza/backend/migrations"
+	"github.com/veza/backend/riverui"
+	"github.com/veza/backend/store"
+)
+
+// app is what every subcommand that touches the database boots.
+type app struct {
+	cfg    *config.Config
+	log    zerolog.Logger
+	db     *store.DB
+	runner *migrations.Runner
+}
+
+func newLogger(w io.Writer, level zerolog.Level) zerolog.Logger {
+	return zerolog.New(w).Level(level).With().Timestamp().Str("service", "veza").Logger()
+}
+
+// boot loads and validates the configuration and opens the pools. validate
+// is false for commands that only need the database (migrate): a migration
+// job must not need SMTP settings to run.
+func boot(ctx context.Context, getenv func(string) string, stdout io.Writer, validate bool) (*app, error) {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return nil, err
+	}
+	log := newLogger(stdout, cfg.LogLevel)
+	if validate {
+		if err := cfg.ValidateForEnvironment(log); err != nil {
+			return nil, err
+		}
+	} else if cfg.Env == config.Production && !cfg.IsSet("DATABASE_URL") {
+		return nil, &config.VarError{Name: "DATABASE_URL", Reason: "is required in production"}
+	}
+	// Deprecated SMTP names warn once, here, with the real logger.
+	mail.LoadConfigWithLogger(getenv, &log)
+
+	db, err := store.Open(ctx, store.Opts{
+		URL: cfg.DatabaseURL, ReadURL: cfg.DatabaseReadURL,
+		MaxConns: cfg.DatabaseMaxConns, ReadMaxConns: cfg.DatabaseReadMaxConns,
+	})
+	if err != nil {
+		return nil, err
+	}
+	runner, err := migrations.NewRunner(db.Primary(), jobs.SlogLogger(log.Level(max(cfg.LogLevel, zerolog.WarnLevel))))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &app{cfg: cfg, log: log, db: db, runner: runner}, nil
+}
+
+// runService runs workers (and, with withHTTP, the API and River UI) until
+// ctx ends, then shuts down gracefully: stop accepting, finish in-flight
+// requests, let running jobs finish within SHUTDOWN_TIMEOUT.
+func runService(ctx context.Context, getenv func(string) string, stdout io.Writer, withHTTP bool) error {
+	a, err := boot(ctx, getenv, stdout, true)
+	if err != nil {
+		return err
+	}
+	defer a.db.Close()
+	cfg, log := a.cfg, a.log
+
+	if err := a.runner.CheckCurrent(ctx); err != nil {
+		return err
+	}
+
+	client, err := jobs.NewClient(a.db.Primary(), jobs.ClientOpts{
+		River:  cfg.River,
+		Logger: log,
+		Workers: jobs.NewWorkers(jobs.Deps{
+			Config: cfg,
+			DB:     a.db,
+			Mail:   mail.NewSender(cfg.SMTP, log, cfg.Env == config.Development),
+			Logger: log,
+		}),
+	})
+	if err != nil {
+		return fmt.Errorf("error creating River client: %w", err)
+	}
+	// River runs on its own context: a signal must start a graceful stop,
+	// not cancel the jobs in flight.
+	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("error starting River: %w", err)
+	}
+
+	var srv *vezahttp.Server
+	serveErr := make(chan error, 1)
+	uiCtx, stopUI := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopUI()
+	if withHTTP {
+		opts := vezahttp.ServerOpts{
+			Logger: log,
+			DB:     a.db,
+			River:  client,
+			ReadyFunc: func(ctx context.Context) error {
+				if err := a.db.Ping(ctx); err != nil {
+					return errors.New("database unreachable")
+				}
+				if err := a.runner.CheckCurrent(ctx); err != nil {
+					return errors.New("database schema is not current")
+				}
+				return nil
+			},
+		}
+		if cfg.RiverUIEnabled() {
+			opts.RiverUI, err = riverui.NewHandler(uiCtx, riverui.Opts{
+				Client: client, Username: cfg.RiverUIUsername, Password: cfg.RiverUIPassword,
+				Logger: jobs.SlogLogger(log),
+			})
+			if err != nil {
+				return err
+			}
+		} else {
+			log.Warn().Msg("River UI disabled: set RIVER_UI_USERNAME and RIVER_UI_PASSWORD to serve it at /riverui")
+		}
+		srv = vezahttp.NewServer(opts)
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			stopRiver(client, cfg.ShutdownTimeout, log)
+			return fmt.Errorf("error listening on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+		}
+		log.Info().Str("addr", ln.Addr().String()).Bool("river_ui", opts.RiverUI != nil).Msg("http server listening")
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
+	log.Info().Str("env", string(cfg.Env)).Str("version", version).Bool("http", withHTTP).Msg("service started")
+
+	select {
+	case <-ctx.Done():
+		log.Info().Msg("shutdown signal received")
+	case err := <-serveErr:
+		log.Error().Err(err).Msg("http server stopped unexpectedly")
+		stopRiver(client, cfg.ShutdownTimeout, log)
+		return fmt.Errorf("http server: %w", err)
+	}
+
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn().Err(err).Msg("http shutdown did not finish in time")
+		}
+		cancel()
+	}
+	stopRiver(client, cfg.ShutdownTimeout, log)
+	log.Info().Msg("shutdown complete")
+	return nil
+}
+
+// stopRiver lets running jobs finish within timeout, then cancels them. A
+// cancelled job is not lost: River retries it (or the rescuer does).
+func stopRiver(client *jobs.Client, timeout time.Duration, log zerolog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := client.Stop(ctx); err == nil {
+		return
+	}
+	log.Warn().Dur("timeout", timeout).Msg("jobs still running at the shutdown deadline: cancelling them")
+	hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer hcancel()
+	_ = client.StopAndCancel(hctx)
+}

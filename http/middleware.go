@@ -1,0 +1,100 @@
+package http
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+)
+
+const localRequestID = "request_id"
+
+// assignRequestID honours a well-formed incoming X-Request-Id (Hyperswitch sends
+// one; a load balancer may too) and makes a UUID otherwise. Oversized or
+// non-printable values are replaced: they end up in logs and log rows.
+func assignRequestID() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id := c.Get(fiber.HeaderXRequestID)
+		if !validRequestID(id) {
+			id = uuid.NewString()
+		}
+		c.Locals(localRequestID, id)
+		c.Set(fiber.HeaderXRequestID, id)
+		return c.Next()
+	}
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// requestID returns the id assignRequestID stored. Fiber reuses its buffers, so
+// the string was copied (uuid or c.Get copy) when stored.
+func requestID(c *fiber.Ctx) string {
+	id, _ := c.Locals(localRequestID).(string)
+	return id
+}
+
+// accessLog writes one structured line per request. It renders a handler's
+// error itself so the logged status is the one the client gets.
+func (s *Server) accessLog() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		start := time.Now()
+		if err := c.Next(); err != nil {
+			if herr := s.handleError(c, err); herr != nil {
+				return herr
+			}
+		}
+		status := c.Response().StatusCode()
+		ev := s.log.Info()
+		if status >= 500 {
+			ev = s.log.Warn()
+		}
+		ev.Str("request_id", requestID(c)).
+			Str("method", c.Method()).
+			Str("path", c.Path()).
+			Int("status", status).
+			Float64("duration_ms", float64(time.Since(start).Microseconds())/1000).
+			Int("bytes_out", len(c.Response().Body())).
+			Str("ip", c.IP()).
+			Msg("http request")
+		return nil
+	}
+}
+
+// recoverPanic turns a handler panic into an internal error (a JSON 500)
+// and keeps the stack for the log, never for the client.
+func (s *Server) recoverPanic() fiber.Handler {
+	return func(c *fiber.Ctx) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error().Str("request_id", requestID(c)).Str("path", c.Path()).
+					Str("panic", fmt.Sprint(r)).Str("stack", string(debug.Stack())).Msg("handler panicked")
+				err = fmt.Errorf("panic in handler: %v", r)
+			}
+		}()
+		return c.Next()
+	}
+}
+
+// requestContext gives handlers a context with a deadline: Fiber's
+// UserContext is context.Background() unless set.
+func (s *Server) requestContext() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
+		defer cancel()
+		c.SetUserContext(ctx)
+		return c.Next()
+	}
+}

@@ -1,0 +1,69 @@
+// Package http is the Fiber application: routes, handlers, middleware and the
+// mapping of veza.Error kinds to HTTP statuses and the API.md error shape.
+package http
+
+import (
+	"context"
+	"net"
+	nethttp "net/http"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/veza/backend/jobs"
+	"github.com/veza/backend/store"
+)
+
+// DefaultBodyLimit caps JSON bodies. Routes that take more (uploads) stream.
+const DefaultBodyLimit = 1 << 20
+
+// ServerOpts are the dependencies of the HTTP server.
+type ServerOpts struct {
+	Logger zerolog.Logger
+	DB     *store.DB
+	River  *jobs.Client
+	// ReadyFunc reports whether the service can take traffic (database
+	// answers, schema current). Nil means always ready.
+	ReadyFunc func(ctx context.Context) error
+	// RiverUI is River UI with its auth already applied; nil when disabled.
+	RiverUI nethttp.Handler
+	// RequestTimeout bounds each handler's context (c.UserContext()).
+	RequestTimeout time.Duration
+}
+
+// Server is the HTTP side of the service.
+type Server struct {
+	app  *fiber.App
+	opts ServerOpts
+	log  zerolog.Logger
+}
+
+// NewServer builds the Fiber app and its routes.
+func NewServer(opts ServerOpts) *Server {
+	if opts.RequestTimeout == 0 {
+		opts.RequestTimeout = 30 * time.Second
+	}
+	s := &Server{opts: opts, log: opts.Logger}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "veza",
+		DisableStartupMessage: true,
+		BodyLimit:             DefaultBodyLimit,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          60 * time.Second,
+		IdleTimeout:           90 * time.Second,
+		ErrorHandler:          s.handleError,
+	})
+	s.routes()
+	return s
+}
+
+// App exposes the Fiber app for in-process tests (app.Test).
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
