@@ -49,8 +49,12 @@ type Config struct {
 
 	HTTPAddr        string
 	ShutdownTimeout time.Duration
-	LogLevel        zerolog.Level
-	PublicBaseURL   string
+	// Requests per minute per client IP on /v1, and on login, register and
+	// password reset.
+	RateLimitPerMinute     int
+	AuthRateLimitPerMinute int
+	LogLevel               zerolog.Level
+	PublicBaseURL          string
 
 	DatabaseURL          string // secret: may carry a password
 	DatabaseReadURL      string // secret: may carry a password
@@ -171,6 +175,8 @@ func Load(getenv func(string) string) (*Config, error) {
 
 	cfg.HTTPAddr = p.str("HTTP_ADDR", ":8080")
 	cfg.ShutdownTimeout = p.duration("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second)
+	cfg.RateLimitPerMinute = p.integer("RATE_LIMIT_PER_MINUTE", 600, 1, 1_000_000)
+	cfg.AuthRateLimitPerMinute = p.integer("RATE_LIMIT_AUTH_PER_MINUTE", 10, 1, 1_000_000)
 	cfg.LogLevel = p.logLevel("LOG_LEVEL", zerolog.InfoLevel)
 	cfg.PublicBaseURL = p.str("PUBLIC_BASE_URL", "http://localhost:8080")
 

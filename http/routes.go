@@ -15,4 +15,15 @@ func (s *Server) routes() {
 	if s.opts.RiverUI != nil {
 		s.app.Use("/riverui", adaptor.HTTPHandler(s.opts.RiverUI))
 	}
+
+	v1 := s.app.Group("/v1", rateLimit(s.opts.RateLimitPerMinute))
+	strict := rateLimit(s.opts.AuthRateLimitPerMinute)
+	v1.Post("/auth/register", strict, s.handleRegister())
+	v1.Post("/auth/verify", s.handleVerify())
+	v1.Post("/auth/login", strict, s.handleLogin())
+	v1.Post("/auth/logout", s.requireAuth, s.handleLogout())
+	v1.Post("/auth/password-reset", strict, s.handlePasswordReset())
+	v1.Post("/auth/password-reset/confirm", strict, s.handlePasswordResetConfirm())
+	v1.Get("/me", s.requireAuth, s.handleMe())
+	v1.Put("/me/payout-account", s.requireAuth, s.handleSetPayoutAccount())
 }

@@ -30,6 +30,13 @@ type ServerOpts struct {
 	RiverUI nethttp.Handler
 	// RequestTimeout bounds each handler's context (c.UserContext()).
 	RequestTimeout time.Duration
+	// Requests per minute per client IP on /v1, and on the auth routes
+	// that guess-and-check attacks target. Zero means the defaults.
+	RateLimitPerMinute     int
+	AuthRateLimitPerMinute int
+	// ResetResponseFloor is the minimum time a password-reset request
+	// takes, whether or not the account exists (default 300ms).
+	ResetResponseFloor time.Duration
 }
 
 // Server is the HTTP side of the service.
@@ -43,6 +50,15 @@ type Server struct {
 func NewServer(opts ServerOpts) *Server {
 	if opts.RequestTimeout == 0 {
 		opts.RequestTimeout = 30 * time.Second
+	}
+	if opts.RateLimitPerMinute == 0 {
+		opts.RateLimitPerMinute = 600
+	}
+	if opts.AuthRateLimitPerMinute == 0 {
+		opts.AuthRateLimitPerMinute = 10
+	}
+	if opts.ResetResponseFloor == 0 {
+		opts.ResetResponseFloor = 300 * time.Millisecond
 	}
 	s := &Server{opts: opts, log: opts.Logger}
 	s.app = fiber.New(fiber.Config{

@@ -23,6 +23,8 @@ commands:
   migrate down [--steps N | --all]
                              revert N app migrations (default 1); --all also drops River's tables
   migrate status             show where the database stands against this binary
+  user create-admin --email E --password P
+                             create an admin, or promote an existing user (idempotent)
   version                    print the version
 
 Configuration comes from the environment; see .env.template.
@@ -54,6 +56,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runService(ctx, getenv, stdout, false)
 	case "migrate":
 		return runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "user":
+		return runUser(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "veza %s (%s%s)\n", version, runtime.Version(), vcsRevision())
 		return nil

@@ -105,9 +105,11 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 	defer stopUI()
 	if withHTTP {
 		opts := vezahttp.ServerOpts{
-			Logger: log,
-			DB:     a.db,
-			River:  client,
+			Logger:                 log,
+			DB:                     a.db,
+			River:                  client,
+			RateLimitPerMinute:     cfg.RateLimitPerMinute,
+			AuthRateLimitPerMinute: cfg.AuthRateLimitPerMinute,
 			ReadyFunc: func(ctx context.Context) error {
 				if err := a.db.Ping(ctx); err != nil {
 					return errors.New("database unreachable")

@@ -1,0 +1,381 @@
+package http
+
+import (
+	"errors"
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/veza/backend"
+	"github.com/veza/backend/auth"
+	"github.com/veza/backend/jobs"
+	vezamail "github.com/veza/backend/mail"
+	"github.com/veza/backend/store"
+)
+
+// Lifetimes of the secrets this file hands out.
+const (
+	sessionTTL       = 30 * 24 * time.Hour
+	verifyTokenTTL   = 48 * time.Hour
+	resetTokenTTL    = time.Hour
+	minPasswordRunes = 8
+	maxPasswordBytes = 1024 // argon2 hashes any length; cap the work per request
+)
+
+const localUser = "user"
+
+// userJSON is the public view of a user.
+type userJSON struct {
+	ID              uuid.UUID `json:"id"`
+	Email           string    `json:"email"`
+	EmailVerified   bool      `json:"email_verified"`
+	Role            string    `json:"role"`
+	StripeAccountID *string   `json:"stripe_account_id"`
+}
+
+func toUserJSON(u *store.User) userJSON {
+	return userJSON{ID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified, Role: u.Role, StripeAccountID: u.StripeAccountID}
+}
+
+// normalizeEmail trims and lowercases; validEmail accepts a bare address.
+func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+func validEmail(email string) bool {
+	if email == "" || len(email) > 254 {
+		return false
+	}
+	addr, err := mail.ParseAddress(email)
+	return err == nil && addr.Address == email && addr.Name == "" && strings.Contains(email[strings.LastIndex(email, "@")+1:], ".")
+}
+
+func validatePassword(field, pw string) error {
+	switch {
+	case len(pw) > maxPasswordBytes:
+		return unprocessable(field, "must be at most %d bytes", maxPasswordBytes)
+	case !utf8.ValidString(pw):
+		return unprocessable(field, "must be valid UTF-8")
+	case utf8.RuneCountInString(pw) < minPasswordRunes:
+		return unprocessable(field, "must be at least %d characters", minPasswordRunes)
+	}
+	return nil
+}
+
+type credentialsRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+func (r *credentialsRequest) Validate() error {
+	r.Email = normalizeEmail(r.Email)
+	if !validEmail(r.Email) {
+		return unprocessable("email", "is not a valid email address")
+	}
+	return validatePassword("password", r.Password)
+}
+
+// handleRegister creates the user, the verification token row and the
+// email job in one transaction.
+func (s *Server) handleRegister() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var req credentialsRequest
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+		hash, err := auth.HashPassword(req.Password)
+		if err != nil {
+			return err
+		}
+		ctx := c.UserContext()
+		var user *store.User
+		err = s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
+			user, err = store.CreateUser(ctx, tx, req.Email, hash, store.RoleUser)
+			if err != nil {
+				return err
+			}
+			tokenID, err := store.CreateEmailToken(ctx, tx, user.ID, store.PurposeVerifyEmail, verifyTokenTTL)
+			if err != nil {
+				return err
+			}
+			_, err = s.opts.River.InsertTx(ctx, tx, jobs.EmailArgs{Template: vezamail.TemplateVerifyEmail, UserID: user.ID, TokenID: &tokenID}, nil)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		return c.Status(fiber.StatusCreated).JSON(fiber.Map{"user": fiber.Map{
+			"id": user.ID, "email": user.Email, "email_verified": user.EmailVerified,
+		}})
+	}
+}
+
+type tokenRequest struct {
+	Token string `json:"token"`
+}
+
+func (r *tokenRequest) Validate() error {
+	if r.Token == "" || len(r.Token) > 256 {
+		return errInvalidToken
+	}
+	return nil
+}
+
+var errInvalidToken = veza.Errorf(veza.KindInvalid, "invalid_token", "the token is unknown, already used or expired")
+
+// handleVerify consumes a verification token once.
+func (s *Server) handleVerify() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var req tokenRequest
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+		ctx := c.UserContext()
+		var user *store.User
+		err := s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
+			userID, err := store.ConsumeEmailToken(ctx, tx, auth.HashToken(req.Token), store.PurposeVerifyEmail)
+			if errors.Is(err, store.ErrNotFound) {
+				return errInvalidToken
+			}
+			if err != nil {
+				return err
+			}
+			if err := store.MarkEmailVerified(ctx, tx, userID); err != nil {
+				return err
+			}
+			user, err = store.GetUser(ctx, tx, userID)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"user": toUserJSON(user)})
+	}
+}
+
+var errInvalidCredentials = veza.Errorf(veza.KindUnauthorized, "invalid_credentials", "email or password is wrong")
+
+// handleLogin answers the same way, in about the same time, for an unknown
+// email and a wrong password.
+func (s *Server) handleLogin() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var req credentialsRequest
+		if err := decodeJSON(c, &req); err != nil {
+			if veza.IsKind(err, veza.KindUnprocessable) {
+				return errInvalidCredentials // a short password cannot be right
+			}
+			return err
+		}
+		ctx := c.UserContext()
+		user, err := store.GetUserByEmail(ctx, s.opts.DB.Primary(), req.Email)
+		if errors.Is(err, store.ErrNotFound) {
+			auth.CheckPasswordUnknownUser(req.Password)
+			return errInvalidCredentials
+		}
+		if err != nil {
+			return err
+		}
+		ok, err := auth.CheckPassword(user.PasswordHash, req.Password)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errInvalidCredentials
+		}
+		token, hash, err := auth.NewToken()
+		if err != nil {
+			return err
+		}
+		if err := store.CreateSession(ctx, s.opts.DB.Primary(), user.ID, hash, sessionTTL); err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"token": token, "user": toUserJSON(user)})
+	}
+}
+
+// handleLogout revokes the session that made the request.
+func (s *Server) handleLogout() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		token, _ := bearerToken(c)
+		if err := store.RevokeSession(c.UserContext(), s.opts.DB.Primary(), auth.HashToken(token)); err != nil {
+			return err
+		}
+		return c.SendStatus(fiber.StatusNoContent)
+	}
+}
+
+type resetRequest struct {
+	Email string `json:"email"`
+}
+
+func (r *resetRequest) Validate() error {
+	r.Email = normalizeEmail(r.Email)
+	if !validEmail(r.Email) {
+		return unprocessable("email", "is not a valid email address")
+	}
+	return nil
+}
+
+// handlePasswordReset always answers 202 after the same floor of time, so
+// neither the answer nor its timing tells whether the account exists.
+func (s *Server) handlePasswordReset() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var req resetRequest
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+		deadline := time.Now().Add(s.opts.ResetResponseFloor)
+		ctx := c.UserContext()
+		err := s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
+			user, err := store.GetUserByEmail(ctx, tx, req.Email)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			// A new request supersedes older links.
+			if err := store.InvalidateEmailTokens(ctx, tx, user.ID, store.PurposePasswordReset); err != nil {
+				return err
+			}
+			tokenID, err := store.CreateEmailToken(ctx, tx, user.ID, store.PurposePasswordReset, resetTokenTTL)
+			if err != nil {
+				return err
+			}
+			_, err = s.opts.River.InsertTx(ctx, tx, jobs.EmailArgs{Template: vezamail.TemplatePasswordReset, UserID: user.ID, TokenID: &tokenID}, nil)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		time.Sleep(time.Until(deadline))
+		return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "accepted"})
+	}
+}
+
+type resetConfirmRequest struct {
+	Token    string `json:"token"`
+	Password string `json:"password"`
+}
+
+func (r *resetConfirmRequest) Validate() error {
+	if r.Token == "" || len(r.Token) > 256 {
+		return errInvalidToken
+	}
+	return validatePassword("password", r.Password)
+}
+
+// handlePasswordResetConfirm sets the new password, revokes every session
+// and every other open reset link of the user, in one transaction.
+func (s *Server) handlePasswordResetConfirm() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var req resetConfirmRequest
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+		hash, err := auth.HashPassword(req.Password)
+		if err != nil {
+			return err
+		}
+		ctx := c.UserContext()
+		err = s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
+			userID, err := store.ConsumeEmailToken(ctx, tx, auth.HashToken(req.Token), store.PurposePasswordReset)
+			if errors.Is(err, store.ErrNotFound) {
+				return errInvalidToken
+			}
+			if err != nil {
+				return err
+			}
+			if err := store.SetPassword(ctx, tx, userID, hash); err != nil {
+				return err
+			}
+			if _, err := store.RevokeUserSessions(ctx, tx, userID); err != nil {
+				return err
+			}
+			if err := store.InvalidateEmailTokens(ctx, tx, userID, store.PurposePasswordReset); err != nil {
+				return err
+			}
+			// The link arrived by email: the address is proven.
+			return store.MarkEmailVerified(ctx, tx, userID)
+		})
+		if err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"status": "password_changed"})
+	}
+}
+
+// handleMe returns the caller.
+func (s *Server) handleMe() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		return c.JSON(toUserJSON(currentUser(c)))
+	}
+}
+
+var stripeAccountRE = regexp.MustCompile(`^acct_[A-Za-z0-9]{1,64}$`)
+
+type payoutAccountRequest struct {
+	StripeAccountID string `json:"stripe_account_id"`
+}
+
+func (r *payoutAccountRequest) Validate() error {
+	r.StripeAccountID = strings.TrimSpace(r.StripeAccountID)
+	if !stripeAccountRE.MatchString(r.StripeAccountID) {
+		return unprocessable("stripe_account_id", "must be a Stripe Connect account id (acct_...)")
+	}
+	return nil
+}
+
+// handleSetPayoutAccount records the Stripe Connect account; the user
+// becomes a seller.
+func (s *Server) handleSetPayoutAccount() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var req payoutAccountRequest
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+		user, err := store.SetPayoutAccount(c.UserContext(), s.opts.DB.Primary(), currentUser(c).ID, req.StripeAccountID)
+		if err != nil {
+			return err
+		}
+		return c.JSON(toUserJSON(user))
+	}
+}
+
+// bearerToken reads "Authorization: Bearer <token>".
+func bearerToken(c *fiber.Ctx) (string, bool) {
+	h := c.Get(fiber.HeaderAuthorization)
+	const prefix = "bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	return strings.TrimSpace(h[len(prefix):]), true
+}
+
+var errUnauthenticated = veza.Errorf(veza.KindUnauthorized, "unauthorized", "a valid bearer token is required")
+
+// requireAuth loads the session's user or answers 401.
+func (s *Server) requireAuth(c *fiber.Ctx) error {
+	token, ok := bearerToken(c)
+	if !ok || len(token) > 256 {
+		return errUnauthenticated
+	}
+	user, err := store.GetSessionUser(c.UserContext(), s.opts.DB.Primary(), auth.HashToken(token))
+	if errors.Is(err, store.ErrNotFound) {
+		return errUnauthenticated
+	}
+	if err != nil {
+		return err
+	}
+	c.Locals(localUser, user)
+	return c.Next()
+}
+
+func currentUser(c *fiber.Ctx) *store.User {
+	u, _ := c.Locals(localUser).(*store.User)
+	return u
+}

@@ -1,0 +1,64 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/veza/backend"
+)
+
+// validator is implemented by request types: validation is a method on the
+// request, so each handler reads decode → validate → act.
+type validator interface {
+	Validate() error
+}
+
+// decodeJSON reads exactly one JSON object into dst, refusing unknown fields
+// and trailing data (a typo'd field must not be silently ignored), then
+// validates it. Errors are client errors in the API shape.
+func decodeJSON(c *fiber.Ctx, dst validator) error {
+	dec := json.NewDecoder(bytes.NewReader(c.Body()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return invalidJSON(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return veza.Errorf(veza.KindInvalid, "invalid_json", "request body must be a single JSON object")
+	}
+	return dst.Validate()
+}
+
+func invalidJSON(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.Is(err, io.EOF):
+		return veza.Errorf(veza.KindInvalid, "invalid_json", "request body is empty; a JSON object is expected")
+	case errors.As(err, &typeErr):
+		return veza.Errorf(veza.KindInvalid, "invalid_json", "field %q must be of type %s", typeErr.Field, typeErr.Type)
+	case errors.As(err, &syntaxErr):
+		return veza.Errorf(veza.KindInvalid, "invalid_json", "malformed JSON at byte %d", syntaxErr.Offset)
+	case bytes.HasPrefix([]byte(err.Error()), []byte("json: unknown field ")):
+		return veza.Errorf(veza.KindInvalid, "invalid_json", "unknown field %s", err.Error()[len("json: unknown field "):])
+	default:
+		return veza.Errorf(veza.KindInvalid, "invalid_json", "request body is not valid JSON: %s", trimErr(err))
+	}
+}
+
+func trimErr(err error) string {
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// unprocessable is a 422 naming the field.
+func unprocessable(field, format string, args ...any) error {
+	return veza.Errorf(veza.KindUnprocessable, "validation_failed", "%s: %s", field, fmt.Sprintf(format, args...))
+}

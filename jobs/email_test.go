@@ -1,0 +1,168 @@
+package jobs_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"net"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/veza/backend/jobs"
+	"github.com/veza/backend/mail"
+	"github.com/veza/backend/mail/mailtest"
+	"github.com/veza/backend/store"
+	"github.com/veza/backend/store/dbtest"
+)
+
+type emailBundle struct {
+	db     *store.DB
+	client *jobs.Client
+	smtp   mail.Config
+}
+
+// setupEmail runs a real River client whose email worker sends to smtpAddr
+// (which may not be listening yet).
+func setupEmail(t *testing.T, smtpAddr string) *emailBundle {
+	t.Helper()
+	pool := dbtest.Pool(t)
+	db := store.New(pool, nil)
+	host, portStr, _ := net.SplitHostPort(smtpAddr)
+	port, err := strconv.Atoi(portStr)
+	require.NoError(t, err)
+	smtpCfg := mail.Config{Host: host, Port: port, TLS: mail.TLSNone, From: "no-reply@veza.test"}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &jobs.EmailWorker{
+		DB: db, Sender: mail.NewSMTPSender(smtpCfg), PublicBaseURL: "http://front.test",
+		Logger: zerolog.Nop(), RetryBase: 200 * time.Millisecond,
+	})
+	client, err := jobs.NewClient(pool, jobs.ClientOpts{River: riverConfig(), Logger: zerolog.Nop(), Workers: workers})
+	require.NoError(t, err)
+	return &emailBundle{db: db, client: client, smtp: smtpCfg}
+}
+
+// enqueueVerify creates a user and a verification token row and enqueues
+// its email, in one transaction, as the register handler does.
+func (b *emailBundle) enqueueVerify(t *testing.T, email string) (userID, tokenID uuid.UUID) {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, b.db.InTx(ctx, func(tx pgx.Tx) error {
+		u, err := store.CreateUser(ctx, tx, email, "x", store.RoleUser)
+		if err != nil {
+			return err
+		}
+		userID = u.ID
+		tokenID, err = store.CreateEmailToken(ctx, tx, u.ID, store.PurposeVerifyEmail, time.Hour)
+		if err != nil {
+			return err
+		}
+		_, err = b.client.InsertTx(ctx, tx, jobs.EmailArgs{Template: mail.TemplateVerifyEmail, UserID: u.ID, TokenID: &tokenID}, nil)
+		return err
+	}))
+	return userID, tokenID
+}
+
+func freeLoopback(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+func TestEmailJobMintsTheTokenItSends(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	smtp := mailtest.Start(t, "127.0.0.1:0")
+	b := setupEmail(t, smtp.Addr)
+	_, tokenID := b.enqueueVerify(t, "ana@example.test")
+
+	require.NoError(t, b.client.Start(ctx))
+	t.Cleanup(func() { _ = b.client.Stop(context.Background()) })
+
+	msg := smtp.WaitFor(t, 1, 15*time.Second)[0]
+	require.Equal(t, []string{"ana@example.test"}, msg.To)
+	require.Contains(t, msg.Text, "http://front.test/verify-email?token=")
+	raw, err := url.QueryUnescape(msg.Token())
+	require.NoError(t, err)
+	require.NotEmpty(t, raw)
+
+	// Only the hash is stored, and it is the hash of the mailed token.
+	var stored []byte
+	require.NoError(t, b.db.Primary().QueryRow(ctx, `SELECT token_hash FROM email_tokens WHERE id = $1`, tokenID).Scan(&stored))
+	sum := sha256.Sum256([]byte(raw))
+	require.Equal(t, sum[:], stored)
+
+	// The job's args never held it.
+	var args string
+	require.NoError(t, b.db.Primary().QueryRow(ctx, `SELECT args::text FROM river_job WHERE kind = 'email'`).Scan(&args))
+	require.NotContains(t, args, raw)
+}
+
+func TestEmailRetriesUntilSMTPIsBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	addr := freeLoopback(t) // nothing listens there yet: connection refused
+	b := setupEmail(t, addr)
+	b.enqueueVerify(t, "ben@example.test")
+
+	failed, cancel := b.client.Subscribe(river.EventKindJobFailed)
+	defer cancel()
+	require.NoError(t, b.client.Start(ctx))
+	t.Cleanup(func() { _ = b.client.Stop(context.Background()) })
+
+	for i := 0; i < 2; i++ {
+		select {
+		case ev := <-failed:
+			require.Equal(t, "email", ev.Job.Kind)
+		case <-time.After(20 * time.Second):
+			t.Fatal("expected a failed attempt while SMTP is down")
+		}
+	}
+	smtp := mailtest.Start(t, addr) // the server comes back
+	msgs := smtp.WaitFor(t, 1, 30*time.Second)
+	require.Equal(t, []string{"ben@example.test"}, msgs[0].To)
+
+	// Completed once; no duplicate mail for the one successful send.
+	require.Eventually(t, func() bool {
+		var state string
+		_ = b.db.Primary().QueryRow(ctx, `SELECT state FROM river_job WHERE kind = 'email'`).Scan(&state)
+		return state == "completed"
+	}, 10*time.Second, 50*time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
+	require.Len(t, smtp.Messages(), 1)
+	var attempt int
+	require.NoError(t, b.db.Primary().QueryRow(ctx, `SELECT attempt FROM river_job WHERE kind = 'email'`).Scan(&attempt))
+	require.GreaterOrEqual(t, attempt, 3)
+}
+
+func TestEmailSkipsUsedToken(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	smtp := mailtest.Start(t, "127.0.0.1:0")
+	b := setupEmail(t, smtp.Addr)
+	userID, _ := b.enqueueVerify(t, "cy@example.test")
+	// A newer request superseded the token before the job ran.
+	require.NoError(t, b.db.InTx(ctx, func(tx pgx.Tx) error {
+		return store.InvalidateEmailTokens(ctx, tx, userID, store.PurposeVerifyEmail)
+	}))
+
+	completed, cancel := b.client.Subscribe(river.EventKindJobCompleted)
+	defer cancel()
+	require.NoError(t, b.client.Start(ctx))
+	t.Cleanup(func() { _ = b.client.Stop(context.Background()) })
+	select {
+	case <-completed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("job did not complete")
+	}
+	require.Empty(t, smtp.Messages(), "no mail with a dead link")
+}
