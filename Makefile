@@ -4,7 +4,9 @@ STATICCHECK_VERSION ?= v0.8.2
 # -race where time allows: the suite stays well under 10 minutes on 2 cores.
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: run test lint build compose-up db-stop clean
+FUZZTIME ?= 30s
+
+.PHONY: run test lint fuzz build compose-up db-stop clean
 
 run: ## start a local PostgreSQL if none is configured, migrate, serve API + workers + River UI on :8080
 	./scripts/run-dev.sh
@@ -15,6 +17,10 @@ test: ## every test against a real PostgreSQL (TEST_DATABASE_URL, or an ephemera
 lint: ## go vet + staticcheck
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+fuzz: ## bounded fuzzing of the webhook handler (FUZZTIME); needs one shared PostgreSQL, so it uses TEST_DATABASE_URL or the make-run cluster
+	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(./scripts/pg-local.sh start | sed 's#/veza_dev?#/postgres?#')}" \
+		$(GO) test -run XXX -fuzz FuzzWebhook -fuzztime $(FUZZTIME) ./http
 
 build: ## the one binary, in bin/app
 	$(GO) build -o bin/app ./cmd/app

@@ -375,6 +375,16 @@ func (s *Server) requireAuth(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// requireRole must follow requireAuth.
+func requireRole(role string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if currentUser(c).Role != role {
+			return veza.Errorf(veza.KindForbidden, "forbidden", "this needs the %s role", role)
+		}
+		return c.Next()
+	}
+}
+
 func currentUser(c *fiber.Ctx) *store.User {
 	u, _ := c.Locals(localUser).(*store.User)
 	return u

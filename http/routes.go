@@ -2,6 +2,8 @@ package http
 
 import (
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+
+	"github.com/veza/backend/store"
 )
 
 // routes maps the whole API. Read it top to bottom to see what the service
@@ -11,6 +13,7 @@ func (s *Server) routes() {
 
 	s.app.Get("/healthz", handleHealthz())
 	s.app.Get("/readyz", handleReadyz(s.opts.ReadyFunc))
+	s.app.Get("/openapi.json", handleOpenAPI())
 
 	if s.opts.RiverUI != nil {
 		s.app.Use("/riverui", adaptor.HTTPHandler(s.opts.RiverUI))
@@ -26,4 +29,12 @@ func (s *Server) routes() {
 	v1.Post("/auth/password-reset/confirm", strict, s.handlePasswordResetConfirm())
 	v1.Get("/me", s.requireAuth, s.handleMe())
 	v1.Put("/me/payout-account", s.requireAuth, s.handleSetPayoutAccount())
+	v1.Post("/orders", s.requireAuth, s.handleCreateOrder())
+	v1.Get("/orders/:id", s.requireAuth, s.handleGetOrder())
+
+	// Hyperswitch retries and the body cap bounds the cost: no IP limit.
+	s.app.Post("/webhooks/hyperswitch", s.handleHyperswitchWebhook())
+
+	admin := s.app.Group("/admin", s.requireAuth, requireRole(store.RoleAdmin))
+	admin.Get("/webhooks", s.handleAdminWebhooks())
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/rs/zerolog"
 
+	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/store"
 )
@@ -26,6 +27,10 @@ type ServerOpts struct {
 	// ReadyFunc reports whether the service can take traffic (database
 	// answers, schema current). Nil means always ready.
 	ReadyFunc func(ctx context.Context) error
+	// Hyperswitch is nil when payments are disabled; WebhookSecret is its
+	// payment response hash key.
+	Hyperswitch   *hyperswitch.Client
+	WebhookSecret string
 	// RiverUI is River UI with its auth already applied; nil when disabled.
 	RiverUI nethttp.Handler
 	// RequestTimeout bounds each handler's context (c.UserContext()).

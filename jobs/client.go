@@ -29,6 +29,8 @@ type ClientOpts struct {
 	// client can only insert (migrate, CLI commands, tests).
 	Workers      *river.Workers
 	PeriodicJobs []*river.PeriodicJob
+	// Middleware is for instrumentation and fault-injection tests.
+	Middleware []rivertype.Middleware
 }
 
 // NewClient builds the River client. Queue sizes, FetchCooldown, JobTimeout
@@ -38,6 +40,7 @@ func NewClient(pool *pgxpool.Pool, opts ClientOpts) (*Client, error) {
 	cfg := &river.Config{
 		Logger:       SlogLogger(opts.Logger),
 		ErrorHandler: &errorHandler{logger: opts.Logger},
+		Middleware:   opts.Middleware,
 	}
 	if opts.Workers != nil {
 		cfg.Workers = opts.Workers

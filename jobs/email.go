@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
+	"github.com/veza/backend"
 	"github.com/veza/backend/auth"
 	"github.com/veza/backend/config"
 	"github.com/veza/backend/mail"
@@ -90,6 +91,19 @@ func (w *EmailWorker) Work(ctx context.Context, job *river.Job[EmailArgs]) error
 			return err
 		}
 		data["Link"], data["ExpiresIn"] = link, humanDuration(ttl)
+	case mail.TemplatePurchaseReceipt:
+		if args.OrderID == nil {
+			return river.JobCancel(fmt.Errorf("template %s needs an order_id", args.Template))
+		}
+		order, err := store.GetOrder(ctx, w.DB.Primary(), *args.OrderID)
+		if err != nil {
+			return fmt.Errorf("error reading order: %w", err)
+		}
+		items := make([]map[string]string, len(order.Items))
+		for i, it := range order.Items {
+			items[i] = map[string]string{"Title": it.Title, "Amount": veza.FormatMoney(it.Amount, it.Currency)}
+		}
+		data["OrderID"], data["Items"], data["Total"] = order.ID.String(), items, veza.FormatMoney(order.Amount, order.Currency)
 	default:
 		return river.JobCancel(fmt.Errorf("unknown email template %q", args.Template))
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/veza/backend/config"
 	vezahttp "github.com/veza/backend/http"
+	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/mail"
 	"github.com/veza/backend/migrations"
@@ -80,14 +81,19 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 		return err
 	}
 
+	var hs *hyperswitch.Client
+	if cfg.Hyperswitch.Enabled {
+		hs = hyperswitch.New(cfg.Hyperswitch.BaseURL, cfg.Hyperswitch.APIKey, nil)
+	}
 	client, err := jobs.NewClient(a.db.Primary(), jobs.ClientOpts{
 		River:  cfg.River,
 		Logger: log,
 		Workers: jobs.NewWorkers(jobs.Deps{
-			Config: cfg,
-			DB:     a.db,
-			Mail:   mail.NewSender(cfg.SMTP, log, cfg.Env == config.Development),
-			Logger: log,
+			Config:      cfg,
+			DB:          a.db,
+			Mail:        mail.NewSender(cfg.SMTP, log, cfg.Env == config.Development),
+			Hyperswitch: hs,
+			Logger:      log,
 		}),
 	})
 	if err != nil {
@@ -108,6 +114,8 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 			Logger:                 log,
 			DB:                     a.db,
 			River:                  client,
+			Hyperswitch:            hs,
+			WebhookSecret:          cfg.Hyperswitch.WebhookSecret,
 			RateLimitPerMinute:     cfg.RateLimitPerMinute,
 			AuthRateLimitPerMinute: cfg.AuthRateLimitPerMinute,
 			ReadyFunc: func(ctx context.Context) error {

@@ -1,0 +1,151 @@
+package http
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/veza/backend"
+	"github.com/veza/backend/hyperswitch"
+	"github.com/veza/backend/jobs"
+	"github.com/veza/backend/store"
+)
+
+// MaxWebhookBody caps a Hyperswitch delivery (SPEC §4).
+const MaxWebhookBody = 64 << 10
+
+// handleHyperswitchWebhook receives Hyperswitch's deliveries. Every delivery
+// under the cap writes exactly one log row, valid or not. A valid one
+// commits its log row, its event id and its process-event job in one
+// transaction and answers 200 at once; processing happens in the job.
+func (s *Server) handleHyperswitchWebhook() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if c.Request().Header.ContentLength() > MaxWebhookBody || len(c.Body()) > MaxWebhookBody {
+			return veza.Errorf(veza.KindTooLarge, "body_too_large", "webhook body is over 64 KB")
+		}
+		body := c.Body()
+		ctx := c.UserContext()
+		entry := &store.WebhookLog{
+			RequestID: requestID(c),
+			SourceIP:  optional(c.IP()),
+			UserAgent: optional(truncate(string(c.Request().Header.UserAgent()), 512)),
+			Payload:   storablePayload(body),
+		}
+		if et := hyperswitch.EventTypeOf(body); et != "" {
+			entry.EventType = &et
+		}
+
+		if !hyperswitch.VerifySignature(s.opts.WebhookSecret, body, c.Get(hyperswitch.SignatureHeader)) {
+			entry.ProcessingResult = store.ResultSignatureInvalid
+			if _, err := store.InsertWebhookLog(ctx, s.opts.DB.Primary(), entry); err != nil {
+				// Evidence lost, but the answer to the sender stays 401.
+				s.log.Error().Err(err).Str("request_id", entry.RequestID).Msg("could not log an invalid webhook delivery")
+			}
+			return veza.Errorf(veza.KindUnauthorized, "invalid_signature", "missing or invalid webhook signature")
+		}
+		entry.SignatureValid = true
+
+		event, perr := hyperswitch.ParseEvent(body)
+		if perr == nil && (event.EventID == "" || event.EventType == "") {
+			perr = errors.New("event_id and event_type are required")
+		}
+		if perr == nil && len(event.EventID) > 128 {
+			perr = errors.New("event_id is over 128 characters")
+		}
+		if perr != nil {
+			entry.ProcessingResult = store.ResultError("unparseable event: " + perr.Error())
+			if _, err := store.InsertWebhookLog(ctx, s.opts.DB.Primary(), entry); err != nil {
+				s.log.Error().Err(err).Str("request_id", entry.RequestID).Msg("could not log an unparseable webhook delivery")
+			}
+			return veza.Errorf(veza.KindInvalid, "invalid_event", "webhook body is not a Hyperswitch event")
+		}
+		entry.EventID = &event.EventID
+
+		err := s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
+			entry.ProcessingResult = store.ResultQueued
+			logID, err := store.InsertWebhookLog(ctx, tx, entry)
+			if err != nil {
+				return err
+			}
+			first, err := store.RecordEvent(ctx, tx, event.EventID, event.EventType, &logID)
+			if err != nil {
+				return err
+			}
+			if !first {
+				// A redelivery of an event already taken: logged, not redone.
+				return store.SetWebhookResult(ctx, tx, logID, store.ResultSkipped)
+			}
+			_, err = s.opts.River.InsertTx(ctx, tx, jobs.ProcessEventArgs{
+				EventID: event.EventID, EventType: event.EventType, LogID: &logID, Object: event.Content.Object,
+			}, nil)
+			return err
+		})
+		if err != nil {
+			// Nothing could be stored: a 5xx makes Hyperswitch redeliver.
+			return err
+		}
+		return c.JSON(fiber.Map{"status": "accepted"})
+	}
+}
+
+// storablePayload keeps the body as text when PostgreSQL can store it:
+// invalid UTF-8 (and NUL, which TEXT refuses) is stored as empty.
+func storablePayload(body []byte) string {
+	if !utf8.Valid(body) || strings.IndexByte(string(body), 0) >= 0 {
+		return ""
+	}
+	return string(body)
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// handleAdminWebhooks lists recent deliveries for forensics.
+func (s *Server) handleAdminWebhooks() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var valid *bool
+		switch c.Query("signature_valid") {
+		case "":
+		case "true":
+			v := true
+			valid = &v
+		case "false":
+			v := false
+			valid = &v
+		default:
+			return unprocessable("signature_valid", "must be true or false")
+		}
+		limit, err := queryLimit(c, 50, 500)
+		if err != nil {
+			return err
+		}
+		logs, err := store.ListWebhookLogs(c.UserContext(), s.opts.DB.ForRead(), valid, limit)
+		if err != nil {
+			return err
+		}
+		if logs == nil {
+			logs = []store.WebhookLog{}
+		}
+		return c.JSON(fiber.Map{"webhooks": logs})
+	}
+}
+
+func queryLimit(c *fiber.Ctx, def, max int) (int, error) {
+	raw := c.Query("limit")
+	if raw == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 || n > max {
+		return 0, unprocessable("limit", "must be an integer between 1 and %d", max)
+	}
+	return n, nil
+}

@@ -1,0 +1,227 @@
+package http_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	vezahttp "github.com/veza/backend/http"
+	"github.com/veza/backend/hyperswitch"
+	"github.com/veza/backend/hyperswitch/hyperswitchtest"
+	"github.com/veza/backend/jobs"
+)
+
+// deliver posts a webhook body, signed with sig ("" for none).
+func (b *apiBundle) deliver(t *testing.T, body []byte, sig string, headers ...string) response {
+	t.Helper()
+	req := httptest.NewRequest("POST", "/webhooks/hyperswitch", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Hyperswitch-Webhook/1.0")
+	if sig != "" {
+		req.Header.Set("x-webhook-signature-512", sig)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := b.app.App().Test(req, -1)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return response{Status: resp.StatusCode, Raw: string(raw)}
+}
+
+func paymentEvent(eventID, eventType, paymentID string, amount int64) []byte {
+	return hyperswitchtest.WebhookBody(eventID, eventType, map[string]any{
+		"payment_id": paymentID, "status": strings.TrimPrefix(eventType, "payment_"), "amount": amount, "currency": "EUR",
+	})
+}
+
+func TestWebhookValidDeliveryIsLoggedAndQueued(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	body := paymentEvent("evt_1", "payment_succeeded", "veza_ord_x", 100)
+	r := b.deliver(t, body, hyperswitch.Sign(webhookSecret, body), "X-Request-Id", "hs-req-1")
+	require.Equal(t, 200, r.Status, r.Raw)
+
+	var valid bool
+	var result, requestID, eventType, ua, payload string
+	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT signature_valid, processing_result, request_id, event_type, user_agent, payload
+		FROM hyperswitch_webhook_log`).Scan(&valid, &result, &requestID, &eventType, &ua, &payload))
+	require.True(t, valid)
+	require.Equal(t, "queued", result)
+	require.Equal(t, "hs-req-1", requestID)
+	require.Equal(t, "payment_succeeded", eventType)
+	require.Equal(t, "Hyperswitch-Webhook/1.0", ua)
+	require.Equal(t, string(body), payload)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'hyperswitch_event' AND args->>'event_id' = 'evt_1'`))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM hyperswitch_events WHERE event_id = 'evt_1'`))
+}
+
+func TestWebhookInvalidSignature(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	body := paymentEvent("evt_2", "payment_succeeded", "veza_ord_x", 100)
+	for _, sig := range []string{"", "deadbeef", hyperswitch.Sign("wrong-secret", body), strings.ToUpper(hyperswitch.Sign(webhookSecret, body))[:10]} {
+		r := b.deliver(t, body, sig)
+		require.Equal(t, 401, r.Status)
+		require.Contains(t, r.Raw, `"code":"invalid_signature"`)
+	}
+	require.Equal(t, 4, b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log WHERE signature_valid = false AND processing_result = 'signature_invalid' AND event_type = 'payment_succeeded'`))
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM river_job`))
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM hyperswitch_events`))
+}
+
+func TestWebhookOversizeIs413WithoutARow(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	body := []byte(`{"event_id":"evt_big","pad":"` + strings.Repeat("x", 65*1024) + `"}`)
+	r := b.deliver(t, body, hyperswitch.Sign(webhookSecret, body))
+	require.Equal(t, 413, r.Status)
+	require.Contains(t, r.Raw, `"code":"body_too_large"`)
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log`))
+
+	exact := bytes.Repeat([]byte(" "), vezahttp.MaxWebhookBody)
+	r = b.deliver(t, exact, "")
+	require.Equal(t, 401, r.Status, "exactly 64 KB is under the cap")
+}
+
+func TestWebhookGarbageWithValidSignature(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	for _, body := range [][]byte{[]byte(`not json at all`), []byte(`{"event_type":`), []byte(`{"event_id":"","event_type":"payment_succeeded"}`), []byte(`[]`)} {
+		r := b.deliver(t, body, hyperswitch.Sign(webhookSecret, body))
+		require.Equal(t, 400, r.Status, string(body))
+		require.Contains(t, r.Raw, `"code":"invalid_event"`)
+	}
+	require.Equal(t, 4, b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log WHERE signature_valid AND processing_result LIKE 'error: %'`))
+	require.Equal(t, 3, b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log WHERE event_type IS NULL`))
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM river_job`))
+}
+
+func TestWebhookInvalidUTF8StoredAsEmpty(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	body := []byte("{\"event_id\":\"e\xff\xfe\",\"x\":\"\x00\"}")
+	r := b.deliver(t, body, "bad")
+	require.Equal(t, 401, r.Status)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log WHERE payload = ''`))
+}
+
+func TestWebhookRedeliveryIsLoggedNotRequeued(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	body := paymentEvent("evt_dup", "payment_succeeded", "veza_ord_x", 100)
+	sig := hyperswitch.Sign(webhookSecret, body)
+	var wg sync.WaitGroup
+	statuses := make(chan int, 5)
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses <- b.deliver(t, body, sig).Status
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		require.Equal(t, 200, s)
+	}
+	require.Equal(t, 5, b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log`), "one row per delivery")
+	require.Equal(t, 4, b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log WHERE processing_result = 'skipped'`))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'hyperswitch_event'`), "processed once")
+}
+
+// failingInsert makes every job insert fail, as a crash between the log
+// insert and the job insert would.
+type failingInsert struct{ river.MiddlewareDefaults }
+
+func (*failingInsert) InsertMany(ctx context.Context, manyParams []*rivertype.JobInsertParams, doInner func(context.Context) ([]*rivertype.JobInsertResult, error)) ([]*rivertype.JobInsertResult, error) {
+	if _, err := doInner(ctx); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("injected: failure right after the job insert")
+}
+
+func TestWebhookLogAndJobCommitTogether(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t, func(o *vezahttp.ServerOpts) {
+		client, err := jobs.NewClient(o.DB.Primary(), jobs.ClientOpts{Logger: zerolog.Nop(), Middleware: []rivertype.Middleware{&failingInsert{}}})
+		if err != nil {
+			panic(err)
+		}
+		o.River = client
+	})
+	body := paymentEvent("evt_crash", "payment_succeeded", "veza_ord_x", 100)
+	r := b.deliver(t, body, hyperswitch.Sign(webhookSecret, body))
+	require.Equal(t, 500, r.Status, "nothing stored: Hyperswitch must redeliver")
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log`), "no log row without its job")
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM hyperswitch_events`))
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM river_job`))
+}
+
+func TestAdminWebhooks(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	_, admin := b.newUser(t, "admin")
+	_, user := b.newUser(t, "user")
+	good := paymentEvent("evt_ok", "payment_succeeded", "p", 1)
+	b.deliver(t, good, hyperswitch.Sign(webhookSecret, good))
+	for i := 0; i < 3; i++ {
+		b.deliver(t, []byte(fmt.Sprintf(`{"probe":%d}`, i)), "forged")
+	}
+
+	r := b.do(t, "GET", "/admin/webhooks?signature_valid=false&limit=2", admin, nil)
+	require.Equal(t, 200, r.Status, r.Raw)
+	rows := r.Body["webhooks"].([]any)
+	require.Len(t, rows, 2)
+	for _, row := range rows {
+		require.Equal(t, false, row.(map[string]any)["signature_valid"])
+		require.Equal(t, "signature_invalid", row.(map[string]any)["processing_result"])
+	}
+	r = b.do(t, "GET", "/admin/webhooks", admin, nil)
+	require.Len(t, r.Body["webhooks"], 4)
+
+	require.Equal(t, 403, b.do(t, "GET", "/admin/webhooks", user, nil).Status)
+	require.Equal(t, 401, b.do(t, "GET", "/admin/webhooks", "", nil).Status)
+	require.Equal(t, 422, b.do(t, "GET", "/admin/webhooks?signature_valid=maybe", admin, nil).Status)
+	require.Equal(t, 422, b.do(t, "GET", "/admin/webhooks?limit=0", admin, nil).Status)
+	require.Equal(t, 422, b.do(t, "GET", "/admin/webhooks?limit=99999999999999999999", admin, nil).Status)
+}
+
+// FuzzWebhook: whatever arrives, the answer is 2xx/4xx and exactly one log
+// row is written per delivery under the cap.
+func FuzzWebhook(f *testing.F) {
+	f.Add([]byte(`{"event_id":"e1","event_type":"payment_succeeded","content":{"object":{"payment_id":"p","amount":1}}}`), true)
+	f.Add([]byte(`{"event_id":"e2","event_type":"refund_failed","content":{"object":{"refund_id":"r","error_message":null}}}`), false)
+	f.Add([]byte("\xff\xfe\x00"), true)
+	f.Add([]byte(`{"event_id":1e400}`), true)
+	f.Add([]byte(`{"content":{"object":{"amount":-99999999999999999999}}}`), true)
+	f.Add([]byte(``), false)
+	b := setupAPI(f)
+	f.Fuzz(func(t *testing.T, body []byte, signed bool) {
+		before := b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log`)
+		sig := "x"
+		if signed {
+			sig = hyperswitch.Sign(webhookSecret, body)
+		}
+		r := b.deliver(t, body, sig)
+		require.True(t, r.Status >= 200 && r.Status < 500, "status %d for %q: %s", r.Status, body, r.Raw)
+		after := b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log`)
+		if len(body) <= vezahttp.MaxWebhookBody {
+			require.Equal(t, before+1, after, "one log row per delivery")
+		} else {
+			require.Equal(t, before, after)
+		}
+	})
+}

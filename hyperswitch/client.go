@@ -1,0 +1,226 @@
+// Package hyperswitch is the client of Hyperswitch's payments API: create
+// and read payments and refunds, plus webhook signature verification.
+//
+// Hyperswitch has no idempotency header: the merchant chooses payment_id and
+// refund_id. The client refuses to create either without one (a retried
+// call must never be able to charge or refund twice) and treats Hyperswitch's
+// "already exists" answer (HE_01) as "read it back".
+package hyperswitch
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Payment is what we read of a Hyperswitch payment.
+type Payment struct {
+	PaymentID    string            `json:"payment_id"`
+	MerchantID   string            `json:"merchant_id,omitempty"`
+	Status       string            `json:"status"`
+	Amount       int64             `json:"amount"`
+	Currency     string            `json:"currency"`
+	ClientSecret string            `json:"client_secret,omitempty"`
+	ErrorMessage *string           `json:"error_message,omitempty"`
+	Metadata     map[string]string `json:"metadata,omitempty"`
+}
+
+// Refund is what we read of a Hyperswitch refund.
+type Refund struct {
+	RefundID     string  `json:"refund_id"`
+	PaymentID    string  `json:"payment_id"`
+	Amount       int64   `json:"amount"`
+	Currency     string  `json:"currency"`
+	Status       string  `json:"status"`
+	Reason       *string `json:"reason,omitempty"`
+	ErrorMessage *string `json:"error_message,omitempty"`
+}
+
+// CreatePaymentParams creates an unconfirmed payment the frontend confirms
+// with the client secret.
+type CreatePaymentParams struct {
+	PaymentID   string            `json:"payment_id"`
+	Amount      int64             `json:"amount"`
+	Currency    string            `json:"currency"`
+	Confirm     bool              `json:"confirm"`
+	CaptureMode string            `json:"capture_method,omitempty"`
+	Description string            `json:"description,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+}
+
+// CreateRefundParams refunds (part of) a payment.
+type CreateRefundParams struct {
+	RefundID   string `json:"refund_id"`
+	PaymentID  string `json:"payment_id"`
+	Amount     int64  `json:"amount"`
+	Reason     string `json:"reason,omitempty"`
+	RefundType string `json:"refund_type,omitempty"`
+}
+
+// Error is an error answer from Hyperswitch (or the network).
+type Error struct {
+	HTTPStatus int    // 0 for a network error
+	Type       string `json:"type"`
+	Code       string `json:"code"`
+	Message    string `json:"message"`
+	cause      error
+}
+
+func (e *Error) Error() string {
+	if e.HTTPStatus == 0 {
+		return fmt.Sprintf("hyperswitch: network error: %v", e.cause)
+	}
+	return fmt.Sprintf("hyperswitch: %d %s %s: %s", e.HTTPStatus, e.Type, e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.cause }
+
+// Transient reports whether retrying the same call later may succeed:
+// network errors, 408, 429 and 5xx.
+func (e *Error) Transient() bool {
+	return e.HTTPStatus == 0 || e.HTTPStatus == http.StatusRequestTimeout ||
+		e.HTTPStatus == http.StatusTooManyRequests || e.HTTPStatus >= 500
+}
+
+// IsTransient reports whether err is a Hyperswitch error worth retrying.
+func IsTransient(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Transient()
+}
+
+// IsNotFound reports whether Hyperswitch answered 404.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.HTTPStatus == http.StatusNotFound
+}
+
+// codeDuplicate is Hyperswitch's "already exists" error code.
+const codeDuplicate = "HE_01"
+
+// ErrMissingIdentity is returned, before any network call, when a create
+// call lacks the merchant-chosen id that makes it idempotent.
+var ErrMissingIdentity = errors.New("hyperswitch: refusing to create without our idempotency id (payment_id / refund_id)")
+
+// Client calls Hyperswitch with the api-key header.
+type Client struct {
+	baseURL string
+	apiKey  string
+	http    *http.Client
+}
+
+// New returns a client. Calls time out after 15s unless httpClient says
+// otherwise.
+func New(baseURL, apiKey string, httpClient *http.Client) *Client {
+	if httpClient == nil {
+		httpClient = &http.Client{Timeout: 15 * time.Second}
+	}
+	return &Client{baseURL: strings.TrimRight(baseURL, "/"), apiKey: apiKey, http: httpClient}
+}
+
+// CreatePayment creates the payment, or reads it back when a previous
+// attempt already created it.
+func (c *Client) CreatePayment(ctx context.Context, p CreatePaymentParams) (*Payment, error) {
+	if p.PaymentID == "" {
+		return nil, ErrMissingIdentity
+	}
+	var out Payment
+	err := c.do(ctx, http.MethodPost, "/payments", p, &out)
+	if isDuplicate(err) {
+		return c.GetPayment(ctx, p.PaymentID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetPayment reads a payment (with its client secret).
+func (c *Client) GetPayment(ctx context.Context, paymentID string) (*Payment, error) {
+	var out Payment
+	if err := c.do(ctx, http.MethodGet, "/payments/"+url.PathEscape(paymentID), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// CreateRefund creates the refund, or reads it back when it exists.
+func (c *Client) CreateRefund(ctx context.Context, p CreateRefundParams) (*Refund, error) {
+	if p.RefundID == "" || p.PaymentID == "" {
+		return nil, ErrMissingIdentity
+	}
+	var out Refund
+	err := c.do(ctx, http.MethodPost, "/refunds", p, &out)
+	if isDuplicate(err) {
+		return c.GetRefund(ctx, p.RefundID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetRefund reads a refund.
+func (c *Client) GetRefund(ctx context.Context, refundID string) (*Refund, error) {
+	var out Refund
+	if err := c.do(ctx, http.MethodGet, "/refunds/"+url.PathEscape(refundID), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func isDuplicate(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == codeDuplicate
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var reader io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		reader = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, reader)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("api-key", c.apiKey)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return &Error{cause: err}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return &Error{cause: err}
+	}
+	if resp.StatusCode >= 300 {
+		e := &Error{HTTPStatus: resp.StatusCode}
+		var envelope struct {
+			Error *Error `json:"error"`
+		}
+		if json.Unmarshal(raw, &envelope) == nil && envelope.Error != nil {
+			e.Type, e.Code, e.Message = envelope.Error.Type, envelope.Error.Code, envelope.Error.Message
+		} else {
+			e.Message = http.StatusText(resp.StatusCode)
+		}
+		return e
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("hyperswitch: decoding %s %s: %w", method, path, err)
+	}
+	return nil
+}

@@ -1,0 +1,303 @@
+// Package hyperswitchtest is a stateful fake of Hyperswitch's API on an
+// httptest server, speaking its wire format: api-key auth, merchant-chosen
+// payment_id/refund_id, HE_01 on duplicates, its error envelope. Tests can
+// make it fail, slow it down and move payments and refunds between states,
+// and build signed webhook deliveries.
+package hyperswitchtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/veza/backend/hyperswitch"
+)
+
+// APIKey is the key the fake accepts.
+const APIKey = "snd_test_api_key"
+
+// Server is the fake.
+type Server struct {
+	URL string
+
+	mu       sync.Mutex
+	payments map[string]*hyperswitch.Payment
+	refunds  map[string]*hyperswitch.Refund
+	failNext int
+	failCode int
+	latency  time.Duration
+	calls    map[string]int
+
+	inFlight    atomic.Int64
+	maxInFlight atomic.Int64
+}
+
+// Start runs the fake until the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{payments: map[string]*hyperswitch.Payment{}, refunds: map[string]*hyperswitch.Refund{}, calls: map[string]int{}}
+	srv := httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(srv.Close)
+	s.URL = srv.URL
+	return s
+}
+
+// Client returns a real client pointed at the fake.
+func (s *Server) Client() *hyperswitch.Client { return hyperswitch.New(s.URL, APIKey, nil) }
+
+// FailNext makes the next n calls answer status (e.g. 503).
+func (s *Server) FailNext(n, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failNext, s.failCode = n, status
+}
+
+// SetLatency delays every answer.
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
+}
+
+// Calls counts requests by "METHOD /first-segment" (e.g. "POST /payments").
+func (s *Server) Calls(key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[key]
+}
+
+// MaxInFlight is the most concurrent requests seen.
+func (s *Server) MaxInFlight() int64 { return s.maxInFlight.Load() }
+
+// Payment returns a copy of a stored payment.
+func (s *Server) Payment(id string) (hyperswitch.Payment, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.payments[id]
+	if !ok {
+		return hyperswitch.Payment{}, false
+	}
+	return *p, true
+}
+
+// PutPayment stores (or replaces) a payment, e.g. one created before the test.
+func (s *Server) PutPayment(p hyperswitch.Payment) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.payments[p.PaymentID] = &p
+}
+
+// SetPaymentStatus moves a payment (as the customer confirming it would).
+func (s *Server) SetPaymentStatus(id, status string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.payments[id]; ok {
+		p.Status = status
+	}
+}
+
+// Refund returns a copy of a stored refund.
+func (s *Server) Refund(id string) (hyperswitch.Refund, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.refunds[id]
+	if !ok {
+		return hyperswitch.Refund{}, false
+	}
+	return *r, true
+}
+
+// Refunds returns copies of every refund.
+func (s *Server) Refunds() []hyperswitch.Refund {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]hyperswitch.Refund, 0, len(s.refunds))
+	for _, r := range s.refunds {
+		out = append(out, *r)
+	}
+	return out
+}
+
+// PutRefund stores (or replaces) a refund.
+func (s *Server) PutRefund(r hyperswitch.Refund) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refunds[r.RefundID] = &r
+}
+
+// SetRefundStatus moves a refund, with an error message for failures.
+func (s *Server) SetRefundStatus(id, status string, errMsg *string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.refunds[id]; ok {
+		r.Status, r.ErrorMessage = status, errMsg
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, typ, code, msg string) {
+	writeJSON(w, status, map[string]any{"error": map[string]string{"type": typ, "code": code, "message": msg}})
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	n := s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	for {
+		m := s.maxInFlight.Load()
+		if n <= m || s.maxInFlight.CompareAndSwap(m, n) {
+			break
+		}
+	}
+
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	s.mu.Lock()
+	s.calls[r.Method+" /"+parts[0]]++
+	latency := s.latency
+	fail := 0
+	if s.failNext > 0 {
+		s.failNext--
+		fail = s.failCode
+	}
+	s.mu.Unlock()
+	time.Sleep(latency)
+
+	if r.Header.Get("api-key") != APIKey {
+		writeError(w, http.StatusUnauthorized, "invalid_request", "IR_01", "API key not provided or invalid API key used")
+		return
+	}
+	if fail != 0 {
+		writeError(w, fail, "server_not_available", "HE_00", "Something went wrong")
+		return
+	}
+
+	switch {
+	case r.Method == http.MethodPost && len(parts) == 1 && parts[0] == "payments":
+		s.createPayment(w, r)
+	case r.Method == http.MethodGet && len(parts) == 2 && parts[0] == "payments":
+		s.mu.Lock()
+		p, ok := s.payments[parts[1]]
+		var cp hyperswitch.Payment
+		if ok {
+			cp = *p
+		}
+		s.mu.Unlock()
+		if !ok {
+			writeError(w, http.StatusNotFound, "invalid_request", "HE_02", "Payment does not exist in our records")
+			return
+		}
+		writeJSON(w, http.StatusOK, cp)
+	case r.Method == http.MethodPost && len(parts) == 1 && parts[0] == "refunds":
+		s.createRefund(w, r)
+	case r.Method == http.MethodGet && len(parts) == 2 && parts[0] == "refunds":
+		s.mu.Lock()
+		rf, ok := s.refunds[parts[1]]
+		var cp hyperswitch.Refund
+		if ok {
+			cp = *rf
+		}
+		s.mu.Unlock()
+		if !ok {
+			writeError(w, http.StatusNotFound, "invalid_request", "HE_02", "Refund does not exist in our records")
+			return
+		}
+		writeJSON(w, http.StatusOK, cp)
+	default:
+		writeError(w, http.StatusNotFound, "invalid_request", "IR_02", "Unrecognized request URL")
+	}
+}
+
+func (s *Server) createPayment(w http.ResponseWriter, r *http.Request) {
+	var p hyperswitch.CreatePaymentParams
+	if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "IR_06", "Json deserialize error")
+		return
+	}
+	if p.Amount <= 0 || len(p.Currency) != 3 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "IR_05", "amount and currency are required")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.PaymentID == "" {
+		// Real Hyperswitch would mint one: the duplicate-charge hazard the
+		// client refuses to create. Record it loudly.
+		p.PaymentID = fmt.Sprintf("pay_generated_%d", len(s.payments)+1)
+	}
+	if _, exists := s.payments[p.PaymentID]; exists {
+		writeError(w, http.StatusBadRequest, "invalid_request", "HE_01", "The payment with the specified payment_id already exists in our records")
+		return
+	}
+	pay := &hyperswitch.Payment{
+		PaymentID: p.PaymentID, MerchantID: "merchant_veza", Status: "requires_payment_method",
+		Amount: p.Amount, Currency: p.Currency, ClientSecret: p.PaymentID + "_secret_" + fmt.Sprint(time.Now().UnixNano()),
+		Metadata: p.Metadata,
+	}
+	s.payments[p.PaymentID] = pay
+	writeJSON(w, http.StatusOK, pay)
+}
+
+func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
+	var p hyperswitch.CreateRefundParams
+	if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "IR_06", "Json deserialize error")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pay, ok := s.payments[p.PaymentID]
+	if !ok {
+		writeError(w, http.StatusNotFound, "invalid_request", "HE_02", "Payment does not exist in our records")
+		return
+	}
+	if p.RefundID == "" {
+		p.RefundID = fmt.Sprintf("ref_generated_%d", len(s.refunds)+1)
+	}
+	if _, exists := s.refunds[p.RefundID]; exists {
+		writeError(w, http.StatusBadRequest, "invalid_request", "HE_01", "Duplicate refund request. Refund already attempted with the refund ID")
+		return
+	}
+	if pay.Status != "succeeded" {
+		writeError(w, http.StatusBadRequest, "invalid_request", "IR_14", "This Payment could not be refund because it has a status of "+pay.Status)
+		return
+	}
+	amount := p.Amount
+	if amount == 0 {
+		amount = pay.Amount
+	}
+	ref := &hyperswitch.Refund{RefundID: p.RefundID, PaymentID: p.PaymentID, Amount: amount, Currency: pay.Currency, Status: "pending"}
+	if p.Reason != "" {
+		reason := p.Reason
+		ref.Reason = &reason
+	}
+	s.refunds[p.RefundID] = ref
+	writeJSON(w, http.StatusOK, ref)
+}
+
+// WebhookBody builds the body Hyperswitch posts for an event.
+func WebhookBody(eventID, eventType string, object any) []byte {
+	contentType := "payment_details"
+	if strings.HasPrefix(eventType, "refund_") {
+		contentType = "refund_details"
+	} else if strings.HasPrefix(eventType, "dispute_") {
+		contentType = "dispute_details"
+	}
+	body, _ := json.Marshal(map[string]any{
+		"merchant_id": "merchant_veza",
+		"event_id":    eventID,
+		"event_type":  eventType,
+		"content":     map[string]any{"type": contentType, "object": object},
+		"timestamp":   time.Now().UTC().Format(time.RFC3339Nano),
+	})
+	return body
+}

@@ -1,0 +1,166 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/rs/zerolog"
+
+	"github.com/veza/backend"
+	"github.com/veza/backend/config"
+	"github.com/veza/backend/hyperswitch"
+	"github.com/veza/backend/mail"
+	"github.com/veza/backend/store"
+)
+
+// ProcessEventArgs is one Hyperswitch event to apply: from a webhook (LogID
+// names its log row) or synthesised by reconciliation. Args hold the few
+// object fields the dispatcher reads, never the raw payload.
+type ProcessEventArgs struct {
+	EventID   string                  `json:"event_id" river:"unique"`
+	EventType string                  `json:"event_type"`
+	LogID     *uuid.UUID              `json:"log_id,omitempty"`
+	Object    hyperswitch.EventObject `json:"object"`
+}
+
+func (ProcessEventArgs) Kind() string { return "hyperswitch_event" }
+
+// InsertOpts: unique per Hyperswitch event id, so a redelivery racing the
+// first is not processed twice (the hyperswitch_events table also dedupes
+// after River has forgotten the job).
+func (ProcessEventArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: config.QueuePayments, MaxAttempts: 15, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// ProcessEventWorker applies events through the one dispatcher and writes
+// the result on the event's log row, in the same transaction.
+type ProcessEventWorker struct {
+	river.WorkerDefaults[ProcessEventArgs]
+	DB         *store.DB
+	Dispatcher *Dispatcher
+}
+
+func (w *ProcessEventWorker) Work(ctx context.Context, job *river.Job[ProcessEventArgs]) error {
+	err := w.DB.InTx(ctx, func(tx pgx.Tx) error {
+		result, err := w.Dispatcher.Dispatch(ctx, tx, job.Args)
+		if err != nil {
+			return err
+		}
+		if job.Args.LogID != nil {
+			return store.SetWebhookResult(ctx, tx, *job.Args.LogID, result)
+		}
+		return nil
+	})
+	if err != nil && job.Args.LogID != nil {
+		// Best effort: the attempt's error is visible on the log row too;
+		// River retries and a later success overwrites it.
+		_ = store.SetWebhookResult(context.WithoutCancel(ctx), w.DB.Primary(), *job.Args.LogID, store.ResultError(err.Error()))
+	}
+	return err
+}
+
+// Dispatcher applies payment_*, refund_* and dispute_* events to our rows.
+// Every state change goes through the status machines, so a late, repeated
+// or out-of-order event finds its row already moved and is skipped: replaying
+// is always safe.
+type Dispatcher struct {
+	Logger zerolog.Logger
+	// Payouts creates the seller transfers of a paid order and their jobs,
+	// inside the transaction that completes it. Nil disables payouts.
+	Payouts PayoutPlanner
+}
+
+// PayoutPlanner is the hook where a completed order's payouts are created.
+type PayoutPlanner interface {
+	PlanPayouts(ctx context.Context, tx pgx.Tx, order *store.Order) error
+}
+
+// Dispatch returns the result for the log row: store.ResultOK when it
+// changed something, store.ResultSkipped when there was nothing to do, or
+// an error result for events it refuses (not retried). A returned error is
+// retried by River.
+func (d *Dispatcher) Dispatch(ctx context.Context, tx pgx.Tx, args ProcessEventArgs) (string, error) {
+	switch {
+	case strings.HasPrefix(args.EventType, "payment_"):
+		return d.payment(ctx, tx, args)
+	case strings.HasPrefix(args.EventType, "refund_"):
+		return d.refund(ctx, tx, args)
+	case strings.HasPrefix(args.EventType, "dispute_"):
+		// Disputes need a human: surface them loudly, change nothing.
+		d.Logger.Error().Str("event_id", args.EventID).Str("event_type", args.EventType).
+			Str("payment_id", args.Object.PaymentID).Str("dispute_id", args.Object.DisputeID).
+			Msg("dispute event received: needs attention")
+		return store.ResultOK, nil
+	default:
+		return store.ResultSkipped, nil
+	}
+}
+
+var paymentTargets = map[string]veza.OrderStatus{
+	"payment_succeeded": veza.OrderCompleted,
+	"payment_failed":    veza.OrderFailed,
+	"payment_cancelled": veza.OrderCancelled,
+}
+
+func (d *Dispatcher) payment(ctx context.Context, tx pgx.Tx, args ProcessEventArgs) (string, error) {
+	obj := args.Object
+	order, err := store.GetOrderByPaymentIDForUpdate(ctx, tx, obj.PaymentID)
+	if errors.Is(err, store.ErrNotFound) {
+		d.Logger.Warn().Str("event_id", args.EventID).Str("payment_id", obj.PaymentID).Msg("event for an unknown payment")
+		return store.ResultSkipped, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if obj.Status != "" {
+		if err := store.SetOrderPaymentStatus(ctx, tx, order.ID, obj.Status); err != nil {
+			return "", err
+		}
+	}
+	to, ok := paymentTargets[args.EventType]
+	if !ok || order.Status != veza.OrderPending {
+		// Intermediate statuses, or the order already moved on: terminal
+		// states never move again.
+		return store.ResultSkipped, nil
+	}
+	if to == veza.OrderCompleted && (obj.Amount != order.Amount || !strings.EqualFold(obj.Currency, order.Currency)) {
+		d.Logger.Error().Str("order_id", order.ID.String()).Int64("paid", obj.Amount).Str("paid_currency", obj.Currency).
+			Int64("expected", order.Amount).Str("currency", order.Currency).Msg("payment amount does not match the order: not completing it")
+		return store.ResultError(fmt.Sprintf("amount mismatch: paid %d %s, order is %d %s", obj.Amount, obj.Currency, order.Amount, order.Currency)), nil
+	}
+	if err := store.TransitionOrder(ctx, tx, order.ID, veza.OrderPending, to); err != nil {
+		if errors.Is(err, veza.ErrStaleState) {
+			return store.ResultSkipped, nil
+		}
+		return "", err
+	}
+	if to == veza.OrderCompleted {
+		if err := d.onOrderPaid(ctx, tx, order); err != nil {
+			return "", err
+		}
+	}
+	return store.ResultOK, nil
+}
+
+// onOrderPaid is everything a paid order implies, committed with the order's
+// move to completed: the receipt email and the sellers' payouts.
+func (d *Dispatcher) onOrderPaid(ctx context.Context, tx pgx.Tx, order *store.Order) error {
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	if _, err := client.InsertTx(ctx, tx, EmailArgs{Template: mail.TemplatePurchaseReceipt, UserID: order.BuyerID, OrderID: &order.ID}, nil); err != nil {
+		return fmt.Errorf("error enqueueing receipt: %w", err)
+	}
+	if d.Payouts != nil {
+		return d.Payouts.PlanPayouts(ctx, tx, order)
+	}
+	return nil
+}
+
+func (d *Dispatcher) refund(ctx context.Context, tx pgx.Tx, args ProcessEventArgs) (string, error) {
+	// Refund rows arrive with the payouts/refunds work.
+	return store.ResultSkipped, nil
+}

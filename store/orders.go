@@ -1,0 +1,251 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/veza/backend"
+)
+
+// Track is what orders need of a track (the tracks issue adds storage).
+type Track struct {
+	ID         uuid.UUID
+	OwnerID    uuid.UUID
+	Title      string
+	PriceCents int64
+	Currency   string
+	CreatedAt  time.Time
+}
+
+// CreateTrackParams creates a track row.
+type CreateTrackParams struct {
+	OwnerID    uuid.UUID
+	Title      string
+	PriceCents int64
+	Currency   string
+}
+
+// CreateTrack inserts a track.
+func CreateTrack(ctx context.Context, q Querier, p CreateTrackParams) (*Track, error) {
+	var t Track
+	err := q.QueryRow(ctx, `INSERT INTO tracks (owner_id, title, price_cents, currency) VALUES ($1, $2, $3, $4)
+		RETURNING id, owner_id, title, price_cents, currency, created_at`, p.OwnerID, p.Title, p.PriceCents, p.Currency).
+		Scan(&t.ID, &t.OwnerID, &t.Title, &t.PriceCents, &t.Currency, &t.CreatedAt)
+	if err != nil {
+		return nil, fmt.Errorf("error inserting track: %w", err)
+	}
+	return &t, nil
+}
+
+// GetPurchasableTracks returns the live (not deleted) tracks among ids.
+func GetPurchasableTracks(ctx context.Context, q Querier, ids []uuid.UUID) ([]Track, error) {
+	rows, err := q.Query(ctx, `SELECT id, owner_id, title, price_cents, currency, created_at
+		FROM tracks WHERE id = ANY($1) AND deleted_at IS NULL`, ids)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Track, error) {
+		var t Track
+		err := row.Scan(&t.ID, &t.OwnerID, &t.Title, &t.PriceCents, &t.Currency, &t.CreatedAt)
+		return t, err
+	})
+}
+
+// Order is a purchase of one or more tracks.
+type Order struct {
+	ID            uuid.UUID
+	BuyerID       uuid.UUID
+	Status        veza.OrderStatus
+	Amount        int64
+	Currency      string
+	PaymentID     string
+	PaymentStatus *string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	CompletedAt   *time.Time
+	Items         []OrderItem
+}
+
+// OrderItem is one track of an order, with its seller.
+type OrderItem struct {
+	ID       uuid.UUID
+	TrackID  uuid.UUID
+	Title    string
+	SellerID uuid.UUID
+	Amount   int64
+	Currency string
+}
+
+// PaymentIDFor derives the Hyperswitch payment_id from the order id, so a
+// retried create names the same payment and cannot charge twice.
+func PaymentIDFor(orderID uuid.UUID) string { return "veza_ord_" + orderID.String() }
+
+// CreateOrder inserts a pending order with one item per track.
+func CreateOrder(ctx context.Context, tx pgx.Tx, buyerID uuid.UUID, tracks []Track) (*Order, error) {
+	if len(tracks) == 0 {
+		return nil, errors.New("an order needs at least one track")
+	}
+	id := uuid.New()
+	var total int64
+	for _, t := range tracks {
+		total += t.PriceCents
+	}
+	o := &Order{ID: id, BuyerID: buyerID, Status: veza.OrderPending, Amount: total, Currency: tracks[0].Currency, PaymentID: PaymentIDFor(id)}
+	err := tx.QueryRow(ctx, `INSERT INTO orders (id, buyer_id, amount, currency, payment_id) VALUES ($1, $2, $3, $4, $5)
+		RETURNING created_at, updated_at`, o.ID, o.BuyerID, o.Amount, o.Currency, o.PaymentID).Scan(&o.CreatedAt, &o.UpdatedAt)
+	if err != nil {
+		return nil, fmt.Errorf("error inserting order: %w", err)
+	}
+	for _, t := range tracks {
+		item := OrderItem{TrackID: t.ID, Title: t.Title, SellerID: t.OwnerID, Amount: t.PriceCents, Currency: t.Currency}
+		if err := tx.QueryRow(ctx, `INSERT INTO order_items (order_id, track_id, seller_id, amount, currency) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+			o.ID, t.ID, t.OwnerID, t.PriceCents, t.Currency).Scan(&item.ID); err != nil {
+			return nil, fmt.Errorf("error inserting order item: %w", err)
+		}
+		o.Items = append(o.Items, item)
+	}
+	return o, nil
+}
+
+const orderColumns = `id, buyer_id, status, amount, currency, payment_id, payment_status, created_at, updated_at, completed_at`
+
+func scanOrder(row pgx.Row) (*Order, error) {
+	var o Order
+	err := row.Scan(&o.ID, &o.BuyerID, &o.Status, &o.Amount, &o.Currency, &o.PaymentID, &o.PaymentStatus, &o.CreatedAt, &o.UpdatedAt, &o.CompletedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &o, nil
+}
+
+// GetOrder reads an order with its items.
+func GetOrder(ctx context.Context, q Querier, id uuid.UUID) (*Order, error) {
+	o, err := scanOrder(q.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1`, id))
+	if err != nil {
+		return nil, err
+	}
+	return o, loadItems(ctx, q, o)
+}
+
+// GetOrderByPaymentIDForUpdate reads and locks an order by its payment id,
+// so an event's checks and its transition see the same row.
+func GetOrderByPaymentIDForUpdate(ctx context.Context, tx pgx.Tx, paymentID string) (*Order, error) {
+	o, err := scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE payment_id = $1 FOR UPDATE`, paymentID))
+	if err != nil {
+		return nil, err
+	}
+	return o, loadItems(ctx, tx, o)
+}
+
+func loadItems(ctx context.Context, q Querier, o *Order) error {
+	rows, err := q.Query(ctx, `SELECT i.id, i.track_id, t.title, i.seller_id, i.amount, i.currency
+		FROM order_items i JOIN tracks t ON t.id = i.track_id WHERE i.order_id = $1 ORDER BY i.id`, o.ID)
+	if err != nil {
+		return err
+	}
+	o.Items, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (OrderItem, error) {
+		var it OrderItem
+		err := row.Scan(&it.ID, &it.TrackID, &it.Title, &it.SellerID, &it.Amount, &it.Currency)
+		return it, err
+	})
+	return err
+}
+
+// TransitionOrder is the one way an order's status changes: a guarded
+// UPDATE ... WHERE status = from, checked against the status machine. Zero
+// rows is veza.ErrStaleState.
+func TransitionOrder(ctx context.Context, tx pgx.Tx, id uuid.UUID, from, to veza.OrderStatus) error {
+	if err := veza.CheckOrderMove(from, to); err != nil {
+		return err
+	}
+	tag, err := tx.Exec(ctx, `UPDATE orders SET status = $3::text, updated_at = now(),
+		completed_at = CASE WHEN $3::text = 'completed' AND completed_at IS NULL THEN now() ELSE completed_at END
+		WHERE id = $1 AND status = $2::text`, id, string(from), string(to))
+	if err != nil {
+		return fmt.Errorf("error moving order %s %s → %s: %w", id, from, to, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("order %s %s → %s: %w", id, from, to, veza.ErrStaleState)
+	}
+	return nil
+}
+
+// SetOrderPaymentStatus records the PSP's last reported payment status.
+func SetOrderPaymentStatus(ctx context.Context, q Querier, id uuid.UUID, status string) error {
+	_, err := q.Exec(ctx, `UPDATE orders SET payment_status = $2, updated_at = now() WHERE id = $1`, id, status)
+	return err
+}
+
+// IdempotencyRecord is the state of one Idempotency-Key.
+type IdempotencyRecord struct {
+	RequestHash    []byte
+	OrderID        *uuid.UUID
+	ResponseStatus *int
+	ResponseBody   []byte
+}
+
+// IdempotencyLease is how long a request may hold a key before another
+// request with the same key may take over (the first one died).
+const IdempotencyLease = 60 * time.Second
+
+// ClaimIdempotencyKey inserts the key, or takes over an unfinished one whose
+// lease ran out. claimed is false when another request holds it, or when it
+// is finished (rec.ResponseStatus set) or belongs to another body: the caller
+// compares rec.RequestHash.
+func ClaimIdempotencyKey(ctx context.Context, q Querier, userID uuid.UUID, key string, hash []byte) (rec *IdempotencyRecord, claimed bool, err error) {
+	tag, err := q.Exec(ctx, `INSERT INTO idempotency_keys (user_id, key, request_hash, locked_until)
+		VALUES ($1, $2, $3, now() + make_interval(secs => $4)) ON CONFLICT DO NOTHING`, userID, key, hash, IdempotencyLease.Seconds())
+	if err != nil {
+		return nil, false, fmt.Errorf("error claiming idempotency key: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return &IdempotencyRecord{RequestHash: hash}, true, nil
+	}
+	rec = &IdempotencyRecord{}
+	var lockedUntil *time.Time
+	var now time.Time
+	err = q.QueryRow(ctx, `SELECT request_hash, order_id, response_status, response_body, locked_until, now()
+		FROM idempotency_keys WHERE user_id = $1 AND key = $2`, userID, key).
+		Scan(&rec.RequestHash, &rec.OrderID, &rec.ResponseStatus, &rec.ResponseBody, &lockedUntil, &now)
+	if err != nil {
+		return nil, false, fmt.Errorf("error reading idempotency key: %w", err)
+	}
+	if rec.ResponseStatus != nil || string(rec.RequestHash) != string(hash) {
+		return rec, false, nil
+	}
+	tag, err = q.Exec(ctx, `UPDATE idempotency_keys SET locked_until = now() + make_interval(secs => $3)
+		WHERE user_id = $1 AND key = $2 AND response_status IS NULL AND (locked_until IS NULL OR locked_until < now())`,
+		userID, key, IdempotencyLease.Seconds())
+	if err != nil {
+		return nil, false, fmt.Errorf("error taking over idempotency key: %w", err)
+	}
+	return rec, tag.RowsAffected() == 1, nil
+}
+
+// SetIdempotencyOrder links the key to the order its request created.
+func SetIdempotencyOrder(ctx context.Context, tx pgx.Tx, userID uuid.UUID, key string, orderID uuid.UUID) error {
+	_, err := tx.Exec(ctx, `UPDATE idempotency_keys SET order_id = $3 WHERE user_id = $1 AND key = $2`, userID, key, orderID)
+	return err
+}
+
+// FinishIdempotencyKey stores the answer repeats will get and releases the lease.
+func FinishIdempotencyKey(ctx context.Context, q Querier, userID uuid.UUID, key string, status int, body []byte) error {
+	_, err := q.Exec(ctx, `UPDATE idempotency_keys SET response_status = $3, response_body = $4, locked_until = NULL
+		WHERE user_id = $1 AND key = $2`, userID, key, status, body)
+	return err
+}
+
+// ReleaseIdempotencyKey drops the lease without an answer: the next request
+// with the key resumes the work (after a transient failure).
+func ReleaseIdempotencyKey(ctx context.Context, q Querier, userID uuid.UUID, key string) error {
+	_, err := q.Exec(ctx, `UPDATE idempotency_keys SET locked_until = NULL WHERE user_id = $1 AND key = $2`, userID, key)
+	return err
+}

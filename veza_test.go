@@ -1,0 +1,49 @@
+package veza_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/veza/backend"
+)
+
+func TestTransferMachine(t *testing.T) {
+	t.Parallel()
+	allowed := [][2]veza.TransferStatus{
+		{"pending", "completed"}, {"pending", "failed"}, {"failed", "pending"}, {"failed", "permanently_failed"},
+		{"completed", "reversal_pending"}, {"reversal_pending", "reversed"}, {"reversal_pending", "permanently_failed"},
+	}
+	for _, m := range allowed {
+		require.NoError(t, veza.CheckTransferMove(m[0], m[1]), "%v", m)
+	}
+	for _, m := range [][2]veza.TransferStatus{
+		{"completed", "pending"}, {"reversed", "reversal_pending"}, {"permanently_failed", "pending"},
+		{"pending", "reversed"}, {"completed", "completed"}, {"reversal_pending", "completed"},
+	} {
+		require.ErrorIs(t, veza.CheckTransferMove(m[0], m[1]), veza.ErrInvalidTransition, "%v", m)
+	}
+}
+
+func TestOrderMachine(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, veza.CheckOrderMove(veza.OrderPending, veza.OrderCompleted))
+	require.NoError(t, veza.CheckOrderMove(veza.OrderRefundPending, veza.OrderCompleted))
+	for _, terminal := range []veza.OrderStatus{veza.OrderFailed, veza.OrderCancelled, veza.OrderRefunded} {
+		for _, to := range []veza.OrderStatus{veza.OrderPending, veza.OrderCompleted, veza.OrderFailed, veza.OrderRefunded} {
+			require.Error(t, veza.CheckOrderMove(terminal, to))
+		}
+	}
+	require.Error(t, veza.CheckOrderMove(veza.OrderCompleted, veza.OrderFailed), "a late payment_failed never undoes a success")
+	require.NoError(t, veza.CheckRefundMove(veza.RefundPending, veza.RefundFailed))
+	require.Error(t, veza.CheckRefundMove(veza.RefundSucceeded, veza.RefundFailed))
+}
+
+func TestFormatMoney(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "19.99 EUR", veza.FormatMoney(1999, "EUR"))
+	require.Equal(t, "0.05 USD", veza.FormatMoney(5, "USD"))
+	require.Equal(t, "500 JPY", veza.FormatMoney(500, "JPY"))
+	require.True(t, veza.ValidCurrency("EUR"))
+	require.False(t, veza.ValidCurrency("eur"))
+}
