@@ -26,3 +26,18 @@ func FormatMoney(amount int64, currency string) string {
 	}
 	return fmt.Sprintf("%s%d.%02d %s", sign, amount/100, amount%100, currency)
 }
+
+// Share is one seller's part of an order.
+type Share struct {
+	Gross int64 // the seller's items
+	Fee   int64 // the platform's part of Gross
+	Net   int64 // paid to the seller: Gross - Fee
+}
+
+// SplitShare applies the platform fee (basis points) to one seller's gross
+// in integer arithmetic. The fee is rounded down, so rounding favours the
+// seller, and Net + Fee == Gross exactly: no cent is created or lost.
+func SplitShare(gross int64, feeBPS int) Share {
+	fee := gross * int64(feeBPS) / 10_000
+	return Share{Gross: gross, Fee: fee, Net: gross - fee}
+}

@@ -47,3 +47,18 @@ func TestFormatMoney(t *testing.T) {
 	require.True(t, veza.ValidCurrency("EUR"))
 	require.False(t, veza.ValidCurrency("eur"))
 }
+
+func TestSplitShareNeverLosesACent(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, veza.Share{Gross: 999, Fee: 99, Net: 900}, veza.SplitShare(999, 1000))
+	require.Equal(t, veza.Share{Gross: 1, Fee: 0, Net: 1}, veza.SplitShare(1, 1000))
+	require.Equal(t, veza.Share{Gross: 500, Fee: 500, Net: 0}, veza.SplitShare(500, 10_000))
+	for gross := int64(1); gross < 5000; gross += 7 {
+		for _, bps := range []int{0, 1, 333, 1000, 2500, 9999, 10_000} {
+			s := veza.SplitShare(gross, bps)
+			require.Equal(t, gross, s.Net+s.Fee)
+			require.GreaterOrEqual(t, s.Fee, int64(0))
+			require.GreaterOrEqual(t, s.Net, int64(0))
+		}
+	}
+}

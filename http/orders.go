@@ -261,13 +261,15 @@ func (s *Server) handleGetOrder() fiber.Handler {
 		if err != nil {
 			return err
 		}
-		return c.JSON(s.orderView(c, order))
+		refunds, err := store.OrderRefunds(ctx, s.opts.DB.Primary(), order.ID)
+		if err != nil {
+			return err
+		}
+		if refunds == nil {
+			refunds = []store.Refund{}
+		}
+		o := toOrderJSON(order)
+		return c.JSON(fiber.Map{"id": o.ID, "status": o.Status, "amount": o.Amount, "currency": o.Currency, "payment_id": o.PaymentID,
+			"items": o.Items, "created_at": o.CreatedAt, "refunds": refunds})
 	}
-}
-
-// orderView is GET /v1/orders/{id}'s body: the order and its refunds.
-func (s *Server) orderView(c *fiber.Ctx, order *store.Order) fiber.Map {
-	o := toOrderJSON(order)
-	return fiber.Map{"id": o.ID, "status": o.Status, "amount": o.Amount, "currency": o.Currency, "payment_id": o.PaymentID,
-		"items": o.Items, "created_at": o.CreatedAt, "refunds": []any{}}
 }

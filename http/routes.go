@@ -31,10 +31,13 @@ func (s *Server) routes() {
 	v1.Put("/me/payout-account", s.requireAuth, s.handleSetPayoutAccount())
 	v1.Post("/orders", s.requireAuth, s.handleCreateOrder())
 	v1.Get("/orders/:id", s.requireAuth, s.handleGetOrder())
+	v1.Post("/orders/:id/refund", s.requireAuth, s.handleRefundOrder())
 
 	// Hyperswitch retries and the body cap bounds the cost: no IP limit.
 	s.app.Post("/webhooks/hyperswitch", s.handleHyperswitchWebhook())
 
 	admin := s.app.Group("/admin", s.requireAuth, requireRole(store.RoleAdmin))
 	admin.Get("/webhooks", s.handleAdminWebhooks())
+	admin.Get("/transfers", s.handleAdminTransfers())
+	admin.Post("/transfers/:id/retry", s.handleAdminRetryTransfer())
 }

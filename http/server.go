@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
 	"github.com/veza/backend/hyperswitch"
@@ -31,6 +32,9 @@ type ServerOpts struct {
 	// payment response hash key.
 	Hyperswitch   *hyperswitch.Client
 	WebhookSecret string
+	// PayoutInsertOpts carries TRANSFER_MAX_ATTEMPTS for payout jobs the
+	// admin retry enqueues.
+	PayoutInsertOpts river.InsertOpts
 	// RiverUI is River UI with its auth already applied; nil when disabled.
 	RiverUI nethttp.Handler
 	// RequestTimeout bounds each handler's context (c.UserContext()).

@@ -104,6 +104,15 @@ func (w *EmailWorker) Work(ctx context.Context, job *river.Job[EmailArgs]) error
 			items[i] = map[string]string{"Title": it.Title, "Amount": veza.FormatMoney(it.Amount, it.Currency)}
 		}
 		data["OrderID"], data["Items"], data["Total"] = order.ID.String(), items, veza.FormatMoney(order.Amount, order.Currency)
+	case mail.TemplateRefundConfirmation:
+		if args.RefundID == nil {
+			return river.JobCancel(fmt.Errorf("template %s needs a refund_id", args.Template))
+		}
+		refund, err := store.GetRefund(ctx, w.DB.Primary(), *args.RefundID)
+		if err != nil {
+			return fmt.Errorf("error reading refund: %w", err)
+		}
+		data["OrderID"], data["Total"] = refund.OrderID.String(), veza.FormatMoney(refund.Amount, refund.Currency)
 	default:
 		return river.JobCancel(fmt.Errorf("unknown email template %q", args.Template))
 	}

@@ -71,13 +71,10 @@ func (w *ProcessEventWorker) Work(ctx context.Context, job *river.Job[ProcessEve
 type Dispatcher struct {
 	Logger zerolog.Logger
 	// Payouts creates the seller transfers of a paid order and their jobs,
-	// inside the transaction that completes it. Nil disables payouts.
-	Payouts PayoutPlanner
-}
-
-// PayoutPlanner is the hook where a completed order's payouts are created.
-type PayoutPlanner interface {
-	PlanPayouts(ctx context.Context, tx pgx.Tx, order *store.Order) error
+	// inside the transaction that completes it.
+	Payouts *Payouts
+	// Reversals takes back the transfers of a refunded order.
+	Reversals *Reversals
 }
 
 // Dispatch returns the result for the log row: store.ResultOK when it
@@ -154,13 +151,80 @@ func (d *Dispatcher) onOrderPaid(ctx context.Context, tx pgx.Tx, order *store.Or
 	if _, err := client.InsertTx(ctx, tx, EmailArgs{Template: mail.TemplatePurchaseReceipt, UserID: order.BuyerID, OrderID: &order.ID}, nil); err != nil {
 		return fmt.Errorf("error enqueueing receipt: %w", err)
 	}
-	if d.Payouts != nil {
-		return d.Payouts.PlanPayouts(ctx, tx, order)
-	}
-	return nil
+	return d.Payouts.PlanPayouts(ctx, tx, order)
 }
 
 func (d *Dispatcher) refund(ctx context.Context, tx pgx.Tx, args ProcessEventArgs) (string, error) {
-	// Refund rows arrive with the payouts/refunds work.
-	return store.ResultSkipped, nil
+	obj := args.Object
+	id, ok := store.RefundRowID(obj.RefundID)
+	if !ok {
+		d.Logger.Warn().Str("event_id", args.EventID).Str("psp_refund_id", obj.RefundID).Msg("refund event for a refund we did not create")
+		return store.ResultSkipped, nil
+	}
+	refund, err := store.GetRefundForUpdate(ctx, tx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.ResultSkipped, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if refund.HyperswitchRefundID == nil {
+		// The webhook beat the submit job's bookkeeping: record the id.
+		if err := store.SetRefundPSPID(ctx, tx, refund.ID, obj.RefundID); err != nil {
+			return "", err
+		}
+	}
+	if refund.Status != veza.RefundPending {
+		return store.ResultSkipped, nil // terminal: a late or repeated event
+	}
+	switch args.EventType {
+	case "refund_succeeded":
+		return store.ResultOK, d.refundSucceeded(ctx, tx, refund)
+	case "refund_failed":
+		msg := obj.ErrorMessage
+		if msg == nil {
+			unknown := "refund failed at the payment provider (no message)"
+			msg = &unknown
+		}
+		return store.ResultOK, failRefund(ctx, tx, refund.ID, refund.OrderID, msg)
+	default:
+		return store.ResultSkipped, nil
+	}
+}
+
+// refundSucceeded settles a refund in one transaction: refund succeeded,
+// order refunded, every paid transfer on its way back, the confirmation
+// email. The buyer's refund completes whatever Stripe's health: reversals
+// are jobs of their own.
+func (d *Dispatcher) refundSucceeded(ctx context.Context, tx pgx.Tx, refund *store.Refund) error {
+	order, err := store.GetOrderForUpdate(ctx, tx, refund.OrderID)
+	if err != nil {
+		return err
+	}
+	if err := store.TransitionRefund(ctx, tx, refund.ID, veza.RefundPending, veza.RefundSucceeded, nil); err != nil {
+		return err
+	}
+	if err := store.TransitionOrder(ctx, tx, order.ID, veza.OrderRefundPending, veza.OrderRefunded); err != nil {
+		return err
+	}
+	transfers, err := store.OrderTransfersForUpdate(ctx, tx, order.ID)
+	if err != nil {
+		return err
+	}
+	for _, t := range transfers {
+		switch t.Status {
+		case veza.TransferCompleted:
+			if err := d.Reversals.Start(ctx, tx, t.ID); err != nil {
+				return err
+			}
+		case veza.TransferFailed:
+			if err := neverPay(ctx, tx, t.ID, "order refunded before payout; not paid"); err != nil {
+				return err
+			}
+			// pending: its payout job sees the refunded order and never pays.
+		}
+	}
+	_, err = river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx,
+		EmailArgs{Template: mail.TemplateRefundConfirmation, UserID: order.BuyerID, OrderID: &order.ID, RefundID: &refund.ID}, nil)
+	return err
 }

@@ -8,26 +8,37 @@ import (
 	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/mail"
 	"github.com/veza/backend/store"
+	"github.com/veza/backend/stripeconnect"
 )
 
-// Deps are what the workers need. Hyperswitch is nil when disabled.
+// Deps are what the workers need. Hyperswitch and Stripe are nil when
+// disabled.
 type Deps struct {
 	Config      *config.Config
 	DB          *store.DB
 	Mail        mail.Sender
 	Hyperswitch *hyperswitch.Client
+	Stripe      *stripeconnect.Client
 	Logger      zerolog.Logger
 }
 
 // NewWorkers registers every worker of the service.
 func NewWorkers(d Deps) *river.Workers {
+	reversals := newReversals(d)
+	payouts := newPayouts(d, reversals)
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &EmailWorker{DB: d.DB, Sender: d.Mail, PublicBaseURL: d.Config.PublicBaseURL, Logger: d.Logger})
-	river.AddWorker(workers, &ProcessEventWorker{DB: d.DB, Dispatcher: NewDispatcher(d)})
+	river.AddWorker(workers, &ProcessEventWorker{DB: d.DB, Dispatcher: &Dispatcher{Logger: d.Logger, Payouts: payouts, Reversals: reversals}})
+	river.AddWorker(workers, &PayoutWorker{Payouts: payouts})
+	river.AddWorker(workers, &ReversalWorker{Reversals: reversals})
+	river.AddWorker(workers, &SubmitRefundWorker{DB: d.DB, Hyperswitch: d.Hyperswitch, Logger: d.Logger})
 	return workers
 }
 
-// NewDispatcher builds the one event dispatcher (webhooks and reconcile).
-func NewDispatcher(d Deps) *Dispatcher {
-	return &Dispatcher{Logger: d.Logger}
+func newReversals(d Deps) *Reversals {
+	return &Reversals{DB: d.DB, Stripe: d.Stripe, Enabled: d.Config.Reversal.Enabled, Retry: d.Config.Reversal.BackoffConfig, Logger: d.Logger}
+}
+
+func newPayouts(d Deps, r *Reversals) *Payouts {
+	return &Payouts{DB: d.DB, Stripe: d.Stripe, FeeBPS: d.Config.Stripe.PlatformFeeBPS, Retry: d.Config.Transfer, Reversals: r, Logger: d.Logger}
 }

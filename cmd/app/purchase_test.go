@@ -19,15 +19,17 @@ import (
 	"github.com/veza/backend/hyperswitch/hyperswitchtest"
 	"github.com/veza/backend/mail/mailtest"
 	"github.com/veza/backend/store/dbtest"
+	"github.com/veza/backend/stripeconnect/stripetest"
 )
 
 const testWebhookSecret = "whsec_e2e_hash_key"
 
 type stack struct {
 	*running
-	db   *pgx.Conn
-	hs   *hyperswitchtest.Server
-	smtp *mailtest.Server
+	db     *pgx.Conn
+	hs     *hyperswitchtest.Server
+	stripe *stripetest.Server
+	smtp   *mailtest.Server
 }
 
 // startStack runs the service with its workers against a fake Hyperswitch
@@ -35,13 +37,16 @@ type stack struct {
 func startStack(t *testing.T, extra map[string]string) *stack {
 	t.Helper()
 	hs := hyperswitchtest.Start(t)
+	sc := stripetest.Start(t)
 	smtp := mailtest.Start(t, "127.0.0.1:0")
 	dbURL := dbtest.URL(t)
 	env := baseEnv(t, dbURL)
 	for k, v := range map[string]string{
 		"HYPERSWITCH_ENABLED": "true", "HYPERSWITCH_BASE_URL": hs.URL, "HYPERSWITCH_API_KEY": hyperswitchtest.APIKey,
 		"HYPERSWITCH_WEBHOOK_SECRET": testWebhookSecret,
-		"SMTP_HOST":                  smtp.Host, "SMTP_PORT": strconv.Itoa(smtp.Port), "SMTP_TLS": "none", "SMTP_FROM": "no-reply@veza.test",
+		"STRIPE_CONNECT_ENABLED":     "true", "STRIPE_SECRET_KEY": stripetest.SecretKey, "STRIPE_API_BASE": sc.URL,
+		"TRANSFER_BACKOFF_BASE": "1s", "TRANSFER_BACKOFF_MAX": "2s", "REVERSAL_BACKOFF_BASE": "1s", "REVERSAL_BACKOFF_MAX": "2s",
+		"SMTP_HOST": smtp.Host, "SMTP_PORT": strconv.Itoa(smtp.Port), "SMTP_TLS": "none", "SMTP_FROM": "no-reply@veza.test",
 		"RIVER_FETCH_COOLDOWN": "10ms", "RATE_LIMIT_AUTH_PER_MINUTE": "1000",
 	} {
 		env[k] = v
@@ -53,7 +58,7 @@ func startStack(t *testing.T, extra map[string]string) *stack {
 	conn, err := pgx.Connect(context.Background(), dbURL)
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close(context.Background()) })
-	return &stack{running: r, db: conn, hs: hs, smtp: smtp}
+	return &stack{running: r, db: conn, hs: hs, stripe: sc, smtp: smtp}
 }
 
 // account registers and logs in through the API.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
 	"github.com/veza/backend/config"
@@ -18,6 +19,7 @@ import (
 	"github.com/veza/backend/migrations"
 	"github.com/veza/backend/riverui"
 	"github.com/veza/backend/store"
+	"github.com/veza/backend/stripeconnect"
 )
 
 // app is what every subcommand that touches the database boots.
@@ -85,6 +87,10 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 	if cfg.Hyperswitch.Enabled {
 		hs = hyperswitch.New(cfg.Hyperswitch.BaseURL, cfg.Hyperswitch.APIKey, nil)
 	}
+	var sc *stripeconnect.Client
+	if cfg.Stripe.Enabled {
+		sc = stripeconnect.New(cfg.Stripe.SecretKey, cfg.Stripe.APIBase, nil)
+	}
 	client, err := jobs.NewClient(a.db.Primary(), jobs.ClientOpts{
 		River:  cfg.River,
 		Logger: log,
@@ -93,6 +99,7 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 			DB:          a.db,
 			Mail:        mail.NewSender(cfg.SMTP, log, cfg.Env == config.Development),
 			Hyperswitch: hs,
+			Stripe:      sc,
 			Logger:      log,
 		}),
 	})
@@ -116,6 +123,7 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 			River:                  client,
 			Hyperswitch:            hs,
 			WebhookSecret:          cfg.Hyperswitch.WebhookSecret,
+			PayoutInsertOpts:       river.InsertOpts{MaxAttempts: cfg.Transfer.MaxAttempts},
 			RateLimitPerMinute:     cfg.RateLimitPerMinute,
 			AuthRateLimitPerMinute: cfg.AuthRateLimitPerMinute,
 			ReadyFunc: func(ctx context.Context) error {

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/veza/backend/hyperswitch/hyperswitchtest"
+)
+
+// seller registers a seller with a Stripe Connect account and a track.
+func (s *stack) seller(t *testing.T, price int64) (uuid.UUID, uuid.UUID, string) {
+	t.Helper()
+	id, token := s.account(t, uuid.NewString()[:8]+"@sellers.test")
+	acct := "acct_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:16]
+	status, body := s.request(t, "PUT", "/v1/me/payout-account", token, nil, map[string]string{"stripe_account_id": acct})
+	require.Equal(t, 200, status, body)
+	return id, s.track(t, id, price), acct
+}
+
+func (s *stack) buy(t *testing.T, token string, tracks ...uuid.UUID) (orderID, paymentID string, amount int64) {
+	t.Helper()
+	ids := make([]string, len(tracks))
+	for i, tr := range tracks {
+		ids[i] = tr.String()
+	}
+	status, body := s.request(t, "POST", "/v1/orders", token, map[string]string{"Idempotency-Key": uuid.NewString()}, map[string]any{"track_ids": ids})
+	require.Equal(t, 201, status, body)
+	o := body["order"].(map[string]any)
+	return o["id"].(string), o["payment_id"].(string), int64(o["amount"].(float64))
+}
+
+func (s *stack) paid(t *testing.T, paymentID string, amount int64) {
+	t.Helper()
+	s.hs.SetPaymentStatus(paymentID, "succeeded")
+	body := hyperswitchtest.WebhookBody("evt_pay_"+paymentID, "payment_succeeded", map[string]any{"payment_id": paymentID, "status": "succeeded", "amount": amount, "currency": "EUR"})
+	require.Equal(t, 200, s.webhook(t, body))
+}
+
+type transferRow struct {
+	Seller, Status string
+	Amount, Fee    int64
+	StripeID       *string
+}
+
+func (s *stack) transfers(t *testing.T, orderID string) []transferRow {
+	t.Helper()
+	rows, err := s.db.Query(context.Background(), `SELECT seller_id::text, status, amount, platform_fee, stripe_transfer_id FROM seller_transfers WHERE order_id = $1 ORDER BY amount`, orderID)
+	require.NoError(t, err)
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (transferRow, error) {
+		var tr transferRow
+		err := r.Scan(&tr.Seller, &tr.Status, &tr.Amount, &tr.Fee, &tr.StripeID)
+		return tr, err
+	})
+	require.NoError(t, err)
+	return out
+}
+
+func allStatus(rows []transferRow, status string) bool {
+	for _, r := range rows {
+		if r.Status != status {
+			return false
+		}
+	}
+	return len(rows) > 0
+}
+
+// TestPayoutsAndRefundEndToEnd: two sellers in one order → payment webhook →
+// two transfers at the fake Stripe whose amounts and fees add up to the
+// order exactly → refund → refund_succeeded webhook → both reversed.
+func TestPayoutsAndRefundEndToEnd(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, nil)
+	_, track1, acct1 := s.seller(t, 1299)
+	_, track2, acct2 := s.seller(t, 705)
+	_, buyer := s.account(t, "buyer@example.test")
+
+	orderID, paymentID, amount := s.buy(t, buyer, track1, track2)
+	require.EqualValues(t, 2004, amount)
+	s.paid(t, paymentID, amount)
+
+	require.Eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, 30*time.Second, 50*time.Millisecond)
+	rows := s.transfers(t, orderID)
+	require.Len(t, rows, 2)
+	var sum int64
+	for _, r := range rows {
+		sum += r.Amount + r.Fee
+	}
+	require.Equal(t, amount, sum, "seller amounts + platform fee = order amount, to the cent")
+	require.Equal(t, transferRow{Seller: rows[0].Seller, Status: "completed", Amount: 635, Fee: 70, StripeID: rows[0].StripeID}, rows[0])
+	require.Equal(t, transferRow{Seller: rows[1].Seller, Status: "completed", Amount: 1170, Fee: 129, StripeID: rows[1].StripeID}, rows[1])
+
+	atStripe := s.stripe.Transfers()
+	require.Len(t, atStripe, 2)
+	byDest := map[string]int64{}
+	for _, tr := range atStripe {
+		byDest[tr.Destination] = tr.Amount
+		require.Equal(t, orderID, tr.TransferGroup)
+	}
+	require.Equal(t, map[string]int64{acct1: 1170, acct2: 635}, byDest)
+	require.Zero(t, s.stripe.MissingKeys())
+
+	// Refund: phase 1 over HTTP, phase 2 by job at Hyperswitch, outcome by webhook.
+	status, body := s.request(t, "POST", "/v1/orders/"+orderID+"/refund", buyer, nil, map[string]string{"reason": "changed my mind"})
+	require.Equal(t, 202, status, body)
+	refundID := body["refund"].(map[string]any)["id"].(string)
+	pspRefundID := "veza_ref_" + refundID
+	require.Eventually(t, func() bool { _, ok := s.hs.Refund(pspRefundID); return ok }, 20*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool {
+		return s.count(t, `SELECT count(*) FROM refunds WHERE id = $1 AND hyperswitch_refund_id = $2`, refundID, pspRefundID) == 1
+	}, 10*time.Second, 50*time.Millisecond)
+
+	s.hs.SetRefundStatus(pspRefundID, "succeeded", nil)
+	event := hyperswitchtest.WebhookBody("evt_refund_1", "refund_succeeded", map[string]any{"refund_id": pspRefundID, "payment_id": paymentID, "status": "succeeded", "amount": amount, "currency": "EUR"})
+	require.Equal(t, 200, s.webhook(t, event))
+
+	require.Eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "reversed") }, 30*time.Second, 50*time.Millisecond)
+	require.Len(t, s.stripe.Reversals(), 2)
+	for _, tr := range s.stripe.Transfers() {
+		require.True(t, tr.Reversed)
+	}
+	status, body = s.request(t, "GET", "/v1/orders/"+orderID, buyer, nil, nil)
+	require.Equal(t, 200, status)
+	require.Equal(t, "refunded", body["status"])
+	require.Equal(t, "succeeded", body["refunds"].([]any)[0].(map[string]any)["status"])
+	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM river_job WHERE kind = 'email' AND args->>'template' = 'refund_confirmation'`))
+	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM river_job WHERE kind = 'email' AND args->>'template' = 'purchase_receipt'`))
+}
+
+// TestPayoutSurvivesStripeOutage: Stripe answers 503 to the first payout
+// attempts; River retries with TRANSFER_* backoff and the transfer completes
+// once Stripe is back, with exactly one transfer at Stripe.
+func TestPayoutSurvivesStripeOutage(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, nil)
+	_, track, _ := s.seller(t, 1000)
+	_, buyer := s.account(t, "buyer@example.test")
+	orderID, paymentID, amount := s.buy(t, buyer, track)
+	s.stripe.FailNext(2, 503)
+	s.paid(t, paymentID, amount)
+
+	require.Eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, 30*time.Second, 50*time.Millisecond)
+	require.Len(t, s.stripe.Transfers(), 1)
+	require.Equal(t, 3, s.stripe.Calls("POST /v1/transfers"), "two refused, one accepted")
+	var attempts int
+	require.NoError(t, s.db.QueryRow(context.Background(), `SELECT attempt FROM river_job WHERE kind = 'seller_payout'`).Scan(&attempts))
+	require.Equal(t, 3, attempts)
+}

@@ -1,0 +1,227 @@
+package jobs_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/veza/backend"
+	"github.com/veza/backend/config"
+	"github.com/veza/backend/jobs"
+	"github.com/veza/backend/store"
+	"github.com/veza/backend/store/dbtest"
+	"github.com/veza/backend/stripeconnect/stripetest"
+)
+
+type payBundle struct {
+	db        *store.DB
+	stripe    *stripetest.Server
+	reversals *jobs.Reversals
+	payouts   *jobs.Payouts
+	order     *store.Order
+	sellers   []*store.User
+}
+
+// setupPay makes a completed order with one item per seller price, sellers
+// with Stripe accounts, and the payout/reversal machinery on a fake Stripe.
+func setupPay(t *testing.T, prices ...int64) *payBundle {
+	t.Helper()
+	ctx := context.Background()
+	db := store.New(dbtest.Pool(t), nil)
+	fake := stripetest.Start(t)
+	b := &payBundle{db: db, stripe: fake}
+	b.reversals = &jobs.Reversals{DB: db, Stripe: fake.Client(), Enabled: true, Logger: zerolog.Nop(),
+		Retry: config.BackoffConfig{MaxAttempts: 5, BackoffBase: time.Second, BackoffMax: 10 * time.Second}}
+	b.payouts = &jobs.Payouts{DB: db, Stripe: fake.Client(), FeeBPS: 1000, Reversals: b.reversals, Logger: zerolog.Nop(),
+		Retry: config.BackoffConfig{MaxAttempts: 3, BackoffBase: time.Second, BackoffMax: time.Minute}}
+	require.NoError(t, db.InTx(ctx, func(tx pgx.Tx) error {
+		buyer, err := store.CreateUser(ctx, tx, uuid.NewString()+"@example.test", "h", store.RoleUser)
+		if err != nil {
+			return err
+		}
+		var tracks []store.Track
+		for _, price := range prices {
+			seller, err := store.CreateUser(ctx, tx, uuid.NewString()+"@example.test", "h", store.RoleUser)
+			if err != nil {
+				return err
+			}
+			if seller, err = store.SetPayoutAccount(ctx, tx, seller.ID, "acct_"+uuid.NewString()[:8]); err != nil {
+				return err
+			}
+			b.sellers = append(b.sellers, seller)
+			tr, err := store.CreateTrack(ctx, tx, store.CreateTrackParams{OwnerID: seller.ID, Title: "T", PriceCents: price, Currency: "EUR"})
+			if err != nil {
+				return err
+			}
+			tracks = append(tracks, *tr)
+		}
+		if b.order, err = store.CreateOrder(ctx, tx, buyer.ID, tracks); err != nil {
+			return err
+		}
+		return store.TransitionOrder(ctx, tx, b.order.ID, veza.OrderPending, veza.OrderCompleted)
+	}))
+	return b
+}
+
+// transfer inserts a pending transfer for seller i.
+func (b *payBundle) transfer(t *testing.T, i int) *store.Transfer {
+	t.Helper()
+	ctx := context.Background()
+	var tr *store.Transfer
+	require.NoError(t, b.db.InTx(ctx, func(tx pgx.Tx) error {
+		share := veza.SplitShare(b.order.Items[i].Amount, 1000)
+		var err error
+		tr, _, err = store.InsertTransfer(ctx, tx, b.order.ID, b.sellers[i].ID, share.Net, share.Fee, "EUR")
+		return err
+	}))
+	return tr
+}
+
+func (b *payBundle) get(t *testing.T, id uuid.UUID) *store.Transfer {
+	t.Helper()
+	tr, err := store.GetTransfer(context.Background(), b.db.Primary(), id)
+	require.NoError(t, err)
+	return tr
+}
+
+func job[T river.JobArgs](args T, attempt, maxAttempts int) *river.Job[T] {
+	return &river.Job[T]{JobRow: &rivertype.JobRow{ID: 1, Attempt: attempt, MaxAttempts: maxAttempts}, Args: args}
+}
+
+func (b *payBundle) moveOrder(t *testing.T, from, to veza.OrderStatus) {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, b.db.InTx(ctx, func(tx pgx.Tx) error { return store.TransitionOrder(ctx, tx, b.order.ID, from, to) }))
+}
+
+func TestPayoutPaysOnceEvenWhenRunTwice(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 999)
+	tr := b.transfer(t, 0)
+	w := &jobs.PayoutWorker{Payouts: b.payouts}
+	ctx := context.Background()
+
+	// Stripe down for the first attempt: the row mirrors the retry.
+	b.stripe.FailNext(1, 503)
+	err := w.Work(ctx, job(jobs.PayoutArgs{TransferID: tr.ID}, 1, 3))
+	require.Error(t, err)
+	got := b.get(t, tr.ID)
+	require.Equal(t, veza.TransferPending, got.Status)
+	require.Equal(t, 1, got.RetryCount)
+	require.NotNil(t, got.NextRetryAt)
+	require.Contains(t, *got.ErrorMessage, "stripe 503")
+
+	// Back up: completed with the Stripe id; the fake saw one transfer.
+	require.NoError(t, w.Work(ctx, job(jobs.PayoutArgs{TransferID: tr.ID}, 2, 3)))
+	got = b.get(t, tr.ID)
+	require.Equal(t, veza.TransferCompleted, got.Status)
+	require.NotNil(t, got.StripeTransferID)
+	require.Nil(t, got.ErrorMessage)
+
+	// The job runs again (a rescued duplicate): nothing more is paid.
+	require.NoError(t, w.Work(ctx, job(jobs.PayoutArgs{TransferID: tr.ID}, 1, 3)))
+	transfers := b.stripe.Transfers()
+	require.Len(t, transfers, 1)
+	require.EqualValues(t, 900, transfers[0].Amount)
+	require.Equal(t, *got.StripeTransferID, transfers[0].ID)
+	require.Equal(t, b.order.ID.String(), transfers[0].TransferGroup)
+	require.Equal(t, tr.ID.String(), transfers[0].IdempotencyKey)
+	require.Equal(t, *b.sellers[0].StripeAccountID, transfers[0].Destination)
+	require.Zero(t, b.stripe.MissingKeys())
+}
+
+func TestPayoutRetriedAfterLostAnswerIsNotPaidTwice(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 500)
+	tr := b.transfer(t, 0)
+	ctx := context.Background()
+	// Stripe made the transfer but our process died before recording it:
+	// the retry reuses the idempotency key and gets the same transfer.
+	id, err := b.stripe.Client().CreateTransfer(ctx, stripeTransferParams(b, tr))
+	require.NoError(t, err)
+	require.NoError(t, (&jobs.PayoutWorker{Payouts: b.payouts}).Work(ctx, job(jobs.PayoutArgs{TransferID: tr.ID}, 2, 3)))
+	require.Equal(t, id, *b.get(t, tr.ID).StripeTransferID)
+	require.Len(t, b.stripe.Transfers(), 1)
+}
+
+func TestPayoutExhaustedWaitsInFailed(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 500)
+	tr := b.transfer(t, 0)
+	b.stripe.FailNext(1, 500)
+	err := (&jobs.PayoutWorker{Payouts: b.payouts}).Work(context.Background(), job(jobs.PayoutArgs{TransferID: tr.ID}, 3, 3))
+	require.Error(t, err)
+	got := b.get(t, tr.ID)
+	require.Equal(t, veza.TransferFailed, got.Status)
+	require.Contains(t, *got.ErrorMessage, "stripe 500")
+}
+
+func TestPayoutWithoutStripeAccountFailsClearly(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 500)
+	tr := b.transfer(t, 0)
+	_, err := b.db.Primary().Exec(context.Background(), `UPDATE users SET stripe_account_id = NULL WHERE id = $1`, b.sellers[0].ID)
+	require.NoError(t, err)
+	require.NoError(t, (&jobs.PayoutWorker{Payouts: b.payouts}).Work(context.Background(), job(jobs.PayoutArgs{TransferID: tr.ID}, 1, 3)),
+		"no retry loop: the row waits for a human")
+	got := b.get(t, tr.ID)
+	require.Equal(t, veza.TransferFailed, got.Status)
+	require.Contains(t, *got.ErrorMessage, "no Stripe Connect account")
+	require.Empty(t, b.stripe.Transfers())
+}
+
+func TestPayoutNeverPaysARefundedOrder(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 500)
+	tr := b.transfer(t, 0)
+	w := &jobs.PayoutWorker{Payouts: b.payouts}
+	ctx := context.Background()
+
+	b.moveOrder(t, veza.OrderCompleted, veza.OrderRefundPending)
+	err := w.Work(ctx, job(jobs.PayoutArgs{TransferID: tr.ID}, 1, 3))
+	var snooze *river.JobSnoozeError
+	require.ErrorAs(t, err, &snooze, "waits for the refund's outcome")
+
+	b.moveOrder(t, veza.OrderRefundPending, veza.OrderRefunded)
+	require.NoError(t, w.Work(ctx, job(jobs.PayoutArgs{TransferID: tr.ID}, 1, 3)))
+	got := b.get(t, tr.ID)
+	require.Equal(t, veza.TransferPermanentlyFailed, got.Status)
+	require.Contains(t, *got.ErrorMessage, "refunded before payout")
+	require.Empty(t, b.stripe.Transfers())
+}
+
+// TestRefundDuringPayoutIsReversed: the refund settles while Stripe is
+// paying the seller. The payout still records the money it moved, sees the
+// refunded order and starts the reversal in the same transaction.
+func TestRefundDuringPayoutIsReversed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupPay(t, 800)
+	tr := b.transfer(t, 0)
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &jobs.PayoutWorker{Payouts: b.payouts})
+	river.AddWorker(workers, &jobs.ReversalWorker{Reversals: b.reversals})
+	client, err := jobs.NewClient(b.db.Primary(), jobs.ClientOpts{River: riverConfig(), Logger: zerolog.Nop(), Workers: workers})
+	require.NoError(t, err)
+
+	b.stripe.SetLatency(700 * time.Millisecond)
+	_, err = client.Insert(ctx, jobs.PayoutArgs{TransferID: tr.ID}, b.payouts.InsertOpts())
+	require.NoError(t, err)
+	require.NoError(t, client.Start(ctx))
+	t.Cleanup(func() { _ = client.Stop(context.Background()) })
+
+	require.Eventually(t, func() bool { return b.stripe.Calls("POST /v1/transfers") == 1 }, 10*time.Second, 5*time.Millisecond)
+	b.moveOrder(t, veza.OrderCompleted, veza.OrderRefundPending)
+	b.moveOrder(t, veza.OrderRefundPending, veza.OrderRefunded)
+
+	require.Eventually(t, func() bool { return b.get(t, tr.ID).Status == veza.TransferReversed }, 20*time.Second, 20*time.Millisecond)
+	require.Len(t, b.stripe.Transfers(), 1)
+	require.Len(t, b.stripe.Reversals(), 1)
+}

@@ -1,0 +1,139 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/rs/zerolog"
+
+	"github.com/veza/backend"
+	"github.com/veza/backend/config"
+	"github.com/veza/backend/store"
+	"github.com/veza/backend/stripeconnect"
+)
+
+// ReversalArgs takes back a completed transfer whose order was refunded.
+type ReversalArgs struct {
+	TransferID uuid.UUID `json:"transfer_id" river:"unique"`
+}
+
+func (ReversalArgs) Kind() string { return "transfer_reversal" }
+
+func (ReversalArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: config.QueuePayments, UniqueOpts: oneLiveJob}
+}
+
+// Reversals starts and performs transfer reversals (REVERSAL_* settings).
+type Reversals struct {
+	DB      *store.DB
+	Stripe  *stripeconnect.Client // nil when Stripe Connect is disabled
+	Enabled bool                  // REVERSAL_WORKER_ENABLED
+	// Retry.MaxAttempts is REVERSAL_MAX_RETRIES: retries after the first attempt.
+	Retry  config.BackoffConfig
+	Logger zerolog.Logger
+}
+
+// Start moves a completed transfer to reversal_pending and enqueues its
+// reversal job, in the caller's transaction.
+func (r *Reversals) Start(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
+	if err := store.TransitionTransfer(ctx, tx, id, veza.TransferCompleted, veza.TransferReversalPending, store.TransferUpdate{ResetRetries: true}); err != nil {
+		return err
+	}
+	_, err := river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, ReversalArgs{TransferID: id},
+		&river.InsertOpts{MaxAttempts: r.Retry.MaxAttempts + 1})
+	if err != nil {
+		return fmt.Errorf("error enqueueing reversal: %w", err)
+	}
+	return nil
+}
+
+// ReversalWorker reverses one transfer in full at Stripe (SPEC §4).
+type ReversalWorker struct {
+	river.WorkerDefaults[ReversalArgs]
+	*Reversals
+	now func() time.Time
+}
+
+func (w *ReversalWorker) clock() time.Time {
+	if w.now != nil {
+		return w.now()
+	}
+	return time.Now()
+}
+
+// NextRetry is base·2^retry capped at max; the row mirrors it.
+func (w *ReversalWorker) NextRetry(job *river.Job[ReversalArgs]) time.Time {
+	return w.clock().Add(Backoff(w.Retry.BackoffBase, w.Retry.BackoffMax, job.Attempt-1))
+}
+
+func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[ReversalArgs]) error {
+	if !w.Enabled {
+		w.Logger.Warn().Str("transfer_id", job.Args.TransferID.String()).Msg("reversal worker disabled (REVERSAL_WORKER_ENABLED=false): job snoozed")
+		return river.JobSnooze(15 * time.Minute)
+	}
+	t, err := store.GetTransfer(ctx, w.DB.Primary(), job.Args.TransferID)
+	if errors.Is(err, store.ErrNotFound) {
+		return river.JobCancel(fmt.Errorf("transfer %s does not exist", job.Args.TransferID))
+	}
+	if err != nil {
+		return err
+	}
+	if t.Status != veza.TransferReversalPending {
+		return nil // only reversal_pending rows are touched
+	}
+	if t.NextRetryAt != nil && t.NextRetryAt.After(w.clock()) {
+		// The row's schedule wins over an early run (a manual retry, the
+		// safety-net sweep): wait for it.
+		return river.JobSnooze(t.NextRetryAt.Sub(w.clock()))
+	}
+	log := w.Logger.With().Str("transfer_id", t.ID.String()).Str("order_id", t.OrderID.String()).Logger()
+
+	if t.StripeTransferID == nil || *t.StripeTransferID == "" {
+		log.Error().Msg("reversal impossible: the transfer has no stripe_transfer_id (legacy row); reverse it by hand in Stripe")
+		return w.finish(ctx, t.ID, veza.TransferPermanentlyFailed, nil, "no stripe_transfer_id (legacy row): reverse manually in Stripe")
+	}
+	if w.Stripe == nil {
+		log.Warn().Msg("reversal waits: Stripe Connect is not enabled")
+		return river.JobSnooze(15 * time.Minute)
+	}
+
+	revID, err := w.Stripe.ReverseTransfer(ctx, *t.StripeTransferID, "reversal-"+t.ID.String(), nil)
+	switch {
+	case err == nil:
+		return w.finish(ctx, t.ID, veza.TransferReversed, &revID, "")
+	case errors.Is(err, stripeconnect.ErrTransferAlreadyReversed):
+		log.Info().Str("stripe_transfer_id", *t.StripeTransferID).Msg("transfer was already reversed at Stripe: marking reversed")
+		return w.finish(ctx, t.ID, veza.TransferReversed, nil, "")
+	case errors.Is(err, stripeconnect.ErrTransferNotFound):
+		log.Error().Str("stripe_transfer_id", *t.StripeTransferID).Msg("Stripe does not know this transfer (resource_missing): permanently failed")
+		return w.finish(ctx, t.ID, veza.TransferPermanentlyFailed, nil, "Stripe: transfer not found (resource_missing)")
+	}
+
+	msg := stripeconnect.Describe(err)
+	if job.Attempt >= job.MaxAttempts {
+		if ferr := w.finish(ctx, t.ID, veza.TransferPermanentlyFailed, nil, "retries exhausted: "+msg); ferr != nil {
+			return ferr
+		}
+		return err // River discards the job: visible to ops with the row
+	}
+	next := w.clock().Add(Backoff(w.Retry.BackoffBase, w.Retry.BackoffMax, t.RetryCount))
+	if rerr := store.RecordTransferRetry(ctx, w.DB.Primary(), t.ID, t.RetryCount+1, next, msg); rerr != nil {
+		return rerr
+	}
+	return err
+}
+
+func (w *ReversalWorker) finish(ctx context.Context, id uuid.UUID, to veza.TransferStatus, reversalID *string, msg string) error {
+	err := w.DB.InTx(ctx, func(tx pgx.Tx) error {
+		return store.TransitionTransfer(ctx, tx, id, veza.TransferReversalPending, to, store.TransferUpdate{StripeReversalID: reversalID, ErrorMessage: &msg})
+	})
+	if errors.Is(err, veza.ErrStaleState) {
+		return nil
+	}
+	return err
+}

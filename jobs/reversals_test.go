@@ -1,0 +1,180 @@
+package jobs_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/stretchr/testify/require"
+
+	"github.com/veza/backend"
+	"github.com/veza/backend/jobs"
+	"github.com/veza/backend/store"
+)
+
+// paidTransfer makes a transfer completed at the fake Stripe and, with
+// reversal, moves it to reversal_pending: all through the state machine.
+func (b *payBundle) paidTransfer(t *testing.T, i int, reversal bool) *store.Transfer {
+	t.Helper()
+	ctx := context.Background()
+	tr := b.transfer(t, i)
+	stripeID, err := b.stripe.Client().CreateTransfer(ctx, stripeTransferParams(b, tr))
+	require.NoError(t, err)
+	require.NoError(t, b.db.InTx(ctx, func(tx pgx.Tx) error {
+		if err := store.TransitionTransfer(ctx, tx, tr.ID, veza.TransferPending, veza.TransferCompleted, store.TransferUpdate{StripeTransferID: &stripeID}); err != nil {
+			return err
+		}
+		if !reversal {
+			return nil
+		}
+		return store.TransitionTransfer(ctx, tx, tr.ID, veza.TransferCompleted, veza.TransferReversalPending, store.TransferUpdate{})
+	}))
+	return b.get(t, tr.ID)
+}
+
+func (b *payBundle) reverse(t *testing.T, id store.Transfer, attempt int) error {
+	t.Helper()
+	w := &jobs.ReversalWorker{Reversals: b.reversals}
+	return w.Work(context.Background(), job(jobs.ReversalArgs{TransferID: id.ID}, attempt, b.reversals.Retry.MaxAttempts+1))
+}
+
+func TestReversalHappyPath(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 1000)
+	tr := b.paidTransfer(t, 0, true)
+	require.NoError(t, b.reverse(t, *tr, 1))
+	got := b.get(t, tr.ID)
+	require.Equal(t, veza.TransferReversed, got.Status)
+	require.NotNil(t, got.StripeReversalID)
+	revs := b.stripe.Reversals()
+	require.Len(t, revs, 1)
+	require.Equal(t, *got.StripeReversalID, revs[0].ID)
+	require.EqualValues(t, 900, revs[0].Amount, "full reversal")
+	st, _ := b.stripe.Transfer(*tr.StripeTransferID)
+	require.True(t, st.Reversed)
+}
+
+func TestReversalAlreadyReversed(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 1000)
+	tr := b.paidTransfer(t, 0, true)
+	_, err := b.stripe.Client().ReverseTransfer(context.Background(), *tr.StripeTransferID, "someone-else", nil)
+	require.NoError(t, err)
+	require.NoError(t, b.reverse(t, *tr, 1))
+	got := b.get(t, tr.ID)
+	require.Equal(t, veza.TransferReversed, got.Status)
+	require.Nil(t, got.StripeReversalID)
+	require.Len(t, b.stripe.Reversals(), 1, "not reversed twice")
+}
+
+func TestReversalTransferNotFound(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 1000)
+	tr := b.transfer(t, 0)
+	ctx := context.Background()
+	missing := "tr_does_not_exist"
+	require.NoError(t, b.db.InTx(ctx, func(tx pgx.Tx) error {
+		if err := store.TransitionTransfer(ctx, tx, tr.ID, veza.TransferPending, veza.TransferCompleted, store.TransferUpdate{StripeTransferID: &missing}); err != nil {
+			return err
+		}
+		return store.TransitionTransfer(ctx, tx, tr.ID, veza.TransferCompleted, veza.TransferReversalPending, store.TransferUpdate{})
+	}))
+	require.NoError(t, b.reverse(t, *tr, 1))
+	got := b.get(t, tr.ID)
+	require.Equal(t, veza.TransferPermanentlyFailed, got.Status)
+	require.Contains(t, *got.ErrorMessage, "resource_missing")
+}
+
+func TestReversalTransientErrorMirrorsRetry(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 1000)
+	tr := b.paidTransfer(t, 0, true)
+	b.stripe.FailNext(1, 503)
+	before := time.Now()
+	err := b.reverse(t, *tr, 1)
+	after := time.Now()
+	require.Error(t, err, "River retries it")
+	got := b.get(t, tr.ID)
+	require.Equal(t, veza.TransferReversalPending, got.Status, "stays reversal_pending")
+	require.Equal(t, 1, got.RetryCount)
+	require.NotNil(t, got.NextRetryAt)
+	require.WithinRange(t, *got.NextRetryAt, before.Add(time.Second-time.Millisecond), after.Add(time.Second+time.Millisecond), "base·2^0")
+	require.Contains(t, *got.ErrorMessage, "stripe 503")
+
+	// River's schedule is the same formula.
+	w := &jobs.ReversalWorker{Reversals: b.reversals}
+	next := w.NextRetry(job(jobs.ReversalArgs{TransferID: tr.ID}, 1, 6))
+	require.InDelta(t, time.Second.Seconds(), time.Until(next).Seconds(), 0.5)
+}
+
+func TestReversalBackoffIsCapped(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 1000)
+	tr := b.paidTransfer(t, 0, true)
+	// Four retries already happened; the schedule says "now".
+	require.NoError(t, store.RecordTransferRetry(context.Background(), b.db.Primary(), tr.ID, 4, time.Now().Add(-time.Second), "earlier"))
+	b.stripe.FailNext(1, 503)
+	before := time.Now()
+	require.Error(t, b.reverse(t, *tr, 5))
+	after := time.Now()
+	got := b.get(t, tr.ID)
+	require.Equal(t, 5, got.RetryCount)
+	require.WithinRange(t, *got.NextRetryAt, before.Add(10*time.Second-time.Millisecond), after.Add(10*time.Second+time.Millisecond),
+		"base 1s, max 10s, retry 4 → 10s, not 16s")
+}
+
+func TestReversalExhausted(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 1000)
+	tr := b.paidTransfer(t, 0, true)
+	b.stripe.FailNext(1, 503)
+	require.Error(t, b.reverse(t, *tr, b.reversals.Retry.MaxAttempts+1), "the last attempt's error: River discards the job")
+	got := b.get(t, tr.ID)
+	require.Equal(t, veza.TransferPermanentlyFailed, got.Status)
+	require.Contains(t, *got.ErrorMessage, "retries exhausted")
+}
+
+func TestReversalLegacyRowWithoutStripeID(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 1000)
+	tr := b.transfer(t, 0)
+	ctx := context.Background()
+	require.NoError(t, b.db.InTx(ctx, func(tx pgx.Tx) error {
+		if err := store.TransitionTransfer(ctx, tx, tr.ID, veza.TransferPending, veza.TransferCompleted, store.TransferUpdate{}); err != nil {
+			return err
+		}
+		return store.TransitionTransfer(ctx, tx, tr.ID, veza.TransferCompleted, veza.TransferReversalPending, store.TransferUpdate{})
+	}))
+	require.NoError(t, b.reverse(t, *tr, 1))
+	got := b.get(t, tr.ID)
+	require.Equal(t, veza.TransferPermanentlyFailed, got.Status)
+	require.Contains(t, *got.ErrorMessage, "legacy")
+	require.Zero(t, b.stripe.Calls("POST reversals")+b.stripe.Calls("GET transfer"), "Stripe never called")
+}
+
+func TestReversalTouchesOnlyReversalPending(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 1000, 700)
+	completed := b.paidTransfer(t, 0, false)
+	pending := b.transfer(t, 1)
+	for _, tr := range []*store.Transfer{completed, pending} {
+		require.NoError(t, b.reverse(t, *tr, 1))
+		require.Equal(t, tr.Status, b.get(t, tr.ID).Status)
+	}
+	require.Zero(t, b.stripe.Calls("POST reversals"))
+}
+
+func TestReversalRespectsFutureNextRetryAt(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 1000)
+	tr := b.paidTransfer(t, 0, true)
+	require.NoError(t, store.RecordTransferRetry(context.Background(), b.db.Primary(), tr.ID, 2, time.Now().Add(time.Hour), "earlier"))
+	err := b.reverse(t, *tr, 3)
+	var snooze *river.JobSnoozeError
+	require.ErrorAs(t, err, &snooze)
+	require.InDelta(t, time.Hour.Seconds(), snooze.Duration.Seconds(), 5)
+	require.Zero(t, b.stripe.Calls("POST reversals"))
+	require.Equal(t, veza.TransferReversalPending, b.get(t, tr.ID).Status)
+}

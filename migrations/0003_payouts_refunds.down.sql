@@ -1,0 +1,2 @@
+DROP TABLE seller_transfers;
+DROP TABLE refunds;

@@ -1,0 +1,122 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/veza/backend"
+)
+
+// Refund is a buyer's refund of an order.
+type Refund struct {
+	ID                  uuid.UUID         `json:"id"`
+	OrderID             uuid.UUID         `json:"order_id"`
+	Status              veza.RefundStatus `json:"status"`
+	Amount              int64             `json:"amount"`
+	Currency            string            `json:"currency"`
+	Reason              *string           `json:"reason"`
+	HyperswitchRefundID *string           `json:"-"`
+	ErrorMessage        *string           `json:"error_message"`
+	CreatedAt           time.Time         `json:"created_at"`
+	UpdatedAt           time.Time         `json:"updated_at"`
+}
+
+// RefundIDFor is the Hyperswitch refund_id we choose for a refund row, so a
+// retried create names the same refund and cannot refund twice.
+func RefundIDFor(id uuid.UUID) string { return "veza_ref_" + id.String() }
+
+// RefundRowID inverts RefundIDFor.
+func RefundRowID(pspRefundID string) (uuid.UUID, bool) {
+	const prefix = "veza_ref_"
+	if len(pspRefundID) <= len(prefix) || pspRefundID[:len(prefix)] != prefix {
+		return uuid.Nil, false
+	}
+	id, err := uuid.Parse(pspRefundID[len(prefix):])
+	return id, err == nil
+}
+
+const refundColumns = `id, order_id, status, amount, currency, reason, hyperswitch_refund_id, error_message, created_at, updated_at`
+
+func scanRefund(row pgx.Row) (*Refund, error) {
+	var r Refund
+	err := row.Scan(&r.ID, &r.OrderID, &r.Status, &r.Amount, &r.Currency, &r.Reason, &r.HyperswitchRefundID, &r.ErrorMessage, &r.CreatedAt, &r.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// CreateRefund inserts a pending refund without a PSP id.
+func CreateRefund(ctx context.Context, tx pgx.Tx, orderID uuid.UUID, amount int64, currency string, reason *string) (*Refund, error) {
+	r, err := scanRefund(tx.QueryRow(ctx, `INSERT INTO refunds (order_id, amount, currency, reason) VALUES ($1, $2, $3, $4) RETURNING `+refundColumns,
+		orderID, amount, currency, reason))
+	if err != nil {
+		return nil, fmt.Errorf("error inserting refund: %w", err)
+	}
+	return r, nil
+}
+
+// GetRefund reads a refund.
+func GetRefund(ctx context.Context, q Querier, id uuid.UUID) (*Refund, error) {
+	return scanRefund(q.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds WHERE id = $1`, id))
+}
+
+// GetRefundForUpdate reads and locks a refund.
+func GetRefundForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*Refund, error) {
+	return scanRefund(tx.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds WHERE id = $1 FOR UPDATE`, id))
+}
+
+// OrderRefunds lists an order's refunds, oldest first.
+func OrderRefunds(ctx context.Context, q Querier, orderID uuid.UUID) ([]Refund, error) {
+	rows, err := q.Query(ctx, `SELECT `+refundColumns+` FROM refunds WHERE order_id = $1 ORDER BY created_at, id`, orderID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Refund, error) {
+		r, err := scanRefund(row)
+		if err != nil {
+			return Refund{}, err
+		}
+		return *r, nil
+	})
+}
+
+// SetRefundPSPID records the id Hyperswitch accepted the refund under.
+func SetRefundPSPID(ctx context.Context, q Querier, id uuid.UUID, pspID string) error {
+	_, err := q.Exec(ctx, `UPDATE refunds SET hyperswitch_refund_id = $2, updated_at = now() WHERE id = $1`, id, pspID)
+	return err
+}
+
+// TransitionRefund moves a refund through its status machine with a guarded
+// UPDATE; errMsg (may be nil) is kept for failures.
+func TransitionRefund(ctx context.Context, tx pgx.Tx, id uuid.UUID, from, to veza.RefundStatus, errMsg *string) error {
+	if err := veza.CheckRefundMove(from, to); err != nil {
+		return err
+	}
+	tag, err := tx.Exec(ctx, `UPDATE refunds SET status = $3::text, error_message = COALESCE($4, error_message), updated_at = now()
+		WHERE id = $1 AND status = $2::text`, id, string(from), string(to), errMsg)
+	if err != nil {
+		return fmt.Errorf("error moving refund %s %s → %s: %w", id, from, to, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("refund %s %s → %s: %w", id, from, to, veza.ErrStaleState)
+	}
+	return nil
+}
+
+// GetOrderForUpdate reads and locks an order with its items.
+func GetOrderForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*Order, error) {
+	o, err := scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1 FOR UPDATE`, id))
+	if err != nil {
+		return nil, err
+	}
+	return o, loadItems(ctx, tx, o)
+}

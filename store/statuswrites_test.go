@@ -1,0 +1,123 @@
+package store_test
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/stretchr/testify/require"
+)
+
+// A write of seller_transfers.status in SQL: an UPDATE that sets status, or
+// an INSERT naming the column.
+var statusWrite = regexp.MustCompile(`(?is)(update\s+seller_transfers\b.*\bset\b.*\bstatus\s*=|insert\s+into\s+seller_transfers\s*\([^)]*\bstatus\b)`)
+
+// allowedWriter is the one function that may write a transfer's status.
+const allowedWriter = "store/transfers.go:TransitionTransfer"
+
+// findStatusWrites returns "file:line" for every Go string (literals joined
+// with +) outside allowedWriter that writes a transfer's status.
+func findStatusWrites(t *testing.T, fsys fs.FS) []string {
+	t.Helper()
+	var found []string
+	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "vendor" || d.Name() == "node_modules" || strings.HasPrefix(d.Name(), ".")) && path != "." {
+			return fs.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := fs.ReadFile(fsys, path)
+		if err != nil {
+			return err
+		}
+		fset := token.NewFileSet()
+		file, err := parser.ParseFile(fset, path, src, 0)
+		if err != nil {
+			return err
+		}
+		for _, decl := range file.Decls {
+			fn, isFunc := decl.(*ast.FuncDecl)
+			owner := path + ":"
+			if isFunc {
+				owner += fn.Name.Name
+			}
+			ast.Inspect(decl, func(n ast.Node) bool {
+				s, ok := joinedString(n)
+				if !ok {
+					return true
+				}
+				if statusWrite.MatchString(s) && owner != allowedWriter {
+					found = append(found, fset.Position(n.Pos()).String())
+				}
+				return false
+			})
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	return found
+}
+
+// joinedString evaluates a string literal or a + chain of them.
+func joinedString(n ast.Node) (string, bool) {
+	switch e := n.(type) {
+	case *ast.BasicLit:
+		if e.Kind != token.STRING {
+			return "", false
+		}
+		s, err := strconv.Unquote(e.Value)
+		return s, err == nil
+	case *ast.BinaryExpr:
+		if e.Op != token.ADD {
+			return "", false
+		}
+		l, lok := joinedString(e.X)
+		r, rok := joinedString(e.Y)
+		if !lok && !rok {
+			return "", false
+		}
+		return l + " " + r, true
+	}
+	return "", false
+}
+
+// TestTransferStatusIsWrittenOnlyByTheStateMachine fails the build if any
+// code sets a transfer's status other than through TransitionTransfer.
+func TestTransferStatusIsWrittenOnlyByTheStateMachine(t *testing.T) {
+	t.Parallel()
+	root, err := filepath.Abs("..")
+	require.NoError(t, err)
+	require.FileExists(t, filepath.Join(root, "go.mod"))
+	require.Empty(t, findStatusWrites(t, os.DirFS(root)), "write transfer statuses only through store.TransitionTransfer")
+}
+
+// TestScannerCatchesViolations proves the check can fail.
+func TestScannerCatchesViolations(t *testing.T) {
+	t.Parallel()
+	fsys := fstest.MapFS{
+		"go.mod":             {Data: []byte("module x\n")},
+		"store/transfers.go": {Data: []byte("package store\nfunc TransitionTransfer() { _ = `UPDATE seller_transfers SET status = $3 WHERE id = $1 AND status = $2` }\n")},
+		"jobs/sneaky.go":     {Data: []byte("package jobs\nfunc f() {\n\t_ = `UPDATE seller_transfers\n\t\tSET error_message = 'x', status = 'completed' WHERE id = $1`\n}\n")},
+		"jobs/split.go":      {Data: []byte("package jobs\nconst q = \"UPDATE seller_transfers \" + \"SET status = 'reversed'\"\n")},
+		"jobs/insert.go":     {Data: []byte("package jobs\nvar q = `INSERT INTO seller_transfers (order_id, status) VALUES ($1, 'completed')`\n")},
+		"jobs/fine.go":       {Data: []byte("package jobs\nvar q = `UPDATE seller_transfers SET retry_count = 1 WHERE id = $1`\nvar r = `SELECT status FROM seller_transfers`\n")},
+		"jobs/a_test.go":     {Data: []byte("package jobs\nvar q = `UPDATE seller_transfers SET status = 'x'`\n")},
+	}
+	found := findStatusWrites(t, fsys)
+	require.Len(t, found, 3, "%v", found)
+	require.Contains(t, strings.Join(found, " "), "jobs/sneaky.go:3")
+	require.Contains(t, strings.Join(found, " "), "jobs/split.go:2")
+	require.Contains(t, strings.Join(found, " "), "jobs/insert.go:2")
+}

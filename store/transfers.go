@@ -1,0 +1,152 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/veza/backend"
+)
+
+// Transfer is a payout to one seller for one order.
+type Transfer struct {
+	ID               uuid.UUID           `json:"id"`
+	OrderID          uuid.UUID           `json:"order_id"`
+	SellerID         uuid.UUID           `json:"seller_id"`
+	Amount           int64               `json:"amount"`
+	PlatformFee      int64               `json:"platform_fee"`
+	Currency         string              `json:"currency"`
+	Status           veza.TransferStatus `json:"status"`
+	StripeTransferID *string             `json:"stripe_transfer_id"`
+	StripeReversalID *string             `json:"stripe_reversal_id"`
+	RetryCount       int                 `json:"retry_count"`
+	NextRetryAt      *time.Time          `json:"next_retry_at"`
+	ErrorMessage     *string             `json:"error_message"`
+	CreatedAt        time.Time           `json:"created_at"`
+	UpdatedAt        time.Time           `json:"updated_at"`
+}
+
+const transferColumns = `id, order_id, seller_id, amount, platform_fee, currency, status, stripe_transfer_id, stripe_reversal_id,
+	retry_count, next_retry_at, error_message, created_at, updated_at`
+
+func scanTransfer(row pgx.Row) (*Transfer, error) {
+	var t Transfer
+	err := row.Scan(&t.ID, &t.OrderID, &t.SellerID, &t.Amount, &t.PlatformFee, &t.Currency, &t.Status, &t.StripeTransferID,
+		&t.StripeReversalID, &t.RetryCount, &t.NextRetryAt, &t.ErrorMessage, &t.CreatedAt, &t.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// InsertTransfer creates a pending transfer for (order, seller). created is
+// false (and the transfer nil) when the pair already has one: payouts are
+// planned once, however often the payment event is replayed.
+func InsertTransfer(ctx context.Context, tx pgx.Tx, orderID, sellerID uuid.UUID, amount, fee int64, currency string) (*Transfer, bool, error) {
+	t, err := scanTransfer(tx.QueryRow(ctx, `INSERT INTO seller_transfers (order_id, seller_id, amount, platform_fee, currency)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_id, seller_id) DO NOTHING RETURNING `+transferColumns,
+		orderID, sellerID, amount, fee, currency))
+	if errors.Is(err, ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("error inserting transfer: %w", err)
+	}
+	return t, true, nil
+}
+
+// GetTransfer reads a transfer.
+func GetTransfer(ctx context.Context, q Querier, id uuid.UUID) (*Transfer, error) {
+	return scanTransfer(q.QueryRow(ctx, `SELECT `+transferColumns+` FROM seller_transfers WHERE id = $1`, id))
+}
+
+// GetTransferForUpdate reads and locks a transfer.
+func GetTransferForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*Transfer, error) {
+	return scanTransfer(tx.QueryRow(ctx, `SELECT `+transferColumns+` FROM seller_transfers WHERE id = $1 FOR UPDATE`, id))
+}
+
+// OrderTransfersForUpdate reads and locks every transfer of an order.
+func OrderTransfersForUpdate(ctx context.Context, tx pgx.Tx, orderID uuid.UUID) ([]Transfer, error) {
+	rows, err := tx.Query(ctx, `SELECT `+transferColumns+` FROM seller_transfers WHERE order_id = $1 ORDER BY id FOR UPDATE`, orderID)
+	if err != nil {
+		return nil, err
+	}
+	return collectTransfers(rows)
+}
+
+// ListTransfers returns transfers, newest first, optionally of one status.
+func ListTransfers(ctx context.Context, q Querier, status *veza.TransferStatus, limit int) ([]Transfer, error) {
+	rows, err := q.Query(ctx, `SELECT `+transferColumns+` FROM seller_transfers
+		WHERE ($1::text IS NULL OR status = $1::text) ORDER BY created_at DESC, id LIMIT $2`, status, limit)
+	if err != nil {
+		return nil, err
+	}
+	return collectTransfers(rows)
+}
+
+func collectTransfers(rows pgx.Rows) ([]Transfer, error) {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Transfer, error) {
+		t, err := scanTransfer(row)
+		if err != nil {
+			return Transfer{}, err
+		}
+		return *t, nil
+	})
+}
+
+// TransferUpdate is what a transition records besides the status.
+type TransferUpdate struct {
+	StripeTransferID *string
+	StripeReversalID *string
+	// ErrorMessage replaces the row's message when set; "" clears it.
+	ErrorMessage *string
+	// ResetRetries zeroes retry_count and next_retry_at (a new round).
+	ResetRetries bool
+}
+
+// TransitionTransfer is the only code that writes a transfer's status: one
+// UPDATE ... WHERE id = $1 AND status = $from, checked against the status
+// machine first. Zero rows is veza.ErrStaleState (a concurrent winner or a
+// stale read). A test scans the tree for any other status write.
+func TransitionTransfer(ctx context.Context, q Querier, id uuid.UUID, from, to veza.TransferStatus, u TransferUpdate) error {
+	if err := veza.CheckTransferMove(from, to); err != nil {
+		return err
+	}
+	var errMsg *string
+	setErr := u.ErrorMessage != nil
+	if setErr && *u.ErrorMessage != "" {
+		errMsg = u.ErrorMessage
+	}
+	tag, err := q.Exec(ctx, `UPDATE seller_transfers SET
+			status = $3::text,
+			stripe_transfer_id = COALESCE($4, stripe_transfer_id),
+			stripe_reversal_id = COALESCE($5, stripe_reversal_id),
+			error_message = CASE WHEN $6 THEN $7 ELSE error_message END,
+			retry_count = CASE WHEN $8 THEN 0 ELSE retry_count END,
+			next_retry_at = CASE WHEN $8 OR $3::text IN ('completed', 'reversed', 'permanently_failed') THEN NULL ELSE next_retry_at END,
+			updated_at = now()
+		WHERE id = $1 AND status = $2::text`,
+		id, string(from), string(to), u.StripeTransferID, u.StripeReversalID, setErr, errMsg, u.ResetRetries)
+	if err != nil {
+		return fmt.Errorf("error moving transfer %s %s → %s: %w", id, from, to, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("transfer %s %s → %s: %w", id, from, to, veza.ErrStaleState)
+	}
+	return nil
+}
+
+// RecordTransferRetry mirrors River's retry schedule on the row for humans:
+// retry_count, next_retry_at and the last error. It never changes status.
+func RecordTransferRetry(ctx context.Context, q Querier, id uuid.UUID, retryCount int, nextRetryAt time.Time, errMsg string) error {
+	_, err := q.Exec(ctx, `UPDATE seller_transfers SET retry_count = $2, next_retry_at = $3, error_message = $4, updated_at = now() WHERE id = $1`,
+		id, retryCount, nextRetryAt, errMsg)
+	return err
+}
