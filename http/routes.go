@@ -40,4 +40,5 @@ func (s *Server) routes() {
 	admin.Get("/webhooks", s.handleAdminWebhooks())
 	admin.Get("/transfers", s.handleAdminTransfers())
 	admin.Post("/transfers/:id/retry", s.handleAdminRetryTransfer())
+	admin.Post("/reconcile", s.handleAdminReconcile())
 }

@@ -3,6 +3,9 @@ package jobs_test
 import (
 	"bytes"
 	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
 )
 
 type safeLog struct {
@@ -21,3 +24,5 @@ func (b *safeLog) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+var riverInsertLater = river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)}

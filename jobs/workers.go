@@ -1,6 +1,8 @@
 package jobs
 
 import (
+	"time"
+
 	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
@@ -32,6 +34,15 @@ func NewWorkers(d Deps) *river.Workers {
 	river.AddWorker(workers, &PayoutWorker{Payouts: payouts})
 	river.AddWorker(workers, &ReversalWorker{Reversals: reversals})
 	river.AddWorker(workers, &SubmitRefundWorker{DB: d.DB, Hyperswitch: d.Hyperswitch, Logger: d.Logger})
+
+	reconciler := &Reconciler{DB: d.DB, Hyperswitch: d.Hyperswitch, Settings: d.Config.Reconcile, Logger: d.Logger}
+	river.AddWorker(workers, &ReconcileSweepWorker{Reconciler: reconciler})
+	river.AddWorker(workers, &ReconcileOrderWorker{Reconciler: reconciler})
+	river.AddWorker(workers, &ReconcileRefundWorker{Reconciler: reconciler})
+	river.AddWorker(workers, &WebhookLogCleanupWorker{DB: d.DB, RetentionDays: d.Config.Hyperswitch.WebhookLogRetentionDays,
+		BatchSize: 10_000, Pause: 100 * time.Millisecond, Logger: d.Logger})
+	river.AddWorker(workers, &SafetyNetWorker{DB: d.DB, Payouts: payouts, Reversals: reversals,
+		Grace: 10 * time.Minute, Limit: 500, Logger: d.Logger})
 	return workers
 }
 

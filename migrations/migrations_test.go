@@ -136,3 +136,27 @@ func TestParseRejectsBadFiles(t *testing.T) {
 		require.Error(t, err, name)
 	}
 }
+
+func TestReconcileDownRefusesWhileOrdersLackPaymentIDs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	_, err := b.runner.Up(ctx)
+	require.NoError(t, err)
+	all, _ := migrations.All()
+	require.Equal(t, "0004_reconcile", all[3].Label(), "this test targets 0004")
+	_, err = b.pool.Exec(ctx, `WITH u AS (INSERT INTO users (email, password_hash) VALUES ('a@b.test', 'h') RETURNING id)
+		INSERT INTO orders (buyer_id, amount, currency, payment_id) SELECT id, 100, 'EUR', NULL FROM u`)
+	require.NoError(t, err)
+
+	_, err = b.runner.Down(ctx, migrations.DownOpts{Steps: len(all) - 3})
+	require.ErrorContains(t, err, "refusing to revert 0004_reconcile: 1 orders have no payment_id")
+	st, err := b.runner.Status(ctx)
+	require.NoError(t, err)
+	require.Contains(t, st.Applied, 4, "0004 was not reverted")
+
+	_, err = b.pool.Exec(ctx, `UPDATE orders SET payment_id = 'legacy-1'`)
+	require.NoError(t, err)
+	_, err = b.runner.Down(ctx, migrations.DownOpts{Steps: len(all) - 3})
+	require.NoError(t, err)
+}

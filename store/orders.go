@@ -112,7 +112,7 @@ func CreateOrder(ctx context.Context, tx pgx.Tx, buyerID uuid.UUID, tracks []Tra
 	return o, nil
 }
 
-const orderColumns = `id, buyer_id, status, amount, currency, payment_id, payment_status, created_at, updated_at, completed_at`
+const orderColumns = `id, buyer_id, status, amount, currency, COALESCE(payment_id, ''), payment_status, created_at, updated_at, completed_at`
 
 func scanOrder(row pgx.Row) (*Order, error) {
 	var o Order

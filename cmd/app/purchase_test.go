@@ -26,6 +26,7 @@ const testWebhookSecret = "whsec_e2e_hash_key"
 
 type stack struct {
 	*running
+	url    string
 	db     *pgx.Conn
 	hs     *hyperswitchtest.Server
 	stripe *stripetest.Server
@@ -58,8 +59,10 @@ func startStack(t *testing.T, extra map[string]string) *stack {
 	conn, err := pgx.Connect(context.Background(), dbURL)
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close(context.Background()) })
-	return &stack{running: r, db: conn, hs: hs, stripe: sc, smtp: smtp}
+	return &stack{running: r, url: dbURL, db: conn, hs: hs, stripe: sc, smtp: smtp}
 }
+
+func (s *stack) dbURL() string { return s.url }
 
 // account registers and logs in through the API.
 func (s *stack) account(t *testing.T, email string) (uuid.UUID, string) {

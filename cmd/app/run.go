@@ -23,6 +23,8 @@ commands:
   migrate down [--steps N | --all]
                              revert N app migrations (default 1); --all also drops River's tables
   migrate status             show where the database stands against this binary
+  reconcile [--order ID | --refund ID]
+                             enqueue the reconcile sweep now, or one row's reconcile job
   user create-admin --email E --password P
                              create an admin, or promote an existing user (idempotent)
   version                    print the version
@@ -56,6 +58,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runService(ctx, getenv, stdout, false)
 	case "migrate":
 		return runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "reconcile":
+		return runReconcile(ctx, rest, getenv, stdout, stderr)
 	case "user":
 		return runUser(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":

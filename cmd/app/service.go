@@ -92,8 +92,9 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 		sc = stripeconnect.New(cfg.Stripe.SecretKey, cfg.Stripe.APIBase, nil)
 	}
 	client, err := jobs.NewClient(a.db.Primary(), jobs.ClientOpts{
-		River:  cfg.River,
-		Logger: log,
+		River:        cfg.River,
+		Logger:       log,
+		PeriodicJobs: jobs.PeriodicJobs(cfg),
 		Workers: jobs.NewWorkers(jobs.Deps{
 			Config:      cfg,
 			DB:          a.db,

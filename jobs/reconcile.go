@@ -1,0 +1,293 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/rs/zerolog"
+
+	"github.com/veza/backend"
+	"github.com/veza/backend/config"
+	"github.com/veza/backend/hyperswitch"
+	"github.com/veza/backend/store"
+)
+
+// Reconciliation repairs rows whose outcome never arrived: a PSP that never
+// called back, or data from before this system. A sweep only finds rows and
+// enqueues one job per row (unique while one is queued), so a backlog drains
+// over runs and is visible in River UI. Stuck orders and refunds are read
+// from Hyperswitch and fed to the same dispatcher as webhooks (a
+// process-event job); its terminal-state guards make replays harmless.
+
+// ReconcileSweepArgs runs one sweep.
+type ReconcileSweepArgs struct{}
+
+func (ReconcileSweepArgs) Kind() string { return "reconcile_sweep" }
+
+func (ReconcileSweepArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: config.QueueMaintenance, MaxAttempts: 3}
+}
+
+// ReconcileOrderArgs reconciles one pending order.
+type ReconcileOrderArgs struct {
+	OrderID uuid.UUID `json:"order_id" river:"unique"`
+}
+
+func (ReconcileOrderArgs) Kind() string { return "reconcile_order" }
+
+func (ReconcileOrderArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: config.QueueMaintenance, MaxAttempts: 3, UniqueOpts: oneLiveJob}
+}
+
+// ReconcileRefundArgs reconciles one pending refund (stuck or orphan).
+type ReconcileRefundArgs struct {
+	RefundID uuid.UUID `json:"refund_id" river:"unique"`
+}
+
+func (ReconcileRefundArgs) Kind() string { return "reconcile_refund" }
+
+func (ReconcileRefundArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: config.QueueMaintenance, MaxAttempts: 3, UniqueOpts: oneLiveJob}
+}
+
+// Reconciler holds the sweep's settings (RECONCILE_*).
+type Reconciler struct {
+	DB          *store.DB
+	Hyperswitch *hyperswitch.Client // nil when disabled: per-row jobs are cancelled
+	Settings    config.ReconcileConfig
+	Logger      zerolog.Logger
+}
+
+// ReconcileSweepWorker finds up to BatchLimit rows of each class and
+// enqueues their jobs.
+type ReconcileSweepWorker struct {
+	river.WorkerDefaults[ReconcileSweepArgs]
+	*Reconciler
+}
+
+func (w *ReconcileSweepWorker) Work(ctx context.Context, job *river.Job[ReconcileSweepArgs]) error {
+	pool := w.DB.Primary()
+	s := w.Settings
+	orders, err := store.StuckOrders(ctx, pool, s.OrderStuckAfter, s.BatchLimit)
+	if err != nil {
+		return fmt.Errorf("error finding stuck orders: %w", err)
+	}
+	stuck, err := store.StuckRefunds(ctx, pool, s.RefundStuckAfter, s.BatchLimit)
+	if err != nil {
+		return fmt.Errorf("error finding stuck refunds: %w", err)
+	}
+	orphans, err := store.OrphanRefunds(ctx, pool, s.RefundOrphanAfter, s.BatchLimit)
+	if err != nil {
+		return fmt.Errorf("error finding orphan refunds: %w", err)
+	}
+	params := make([]river.InsertManyParams, 0, len(orders)+len(stuck)+len(orphans))
+	for _, id := range orders {
+		params = append(params, river.InsertManyParams{Args: ReconcileOrderArgs{OrderID: id}})
+	}
+	for _, id := range append(stuck, orphans...) {
+		params = append(params, river.InsertManyParams{Args: ReconcileRefundArgs{RefundID: id}})
+	}
+	if len(params) > 0 {
+		if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertMany(ctx, params); err != nil {
+			return fmt.Errorf("error enqueueing reconcile jobs: %w", err)
+		}
+	}
+	w.Logger.Info().Str("component", "reconcile").Int("stuck_orders", len(orders)).Int("stuck_refunds", len(stuck)).
+		Int("orphan_refunds", len(orphans)).Msg("reconcile sweep enqueued row jobs")
+	return nil
+}
+
+// paymentEvents maps a Hyperswitch payment status to the event its webhook
+// would carry; other statuses are not final and feed nothing.
+var paymentEvents = map[string]string{
+	"succeeded": "payment_succeeded",
+	"failed":    "payment_failed",
+	"cancelled": "payment_cancelled",
+}
+
+// ReconcileOrderWorker reads a stuck order's payment and feeds its status to
+// the dispatcher as a synthetic event.
+type ReconcileOrderWorker struct {
+	river.WorkerDefaults[ReconcileOrderArgs]
+	*Reconciler
+}
+
+func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[ReconcileOrderArgs]) error {
+	if w.Hyperswitch == nil {
+		return river.JobCancel(errors.New("hyperswitch is not enabled: nothing to reconcile against"))
+	}
+	pool := w.DB.Primary()
+	order, err := store.GetOrder(ctx, pool, job.Args.OrderID)
+	if errors.Is(err, store.ErrNotFound) {
+		return river.JobCancel(fmt.Errorf("order %s does not exist", job.Args.OrderID))
+	}
+	if err != nil {
+		return err
+	}
+	log := w.Logger.With().Str("component", "reconcile").Str("order_id", order.ID.String()).
+		Dur("stuck_for", time.Since(order.CreatedAt)).Logger()
+	if order.Status != veza.OrderPending || order.PaymentID == "" {
+		log.Info().Str("status", string(order.Status)).Msg("reconcile: order needs nothing (terminal or no payment id)")
+		return nil
+	}
+	if err := store.MarkOrderReconciled(ctx, pool, order.ID); err != nil {
+		return err
+	}
+	payment, err := w.Hyperswitch.GetPayment(ctx, order.PaymentID)
+	if err != nil {
+		// Left untouched for the next sweep.
+		log.Warn().Err(err).Msg("reconcile: could not read the payment; will retry next sweep")
+		return nil
+	}
+	eventType, final := paymentEvents[payment.Status]
+	if !final {
+		log.Info().Str("psp_status", payment.Status).Msg("reconcile: payment still not final")
+		return nil
+	}
+	args := ProcessEventArgs{
+		EventID:   "reconcile:" + order.PaymentID + ":" + payment.Status,
+		EventType: eventType,
+		Object: hyperswitch.EventObject{PaymentID: payment.PaymentID, Status: payment.Status, Amount: payment.Amount,
+			Currency: payment.Currency, ErrorMessage: payment.ErrorMessage},
+	}
+	if _, err := river.ClientFromContext[pgx.Tx](ctx).Insert(ctx, args, nil); err != nil {
+		return err
+	}
+	log.Info().Str("status_synced", payment.Status).Str("event_type", eventType).Msg("reconcile: order synced from the PSP")
+	return nil
+}
+
+var refundEvents = map[string]string{
+	"succeeded": "refund_succeeded",
+	"failed":    "refund_failed",
+}
+
+// ReconcileRefundWorker syncs a stuck refund from the PSP, or fails an
+// orphan (a refund that never reached the PSP).
+type ReconcileRefundWorker struct {
+	river.WorkerDefaults[ReconcileRefundArgs]
+	*Reconciler
+}
+
+func (w *ReconcileRefundWorker) Work(ctx context.Context, job *river.Job[ReconcileRefundArgs]) error {
+	pool := w.DB.Primary()
+	refund, err := store.GetRefund(ctx, pool, job.Args.RefundID)
+	if errors.Is(err, store.ErrNotFound) {
+		return river.JobCancel(fmt.Errorf("refund %s does not exist", job.Args.RefundID))
+	}
+	if err != nil {
+		return err
+	}
+	log := w.Logger.With().Str("component", "reconcile").Str("refund_id", refund.ID.String()).
+		Str("order_id", refund.OrderID.String()).Dur("stuck_for", time.Since(refund.CreatedAt)).Logger()
+	if refund.Status != veza.RefundPending {
+		log.Info().Str("status", string(refund.Status)).Msg("reconcile: refund needs nothing (terminal)")
+		return nil
+	}
+	if err := store.MarkRefundReconciled(ctx, pool, refund.ID); err != nil {
+		return err
+	}
+
+	if refund.HyperswitchRefundID == nil {
+		return w.orphan(ctx, refund, log)
+	}
+	if w.Hyperswitch == nil {
+		return river.JobCancel(errors.New("hyperswitch is not enabled: nothing to reconcile against"))
+	}
+	psp, err := w.Hyperswitch.GetRefund(ctx, *refund.HyperswitchRefundID)
+	if err != nil {
+		log.Warn().Err(err).Msg("reconcile: could not read the refund; will retry next sweep")
+		return nil
+	}
+	eventType, final := refundEvents[psp.Status]
+	if !final {
+		log.Info().Str("psp_status", psp.Status).Msg("reconcile: refund still not final")
+		return nil
+	}
+	args := ProcessEventArgs{
+		EventID:   "reconcile:" + psp.RefundID + ":" + psp.Status,
+		EventType: eventType,
+		Object: hyperswitch.EventObject{RefundID: psp.RefundID, PaymentID: psp.PaymentID, Status: psp.Status,
+			Amount: psp.Amount, Currency: psp.Currency, ErrorMessage: psp.ErrorMessage},
+	}
+	if _, err := river.ClientFromContext[pgx.Tx](ctx).Insert(ctx, args, nil); err != nil {
+		return err
+	}
+	log.Info().Str("status_synced", psp.Status).Str("event_type", eventType).Msg("reconcile: refund synced from the PSP")
+	return nil
+}
+
+// orphan fails a refund that never reached the PSP, unless its submit job
+// is still alive (retrying through a PSP outage): failing it then could
+// race a refund the PSP is about to make.
+func (w *ReconcileRefundWorker) orphan(ctx context.Context, refund *store.Refund, log zerolog.Logger) error {
+	if time.Since(refund.CreatedAt) < w.Settings.RefundOrphanAfter {
+		log.Info().Msg("reconcile: refund not yet submitted, too recent to call an orphan")
+		return nil
+	}
+	live, err := store.HasLiveJob(ctx, w.DB.Primary(), SubmitRefundArgs{}.Kind(), "refund_id", refund.ID)
+	if err != nil {
+		return err
+	}
+	if live {
+		log.Info().Msg("reconcile: refund submission still being retried; not an orphan")
+		return nil
+	}
+	msg := "orphan: the refund never reached the payment provider; the order is completed again"
+	err = w.DB.InTx(ctx, func(tx pgx.Tx) error { return failRefund(ctx, tx, refund.ID, refund.OrderID, &msg) })
+	if errors.Is(err, veza.ErrStaleState) {
+		return nil // settled meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	log.Error().Str("status_synced", string(veza.RefundFailed)).Msg("reconcile: orphan refund failed and its order rolled back to completed")
+	return nil
+}
+
+// ReconcileRequest is an on-demand reconcile: the whole sweep (both ids
+// nil), one order or one refund.
+type ReconcileRequest struct {
+	OrderID  *uuid.UUID
+	RefundID *uuid.UUID
+}
+
+// ErrReconcileTargetNotFound is returned when the named row does not exist.
+var ErrReconcileTargetNotFound = errors.New("no such order or refund")
+
+// EnqueueReconcile enqueues the jobs of an on-demand reconcile and returns
+// their ids; it never does the work itself (CLI and admin endpoint share it).
+// A row job already queued is returned, not doubled.
+func EnqueueReconcile(ctx context.Context, client *Client, db *store.DB, req ReconcileRequest) ([]int64, error) {
+	var args river.JobArgs = ReconcileSweepArgs{}
+	switch {
+	case req.OrderID != nil && req.RefundID != nil:
+		return nil, errors.New("name an order or a refund, not both")
+	case req.OrderID != nil:
+		if _, err := store.GetOrder(ctx, db.Primary(), *req.OrderID); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return nil, fmt.Errorf("%w: order %s", ErrReconcileTargetNotFound, req.OrderID)
+			}
+			return nil, err
+		}
+		args = ReconcileOrderArgs{OrderID: *req.OrderID}
+	case req.RefundID != nil:
+		if _, err := store.GetRefund(ctx, db.Primary(), *req.RefundID); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return nil, fmt.Errorf("%w: refund %s", ErrReconcileTargetNotFound, req.RefundID)
+			}
+			return nil, err
+		}
+		args = ReconcileRefundArgs{RefundID: *req.RefundID}
+	}
+	res, err := client.Insert(ctx, args, nil)
+	if err != nil {
+		return nil, err
+	}
+	return []int64{res.Job.ID}, nil
+}

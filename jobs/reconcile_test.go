@@ -1,0 +1,291 @@
+package jobs_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/veza/backend"
+	"github.com/veza/backend/config"
+	"github.com/veza/backend/hyperswitch"
+	"github.com/veza/backend/hyperswitch/hyperswitchtest"
+	"github.com/veza/backend/jobs"
+	"github.com/veza/backend/mail"
+	"github.com/veza/backend/store"
+	"github.com/veza/backend/store/dbtest"
+)
+
+type recBundle struct {
+	db     *store.DB
+	hs     *hyperswitchtest.Server
+	client *jobs.Client
+	buyer  uuid.UUID
+	logs   *safeLog
+}
+
+// setupReconcile runs the service's workers against a fake Hyperswitch with
+// the default thresholds (orders and refunds stuck after 30m, orphans after
+// 5m) and batchLimit rows per class.
+func setupReconcile(t *testing.T, batchLimit int) *recBundle {
+	t.Helper()
+	ctx := context.Background()
+	pool := dbtest.Pool(t)
+	db := store.New(pool, nil)
+	hs := hyperswitchtest.Start(t)
+	cfg, _ := config.Load(func(k string) string {
+		return map[string]string{"HYPERSWITCH_ENABLED": "true", "HYPERSWITCH_API_KEY": hyperswitchtest.APIKey}[k]
+	})
+	cfg.River = riverConfig()
+	cfg.Reconcile.BatchLimit = batchLimit
+	logs := &safeLog{}
+	logger := zerolog.New(logs)
+	client, err := jobs.NewClient(pool, jobs.ClientOpts{River: cfg.River, Logger: logger, Workers: jobs.NewWorkers(jobs.Deps{
+		Config: cfg, DB: db, Mail: mail.NewSender(mail.Config{}, zerolog.Nop(), false), Hyperswitch: hs.Client(), Logger: logger,
+	})})
+	require.NoError(t, err)
+	require.NoError(t, client.Start(ctx))
+	t.Cleanup(func() { _ = client.Stop(context.Background()) })
+	var buyer uuid.UUID
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO users (email, password_hash) VALUES ('b@example.test', 'h') RETURNING id`).Scan(&buyer))
+	return &recBundle{db: db, hs: hs, client: client, buyer: buyer, logs: logs}
+}
+
+// order inserts an order (no items) in status, created age ago, with its
+// payment at the fake Hyperswitch in pspStatus ("" for none).
+func (b *recBundle) order(t *testing.T, status veza.OrderStatus, age time.Duration, pspStatus string) uuid.UUID {
+	t.Helper()
+	id := uuid.New()
+	paymentID := store.PaymentIDFor(id)
+	_, err := b.db.Primary().Exec(context.Background(), `INSERT INTO orders (id, buyer_id, status, amount, currency, payment_id, created_at)
+		VALUES ($1, $2, $3, 1000, 'EUR', $4, now() - make_interval(secs => $5))`, id, b.buyer, string(status), paymentID, age.Seconds())
+	require.NoError(t, err)
+	if pspStatus != "" {
+		b.hs.PutPayment(hyperswitch.Payment{PaymentID: paymentID, Status: pspStatus, Amount: 1000, Currency: "EUR"})
+	}
+	return id
+}
+
+// refund inserts a pending refund of a refund_pending order, created age
+// ago; with pspStatus != "" it reached Hyperswitch in that status.
+func (b *recBundle) refund(t *testing.T, age time.Duration, pspStatus string, errMsg *string) (refundID, orderID uuid.UUID) {
+	t.Helper()
+	orderID = b.order(t, veza.OrderRefundPending, time.Hour, "succeeded")
+	refundID = uuid.New()
+	var pspID *string
+	if pspStatus != "" {
+		id := store.RefundIDFor(refundID)
+		pspID = &id
+		b.hs.PutRefund(hyperswitch.Refund{RefundID: id, PaymentID: store.PaymentIDFor(orderID), Amount: 1000, Currency: "EUR", Status: pspStatus, ErrorMessage: errMsg})
+	}
+	_, err := b.db.Primary().Exec(context.Background(), `INSERT INTO refunds (id, order_id, amount, currency, hyperswitch_refund_id, created_at)
+		VALUES ($1, $2, 1000, 'EUR', $3, now() - make_interval(secs => $4))`, refundID, orderID, pspID, age.Seconds())
+	require.NoError(t, err)
+	return refundID, orderID
+}
+
+// settle waits until no job is left to run.
+func (b *recBundle) settle(t *testing.T) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, b.db.Primary().QueryRow(context.Background(),
+			`SELECT count(*) FROM river_job WHERE state IN ('available', 'running', 'retryable', 'scheduled', 'pending')`).Scan(&n))
+		return n == 0
+	}, 60*time.Second, 20*time.Millisecond)
+}
+
+func (b *recBundle) sweep(t *testing.T) {
+	t.Helper()
+	_, err := jobs.EnqueueReconcile(context.Background(), b.client, b.db, jobs.ReconcileRequest{})
+	require.NoError(t, err)
+	b.settle(t)
+}
+
+func (b *recBundle) orderStatus(t *testing.T, id uuid.UUID) veza.OrderStatus {
+	t.Helper()
+	o, err := store.GetOrder(context.Background(), b.db.Primary(), id)
+	require.NoError(t, err)
+	return o.Status
+}
+
+func (b *recBundle) refundRow(t *testing.T, id uuid.UUID) *store.Refund {
+	t.Helper()
+	r, err := store.GetRefund(context.Background(), b.db.Primary(), id)
+	require.NoError(t, err)
+	return r
+}
+
+func TestReconcileOrders(t *testing.T) {
+	t.Parallel()
+	b := setupReconcile(t, 50)
+	stuck := b.order(t, veza.OrderPending, time.Hour, "succeeded")
+	stuckFailed := b.order(t, veza.OrderPending, time.Hour, "failed")
+	stillPaying := b.order(t, veza.OrderPending, time.Hour, "processing")
+	recent := b.order(t, veza.OrderPending, time.Minute, "succeeded")
+	completed := b.order(t, veza.OrderCompleted, time.Hour, "succeeded")
+	noPayment := b.order(t, veza.OrderPending, time.Hour, "")
+	_, err := b.db.Primary().Exec(context.Background(), `UPDATE orders SET payment_id = NULL WHERE id = $1`, noPayment)
+	require.NoError(t, err)
+
+	b.sweep(t)
+	require.Equal(t, veza.OrderCompleted, b.orderStatus(t, stuck), "synced through a synthetic payment_succeeded")
+	require.Equal(t, veza.OrderFailed, b.orderStatus(t, stuckFailed))
+	require.Equal(t, veza.OrderPending, b.orderStatus(t, stillPaying))
+	require.Equal(t, veza.OrderPending, b.orderStatus(t, recent), "recent: untouched")
+	require.Equal(t, veza.OrderCompleted, b.orderStatus(t, completed))
+	require.Equal(t, veza.OrderPending, b.orderStatus(t, noPayment), "no payment id: untouched")
+	require.Equal(t, 3, b.hs.Calls("GET /payments"), "only the three stuck orders were read")
+
+	var eventID string
+	require.NoError(t, b.db.Primary().QueryRow(context.Background(),
+		`SELECT args->>'event_id' FROM river_job WHERE kind = 'hyperswitch_event' AND args->>'event_type' = 'payment_succeeded'`).Scan(&eventID))
+	require.Equal(t, "reconcile:"+store.PaymentIDFor(stuck)+":succeeded", eventID)
+
+	logs := b.logs.String()
+	require.Contains(t, logs, `"component":"reconcile","order_id":"`+stuck.String())
+	require.Contains(t, logs, `"status_synced":"succeeded"`)
+	require.Contains(t, logs, `"stuck_for":`)
+
+	// A late real webhook for the same payment is a no-op (the terminal
+	// guard), and so is another sweep.
+	b.sweep(t)
+	require.Equal(t, veza.OrderCompleted, b.orderStatus(t, stuck))
+	var receipts int
+	require.NoError(t, b.db.Primary().QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = 'email'`).Scan(&receipts))
+	require.Equal(t, 1, receipts)
+}
+
+func TestReconcileReadErrorLeavesTheRow(t *testing.T) {
+	t.Parallel()
+	b := setupReconcile(t, 50)
+	id := b.order(t, veza.OrderPending, time.Hour, "succeeded")
+	b.hs.FailNext(1, 503)
+	b.sweep(t)
+	require.Equal(t, veza.OrderPending, b.orderStatus(t, id))
+	require.Contains(t, b.logs.String(), "could not read the payment")
+	b.sweep(t)
+	require.Equal(t, veza.OrderCompleted, b.orderStatus(t, id), "the next run syncs it")
+}
+
+func TestReconcileRefunds(t *testing.T) {
+	t.Parallel()
+	b := setupReconcile(t, 50)
+	orphan, orphanOrder := b.refund(t, 10*time.Minute, "", nil)
+	recentOrphan, recentOrder := b.refund(t, time.Minute, "", nil)
+	stuck, stuckOrder := b.refund(t, time.Hour, "succeeded", nil)
+	declined := "card issuer declined the refund"
+	failed, failedOrder := b.refund(t, time.Hour, "failed", &declined)
+	pending, _ := b.refund(t, time.Hour, "pending", nil)
+
+	b.sweep(t)
+	r := b.refundRow(t, orphan)
+	require.Equal(t, veza.RefundFailed, r.Status, "orphan auto-fails")
+	require.Contains(t, *r.ErrorMessage, "orphan")
+	require.Equal(t, veza.OrderCompleted, b.orderStatus(t, orphanOrder), "and its order rolls back")
+	require.Contains(t, b.logs.String(), `"level":"error","component":"reconcile","refund_id":"`+orphan.String())
+
+	require.Equal(t, veza.RefundPending, b.refundRow(t, recentOrphan).Status, "a recent orphan is untouched")
+	require.Equal(t, veza.OrderRefundPending, b.orderStatus(t, recentOrder))
+
+	require.Equal(t, veza.RefundSucceeded, b.refundRow(t, stuck).Status)
+	require.Equal(t, veza.OrderRefunded, b.orderStatus(t, stuckOrder))
+
+	r = b.refundRow(t, failed)
+	require.Equal(t, veza.RefundFailed, r.Status)
+	require.Equal(t, declined, *r.ErrorMessage, "the PSP's message is forwarded")
+	require.Equal(t, veza.OrderCompleted, b.orderStatus(t, failedOrder))
+
+	require.Equal(t, veza.RefundPending, b.refundRow(t, pending).Status)
+}
+
+func TestOrphanWithLiveSubmitJobIsLeftAlone(t *testing.T) {
+	t.Parallel()
+	b := setupReconcile(t, 50)
+	id, _ := b.refund(t, 10*time.Minute, "", nil)
+	// A submit job waiting out a PSP outage (scheduled in the future).
+	_, err := b.client.Insert(context.Background(), jobs.SubmitRefundArgs{RefundID: id}, &riverInsertLater)
+	require.NoError(t, err)
+	_, err = jobs.EnqueueReconcile(context.Background(), b.client, b.db, jobs.ReconcileRequest{RefundID: &id})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return countJobs(t, b.db, "reconcile_refund", "completed") == 1 }, 20*time.Second, 20*time.Millisecond)
+	require.Equal(t, veza.RefundPending, b.refundRow(t, id).Status)
+}
+
+func TestReconcileTerminalStatesAreNoOps(t *testing.T) {
+	t.Parallel()
+	b := setupReconcile(t, 50)
+	ctx := context.Background()
+	var orders []uuid.UUID
+	for _, st := range []veza.OrderStatus{veza.OrderCompleted, veza.OrderFailed, veza.OrderCancelled, veza.OrderRefunded} {
+		orders = append(orders, b.order(t, st, time.Hour, "succeeded"))
+	}
+	var refunds []uuid.UUID
+	for _, st := range []veza.RefundStatus{veza.RefundSucceeded, veza.RefundFailed} {
+		id, _ := b.refund(t, time.Hour, "succeeded", nil)
+		_, err := b.db.Primary().Exec(ctx, `UPDATE refunds SET status = $2 WHERE id = $1`, id, string(st))
+		require.NoError(t, err)
+		refunds = append(refunds, id)
+	}
+	for i := range orders {
+		_, err := jobs.EnqueueReconcile(ctx, b.client, b.db, jobs.ReconcileRequest{OrderID: &orders[i]})
+		require.NoError(t, err)
+	}
+	for i := range refunds {
+		_, err := jobs.EnqueueReconcile(ctx, b.client, b.db, jobs.ReconcileRequest{RefundID: &refunds[i]})
+		require.NoError(t, err)
+	}
+	b.settle(t)
+	for i, st := range []veza.OrderStatus{veza.OrderCompleted, veza.OrderFailed, veza.OrderCancelled, veza.OrderRefunded} {
+		require.Equal(t, st, b.orderStatus(t, orders[i]))
+	}
+	require.Equal(t, veza.RefundSucceeded, b.refundRow(t, refunds[0]).Status)
+	require.Equal(t, veza.RefundFailed, b.refundRow(t, refunds[1]).Status)
+	require.Zero(t, b.hs.Calls("GET /payments")+b.hs.Calls("GET /refunds"), "terminal rows never reach the PSP")
+	require.Zero(t, countJobs(t, b.db, "hyperswitch_event", ""))
+}
+
+// TestReconcileBacklogDrains: 2,000 stuck orders, 50 per sweep: repeated
+// sweeps reconcile every one exactly once.
+func TestReconcileBacklogDrains(t *testing.T) {
+	t.Parallel()
+	b := setupReconcile(t, 50)
+	ctx := context.Background()
+	_, err := b.db.Primary().Exec(ctx, `INSERT INTO orders (id, buyer_id, amount, currency, payment_id, created_at)
+		SELECT id, $1, 1000, 'EUR', 'veza_ord_' || id, now() - interval '1 hour' FROM (SELECT gen_random_uuid() AS id FROM generate_series(1, 2000)) g`, b.buyer)
+	require.NoError(t, err)
+	rows, err := b.db.Primary().Query(ctx, `SELECT payment_id FROM orders`)
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	for _, id := range ids {
+		b.hs.PutPayment(hyperswitch.Payment{PaymentID: id, Status: "succeeded", Amount: 1000, Currency: "EUR"})
+	}
+
+	sweeps := 0
+	for ; sweeps < 60; sweeps++ {
+		var pending int
+		require.NoError(t, b.db.Primary().QueryRow(ctx, `SELECT count(*) FROM orders WHERE status = 'pending'`).Scan(&pending))
+		if pending == 0 {
+			break
+		}
+		b.sweep(t)
+	}
+	require.Equal(t, 40, sweeps, "2,000 rows at 50 per sweep")
+	require.Equal(t, 2000, countJobs(t, b.db, "reconcile_order", ""), "each row reconciled once: never again after it became terminal")
+	require.Equal(t, 2000, countJobs(t, b.db, "hyperswitch_event", ""))
+	require.Equal(t, 2000, countJobs(t, b.db, "email", ""), "one receipt per order")
+	require.Equal(t, 2000, b.hs.Calls("GET /payments"))
+}
+
+func countJobs(t *testing.T, db *store.DB, kind, state string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, db.Primary().QueryRow(context.Background(),
+		`SELECT count(*) FROM river_job WHERE kind = $1 AND ($2 = '' OR state = $2::river_job_state)`, kind, state).Scan(&n))
+	return n
+}
