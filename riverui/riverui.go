@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"riverqueue.com/riverui"
 
@@ -45,7 +46,20 @@ func NewHandler(ctx context.Context, opts Opts) (http.Handler, error) {
 	if err := h.Start(ctx); err != nil {
 		return nil, fmt.Errorf("error starting River UI: %w", err)
 	}
-	return BasicAuth(h, opts.Username, opts.Password), nil
+	return BasicAuth(detachContext(h), opts.Username, opts.Password), nil
+}
+
+// detachContext gives River UI a request context of its own. Behind Fiber's
+// adaptor, r.Context() is fasthttp's RequestCtx, whose Done() reads server
+// state that Shutdown writes without a lock: River UI derives timeouts from
+// it, and the race detector caught the two racing at shutdown. The request
+// keeps a deadline; it only stops following the connection.
+func detachContext(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 60*time.Second)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // BasicAuth lets through requests carrying the given credentials and answers
