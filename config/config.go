@@ -63,6 +63,10 @@ type Config struct {
 
 	TrackStorageBackend string // "local" or "s3"
 	TrackStorageDir     string
+	TrackMaxUploadBytes int64
+	// TrackOrphanGrace: stored objects without a row are removed only once
+	// older than this (an upload in flight has no row yet).
+	TrackOrphanGrace time.Duration
 
 	S3 S3Config
 
@@ -187,6 +191,8 @@ func Load(getenv func(string) string) (*Config, error) {
 
 	cfg.TrackStorageBackend = p.str("TRACK_STORAGE_BACKEND", "local")
 	cfg.TrackStorageDir = p.str("TRACK_STORAGE_DIR", "./data/tracks")
+	cfg.TrackMaxUploadBytes = int64(p.integer("TRACK_MAX_UPLOAD_BYTES", 256<<20, 1<<10, 5<<30))
+	cfg.TrackOrphanGrace = p.duration("TRACK_ORPHAN_GRACE", 24*time.Hour, time.Minute)
 
 	cfg.S3 = S3Config{
 		Enabled:   p.boolean("AWS_S3_ENABLED", false),

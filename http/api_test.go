@@ -20,6 +20,7 @@ import (
 	vezahttp "github.com/veza/backend/http"
 	"github.com/veza/backend/hyperswitch/hyperswitchtest"
 	"github.com/veza/backend/jobs"
+	"github.com/veza/backend/storage"
 	"github.com/veza/backend/store"
 	"github.com/veza/backend/store/dbtest"
 )
@@ -35,6 +36,7 @@ type apiBundle struct {
 	logs   *safeBuffer
 	hs     *hyperswitchtest.Server
 	secret string
+	stores jobs.Stores
 }
 
 const webhookSecret = "whsec_test_payment_response_hash_key"
@@ -46,7 +48,10 @@ func setupAPI(t testing.TB, mutate ...func(*vezahttp.ServerOpts)) *apiBundle {
 	require.NoError(t, err)
 	logs := &safeBuffer{}
 	hs := hyperswitchtest.Start(t)
+	local, err := storage.NewLocal(t.TempDir())
+	require.NoError(t, err)
 	opts := vezahttp.ServerOpts{
+		Stores: jobs.Stores{ByName: map[string]storage.Store{storage.BackendLocal: local}, Active: storage.BackendLocal},
 		Logger: zerolog.New(logs), DB: store.New(pool, nil), River: client,
 		Hyperswitch: hs.Client(), WebhookSecret: webhookSecret,
 		RateLimitPerMinute: 10_000, AuthRateLimitPerMinute: 10_000, ResetResponseFloor: time.Millisecond,
@@ -54,8 +59,10 @@ func setupAPI(t testing.TB, mutate ...func(*vezahttp.ServerOpts)) *apiBundle {
 	for _, m := range mutate {
 		m(&opts)
 	}
-	return &apiBundle{app: vezahttp.NewServer(opts), pool: pool, db: opts.DB, logs: logs, hs: hs, secret: opts.WebhookSecret}
+	return &apiBundle{app: vezahttp.NewServer(opts), pool: opts.DB.Primary(), db: opts.DB, logs: logs, hs: hs, secret: opts.WebhookSecret, stores: opts.Stores}
 }
+
+func jsonUnmarshal(raw []byte, v any) error { return json.Unmarshal(raw, v) }
 
 type response struct {
 	Status int

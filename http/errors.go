@@ -68,6 +68,11 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		s.log.Error().Err(err).Str("request_id", requestID(c)).
 			Str("method", c.Method()).Str("path", c.Path()).Msg("internal error")
 	}
+	if c.Request().IsBodyStream() {
+		// The body was not read to its end: the rest of it must not be
+		// parsed as the next request on this connection.
+		c.Context().SetConnectionClose()
+	}
 	if status == fiber.StatusTooManyRequests && c.GetRespHeader(fiber.HeaderRetryAfter) == "" {
 		c.Set(fiber.HeaderRetryAfter, "60")
 	}

@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"fmt"
+	"io"
 	"runtime/debug"
 	"time"
 
@@ -95,6 +96,32 @@ func (s *Server) requestContext() fiber.Handler {
 		ctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
 		defer cancel()
 		c.SetUserContext(ctx)
+		return c.Next()
+	}
+}
+
+// limitBody enforces DefaultBodyLimit on every route but the upload: with
+// StreamRequestBody, fasthttp streams bodies over the limit (and chunked
+// ones) instead of refusing them. Over the limit by Content-Length is refused
+// before reading; a stream is read up to the limit and kept as the body.
+func (s *Server) limitBody(max int, streamed func(c *fiber.Ctx) bool) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if streamed(c) {
+			return c.Next()
+		}
+		if c.Request().Header.ContentLength() > max {
+			return fiber.ErrRequestEntityTooLarge
+		}
+		if c.Request().IsBodyStream() {
+			data, err := io.ReadAll(io.LimitReader(c.Context().RequestBodyStream(), int64(max)+1))
+			if err != nil {
+				return fiber.NewError(fiber.StatusBadRequest, "could not read the request body")
+			}
+			if len(data) > max {
+				return fiber.ErrRequestEntityTooLarge
+			}
+			c.Request().SetBodyRaw(data)
+		}
 		return c.Next()
 	}
 }

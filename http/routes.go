@@ -1,6 +1,7 @@
 package http
 
 import (
+	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 
 	"github.com/veza/backend/store"
@@ -9,7 +10,8 @@ import (
 // routes maps the whole API. Read it top to bottom to see what the service
 // answers.
 func (s *Server) routes() {
-	s.app.Use(assignRequestID(), s.accessLog(), s.recoverPanic(), s.requestContext())
+	isUpload := func(c *fiber.Ctx) bool { return c.Method() == fiber.MethodPost && c.Path() == "/v1/tracks" }
+	s.app.Use(assignRequestID(), s.accessLog(), s.recoverPanic(), s.limitBody(DefaultBodyLimit, isUpload), s.requestContext())
 
 	s.app.Get("/healthz", handleHealthz())
 	s.app.Get("/readyz", handleReadyz(s.opts.ReadyFunc))
@@ -29,6 +31,11 @@ func (s *Server) routes() {
 	v1.Post("/auth/password-reset/confirm", strict, s.handlePasswordResetConfirm())
 	v1.Get("/me", s.requireAuth, s.handleMe())
 	v1.Put("/me/payout-account", s.requireAuth, s.handleSetPayoutAccount())
+	v1.Post("/tracks", s.requireAuth, s.handleUploadTrack())
+	v1.Get("/tracks", s.handleListTracks())
+	v1.Get("/tracks/:id", s.handleGetTrack())
+	v1.Get("/tracks/:id/stream", s.requireAuth, s.handleStreamTrack())
+	v1.Delete("/tracks/:id", s.requireAuth, s.handleDeleteTrack())
 	v1.Post("/orders", s.requireAuth, s.handleCreateOrder())
 	v1.Get("/orders/:id", s.requireAuth, s.handleGetOrder())
 	v1.Post("/orders/:id/refund", s.requireAuth, s.handleRefundOrder())
@@ -41,4 +48,6 @@ func (s *Server) routes() {
 	admin.Get("/transfers", s.handleAdminTransfers())
 	admin.Post("/transfers/:id/retry", s.handleAdminRetryTransfer())
 	admin.Post("/reconcile", s.handleAdminReconcile())
+	admin.Get("/storage/migration", s.handleStorageMigration())
+	admin.Post("/storage/migrate", s.handleStartStorageMigration())
 }

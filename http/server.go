@@ -35,6 +35,9 @@ type ServerOpts struct {
 	// PayoutInsertOpts carries TRANSFER_MAX_ATTEMPTS for payout jobs the
 	// admin retry enqueues.
 	PayoutInsertOpts river.InsertOpts
+	// Stores are the track storage backends; MaxUploadBytes caps uploads.
+	Stores         jobs.Stores
+	MaxUploadBytes int64
 	// RiverUI is River UI with its auth already applied; nil when disabled.
 	RiverUI nethttp.Handler
 	// RequestTimeout bounds each handler's context (c.UserContext()).
@@ -69,15 +72,23 @@ func NewServer(opts ServerOpts) *Server {
 	if opts.ResetResponseFloor == 0 {
 		opts.ResetResponseFloor = 300 * time.Millisecond
 	}
+	if opts.MaxUploadBytes == 0 {
+		opts.MaxUploadBytes = 256 << 20
+	}
 	s := &Server{opts: opts, log: opts.Logger}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "veza",
 		DisableStartupMessage: true,
 		BodyLimit:             DefaultBodyLimit,
-		ReadTimeout:           30 * time.Second,
-		WriteTimeout:          60 * time.Second,
-		IdleTimeout:           90 * time.Second,
-		ErrorHandler:          s.handleError,
+		// Bodies over BodyLimit are streamed instead of refused, so uploads
+		// go straight to storage; limitBody enforces the limit everywhere
+		// else. Multipart is not pre-parsed to temp files either.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		ReadTimeout:                  30 * time.Second,
+		WriteTimeout:                 60 * time.Second,
+		IdleTimeout:                  90 * time.Second,
+		ErrorHandler:                 s.handleError,
 	})
 	s.routes()
 	return s

@@ -143,13 +143,13 @@ func TestDailyAt(t *testing.T) {
 func TestPeriodicSchedule(t *testing.T) {
 	t.Parallel()
 	off, _ := config.Load(func(string) string { return "" })
-	require.Len(t, jobs.PeriodicJobs(off), 2, "no reconcile sweep without Hyperswitch")
+	require.Len(t, jobs.PeriodicJobs(off), 3, "no reconcile sweep without Hyperswitch")
 	on, _ := config.Load(func(k string) string {
 		return map[string]string{"HYPERSWITCH_ENABLED": "true", "HYPERSWITCH_API_KEY": "k"}[k]
 	})
-	require.Len(t, jobs.PeriodicJobs(on), 3)
+	require.Len(t, jobs.PeriodicJobs(on), 4)
 	disabled, _ := config.Load(func(k string) string {
 		return map[string]string{"HYPERSWITCH_ENABLED": "true", "HYPERSWITCH_API_KEY": "k", "RECONCILE_WORKER_ENABLED": "false"}[k]
 	})
-	require.Len(t, jobs.PeriodicJobs(disabled), 2)
+	require.Len(t, jobs.PeriodicJobs(disabled), 3)
 }

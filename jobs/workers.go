@@ -21,6 +21,7 @@ type Deps struct {
 	Mail        mail.Sender
 	Hyperswitch *hyperswitch.Client
 	Stripe      *stripeconnect.Client
+	Stores      Stores
 	Logger      zerolog.Logger
 }
 
@@ -43,6 +44,10 @@ func NewWorkers(d Deps) *river.Workers {
 		BatchSize: 10_000, Pause: 100 * time.Millisecond, Logger: d.Logger})
 	river.AddWorker(workers, &SafetyNetWorker{DB: d.DB, Payouts: payouts, Reversals: reversals,
 		Grace: 10 * time.Minute, Limit: 500, Logger: d.Logger})
+
+	river.AddWorker(workers, &DeleteObjectWorker{Stores: d.Stores})
+	river.AddWorker(workers, &MigrateTrackWorker{DB: d.DB, Stores: d.Stores, Logger: d.Logger})
+	river.AddWorker(workers, &OrphanCleanupWorker{DB: d.DB, Stores: d.Stores, Grace: d.Config.TrackOrphanGrace, Logger: d.Logger})
 	return workers
 }
 

@@ -160,3 +160,36 @@ func TestReconcileDownRefusesWhileOrdersLackPaymentIDs(t *testing.T) {
 	_, err = b.runner.Down(ctx, migrations.DownOpts{Steps: len(all) - 3})
 	require.NoError(t, err)
 }
+
+func TestTrackStorageDownRefusesWhileTracksAreOnS3(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	_, err := b.runner.Up(ctx)
+	require.NoError(t, err)
+	all, _ := migrations.All()
+	require.Equal(t, "0005_track_storage", all[4].Label(), "this test targets 0005")
+	steps := len(all) - 4 // 0005 and everything after it
+	_, err = b.pool.Exec(ctx, `WITH u AS (INSERT INTO users (email, password_hash) VALUES ('a@b.test', 'h') RETURNING id)
+		INSERT INTO tracks (owner_id, title, price_cents, currency, storage_backend, storage_key) SELECT id, 't', 1, 'EUR', 's3', 'tracks/a/b' FROM u`)
+	require.NoError(t, err)
+
+	_, err = b.runner.Down(ctx, migrations.DownOpts{Steps: steps})
+	require.ErrorContains(t, err, "refusing to revert 0005_track_storage: 1 tracks are stored in s3")
+	st, err := b.runner.Status(ctx)
+	require.NoError(t, err)
+	require.Contains(t, st.Applied, 5)
+	var cols int
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns WHERE table_name = 'tracks' AND column_name IN ('storage_backend', 'storage_key')`).Scan(&cols))
+	require.Equal(t, 2, cols)
+
+	_, err = b.pool.Exec(ctx, `UPDATE tracks SET storage_backend = 'local'`)
+	require.NoError(t, err)
+	_, err = b.runner.Down(ctx, migrations.DownOpts{Steps: steps})
+	require.NoError(t, err)
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns WHERE table_name = 'tracks' AND column_name IN ('storage_backend', 'storage_key')`).Scan(&cols))
+	require.Zero(t, cols, "both columns dropped")
+	var idx int
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE indexname = 'tracks_storage_backend_s3_idx'`).Scan(&idx))
+	require.Zero(t, idx, "and the index")
+}

@@ -12,50 +12,6 @@ import (
 	"github.com/veza/backend"
 )
 
-// Track is what orders need of a track (the tracks issue adds storage).
-type Track struct {
-	ID         uuid.UUID
-	OwnerID    uuid.UUID
-	Title      string
-	PriceCents int64
-	Currency   string
-	CreatedAt  time.Time
-}
-
-// CreateTrackParams creates a track row.
-type CreateTrackParams struct {
-	OwnerID    uuid.UUID
-	Title      string
-	PriceCents int64
-	Currency   string
-}
-
-// CreateTrack inserts a track.
-func CreateTrack(ctx context.Context, q Querier, p CreateTrackParams) (*Track, error) {
-	var t Track
-	err := q.QueryRow(ctx, `INSERT INTO tracks (owner_id, title, price_cents, currency) VALUES ($1, $2, $3, $4)
-		RETURNING id, owner_id, title, price_cents, currency, created_at`, p.OwnerID, p.Title, p.PriceCents, p.Currency).
-		Scan(&t.ID, &t.OwnerID, &t.Title, &t.PriceCents, &t.Currency, &t.CreatedAt)
-	if err != nil {
-		return nil, fmt.Errorf("error inserting track: %w", err)
-	}
-	return &t, nil
-}
-
-// GetPurchasableTracks returns the live (not deleted) tracks among ids.
-func GetPurchasableTracks(ctx context.Context, q Querier, ids []uuid.UUID) ([]Track, error) {
-	rows, err := q.Query(ctx, `SELECT id, owner_id, title, price_cents, currency, created_at
-		FROM tracks WHERE id = ANY($1) AND deleted_at IS NULL`, ids)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Track, error) {
-		var t Track
-		err := row.Scan(&t.ID, &t.OwnerID, &t.Title, &t.PriceCents, &t.Currency, &t.CreatedAt)
-		return t, err
-	})
-}
-
 // Order is a purchase of one or more tracks.
 type Order struct {
 	ID            uuid.UUID

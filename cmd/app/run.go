@@ -23,6 +23,7 @@ commands:
   migrate down [--steps N | --all]
                              revert N app migrations (default 1); --all also drops River's tables
   migrate status             show where the database stands against this binary
+  migrate-storage            enqueue the copy of every local track to S3 (then flip each row)
   reconcile [--order ID | --refund ID]
                              enqueue the reconcile sweep now, or one row's reconcile job
   user create-admin --email E --password P
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runService(ctx, getenv, stdout, false)
 	case "migrate":
 		return runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "migrate-storage":
+		return runMigrateStorage(ctx, rest, getenv, stdout, stderr)
 	case "reconcile":
 		return runReconcile(ctx, rest, getenv, stdout, stderr)
 	case "user":

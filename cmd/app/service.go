@@ -18,6 +18,7 @@ import (
 	"github.com/veza/backend/mail"
 	"github.com/veza/backend/migrations"
 	"github.com/veza/backend/riverui"
+	"github.com/veza/backend/storage"
 	"github.com/veza/backend/store"
 	"github.com/veza/backend/stripeconnect"
 )
@@ -91,6 +92,10 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 	if cfg.Stripe.Enabled {
 		sc = stripeconnect.New(cfg.Stripe.SecretKey, cfg.Stripe.APIBase, nil)
 	}
+	stores, err := openStores(ctx, cfg)
+	if err != nil {
+		return err
+	}
 	client, err := jobs.NewClient(a.db.Primary(), jobs.ClientOpts{
 		River:        cfg.River,
 		Logger:       log,
@@ -101,6 +106,7 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 			Mail:        mail.NewSender(cfg.SMTP, log, cfg.Env == config.Development),
 			Hyperswitch: hs,
 			Stripe:      sc,
+			Stores:      stores,
 			Logger:      log,
 		}),
 	})
@@ -125,6 +131,8 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 			Hyperswitch:            hs,
 			WebhookSecret:          cfg.Hyperswitch.WebhookSecret,
 			PayoutInsertOpts:       river.InsertOpts{MaxAttempts: cfg.Transfer.MaxAttempts},
+			Stores:                 stores,
+			MaxUploadBytes:         cfg.TrackMaxUploadBytes,
 			RateLimitPerMinute:     cfg.RateLimitPerMinute,
 			AuthRateLimitPerMinute: cfg.AuthRateLimitPerMinute,
 			ReadyFunc: func(ctx context.Context) error {
@@ -192,4 +200,28 @@ func stopRiver(client *jobs.Client, timeout time.Duration, log zerolog.Logger) {
 	hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer hcancel()
 	_ = client.StopAndCancel(hctx)
+}
+
+// openStores opens local disk always (tracks uploaded before a switch to S3
+// stay readable) and S3 when AWS_S3_ENABLED. The bucket is checked at boot,
+// and created only in development.
+func openStores(ctx context.Context, cfg *config.Config) (jobs.Stores, error) {
+	stores := jobs.Stores{ByName: map[string]storage.Store{}, Active: cfg.TrackStorageBackend}
+	local, err := storage.NewLocal(cfg.TrackStorageDir)
+	if err != nil {
+		return stores, err
+	}
+	stores.ByName[storage.BackendLocal] = local
+	if cfg.S3.Enabled {
+		s3, err := storage.NewS3(ctx, storage.S3Opts{
+			Endpoint: cfg.S3.Endpoint, Bucket: cfg.S3.Bucket, Region: cfg.S3.Region,
+			AccessKey: cfg.S3.AccessKey, SecretKey: cfg.S3.SecretKey, UseSSL: cfg.S3.UseSSL,
+			CreateBucket: cfg.Env == config.Development,
+		})
+		if err != nil {
+			return stores, err
+		}
+		stores.ByName[storage.BackendS3] = s3
+	}
+	return stores, nil
 }

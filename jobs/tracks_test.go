@@ -1,0 +1,190 @@
+package jobs_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/veza/backend/config"
+	"github.com/veza/backend/jobs"
+	"github.com/veza/backend/mail"
+	"github.com/veza/backend/storage"
+	"github.com/veza/backend/storage/storagetest"
+	"github.com/veza/backend/store"
+	"github.com/veza/backend/store/dbtest"
+)
+
+type storageBundle struct {
+	db     *store.DB
+	local  *storage.Local
+	s3     *storage.S3
+	stores jobs.Stores
+	owner  uuid.UUID
+	files  map[uuid.UUID][]byte
+	logs   *safeLog
+}
+
+func setupStorage(t *testing.T) *storageBundle {
+	t.Helper()
+	local, err := storage.NewLocal(t.TempDir())
+	require.NoError(t, err)
+	s3 := storagetest.Start(t).Store(t, "veza-tracks")
+	b := &storageBundle{db: store.New(dbtest.Pool(t), nil), local: local, s3: s3, files: map[uuid.UUID][]byte{}, logs: &safeLog{},
+		stores: jobs.Stores{ByName: map[string]storage.Store{storage.BackendLocal: local, storage.BackendS3: s3}, Active: storage.BackendLocal}}
+	require.NoError(t, b.db.Primary().QueryRow(context.Background(), `INSERT INTO users (email, password_hash) VALUES ('o@x.test', 'h') RETURNING id`).Scan(&b.owner))
+	return b
+}
+
+// localTrack stores a file locally and commits its row, as an upload does.
+func (b *storageBundle) localTrack(t *testing.T, size int) uuid.UUID {
+	t.Helper()
+	ctx := context.Background()
+	data := make([]byte, size)
+	_, _ = rand.Read(data)
+	id := uuid.New()
+	key := storage.TrackKey(b.owner.String(), id.String())
+	obj, err := b.local.Put(ctx, key, bytes.NewReader(data), 0, "audio/mpeg")
+	require.NoError(t, err)
+	ct := "audio/mpeg"
+	_, err = store.CreateTrack(ctx, b.db.Primary(), store.CreateTrackParams{ID: id, OwnerID: b.owner, Title: "T", PriceCents: 100, Currency: "EUR",
+		StorageBackend: storage.BackendLocal, StorageKey: &key, SizeBytes: obj.Size, ContentType: &ct, SHA256: &obj.SHA256})
+	require.NoError(t, err)
+	b.files[id] = data
+	return id
+}
+
+func (b *storageBundle) client(t *testing.T) *jobs.Client {
+	t.Helper()
+	cfg, _ := config.Load(func(string) string { return "" })
+	cfg.River = riverConfig()
+	client, err := jobs.NewClient(b.db.Primary(), jobs.ClientOpts{River: cfg.River, Logger: zerolog.New(b.logs), Workers: jobs.NewWorkers(jobs.Deps{
+		Config: cfg, DB: b.db, Mail: mail.NewSender(mail.Config{}, zerolog.Nop(), false), Stores: b.stores, Logger: zerolog.New(b.logs),
+	})})
+	require.NoError(t, err)
+	return client
+}
+
+func (b *storageBundle) settle(t *testing.T) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, b.db.Primary().QueryRow(context.Background(),
+			`SELECT count(*) FROM river_job WHERE state IN ('available', 'running', 'retryable', 'scheduled', 'pending')`).Scan(&n))
+		return n == 0
+	}, 90*time.Second, 50*time.Millisecond, b.logs.String())
+}
+
+// TestStorageMigrationConverges moves 200 local tracks to S3, stopping the
+// workers hard in the middle and starting fresh ones; every row ends on s3
+// with a verified object, the local files are gone, and a second run
+// changes nothing.
+func TestStorageMigrationConverges(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupStorage(t)
+	for i := 0; i < 200; i++ {
+		b.localTrack(t, 4<<10+i)
+	}
+	first := b.client(t)
+	n, err := jobs.EnqueueStorageMigration(ctx, first, b.db)
+	require.NoError(t, err)
+	require.Equal(t, 200, n)
+	again, err := jobs.EnqueueStorageMigration(ctx, first, b.db)
+	require.NoError(t, err)
+	require.Equal(t, 200, again, "asked again while queued")
+	var queued int
+	require.NoError(t, b.db.Primary().QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'migrate_track_storage'`).Scan(&queued))
+	require.Equal(t, 200, queued, "unique per track: nothing doubled")
+
+	require.NoError(t, first.Start(ctx))
+	require.Eventually(t, func() bool {
+		local, _, err := store.StorageCounts(ctx, b.db.Primary())
+		require.NoError(t, err)
+		return local <= 150
+	}, 60*time.Second, 5*time.Millisecond)
+	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	require.NoError(t, first.StopAndCancel(stopCtx), "a hard stop mid-run")
+	cancel()
+
+	second := b.client(t)
+	require.NoError(t, second.Start(ctx))
+	t.Cleanup(func() { _ = second.Stop(context.Background()) })
+	b.settle(t)
+
+	local, s3, err := store.StorageCounts(ctx, b.db.Primary())
+	require.NoError(t, err)
+	require.Zero(t, local)
+	require.EqualValues(t, 200, s3)
+	for id, data := range b.files {
+		key := storage.TrackKey(b.owner.String(), id.String())
+		f, err := b.s3.Open(ctx, key)
+		require.NoError(t, err)
+		back, err := io.ReadAll(f)
+		f.Close()
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(data, back), "object of %s verified", id)
+		_, err = b.local.Stat(ctx, key)
+		require.ErrorIs(t, err, storage.ErrNotFound, "local file removed")
+	}
+
+	n, err = jobs.EnqueueStorageMigration(ctx, second, b.db)
+	require.NoError(t, err)
+	require.Zero(t, n, "a second run has nothing to do")
+}
+
+func TestMigrationRefusesACorruptLocalFile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupStorage(t)
+	id := b.localTrack(t, 1000)
+	path, err := b.local.Path(storage.TrackKey(b.owner.String(), id.String()))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, []byte("bit rot"), 0o600))
+	w := &jobs.MigrateTrackWorker{DB: b.db, Stores: b.stores, Logger: zerolog.Nop()}
+	err = w.Work(ctx, job(jobs.MigrateTrackArgs{TrackID: id}, 1, 10))
+	require.ErrorContains(t, err, "does not match its recorded sha256")
+	tr, err := store.GetTrack(ctx, b.db.Primary(), id)
+	require.NoError(t, err)
+	require.Equal(t, storage.BackendLocal, tr.StorageBackend, "the row stays local")
+}
+
+func TestOrphanCleanup(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupStorage(t)
+	kept := b.localTrack(t, 100)
+	old := time.Now().Add(-48 * time.Hour)
+	put := func(key string, age time.Time) string {
+		_, err := b.local.Put(ctx, key, bytes.NewReader([]byte("x")), 0, "")
+		require.NoError(t, err)
+		p, _ := b.local.Path(key)
+		require.NoError(t, os.Chtimes(p, age, age))
+		return p
+	}
+	orphan := put("tracks/"+b.owner.String()+"/"+uuid.NewString(), old)
+	young := put("tracks/"+b.owner.String()+"/"+uuid.NewString(), time.Now())
+	partial := filepath.Join(filepath.Dir(orphan), storage.TempPrefix+"123")
+	require.NoError(t, os.WriteFile(partial, []byte("half"), 0o600))
+	require.NoError(t, os.Chtimes(partial, old, old))
+	keptPath, _ := b.local.Path(storage.TrackKey(b.owner.String(), kept.String()))
+	require.NoError(t, os.Chtimes(keptPath, old, old))
+
+	w := &jobs.OrphanCleanupWorker{DB: b.db, Stores: b.stores, Grace: 24 * time.Hour, Logger: zerolog.Nop()}
+	require.NoError(t, w.Work(ctx, job(jobs.OrphanCleanupArgs{}, 1, 3)))
+	for path, want := range map[string]bool{orphan: false, partial: false, young: true, keptPath: true} {
+		_, err := os.Stat(path)
+		require.Equal(t, want, err == nil, path)
+	}
+	var n int
+	require.NoError(t, b.db.Primary().QueryRow(ctx, `SELECT count(*) FROM tracks`).Scan(&n))
+	require.Equal(t, 1, n, "rows are never touched")
+}
