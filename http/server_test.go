@@ -1,10 +1,13 @@
 package http_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	nethttp "net/http"
 	"net/http/httptest"
 	"strings"
@@ -78,23 +81,54 @@ func TestPanicBecomesJSON500(t *testing.T) {
 	require.Equal(t, 200, status)
 }
 
-func TestBodyLimit(t *testing.T) {
-	t.Parallel()
-	// Fiber enforces BodyLimit in its fasthttp server, so this test runs a
-	// real listener rather than app.Test.
-	b := setup(t, nil)
-	ln := httptestListener(t, b.app)
-	resp, err := nethttp.Post(ln+"/test/echo", "application/octet-stream", strings.NewReader(strings.Repeat("x", vezahttp.DefaultBodyLimit+1)))
+// rawPost writes a request by hand (headers, then body from a goroutine so
+// an early answer is read even while the body is still being refused) and
+// returns the response.
+func rawPost(t *testing.T, base, path string, headers string, body []byte) (int, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: veza\r\n%s\r\n", path, headers)
+	require.NoError(t, err)
+	go func() { _, _ = conn.Write(body) }()
+	resp, err := nethttp.ReadResponse(bufio.NewReader(conn), nil)
 	require.NoError(t, err)
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	require.Equal(t, 413, resp.StatusCode)
-	require.JSONEq(t, `{"error":{"code":"body_too_large","message":"request body is too large"}}`, string(body))
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw)
+}
 
-	resp, err = nethttp.Post(ln+"/test/echo", "application/octet-stream", strings.NewReader("small"))
+func TestBodyLimit(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	base := httptestListener(t, b.app)
+
+	// Over the limit by Content-Length: refused without reading it all.
+	status, body := rawPost(t, base, "/test/echo", fmt.Sprintf("Content-Length: %d\r\n", vezahttp.DefaultBodyLimit+1),
+		bytes.Repeat([]byte("x"), 16<<10))
+	require.Equal(t, 413, status)
+	require.JSONEq(t, `{"error":{"code":"body_too_large","message":"request body is too large"}}`, body)
+
+	// Chunked, so no length up front: refused once the limit is passed.
+	var chunked bytes.Buffer
+	for sent := 0; sent <= vezahttp.DefaultBodyLimit; sent += 64 << 10 {
+		fmt.Fprintf(&chunked, "%x\r\n%s\r\n", 64<<10, bytes.Repeat([]byte("y"), 64<<10))
+	}
+	chunked.WriteString("0\r\n\r\n")
+	status, _ = rawPost(t, base, "/test/echo", "Transfer-Encoding: chunked\r\n", chunked.Bytes())
+	require.Equal(t, 413, status)
+
+	// Under the limit, chunked or not, the body arrives whole.
+	status, body = rawPost(t, base, "/test/echo", "Transfer-Encoding: chunked\r\n", []byte("5\r\nsmall\r\n0\r\n\r\n"))
+	require.Equal(t, 200, status)
+	require.Equal(t, "small", body)
+	resp, err := nethttp.Post(base+"/test/echo", "application/octet-stream", strings.NewReader("hello"))
 	require.NoError(t, err)
+	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, "hello", string(raw))
 }
 
 func TestReadyz(t *testing.T) {
