@@ -6,7 +6,7 @@ TEST_FLAGS ?= -race -count=1 -timeout 15m
 
 FUZZTIME ?= 30s
 
-.PHONY: run test lint fuzz build compose-up db-stop clean
+.PHONY: run test lint fuzz chaos build compose-up db-stop clean
 
 run: ## start a local PostgreSQL if none is configured, migrate, serve API + workers + River UI on :8080
 	./scripts/run-dev.sh
@@ -18,9 +18,20 @@ lint: ## go vet + staticcheck
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-fuzz: ## bounded fuzzing of the webhook handler (FUZZTIME); needs one shared PostgreSQL, so it uses TEST_DATABASE_URL or the make-run cluster
-	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(./scripts/pg-local.sh start | sed 's#/veza_dev?#/postgres?#')}" \
-		$(GO) test -run XXX -fuzz FuzzWebhook -fuzztime $(FUZZTIME) ./http
+FUZZ_TARGETS ?= FuzzWebhook FuzzUpload FuzzJSONBodies
+# Minimizing a new input does not count as executions and defaults to 60s,
+# which would eat a short FUZZTIME whole: keep it short.
+
+fuzz: ## bounded fuzzing (FUZZTIME each) of the webhook parser, uploads and every JSON body; needs one shared PostgreSQL: TEST_DATABASE_URL or the make-run cluster
+	@export TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(./scripts/pg-local.sh start | sed 's#/veza_dev?#/postgres?#')}"; \
+	for target in $(FUZZ_TARGETS); do \
+		echo "== $$target ($(FUZZTIME))"; \
+		$(GO) test -run XXX -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./http > .fuzz.log 2>&1; status=$$?; \
+		tail -n 3 .fuzz.log; rm -f .fuzz.log; [ $$status -eq 0 ] || exit $$status; \
+	done
+
+chaos: ## the crash suite at full size (CHAOS_PURCHASES, CHAOS_KILLS) and the database-restart test
+	CHAOS_PURCHASES=$${CHAOS_PURCHASES:-200} CHAOS_KILLS=$${CHAOS_KILLS:-20} $(GO) test -count=1 -timeout 30m -v -run 'TestCrashSuite|TestDatabaseRestartUnderWebhookLoad' ./chaos
 
 build: ## the one binary, in bin/app
 	$(GO) build -o bin/app ./cmd/app

@@ -113,7 +113,7 @@ func (r response) errorCode() string {
 
 // newUser creates a user with a live session directly in the database
 // (no argon2 work) and returns it with its bearer token.
-func (b *apiBundle) newUser(t *testing.T, role string) (*store.User, string) {
+func (b *apiBundle) newUser(t testing.TB, role string) (*store.User, string) {
 	t.Helper()
 	ctx := context.Background()
 	var u *store.User
@@ -142,3 +142,5 @@ func (b *apiBundle) count(t *testing.T, sql string, args ...any) int {
 	require.NoError(t, b.pool.QueryRow(context.Background(), sql, args...).Scan(&n))
 	return n
 }
+
+func mustUUID(s string) uuid.UUID { return uuid.MustParse(s) }

@@ -22,7 +22,13 @@ type validator interface {
 // and trailing data (a typo'd field must not be silently ignored), then
 // validates it. Errors are client errors in the API shape.
 func decodeJSON(c *fiber.Ctx, dst validator) error {
-	dec := json.NewDecoder(bytes.NewReader(c.Body()))
+	body := bytes.TrimLeft(c.Body(), " \t\r\n")
+	if len(body) > 0 && body[0] != '{' {
+		// null, arrays and scalars would decode into a zero request
+		// (found by the hostile-input suite: `null` started a sweep).
+		return veza.Errorf(veza.KindInvalid, "invalid_json", "request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return invalidJSON(err)

@@ -30,6 +30,10 @@ type Cluster struct {
 	URL  string // admin URL (user postgres, database postgres)
 	Dir  string // data, socket and log; removed by Stop
 	Stop func()
+	// Halt stops the server (fast shutdown) keeping its data; Resume starts
+	// it again on the same port. For outage tests.
+	Halt   func() error
+	Resume func() error
 }
 
 // StartCluster starts a throwaway cluster on a free loopback port with trust
@@ -87,7 +91,19 @@ func StartCluster(initdb string) (*Cluster, error) {
 		_ = command(pgCtl, "-D", dataDir, "-m", "immediate", "-w", "stop").Run()
 		os.RemoveAll(dir)
 	}
-	return &Cluster{URL: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port), Dir: dir, Stop: stop}, nil
+	halt := func() error {
+		if out, err := command(pgCtl, "-D", dataDir, "-m", "fast", "-w", "stop").CombinedOutput(); err != nil {
+			return fmt.Errorf("pg_ctl stop: %v: %s", err, out)
+		}
+		return nil
+	}
+	resume := func() error {
+		if out, err := command(pgCtl, "-D", dataDir, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "-o", opts, "start").CombinedOutput(); err != nil {
+			return fmt.Errorf("pg_ctl start: %v: %s", err, out)
+		}
+		return nil
+	}
+	return &Cluster{URL: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port), Dir: dir, Stop: stop, Halt: halt, Resume: resume}, nil
 }
 
 func freePort() (int, error) {

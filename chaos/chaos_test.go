@@ -1,0 +1,514 @@
+package chaos_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/veza/backend/hyperswitch"
+	"github.com/veza/backend/hyperswitch/hyperswitchtest"
+	"github.com/veza/backend/mail/mailtest"
+	"github.com/veza/backend/store/dbtest"
+	"github.com/veza/backend/stripeconnect/stripetest"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+const (
+	webhookSecret = "whsec_chaos_hash_key_9f3a"
+	uiPassword    = "chaos-river-ui-password-77"
+	userPassword  = "chaos user password 31"
+)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// proc is one running binary.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  *os.File
+}
+
+type harness struct {
+	t      *testing.T
+	bin    string
+	env    []string
+	dir    string
+	base   string
+	db     *pgxpool.Pool
+	hs     *hyperswitchtest.Server
+	stripe *stripetest.Server
+	smtp   *mailtest.Server
+
+	mu      sync.Mutex
+	procs   map[string]*proc
+	kills   int
+	starts  int
+	secrets []string
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "app")
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/app").CombinedOutput()
+	require.NoError(t, err, string(out))
+	return bin
+}
+
+func newHarness(t *testing.T) *harness {
+	h := &harness{t: t, bin: build(t), dir: t.TempDir(), procs: map[string]*proc{},
+		hs: hyperswitchtest.Start(t), stripe: stripetest.Start(t), smtp: mailtest.Start(t, "127.0.0.1:0")}
+	dbURL := dbtest.URL(t)
+	h.db = dbtest.PoolFor(t, dbURL)
+	addr := freeAddr(t)
+	h.base = "http://" + addr
+	vars := map[string]string{
+		"APP_ENV": "development", "DATABASE_URL": dbURL, "HTTP_ADDR": addr, "LOG_LEVEL": "info",
+		"HYPERSWITCH_ENABLED": "true", "HYPERSWITCH_BASE_URL": h.hs.URL, "HYPERSWITCH_API_KEY": hyperswitchtest.APIKey,
+		"HYPERSWITCH_WEBHOOK_SECRET": webhookSecret,
+		"STRIPE_CONNECT_ENABLED":     "true", "STRIPE_SECRET_KEY": stripetest.SecretKey, "STRIPE_API_BASE": h.stripe.URL,
+		"SMTP_HOST": h.smtp.Host, "SMTP_PORT": strconv.Itoa(h.smtp.Port), "SMTP_TLS": "none", "SMTP_FROM": "no-reply@veza.test",
+		"SMTP_PASSWORD":     "smtp-secret-not-used",
+		"RIVER_UI_USERNAME": "ops", "RIVER_UI_PASSWORD": uiPassword,
+		// Killed jobs come back fast: River requires rescue >= timeout.
+		"RIVER_JOB_TIMEOUT": "3s", "RIVER_RESCUE_STUCK_JOBS_AFTER": "4s", "RIVER_FETCH_COOLDOWN": "10ms",
+		"TRANSFER_BACKOFF_BASE": "1s", "TRANSFER_BACKOFF_MAX": "2s", "TRANSFER_MAX_ATTEMPTS": "25",
+		"REVERSAL_BACKOFF_BASE": "1s", "REVERSAL_BACKOFF_MAX": "2s", "REVERSAL_MAX_RETRIES": "25",
+		"RATE_LIMIT_PER_MINUTE": "100000", "RATE_LIMIT_AUTH_PER_MINUTE": "100000",
+		"SHUTDOWN_TIMEOUT": "5s", "TRACK_STORAGE_DIR": filepath.Join(h.dir, "tracks"),
+	}
+	h.env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range vars {
+		h.env = append(h.env, k+"="+v)
+	}
+	h.secrets = []string{webhookSecret, uiPassword, userPassword, hyperswitchtest.APIKey, stripetest.SecretKey, "smtp-secret-not-used"}
+	t.Cleanup(h.stopAll)
+	return h
+}
+
+// start runs `app <cmd>` as name; extra env overrides.
+func (h *harness) start(name string, extra ...string) {
+	h.t.Helper()
+	args := strings.Fields(name)[:1]
+	logFile, err := os.OpenFile(filepath.Join(h.dir, strings.ReplaceAll(name, " ", "_")+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	require.NoError(h.t, err)
+	cmd := exec.Command(h.bin, args...)
+	cmd.Env = append(append([]string{}, h.env...), extra...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	require.NoError(h.t, cmd.Start())
+	h.mu.Lock()
+	h.procs[name] = &proc{name: name, cmd: cmd, log: logFile}
+	h.starts++
+	h.mu.Unlock()
+}
+
+// kill sends SIGKILL: no graceful anything.
+func (h *harness) kill(name string) {
+	h.mu.Lock()
+	p := h.procs[name]
+	delete(h.procs, name)
+	h.kills++
+	h.mu.Unlock()
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	_ = p.cmd.Wait()
+	p.log.Close()
+}
+
+func (h *harness) killCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.kills
+}
+
+func (h *harness) stopAll() {
+	h.mu.Lock()
+	procs := h.procs
+	h.procs = map[string]*proc{}
+	h.mu.Unlock()
+	for _, p := range procs {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = p.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = p.cmd.Process.Kill()
+		}
+		p.log.Close()
+	}
+}
+
+func (h *harness) logs() string {
+	var all strings.Builder
+	entries, _ := os.ReadDir(h.dir)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".log") {
+			b, _ := os.ReadFile(filepath.Join(h.dir, e.Name()))
+			all.Write(b)
+		}
+	}
+	return all.String()
+}
+
+func (h *harness) call(method, path, token string, headers map[string]string, body any) (int, map[string]any, error) {
+	var reader io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		reader = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, h.base+path, reader)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	return resp.StatusCode, out, nil
+}
+
+// must retries a call until it answers want (the API process is never
+// killed, but a webhook may meet a busy moment), failing after 30s.
+func (h *harness) must(want int, method, path, token string, headers map[string]string, body any) map[string]any {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		status, out, err := h.call(method, path, token, headers, body)
+		if err == nil && status == want {
+			return out
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%s %s: want %d, got %d %v %v", method, path, want, status, out, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// deliver posts a signed webhook until it is accepted, as Hyperswitch
+// redelivers non-2xx answers.
+func (h *harness) deliver(body []byte) {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodPost, h.base+"/webhooks/hyperswitch", bytes.NewReader(body))
+		req.Header.Set(hyperswitch.SignatureHeader, hyperswitch.Sign(webhookSecret, body))
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("webhook never accepted: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (h *harness) waitHealthy() {
+	h.t.Helper()
+	require.Eventually(h.t, func() bool {
+		resp, err := http.Get(h.base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, 60*time.Second, 50*time.Millisecond)
+}
+
+func (h *harness) count(sql string, args ...any) int {
+	h.t.Helper()
+	var n int
+	require.NoError(h.t, h.db.QueryRow(context.Background(), sql, args...).Scan(&n))
+	return n
+}
+
+type purchase struct {
+	orderID, paymentID string
+	amount             int64
+	buyer              string
+	refund             bool
+}
+
+// TestCrashSuite: purchases with two sellers each, their payments, refunds
+// for a third, while worker processes are kill -9'd and restarted.
+func TestCrashSuite(t *testing.T) {
+	t.Parallel()
+	n := envInt("CHAOS_PURCHASES", 12)
+	wantKills := envInt("CHAOS_KILLS", 4)
+	h := newHarness(t)
+	ctx := context.Background()
+
+	cmd := exec.Command(h.bin, "migrate", "up")
+	cmd.Env = h.env
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	// serve works few jobs itself so the killable workers do most of it.
+	h.start("serve", "RIVER_WORKERS_PAYMENTS=1", "RIVER_WORKERS_DEFAULT=1", "RIVER_WORKERS_EMAIL=1", "RIVER_WORKERS_MAINTENANCE=1")
+	h.start("work 1")
+	h.start("work 2")
+	h.waitHealthy()
+
+	// Sellers with Stripe accounts and a track each; buyers.
+	const sellers = 4
+	type seller struct{ id, track, acct string }
+	var ss []seller
+	for i := 0; i < sellers; i++ {
+		email := fmt.Sprintf("seller%d@chaos.test", i)
+		h.must(201, "POST", "/v1/auth/register", "", nil, map[string]string{"email": email, "password": userPassword})
+		login := h.must(200, "POST", "/v1/auth/login", "", nil, map[string]string{"email": email, "password": userPassword})
+		token := login["token"].(string)
+		h.secrets = append(h.secrets, token)
+		acct := "acct_chaos" + strconv.Itoa(i)
+		h.must(200, "PUT", "/v1/me/payout-account", token, nil, map[string]string{"stripe_account_id": acct})
+		id := login["user"].(map[string]any)["id"].(string)
+		var track string
+		require.NoError(t, h.db.QueryRow(ctx, `INSERT INTO tracks (owner_id, title, price_cents, currency) VALUES ($1, $2, $3, 'EUR') RETURNING id::text`,
+			id, "Chaos "+strconv.Itoa(i), 999+int64(i)*337).Scan(&track))
+		ss = append(ss, seller{id: id, track: track, acct: acct})
+	}
+	var buyers []string
+	for i := 0; i < 3; i++ {
+		email := fmt.Sprintf("buyer%d@chaos.test", i)
+		h.must(201, "POST", "/v1/auth/register", "", nil, map[string]string{"email": email, "password": userPassword})
+		login := h.must(200, "POST", "/v1/auth/login", "", nil, map[string]string{"email": email, "password": userPassword})
+		buyers = append(buyers, login["token"].(string))
+		h.secrets = append(h.secrets, login["token"].(string))
+	}
+
+	// Slow providers keep calls in flight, so kills land mid-call.
+	h.stripe.SetLatency(80 * time.Millisecond)
+	h.hs.SetLatency(20 * time.Millisecond)
+
+	// The killer: kill -9 a random worker process at random moments.
+	stopKiller := make(chan struct{})
+	var killerDone sync.WaitGroup
+	killerDone.Add(1)
+	go func() {
+		defer killerDone.Done()
+		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+		for {
+			select {
+			case <-stopKiller:
+				return
+			case <-time.After(time.Duration(150+rng.IntN(600)) * time.Millisecond):
+			}
+			name := []string{"work 1", "work 2"}[rng.IntN(2)]
+			h.kill(name)
+			time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
+			h.start(name)
+		}
+	}()
+
+	began := time.Now()
+	// Purchases: two sellers each, paid by webhook.
+	purchases := make([]purchase, n)
+	for i := range purchases {
+		a, b := ss[i%sellers], ss[(i+1)%sellers]
+		buyer := buyers[i%len(buyers)]
+		body := h.must(201, "POST", "/v1/orders", buyer, map[string]string{"Idempotency-Key": uuid.NewString()},
+			map[string]any{"track_ids": []string{a.track, b.track}})
+		o := body["order"].(map[string]any)
+		p := purchase{orderID: o["id"].(string), paymentID: o["payment_id"].(string), amount: int64(o["amount"].(float64)), buyer: buyer, refund: i%3 == 0}
+		purchases[i] = p
+		h.hs.SetPaymentStatus(p.paymentID, "succeeded")
+		h.deliver(hyperswitchtest.WebhookBody("evt_pay_"+p.orderID, "payment_succeeded",
+			map[string]any{"payment_id": p.paymentID, "status": "succeeded", "amount": p.amount, "currency": "EUR"}))
+	}
+
+	t.Logf("purchases driven after %s", time.Since(began))
+	// Refunds for a third, once their payouts are done.
+	for _, p := range purchases {
+		if !p.refund {
+			continue
+		}
+		require.Eventually(t, func() bool {
+			return h.count(`SELECT count(*) FROM seller_transfers WHERE order_id = $1 AND status = 'completed'`, p.orderID) == 2
+		}, 90*time.Second, 50*time.Millisecond, "payouts of %s", p.orderID)
+		body := h.must(202, "POST", "/v1/orders/"+p.orderID+"/refund", p.buyer, nil, map[string]string{"reason": "chaos"})
+		refundID := body["refund"].(map[string]any)["id"].(string)
+		psp := "veza_ref_" + refundID
+		require.Eventually(t, func() bool { _, ok := h.hs.Refund(psp); return ok }, 60*time.Second, 50*time.Millisecond)
+		h.hs.SetRefundStatus(psp, "succeeded", nil)
+		h.deliver(hyperswitchtest.WebhookBody("evt_ref_"+refundID, "refund_succeeded",
+			map[string]any{"refund_id": psp, "payment_id": p.paymentID, "status": "succeeded", "amount": p.amount, "currency": "EUR"}))
+	}
+
+	t.Logf("refunds driven after %s", time.Since(began))
+	// Let it keep killing for a moment while the tail drains, then stop.
+	for h.killCount() < wantKills {
+		time.Sleep(200 * time.Millisecond)
+	}
+	close(stopKiller)
+	killerDone.Wait()
+
+	// Quiescence: every transfer settled, no job left to run.
+	refunded := 0
+	for _, p := range purchases {
+		if p.refund {
+			refunded++
+		}
+	}
+	require.Eventually(t, func() bool {
+		settled := h.count(`SELECT count(*) FROM seller_transfers WHERE status IN ('completed', 'reversed')`)
+		live := h.count(`SELECT count(*) FROM river_job WHERE state IN ('available', 'running', 'retryable', 'pending')`)
+		return settled == 2*n && h.count(`SELECT count(*) FROM seller_transfers WHERE status = 'reversed'`) == 2*refunded && live == 0
+	}, 120*time.Second, 100*time.Millisecond, "the system never settled")
+
+	t.Logf("settled after %s", time.Since(began))
+	violations := h.checkInvariants(purchases)
+	t.Logf("crash suite: purchases=%d refunds=%d kills=%d process starts=%d violations=%d", n, refunded, h.kills, h.starts, len(violations))
+	require.Empty(t, violations)
+
+	// Secrets never in logs nor in job args; no panic anywhere.
+	logs := h.logs()
+	require.NotContains(t, logs, `"level":"panic"`)
+	require.NotContains(t, logs, "goroutine ", "no stack traces in logs")
+	for _, secret := range h.secrets {
+		require.NotContains(t, logs, secret, "a secret reached the logs")
+	}
+	rows, err := h.db.Query(ctx, `SELECT args::text FROM river_job`)
+	require.NoError(t, err)
+	args, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	for _, a := range args {
+		for _, secret := range append(h.secrets, "$argon2id$") {
+			require.NotContains(t, a, secret)
+		}
+	}
+}
+
+// checkInvariants compares the database with the fakes' records.
+func (h *harness) checkInvariants(purchases []purchase) []string {
+	ctx := context.Background()
+	var v []string
+	bad := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
+
+	transfersAt := map[string][]stripetest.Transfer{}
+	for _, tr := range h.stripe.Transfers() {
+		transfersAt[tr.TransferGroup] = append(transfersAt[tr.TransferGroup], tr)
+	}
+	reversalsOf := map[string]int{}
+	var reversedAmount = map[string]int64{}
+	for _, r := range h.stripe.Reversals() {
+		reversalsOf[r.Transfer]++
+		reversedAmount[r.Transfer] += r.Amount
+	}
+
+	for _, p := range purchases {
+		var status string
+		if err := h.db.QueryRow(ctx, `SELECT status FROM orders WHERE id = $1`, p.orderID).Scan(&status); err != nil {
+			bad("order %s unreadable: %v", p.orderID, err)
+			continue
+		}
+		want := "completed"
+		if p.refund {
+			want = "refunded"
+		}
+		if status != want {
+			bad("order %s is %s, want %s", p.orderID, status, want)
+		}
+		if pay, _ := h.hs.Payment(p.paymentID); pay.Status != "succeeded" {
+			bad("order %s: payment %s is %s at the PSP", p.orderID, p.paymentID, pay.Status)
+		}
+
+		// Exactly one Stripe transfer per seller of the order.
+		atStripe := transfersAt[p.orderID]
+		perDest := map[string]int{}
+		var paid int64
+		for _, tr := range atStripe {
+			perDest[tr.Destination]++
+			paid += tr.Amount
+		}
+		if len(atStripe) != 2 || len(perDest) != 2 {
+			bad("order %s: %d transfers to %d sellers at Stripe, want 2 and 2", p.orderID, len(atStripe), len(perDest))
+		}
+		var fees int64
+		rows, err := h.db.Query(ctx, `SELECT status, amount, platform_fee, COALESCE(stripe_transfer_id, '') FROM seller_transfers WHERE order_id = $1`, p.orderID)
+		if err != nil {
+			bad("order %s: %v", p.orderID, err)
+			continue
+		}
+		for rows.Next() {
+			var st, stripeID string
+			var amount, fee int64
+			_ = rows.Scan(&st, &amount, &fee, &stripeID)
+			fees += fee
+			wantSt := "completed"
+			if p.refund {
+				wantSt = "reversed"
+			}
+			if st != wantSt {
+				bad("order %s: transfer %s is %s, want %s", p.orderID, stripeID, st, wantSt)
+			}
+			tr, ok := h.stripe.Transfer(stripeID)
+			if !ok || tr.Amount != amount {
+				bad("order %s: transfer %q not at Stripe with amount %d", p.orderID, stripeID, amount)
+			}
+			if p.refund && (reversalsOf[stripeID] != 1 || reversedAmount[stripeID] != amount || !tr.Reversed) {
+				bad("order %s: transfer %s reversed %d times for %d of %d", p.orderID, stripeID, reversalsOf[stripeID], reversedAmount[stripeID], amount)
+			}
+			if !p.refund && reversalsOf[stripeID] != 0 {
+				bad("order %s: transfer %s reversed but the order was not refunded", p.orderID, stripeID)
+			}
+		}
+		rows.Close()
+		if paid+fees != p.amount {
+			bad("order %s: paid %d + fees %d != order amount %d", p.orderID, paid, fees, p.amount)
+		}
+	}
+	if n := h.count(`SELECT count(*) FROM river_job WHERE state IN ('running', 'discarded')`); n != 0 {
+		bad("%d jobs left running or discarded", n)
+	}
+	if n := h.stripe.MissingKeys(); n != 0 {
+		bad("%d Stripe calls without an idempotency key", n)
+	}
+	if n := len(h.stripe.Transfers()); n != 2*len(purchases) {
+		bad("%d transfers at Stripe, want %d", n, 2*len(purchases))
+	}
+	return v
+}
