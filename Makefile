@@ -6,7 +6,7 @@ TEST_FLAGS ?= -race -count=1 -timeout 15m
 
 FUZZTIME ?= 30s
 
-.PHONY: run test lint fuzz chaos build compose-up db-stop clean
+.PHONY: run test lint fuzz chaos bench build compose-up db-stop clean
 
 run: ## start a local PostgreSQL if none is configured, migrate, serve API + workers + River UI on :8080
 	./scripts/run-dev.sh
@@ -32,6 +32,9 @@ fuzz: ## bounded fuzzing (FUZZTIME each) of the webhook parser, uploads and ever
 
 chaos: ## the crash suite at full size (CHAOS_PURCHASES, CHAOS_KILLS) and the database-restart test
 	CHAOS_PURCHASES=$${CHAOS_PURCHASES:-200} CHAOS_KILLS=$${CHAOS_KILLS:-20} $(GO) test -count=1 -timeout 30m -v -run 'TestCrashSuite|TestDatabaseRestartUnderWebhookLoad' ./chaos
+
+bench: ## measure against same-run baselines (own PostgreSQL, real binary, fakes); prints a table, writes bench/results/*.json
+	$(GO) run ./bench $(BENCH_FLAGS)
 
 build: ## the one binary, in bin/app
 	$(GO) build -o bin/app ./cmd/app

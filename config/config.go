@@ -8,6 +8,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"sort"
 	"strconv"
@@ -55,6 +56,8 @@ type Config struct {
 	AuthRateLimitPerMinute int
 	LogLevel               zerolog.Level
 	PublicBaseURL          string
+	// PprofAddr serves net/http/pprof when set (loopback only, for profiling).
+	PprofAddr string
 
 	DatabaseURL          string // secret: may carry a password
 	DatabaseReadURL      string // secret: may carry a password
@@ -155,9 +158,13 @@ const (
 	defaultRescueStuckJobsAfter = time.Hour
 )
 
+// Sized from `make bench` on 2 cores (docs/DEPLOYMENT.md): payments jobs
+// spend most of their time waiting on Stripe or Hyperswitch, so the queue
+// runs many at once; River's fetch rate caps a queue near workers divided by
+// FetchCooldown.
 var defaultWorkers = map[string]int{
 	QueueDefault:     20,
-	QueuePayments:    40,
+	QueuePayments:    100,
 	QueueEmail:       10,
 	QueueMaintenance: 5,
 }
@@ -183,10 +190,11 @@ func Load(getenv func(string) string) (*Config, error) {
 	cfg.AuthRateLimitPerMinute = p.integer("RATE_LIMIT_AUTH_PER_MINUTE", 10, 1, 1_000_000)
 	cfg.LogLevel = p.logLevel("LOG_LEVEL", zerolog.InfoLevel)
 	cfg.PublicBaseURL = p.str("PUBLIC_BASE_URL", "http://localhost:8080")
+	cfg.PprofAddr = p.str("PPROF_ADDR", "")
 
 	cfg.DatabaseURL = p.str("DATABASE_URL", DefaultDatabaseURL)
 	cfg.DatabaseReadURL = p.str("DATABASE_READ_URL", "")
-	cfg.DatabaseMaxConns = int32(p.integer("DATABASE_MAX_CONNS", 40, 2, 1000))
+	cfg.DatabaseMaxConns = int32(p.integer("DATABASE_MAX_CONNS", 50, 2, 1000))
 	cfg.DatabaseReadMaxConns = int32(p.integer("DATABASE_READ_MAX_CONNS", 20, 1, 1000))
 
 	cfg.TrackStorageBackend = p.str("TRACK_STORAGE_BACKEND", "local")
@@ -258,7 +266,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	cfg.River = RiverConfig{
 		JobTimeout:           p.duration("RIVER_JOB_TIMEOUT", time.Minute, time.Second),
 		RescueStuckJobsAfter: p.duration("RIVER_RESCUE_STUCK_JOBS_AFTER", time.Hour, time.Second),
-		FetchCooldown:        p.duration("RIVER_FETCH_COOLDOWN", 20*time.Millisecond, time.Millisecond),
+		FetchCooldown:        p.duration("RIVER_FETCH_COOLDOWN", 10*time.Millisecond, time.Millisecond),
 		FetchPollInterval:    p.duration("RIVER_FETCH_POLL_INTERVAL", time.Second, time.Millisecond),
 		Workers:              map[string]int{},
 	}
@@ -328,6 +336,12 @@ func (c *Config) ValidateForEnvironment(logger zerolog.Logger) error {
 		c.RiverUIUsername, c.RiverUIPassword = "", ""
 	}
 
+	if c.PprofAddr != "" {
+		if host, _, err := net.SplitHostPort(c.PprofAddr); err != nil || (host != "127.0.0.1" && host != "localhost" && host != "::1") {
+			add("PPROF_ADDR", "must be a loopback address such as 127.0.0.1:6060 (profiles expose internals); pprof disabled")
+			c.PprofAddr = ""
+		}
+	}
 	if c.River.RescueStuckJobsAfter < c.River.JobTimeout {
 		add("RIVER_RESCUE_STUCK_JOBS_AFTER", "must be at least RIVER_JOB_TIMEOUT (%s), got %s (River requires it); using %s",
 			c.River.JobTimeout, c.River.RescueStuckJobsAfter, max(defaultRescueStuckJobsAfter, c.River.JobTimeout))

@@ -142,6 +142,8 @@ func TestRules(t *testing.T) {
 			func(t *testing.T, c *config.Config) { require.False(t, c.Stripe.Enabled) }},
 		{"backoff max under base", map[string]string{"TRANSFER_BACKOFF_BASE": "10m", "TRANSFER_BACKOFF_MAX": "1m"}, nil, "TRANSFER_BACKOFF_MAX",
 			func(t *testing.T, c *config.Config) { require.Equal(t, 10*time.Minute, c.Transfer.BackoffMax) }},
+		{"pprof on a public address", map[string]string{"PPROF_ADDR": "0.0.0.0:6060"}, nil, "PPROF_ADDR",
+			func(t *testing.T, c *config.Config) { require.Empty(t, c.PprofAddr) }},
 		{"public base url not a url", map[string]string{"PUBLIC_BASE_URL": "veza.example"}, nil, "PUBLIC_BASE_URL", nil},
 	}
 	for _, tc := range cases {

@@ -67,11 +67,7 @@ func (s *Server) handleHyperswitchWebhook() fiber.Handler {
 
 		err := s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
 			entry.ProcessingResult = store.ResultQueued
-			logID, err := store.InsertWebhookLog(ctx, tx, entry)
-			if err != nil {
-				return err
-			}
-			first, err := store.RecordEvent(ctx, tx, event.EventID, event.EventType, &logID)
+			logID, first, err := store.InsertWebhookLogWithEvent(ctx, tx, entry, event.EventID, event.EventType)
 			if err != nil {
 				return err
 			}

@@ -146,12 +146,17 @@ func (d *Dispatcher) payment(ctx context.Context, tx pgx.Tx, args ProcessEventAr
 
 // onOrderPaid is everything a paid order implies, committed with the order's
 // move to completed: the receipt email and the sellers' payouts.
+// The jobs go in one batch (one round trip, found by profiling `make bench`).
 func (d *Dispatcher) onOrderPaid(ctx context.Context, tx pgx.Tx, order *store.Order) error {
-	client := river.ClientFromContext[pgx.Tx](ctx)
-	if _, err := client.InsertTx(ctx, tx, EmailArgs{Template: mail.TemplatePurchaseReceipt, UserID: order.BuyerID, OrderID: &order.ID}, nil); err != nil {
-		return fmt.Errorf("error enqueueing receipt: %w", err)
+	payouts, err := d.Payouts.PlanPayouts(ctx, tx, order)
+	if err != nil {
+		return err
 	}
-	return d.Payouts.PlanPayouts(ctx, tx, order)
+	batch := append([]river.InsertManyParams{{Args: EmailArgs{Template: mail.TemplatePurchaseReceipt, UserID: order.BuyerID, OrderID: &order.ID}}}, payouts...)
+	if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertManyTx(ctx, tx, batch); err != nil {
+		return fmt.Errorf("error enqueueing the receipt and payouts: %w", err)
+	}
+	return nil
 }
 
 func (d *Dispatcher) refund(ctx context.Context, tx pgx.Tx, args ProcessEventArgs) (string, error) {

@@ -53,9 +53,11 @@ func (p *Payouts) InsertOpts() *river.InsertOpts {
 }
 
 // PlanPayouts creates one transfer row per seller of a paid order (their
-// items minus the platform fee) and one payout job each, in the caller's
-// transaction: the one that completes the order. Replays create nothing.
-func (p *Payouts) PlanPayouts(ctx context.Context, tx pgx.Tx, order *store.Order) error {
+// items minus the platform fee) in the caller's transaction, the one that
+// completes the order, and returns their payout jobs for the caller to
+// insert in that same transaction (in one batch with the receipt). Replays
+// create nothing.
+func (p *Payouts) PlanPayouts(ctx context.Context, tx pgx.Tx, order *store.Order) ([]river.InsertManyParams, error) {
 	gross := map[uuid.UUID]int64{}
 	var sellers []uuid.UUID
 	for _, it := range order.Items {
@@ -64,7 +66,7 @@ func (p *Payouts) PlanPayouts(ctx context.Context, tx pgx.Tx, order *store.Order
 		}
 		gross[it.SellerID] += it.Amount
 	}
-	client := river.ClientFromContext[pgx.Tx](ctx)
+	var jobs []river.InsertManyParams
 	for _, seller := range sellers {
 		share := veza.SplitShare(gross[seller], p.FeeBPS)
 		if share.Net == 0 {
@@ -72,16 +74,13 @@ func (p *Payouts) PlanPayouts(ctx context.Context, tx pgx.Tx, order *store.Order
 		}
 		t, created, err := store.InsertTransfer(ctx, tx, order.ID, seller, share.Net, share.Fee, order.Currency)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if !created {
-			continue
-		}
-		if _, err := client.InsertTx(ctx, tx, PayoutArgs{TransferID: t.ID}, p.InsertOpts()); err != nil {
-			return fmt.Errorf("error enqueueing payout: %w", err)
+		if created {
+			jobs = append(jobs, river.InsertManyParams{Args: PayoutArgs{TransferID: t.ID}, InsertOpts: p.InsertOpts()})
 		}
 	}
-	return nil
+	return jobs, nil
 }
 
 // PayoutWorker calls Stripe Connect outside any transaction, with the
@@ -107,7 +106,7 @@ func (w *PayoutWorker) Work(ctx context.Context, job *river.Job[PayoutArgs]) err
 	if t.Status != veza.TransferPending {
 		return nil // paid, failed or reversed meanwhile: nothing to do
 	}
-	order, err := store.GetOrder(ctx, pool, t.OrderID)
+	order, err := store.GetOrderSummary(ctx, pool, t.OrderID)
 	if err != nil {
 		return err
 	}
@@ -160,7 +159,7 @@ func (w *PayoutWorker) Work(ctx context.Context, job *river.Job[PayoutArgs]) err
 	return w.DB.InTx(ctx, func(tx pgx.Tx) error {
 		// Lock the order first, as the refund path does, so the two never
 		// deadlock and this sees any refund that committed meanwhile.
-		order, err := store.GetOrderForUpdate(ctx, tx, t.OrderID)
+		order, err := store.GetOrderSummaryForUpdate(ctx, tx, t.OrderID)
 		if err != nil {
 			return err
 		}

@@ -122,7 +122,7 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[Reconcil
 		return river.JobCancel(errors.New("hyperswitch is not enabled: nothing to reconcile against"))
 	}
 	pool := w.DB.Primary()
-	order, err := store.GetOrder(ctx, pool, job.Args.OrderID)
+	order, err := store.GetOrderSummary(ctx, pool, job.Args.OrderID)
 	if errors.Is(err, store.ErrNotFound) {
 		return river.JobCancel(fmt.Errorf("order %s does not exist", job.Args.OrderID))
 	}

@@ -91,6 +91,12 @@ func GetOrder(ctx context.Context, q Querier, id uuid.UUID) (*Order, error) {
 	return o, loadItems(ctx, q, o)
 }
 
+// GetOrderSummary reads an order without its items: one round trip, for
+// workers that need only its status (payouts, reconcile).
+func GetOrderSummary(ctx context.Context, q Querier, id uuid.UUID) (*Order, error) {
+	return scanOrder(q.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1`, id))
+}
+
 // GetOrderByPaymentIDForUpdate reads and locks an order by its payment id,
 // so an event's checks and its transition see the same row.
 func GetOrderByPaymentIDForUpdate(ctx context.Context, tx pgx.Tx, paymentID string) (*Order, error) {

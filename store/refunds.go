@@ -112,6 +112,11 @@ func TransitionRefund(ctx context.Context, tx pgx.Tx, id uuid.UUID, from, to vez
 	return nil
 }
 
+// GetOrderSummaryForUpdate reads and locks an order without its items.
+func GetOrderSummaryForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*Order, error) {
+	return scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1 FOR UPDATE`, id))
+}
+
 // GetOrderForUpdate reads and locks an order with its items.
 func GetOrderForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*Order, error) {
 	o, err := scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1 FOR UPDATE`, id))

@@ -59,15 +59,24 @@ func SetWebhookResult(ctx context.Context, q Querier, id uuid.UUID, result strin
 	return err
 }
 
-// RecordEvent remembers a Hyperswitch event id. first is false when the
+// InsertWebhookLogWithEvent writes a valid delivery's log row and records
+// its event id in one statement (one round trip fewer on the hot path of
+// webhook ingest, found by profiling `make bench`). first is false when the
 // event was seen before: a redelivery.
-func RecordEvent(ctx context.Context, tx pgx.Tx, eventID, eventType string, logID *uuid.UUID) (first bool, err error) {
-	tag, err := tx.Exec(ctx, `INSERT INTO hyperswitch_events (event_id, event_type, log_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-		eventID, eventType, logID)
+func InsertWebhookLogWithEvent(ctx context.Context, tx pgx.Tx, l *WebhookLog, eventID, eventType string) (id uuid.UUID, first bool, err error) {
+	err = tx.QueryRow(ctx, `WITH l AS (
+			INSERT INTO hyperswitch_webhook_log (request_id, source_ip, user_agent, signature_valid, event_id, event_type, payload, processing_result)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id),
+		e AS (
+			INSERT INTO hyperswitch_events (event_id, event_type, log_id) SELECT $9, $10, id FROM l
+			ON CONFLICT DO NOTHING RETURNING event_id)
+		SELECT (SELECT id FROM l), EXISTS (SELECT 1 FROM e)`,
+		l.RequestID, l.SourceIP, l.UserAgent, l.SignatureValid, l.EventID, l.EventType, l.Payload, l.ProcessingResult, eventID, eventType).
+		Scan(&id, &first)
 	if err != nil {
-		return false, fmt.Errorf("error recording event: %w", err)
+		return uuid.Nil, false, fmt.Errorf("error inserting webhook log and event: %w", err)
 	}
-	return tag.RowsAffected() == 1, nil
+	return id, first, nil
 }
 
 // ListWebhookLogs returns recent deliveries, newest first, optionally only

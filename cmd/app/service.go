@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	nethttp "net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -91,6 +93,16 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 	var sc *stripeconnect.Client
 	if cfg.Stripe.Enabled {
 		sc = stripeconnect.New(cfg.Stripe.SecretKey, cfg.Stripe.APIBase, nil)
+	}
+	if cfg.PprofAddr != "" {
+		// Profiling endpoint on loopback only (config refuses other hosts).
+		go func() {
+			srv := &nethttp.Server{Addr: cfg.PprofAddr, Handler: pprofMux(), ReadHeaderTimeout: 5 * time.Second}
+			log.Info().Str("addr", cfg.PprofAddr).Msg("pprof listening")
+			if err := srv.ListenAndServe(); err != nil {
+				log.Warn().Err(err).Msg("pprof server stopped")
+			}
+		}()
 	}
 	stores, err := openStores(ctx, cfg)
 	if err != nil {
@@ -224,4 +236,14 @@ func openStores(ctx context.Context, cfg *config.Config) (jobs.Stores, error) {
 		stores.ByName[storage.BackendS3] = s3
 	}
 	return stores, nil
+}
+
+func pprofMux() *nethttp.ServeMux {
+	mux := nethttp.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	return mux
 }

@@ -71,11 +71,17 @@ type Server struct {
 // Start runs the fake until the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	s, stop := New()
+	t.Cleanup(stop)
+	return s
+}
+
+// New runs the fake until stop is called (benchmarks, tools).
+func New() (*Server, func()) {
 	s := &Server{transfers: map[string]*Transfer{}, idem: map[string]idemEntry{}, calls: map[string]int{}}
 	srv := httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(srv.Close)
 	s.URL = srv.URL
-	return s
+	return s, srv.Close
 }
 
 // Client returns a real client pointed at the fake.
