@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"errors"
 	"net/mail"
 	"regexp"
@@ -79,6 +80,17 @@ func (r *credentialsRequest) Validate() error {
 	return validatePassword("password", r.Password)
 }
 
+// enqueueLinkEmail creates a one-time token row (no secret yet) and the
+// email job that mints it and mails the link, in the caller's transaction.
+func (s *Server) enqueueLinkEmail(ctx context.Context, tx pgx.Tx, userID uuid.UUID, purpose string, ttl time.Duration, template string) error {
+	tokenID, err := store.CreateEmailToken(ctx, tx, userID, purpose, ttl)
+	if err != nil {
+		return err
+	}
+	_, err = s.opts.River.InsertTx(ctx, tx, jobs.EmailArgs{Template: template, UserID: userID, TokenID: &tokenID}, nil)
+	return err
+}
+
 // handleRegister creates the user, the verification token row and the
 // email job in one transaction.
 func (s *Server) handleRegister() fiber.Handler {
@@ -98,12 +110,7 @@ func (s *Server) handleRegister() fiber.Handler {
 			if err != nil {
 				return err
 			}
-			tokenID, err := store.CreateEmailToken(ctx, tx, user.ID, store.PurposeVerifyEmail, verifyTokenTTL)
-			if err != nil {
-				return err
-			}
-			_, err = s.opts.River.InsertTx(ctx, tx, jobs.EmailArgs{Template: vezamail.TemplateVerifyEmail, UserID: user.ID, TokenID: &tokenID}, nil)
-			return err
+			return s.enqueueLinkEmail(ctx, tx, user.ID, store.PurposeVerifyEmail, verifyTokenTTL, vezamail.TemplateVerifyEmail)
 		})
 		if err != nil {
 			return err
@@ -242,12 +249,7 @@ func (s *Server) handlePasswordReset() fiber.Handler {
 			if err := store.InvalidateEmailTokens(ctx, tx, user.ID, store.PurposePasswordReset); err != nil {
 				return err
 			}
-			tokenID, err := store.CreateEmailToken(ctx, tx, user.ID, store.PurposePasswordReset, resetTokenTTL)
-			if err != nil {
-				return err
-			}
-			_, err = s.opts.River.InsertTx(ctx, tx, jobs.EmailArgs{Template: vezamail.TemplatePasswordReset, UserID: user.ID, TokenID: &tokenID}, nil)
-			return err
+			return s.enqueueLinkEmail(ctx, tx, user.ID, store.PurposePasswordReset, resetTokenTTL, vezamail.TemplatePasswordReset)
 		})
 		if err != nil {
 			return err
