@@ -145,6 +145,59 @@ func (h *harness) kill(name string) {
 	p.log.Close()
 }
 
+// restart starts a killed process again; it fails quietly once the test
+// is over (the killer goroutine may outlive a failed test by a moment).
+func (h *harness) restart(name string) error {
+	args := strings.Fields(name)[:1]
+	logFile, err := os.OpenFile(filepath.Join(h.dir, strings.ReplaceAll(name, " ", "_")+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(h.bin, args...)
+	cmd.Env = h.env
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return err
+	}
+	h.mu.Lock()
+	h.procs[name] = &proc{name: name, cmd: cmd, log: logFile}
+	h.starts++
+	h.mu.Unlock()
+	return nil
+}
+
+// eventually waits for cond; on timeout it fails with what is not settled.
+func (h *harness) eventually(limit time.Duration, what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			rows, _ := h.db.Query(context.Background(), `SELECT t.id::text, t.status, t.retry_count, COALESCE(t.error_message, ''),
+				COALESCE((SELECT string_agg(j.state::text || '/' || j.attempt, ',') FROM river_job j WHERE j.args->>'transfer_id' = t.id::text), 'no job')
+				FROM seller_transfers t WHERE t.status NOT IN ('completed', 'reversed') LIMIT 20`)
+			var lines []string
+			for rows.Next() {
+				var id, st, msg, jobs string
+				var retries int
+				_ = rows.Scan(&id, &st, &retries, &msg, &jobs)
+				lines = append(lines, fmt.Sprintf("%s %s retries=%d err=%q jobs=%s", id, st, retries, msg, jobs))
+			}
+			rows.Close()
+			var states []string
+			srows, _ := h.db.Query(context.Background(), `SELECT kind || ':' || state || '=' || count(*) FROM river_job WHERE state <> 'completed' GROUP BY kind, state`)
+			for srows.Next() {
+				var x string
+				_ = srows.Scan(&x)
+				states = append(states, x)
+			}
+			srows.Close()
+			h.t.Fatalf("%s after %s; unsettled transfers: %v; jobs not completed: %v", what, limit, lines, states)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func (h *harness) killCount() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -324,25 +377,31 @@ func TestCrashSuite(t *testing.T) {
 	h.stripe.SetLatency(80 * time.Millisecond)
 	h.hs.SetLatency(20 * time.Millisecond)
 
-	// The killer: kill -9 a random worker process at random moments.
+	// The killer: kill -9 a random worker process at random moments, every
+	// 0.3 to 2.5 s, until it has killed wantKills times.
 	stopKiller := make(chan struct{})
 	var killerDone sync.WaitGroup
 	killerDone.Add(1)
 	go func() {
 		defer killerDone.Done()
 		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-		for {
+		for h.killCount() < wantKills {
 			select {
 			case <-stopKiller:
 				return
-			case <-time.After(time.Duration(150+rng.IntN(600)) * time.Millisecond):
+			case <-time.After(time.Duration(300+rng.IntN(2200)) * time.Millisecond):
 			}
 			name := []string{"work 1", "work 2"}[rng.IntN(2)]
 			h.kill(name)
 			time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
-			h.start(name)
+			if err := h.restart(name); err != nil {
+				return
+			}
 		}
 	}()
+	var stopOnce sync.Once
+	stopKilling := func() { stopOnce.Do(func() { close(stopKiller); killerDone.Wait() }) }
+	t.Cleanup(stopKilling) // before the harness stops the processes
 
 	began := time.Now()
 	// Purchases: two sellers each, paid by webhook.
@@ -366,9 +425,9 @@ func TestCrashSuite(t *testing.T) {
 		if !p.refund {
 			continue
 		}
-		require.Eventually(t, func() bool {
+		h.eventually(3*time.Minute, "payouts of "+p.orderID, func() bool {
 			return h.count(`SELECT count(*) FROM seller_transfers WHERE order_id = $1 AND status = 'completed'`, p.orderID) == 2
-		}, 90*time.Second, 50*time.Millisecond, "payouts of %s", p.orderID)
+		})
 		body := h.must(202, "POST", "/v1/orders/"+p.orderID+"/refund", p.buyer, nil, map[string]string{"reason": "chaos"})
 		refundID := body["refund"].(map[string]any)["id"].(string)
 		psp := "veza_ref_" + refundID
@@ -379,12 +438,9 @@ func TestCrashSuite(t *testing.T) {
 	}
 
 	t.Logf("refunds driven after %s", time.Since(began))
-	// Let it keep killing for a moment while the tail drains, then stop.
-	for h.killCount() < wantKills {
-		time.Sleep(200 * time.Millisecond)
-	}
-	close(stopKiller)
-	killerDone.Wait()
+	// Let the killer finish its kills while the tail drains.
+	require.Eventually(t, func() bool { return h.killCount() >= wantKills }, 10*time.Minute, 100*time.Millisecond)
+	stopKilling()
 
 	// Quiescence: every transfer settled, no job left to run.
 	refunded := 0
@@ -393,11 +449,11 @@ func TestCrashSuite(t *testing.T) {
 			refunded++
 		}
 	}
-	require.Eventually(t, func() bool {
+	h.eventually(3*time.Minute, "the system never settled", func() bool {
 		settled := h.count(`SELECT count(*) FROM seller_transfers WHERE status IN ('completed', 'reversed')`)
 		live := h.count(`SELECT count(*) FROM river_job WHERE state IN ('available', 'running', 'retryable', 'pending')`)
 		return settled == 2*n && h.count(`SELECT count(*) FROM seller_transfers WHERE status = 'reversed'`) == 2*refunded && live == 0
-	}, 120*time.Second, 100*time.Millisecond, "the system never settled")
+	})
 
 	t.Logf("settled after %s", time.Since(began))
 	violations := h.checkInvariants(purchases)
