@@ -119,7 +119,11 @@ type Client struct {
 // otherwise.
 func New(baseURL, apiKey string, httpClient *http.Client) *Client {
 	if httpClient == nil {
-		httpClient = &http.Client{Timeout: 15 * time.Second}
+		// Keep connections open for many concurrent workers (net/http keeps
+		// only 2 idle per host by default).
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 128
+		httpClient = &http.Client{Timeout: 15 * time.Second, Transport: tr}
 	}
 	return &Client{baseURL: strings.TrimRight(baseURL, "/"), apiKey: apiKey, http: httpClient}
 }

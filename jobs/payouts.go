@@ -96,21 +96,18 @@ func (w *PayoutWorker) NextRetry(job *river.Job[PayoutArgs]) time.Time {
 
 func (w *PayoutWorker) Work(ctx context.Context, job *river.Job[PayoutArgs]) error {
 	pool := w.DB.Primary()
-	t, err := store.GetTransfer(ctx, pool, job.Args.TransferID)
+	view, err := store.GetPayoutView(ctx, pool, job.Args.TransferID)
 	if errors.Is(err, store.ErrNotFound) {
 		return river.JobCancel(fmt.Errorf("transfer %s does not exist", job.Args.TransferID))
 	}
 	if err != nil {
 		return err
 	}
+	t := view.Transfer
 	if t.Status != veza.TransferPending {
 		return nil // paid, failed or reversed meanwhile: nothing to do
 	}
-	order, err := store.GetOrderSummary(ctx, pool, t.OrderID)
-	if err != nil {
-		return err
-	}
-	switch order.Status {
+	switch view.OrderStatus {
 	case veza.OrderRefunded:
 		// The buyer got the money back before the seller was paid: never pay.
 		return w.DB.InTx(ctx, func(tx pgx.Tx) error { return neverPay(ctx, tx, t.ID, "order refunded before payout; not paid") })
@@ -118,11 +115,7 @@ func (w *PayoutWorker) Work(ctx context.Context, job *river.Job[PayoutArgs]) err
 		// Wait for the refund's outcome: a failed refund means we pay.
 		return river.JobSnooze(time.Minute)
 	}
-	seller, err := store.GetUser(ctx, pool, t.SellerID)
-	if err != nil {
-		return err
-	}
-	if seller.StripeAccountID == nil || w.Stripe == nil {
+	if view.StripeAccountID == nil || w.Stripe == nil {
 		reason := "seller has no Stripe Connect account: set it (PUT /v1/me/payout-account), then POST /admin/transfers/" + t.ID.String() + "/retry"
 		if w.Stripe == nil {
 			reason = "Stripe Connect is not enabled (STRIPE_CONNECT_ENABLED): enable it, then POST /admin/transfers/" + t.ID.String() + "/retry"
@@ -134,10 +127,10 @@ func (w *PayoutWorker) Work(ctx context.Context, job *river.Job[PayoutArgs]) err
 	stripeID, err := w.Stripe.CreateTransfer(ctx, stripeconnect.TransferParams{
 		Amount:         t.Amount,
 		Currency:       t.Currency,
-		Destination:    *seller.StripeAccountID,
-		TransferGroup:  order.ID.String(),
+		Destination:    *view.StripeAccountID,
+		TransferGroup:  t.OrderID.String(),
 		IdempotencyKey: t.ID.String(),
-		Metadata:       map[string]string{"order_id": order.ID.String(), "transfer_id": t.ID.String()},
+		Metadata:       map[string]string{"order_id": t.OrderID.String(), "transfer_id": t.ID.String()},
 	})
 	if err != nil {
 		msg := stripeconnect.Describe(err)

@@ -67,6 +67,34 @@ func GetTransfer(ctx context.Context, q Querier, id uuid.UUID) (*Transfer, error
 	return scanTransfer(q.QueryRow(ctx, `SELECT `+transferColumns+` FROM seller_transfers WHERE id = $1`, id))
 }
 
+// PayoutView is what a payout job reads before calling Stripe, in one round
+// trip: the transfer, its order's status and the seller's account.
+type PayoutView struct {
+	Transfer        *Transfer
+	OrderStatus     veza.OrderStatus
+	StripeAccountID *string
+}
+
+// GetPayoutView reads a transfer with its order's status and its seller's
+// Stripe account.
+func GetPayoutView(ctx context.Context, q Querier, id uuid.UUID) (*PayoutView, error) {
+	var v PayoutView
+	var t Transfer
+	err := q.QueryRow(ctx, `SELECT t.id, t.order_id, t.seller_id, t.amount, t.platform_fee, t.currency, t.status, t.stripe_transfer_id,
+			t.stripe_reversal_id, t.retry_count, t.next_retry_at, t.error_message, t.created_at, t.updated_at, o.status, u.stripe_account_id
+		FROM seller_transfers t JOIN orders o ON o.id = t.order_id JOIN users u ON u.id = t.seller_id WHERE t.id = $1`, id).
+		Scan(&t.ID, &t.OrderID, &t.SellerID, &t.Amount, &t.PlatformFee, &t.Currency, &t.Status, &t.StripeTransferID,
+			&t.StripeReversalID, &t.RetryCount, &t.NextRetryAt, &t.ErrorMessage, &t.CreatedAt, &t.UpdatedAt, &v.OrderStatus, &v.StripeAccountID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	v.Transfer = &t
+	return &v, nil
+}
+
 // GetTransferForUpdate reads and locks a transfer.
 func GetTransferForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*Transfer, error) {
 	return scanTransfer(tx.QueryRow(ctx, `SELECT `+transferColumns+` FROM seller_transfers WHERE id = $1 FOR UPDATE`, id))

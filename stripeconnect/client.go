@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/stripe/stripe-go/v82"
 )
@@ -50,10 +51,20 @@ func New(key, baseURL string, httpClient *http.Client) *Client {
 		LeveledLogger:   &stripe.LeveledLogger{Level: stripe.LevelNull},
 		EnableTelemetry: stripe.Bool(false),
 	}
-	if httpClient != nil {
-		cfg.HTTPClient = httpClient
+	if httpClient == nil {
+		httpClient = pooledClient(30 * time.Second)
 	}
+	cfg.HTTPClient = httpClient
 	return &Client{sc: stripe.NewClient(key, stripe.WithBackends(stripe.NewBackendsWithConfig(cfg)))}
+}
+
+// pooledClient keeps connections to Stripe open for a payments queue's worth
+// of concurrent calls (net/http keeps only 2 idle per host by default, so
+// 100 workers would open and close connections constantly).
+func pooledClient(timeout time.Duration) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 128
+	return &http.Client{Timeout: timeout, Transport: tr}
 }
 
 // TransferParams pays a connected account.
