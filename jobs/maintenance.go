@@ -108,11 +108,15 @@ func (w *SafetyNetWorker) Work(ctx context.Context, job *river.Job[SafetyNetArgs
 		return err
 	}
 	params := make([]river.InsertManyParams, 0, len(payouts)+len(reversals))
+	// Unique while one is queued: a job that appeared since the query above
+	// is not doubled.
 	for _, id := range payouts {
-		params = append(params, river.InsertManyParams{Args: PayoutArgs{TransferID: id}, InsertOpts: w.Payouts.InsertOpts()})
+		params = append(params, river.InsertManyParams{Args: PayoutArgs{TransferID: id},
+			InsertOpts: &river.InsertOpts{MaxAttempts: w.Payouts.Retry.MaxAttempts, UniqueOpts: oneLiveJob}})
 	}
 	for _, id := range reversals {
-		params = append(params, river.InsertManyParams{Args: ReversalArgs{TransferID: id}, InsertOpts: &river.InsertOpts{MaxAttempts: w.Reversals.Retry.MaxAttempts + 1}})
+		params = append(params, river.InsertManyParams{Args: ReversalArgs{TransferID: id},
+			InsertOpts: &river.InsertOpts{MaxAttempts: w.Reversals.Retry.MaxAttempts + 1, UniqueOpts: oneLiveJob}})
 	}
 	if len(params) == 0 {
 		return nil

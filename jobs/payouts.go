@@ -18,9 +18,8 @@ import (
 	"github.com/veza/backend/stripeconnect"
 )
 
-// oneLiveJob makes a payout or reversal job unique per row while one is
-// queued or running; a finished one (completed, discarded) does not block a
-// new round (the admin retry).
+// oneLiveJob makes a job unique per row while one is queued or running; a
+// finished one (completed, discarded) does not block a new round.
 var oneLiveJob = river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
 	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
 	rivertype.JobStateRetryable, rivertype.JobStateScheduled,
@@ -33,8 +32,13 @@ type PayoutArgs struct {
 
 func (PayoutArgs) Kind() string { return "seller_payout" }
 
+// InsertOpts: no River uniqueness on the hot path: every insert follows a
+// guarded state change (the transfer's creation, failed → pending), so one
+// job per round is already certain, and River's unique insert cost showed in
+// the settlement profile. The safety net, which has no such change, inserts
+// with oneLiveJob.
 func (PayoutArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: config.QueuePayments, UniqueOpts: oneLiveJob}
+	return river.InsertOpts{Queue: config.QueuePayments}
 }
 
 // Payouts plans and performs seller payouts.

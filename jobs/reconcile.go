@@ -155,7 +155,7 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[Reconcil
 		Object: hyperswitch.EventObject{PaymentID: payment.PaymentID, Status: payment.Status, Amount: payment.Amount,
 			Currency: payment.Currency, ErrorMessage: payment.ErrorMessage},
 	}
-	if _, err := river.ClientFromContext[pgx.Tx](ctx).Insert(ctx, args, nil); err != nil {
+	if _, err := EnqueueSyntheticEvent(ctx, w.DB, river.ClientFromContext[pgx.Tx](ctx), args); err != nil {
 		return err
 	}
 	log.Info().Str("status_synced", payment.Status).Str("event_type", eventType).Msg("reconcile: order synced from the PSP")
@@ -215,7 +215,7 @@ func (w *ReconcileRefundWorker) Work(ctx context.Context, job *river.Job[Reconci
 		Object: hyperswitch.EventObject{RefundID: psp.RefundID, PaymentID: psp.PaymentID, Status: psp.Status,
 			Amount: psp.Amount, Currency: psp.Currency, ErrorMessage: psp.ErrorMessage},
 	}
-	if _, err := river.ClientFromContext[pgx.Tx](ctx).Insert(ctx, args, nil); err != nil {
+	if _, err := EnqueueSyntheticEvent(ctx, w.DB, river.ClientFromContext[pgx.Tx](ctx), args); err != nil {
 		return err
 	}
 	log.Info().Str("status_synced", psp.Status).Str("event_type", eventType).Msg("reconcile: refund synced from the PSP")

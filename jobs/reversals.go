@@ -24,8 +24,10 @@ type ReversalArgs struct {
 
 func (ReversalArgs) Kind() string { return "transfer_reversal" }
 
+// InsertOpts: inserted only with the completed → reversal_pending
+// transition (see PayoutArgs.InsertOpts); the safety net adds uniqueness.
 func (ReversalArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: config.QueuePayments, UniqueOpts: oneLiveJob}
+	return river.InsertOpts{Queue: config.QueuePayments}
 }
 
 // Reversals starts and performs transfer reversals (REVERSAL_* settings).

@@ -79,6 +79,16 @@ func InsertWebhookLogWithEvent(ctx context.Context, tx pgx.Tx, l *WebhookLog, ev
 	return id, first, nil
 }
 
+// RecordEvent remembers an event id (a synthetic one from reconciliation);
+// first is false when it was seen before.
+func RecordEvent(ctx context.Context, tx pgx.Tx, eventID, eventType string) (first bool, err error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO hyperswitch_events (event_id, event_type) VALUES ($1, $2) ON CONFLICT DO NOTHING`, eventID, eventType)
+	if err != nil {
+		return false, fmt.Errorf("error recording event: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // ListWebhookLogs returns recent deliveries, newest first, optionally only
 // those with the given signature validity.
 func ListWebhookLogs(ctx context.Context, q Querier, signatureValid *bool, limit int) ([]WebhookLog, error) {
