@@ -139,7 +139,7 @@ func run(quick bool, outDir string) error {
 	}
 	defer b.stopServe()
 
-	sizes := struct{ riverJobs, ingest, orders, backlog, expired int }{20_000, 10_000, 1_000, 10_000, 1_000_000}
+	sizes := struct{ riverJobs, ingest, orders, backlog, expired int }{20_000, 10_000, 3_000, 10_000, 1_000_000}
 	if quick {
 		sizes = struct{ riverJobs, ingest, orders, backlog, expired int }{2_000, 1_000, 100, 500, 50_000}
 	}

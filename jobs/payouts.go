@@ -70,19 +70,24 @@ func (p *Payouts) PlanPayouts(ctx context.Context, tx pgx.Tx, order *store.Order
 		}
 		gross[it.SellerID] += it.Amount
 	}
-	var jobs []river.InsertManyParams
+	var shares []store.NewTransfer
 	for _, seller := range sellers {
 		share := veza.SplitShare(gross[seller], p.FeeBPS)
 		if share.Net == 0 {
 			continue // the platform keeps it all: nothing to transfer
 		}
-		t, created, err := store.InsertTransfer(ctx, tx, order.ID, seller, share.Net, share.Fee, order.Currency)
-		if err != nil {
-			return nil, err
-		}
-		if created {
-			jobs = append(jobs, river.InsertManyParams{Args: PayoutArgs{TransferID: t.ID}, InsertOpts: p.InsertOpts()})
-		}
+		shares = append(shares, store.NewTransfer{SellerID: seller, Amount: share.Net, Fee: share.Fee})
+	}
+	if len(shares) == 0 {
+		return nil, nil
+	}
+	created, err := store.InsertTransfers(ctx, tx, order.ID, order.Currency, shares)
+	if err != nil {
+		return nil, err
+	}
+	jobs := make([]river.InsertManyParams, len(created))
+	for i, t := range created {
+		jobs[i] = river.InsertManyParams{Args: PayoutArgs{TransferID: t.ID}, InsertOpts: p.InsertOpts()}
 	}
 	return jobs, nil
 }

@@ -62,6 +62,31 @@ func InsertTransfer(ctx context.Context, tx pgx.Tx, orderID, sellerID uuid.UUID,
 	return t, true, nil
 }
 
+// NewTransfer is one seller's payout of an order.
+type NewTransfer struct {
+	SellerID    uuid.UUID
+	Amount, Fee int64
+}
+
+// InsertTransfers creates the pending transfers of an order in one
+// statement and returns those it created: a pair (order, seller) that has
+// one already is skipped, so replays create nothing.
+func InsertTransfers(ctx context.Context, tx pgx.Tx, orderID uuid.UUID, currency string, ts []NewTransfer) ([]Transfer, error) {
+	sellers := make([]uuid.UUID, len(ts))
+	amounts := make([]int64, len(ts))
+	fees := make([]int64, len(ts))
+	for i, t := range ts {
+		sellers[i], amounts[i], fees[i] = t.SellerID, t.Amount, t.Fee
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO seller_transfers (order_id, seller_id, amount, platform_fee, currency)
+		SELECT $1, s, a, f, $2 FROM unnest($3::uuid[], $4::bigint[], $5::bigint[]) AS x(s, a, f)
+		ON CONFLICT (order_id, seller_id) DO NOTHING RETURNING `+transferColumns, orderID, currency, sellers, amounts, fees)
+	if err != nil {
+		return nil, fmt.Errorf("error inserting transfers: %w", err)
+	}
+	return collectTransfers(rows)
+}
+
 // GetTransfer reads a transfer.
 func GetTransfer(ctx context.Context, q Querier, id uuid.UUID) (*Transfer, error) {
 	return scanTransfer(q.QueryRow(ctx, `SELECT `+transferColumns+` FROM seller_transfers WHERE id = $1`, id))
