@@ -64,9 +64,11 @@ func TestAccessControlMatrix(t *testing.T) {
 		if err := store.TransitionOrder(ctx, tx, order.ID, veza.OrderPending, veza.OrderCompleted); err != nil {
 			return err
 		}
-		if transfer, _, err = store.InsertTransfer(ctx, tx, order.ID, track.OwnerID, 180, 19, "EUR"); err != nil {
+		created, err := store.InsertTransfers(ctx, tx, order.ID, "EUR", []store.NewTransfer{{SellerID: track.OwnerID, Amount: 180, Fee: 19}})
+		if err != nil {
 			return err
 		}
+		transfer = &created[0]
 		msg := "x"
 		return store.TransitionTransfer(ctx, tx, transfer.ID, veza.TransferPending, veza.TransferFailed, store.TransferUpdate{ErrorMessage: &msg})
 	}))

@@ -112,15 +112,14 @@ func TestAdminTransfers(t *testing.T) {
 
 	var failed, completed *store.Transfer
 	require.NoError(t, b.db.InTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		if failed, _, err = store.InsertTransfer(ctx, tx, order.ID, order.Items[0].SellerID, 1080, 120, "EUR"); err != nil {
+		created, err := store.InsertTransfers(ctx, tx, order.ID, "EUR", []store.NewTransfer{
+			{SellerID: order.Items[0].SellerID, Amount: 1080, Fee: 120}, {SellerID: seller2.ID, Amount: 10, Fee: 1}})
+		if err != nil {
 			return err
 		}
+		failed, completed = &created[0], &created[1]
 		msg := "stripe 503"
 		if err := store.TransitionTransfer(ctx, tx, failed.ID, veza.TransferPending, veza.TransferFailed, store.TransferUpdate{ErrorMessage: &msg}); err != nil {
-			return err
-		}
-		if completed, _, err = store.InsertTransfer(ctx, tx, order.ID, seller2.ID, 10, 1, "EUR"); err != nil {
 			return err
 		}
 		id := "tr_1"

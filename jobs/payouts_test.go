@@ -78,7 +78,10 @@ func (b *payBundle) transfer(t *testing.T, i int) *store.Transfer {
 	require.NoError(t, b.db.InTx(ctx, func(tx pgx.Tx) error {
 		share := veza.SplitShare(b.order.Items[i].Amount, 1000)
 		var err error
-		tr, _, err = store.InsertTransfer(ctx, tx, b.order.ID, b.sellers[i].ID, share.Net, share.Fee, "EUR")
+		created, err := store.InsertTransfers(ctx, tx, b.order.ID, "EUR", []store.NewTransfer{{SellerID: b.sellers[i].ID, Amount: share.Net, Fee: share.Fee}})
+		if err == nil {
+			tr = &created[0]
+		}
 		return err
 	}))
 	return tr

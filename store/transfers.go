@@ -46,22 +46,6 @@ func scanTransfer(row pgx.Row) (*Transfer, error) {
 	return &t, nil
 }
 
-// InsertTransfer creates a pending transfer for (order, seller). created is
-// false (and the transfer nil) when the pair already has one: payouts are
-// planned once, however often the payment event is replayed.
-func InsertTransfer(ctx context.Context, tx pgx.Tx, orderID, sellerID uuid.UUID, amount, fee int64, currency string) (*Transfer, bool, error) {
-	t, err := scanTransfer(tx.QueryRow(ctx, `INSERT INTO seller_transfers (order_id, seller_id, amount, platform_fee, currency)
-		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_id, seller_id) DO NOTHING RETURNING `+transferColumns,
-		orderID, sellerID, amount, fee, currency))
-	if errors.Is(err, ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("error inserting transfer: %w", err)
-	}
-	return t, true, nil
-}
-
 // NewTransfer is one seller's payout of an order.
 type NewTransfer struct {
 	SellerID    uuid.UUID
