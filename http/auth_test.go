@@ -30,7 +30,7 @@ func (b *apiBundle) mintToken(t *testing.T, email, purpose string) string {
 		WHERE u.email = $1 AND t.purpose = $2 AND t.used_at IS NULL ORDER BY t.created_at DESC LIMIT 1`, email, purpose).Scan(&id))
 	raw, hash, err := auth.NewToken()
 	require.NoError(t, err)
-	_, err = store.MintEmailToken(ctx, b.pool, id, hash)
+	_, err = store.MintEmailToken(ctx, b.pool, id, purpose, hash)
 	require.NoError(t, err)
 	return raw
 }

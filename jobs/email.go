@@ -134,19 +134,21 @@ func (w *EmailWorker) mintLink(ctx context.Context, tokenID uuid.UUID, template 
 	if err != nil {
 		return "", 0, err
 	}
-	tok, err := store.MintEmailToken(ctx, w.DB.Primary(), tokenID, hash)
+	link := linkTemplates[template]
+	tok, err := store.MintEmailToken(ctx, w.DB.Primary(), tokenID, link.purpose, hash)
 	if err != nil {
 		return "", 0, err
 	}
-	path := "/verify-email"
-	if tok.Purpose == store.PurposePasswordReset {
-		path = "/reset-password"
-	}
-	if (template == mail.TemplatePasswordReset) != (tok.Purpose == store.PurposePasswordReset) {
-		return "", 0, river.JobCancel(fmt.Errorf("template %s does not match token purpose %s", template, tok.Purpose))
-	}
-	link := w.PublicBaseURL + path + "?token=" + url.QueryEscape(raw)
-	return link, time.Until(tok.ExpiresAt).Round(time.Minute), nil
+	href := w.PublicBaseURL + link.path + "?token=" + url.QueryEscape(raw)
+	return href, time.Until(tok.ExpiresAt).Round(time.Minute), nil
+}
+
+// linkTemplates: the token purpose and frontend path of each link-bearing
+// email. Minting checks the purpose, so a mail never carries a token that
+// would not work at its link.
+var linkTemplates = map[string]struct{ purpose, path string }{
+	mail.TemplateVerifyEmail:   {store.PurposeVerifyEmail, "/verify-email"},
+	mail.TemplatePasswordReset: {store.PurposePasswordReset, "/reset-password"},
 }
 
 func humanDuration(d time.Duration) string {

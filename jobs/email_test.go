@@ -166,3 +166,37 @@ func TestEmailSkipsUsedToken(t *testing.T) {
 	}
 	require.Empty(t, smtp.Messages(), "no mail with a dead link")
 }
+
+// TestEmailNeverMintsATokenOfAnotherPurpose: a verification mail pointed at
+// a password-reset token sends nothing and leaves the token unminted.
+func TestEmailNeverMintsATokenOfAnotherPurpose(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	smtp := mailtest.Start(t, "127.0.0.1:0")
+	b := setupEmail(t, smtp.Addr)
+	var tokenID uuid.UUID
+	require.NoError(t, b.db.InTx(ctx, func(tx pgx.Tx) error {
+		u, err := store.CreateUser(ctx, tx, "dee@example.test", "x", store.RoleUser)
+		if err != nil {
+			return err
+		}
+		if tokenID, err = store.CreateEmailToken(ctx, tx, u.ID, store.PurposePasswordReset, time.Hour); err != nil {
+			return err
+		}
+		_, err = b.client.InsertTx(ctx, tx, jobs.EmailArgs{Template: mail.TemplateVerifyEmail, UserID: u.ID, TokenID: &tokenID}, nil)
+		return err
+	}))
+	completed, cancel := b.client.Subscribe(river.EventKindJobCompleted)
+	defer cancel()
+	require.NoError(t, b.client.Start(ctx))
+	t.Cleanup(func() { _ = b.client.Stop(context.Background()) })
+	select {
+	case <-completed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("job did not complete")
+	}
+	require.Empty(t, smtp.Messages())
+	var minted bool
+	require.NoError(t, b.db.Primary().QueryRow(ctx, `SELECT token_hash IS NOT NULL FROM email_tokens WHERE id = $1`, tokenID).Scan(&minted))
+	require.False(t, minted, "a reset token is never minted for a verification link")
+}

@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
-	"github.com/rs/zerolog"
 
 	"github.com/veza/backend"
 	"github.com/veza/backend/config"
@@ -48,7 +47,6 @@ type Payouts struct {
 	FeeBPS    int
 	Retry     config.BackoffConfig
 	Reversals *Reversals
-	Logger    zerolog.Logger
 }
 
 // InsertOpts are the per-job options from config (TRANSFER_MAX_ATTEMPTS).

@@ -39,7 +39,7 @@ func setupPay(t *testing.T, prices ...int64) *payBundle {
 	b := &payBundle{db: db, stripe: fake}
 	b.reversals = &jobs.Reversals{DB: db, Stripe: fake.Client(), Enabled: true, Logger: zerolog.Nop(),
 		Retry: config.BackoffConfig{MaxAttempts: 5, BackoffBase: time.Second, BackoffMax: 10 * time.Second}}
-	b.payouts = &jobs.Payouts{DB: db, Stripe: fake.Client(), FeeBPS: 1000, Reversals: b.reversals, Logger: zerolog.Nop(),
+	b.payouts = &jobs.Payouts{DB: db, Stripe: fake.Client(), FeeBPS: 1000, Reversals: b.reversals,
 		Retry: config.BackoffConfig{MaxAttempts: 3, BackoffBase: time.Second, BackoffMax: time.Minute}}
 	require.NoError(t, db.InTx(ctx, func(tx pgx.Tx) error {
 		buyer, err := store.CreateUser(ctx, tx, uuid.NewString()+"@example.test", "h", store.RoleUser)

@@ -58,19 +58,11 @@ func (r *Reversals) Start(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
 type ReversalWorker struct {
 	river.WorkerDefaults[ReversalArgs]
 	*Reversals
-	now func() time.Time
-}
-
-func (w *ReversalWorker) clock() time.Time {
-	if w.now != nil {
-		return w.now()
-	}
-	return time.Now()
 }
 
 // NextRetry is base·2^retry capped at max; the row mirrors it.
 func (w *ReversalWorker) NextRetry(job *river.Job[ReversalArgs]) time.Time {
-	return w.clock().Add(Backoff(w.Retry.BackoffBase, w.Retry.BackoffMax, job.Attempt-1))
+	return time.Now().Add(Backoff(w.Retry.BackoffBase, w.Retry.BackoffMax, job.Attempt-1))
 }
 
 func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[ReversalArgs]) error {
@@ -88,10 +80,10 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[ReversalArgs])
 	if t.Status != veza.TransferReversalPending {
 		return nil // only reversal_pending rows are touched
 	}
-	if t.NextRetryAt != nil && t.NextRetryAt.After(w.clock()) {
+	if t.NextRetryAt != nil && t.NextRetryAt.After(time.Now()) {
 		// The row's schedule wins over an early run (a manual retry, the
 		// safety-net sweep): wait for it.
-		return river.JobSnooze(t.NextRetryAt.Sub(w.clock()))
+		return river.JobSnooze(t.NextRetryAt.Sub(time.Now()))
 	}
 	log := w.Logger.With().Str("transfer_id", t.ID.String()).Str("order_id", t.OrderID.String()).Logger()
 
@@ -123,7 +115,7 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[ReversalArgs])
 		}
 		return err // River discards the job: visible to ops with the row
 	}
-	next := w.clock().Add(Backoff(w.Retry.BackoffBase, w.Retry.BackoffMax, t.RetryCount))
+	next := time.Now().Add(Backoff(w.Retry.BackoffBase, w.Retry.BackoffMax, t.RetryCount))
 	if rerr := store.RecordTransferRetry(ctx, w.DB.Primary(), t.ID, t.RetryCount+1, next, msg); rerr != nil {
 		return rerr
 	}

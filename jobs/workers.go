@@ -56,5 +56,5 @@ func newReversals(d Deps) *Reversals {
 }
 
 func newPayouts(d Deps, r *Reversals) *Payouts {
-	return &Payouts{DB: d.DB, Stripe: d.Stripe, FeeBPS: d.Config.Stripe.PlatformFeeBPS, Retry: d.Config.Transfer, Reversals: r, Logger: d.Logger}
+	return &Payouts{DB: d.DB, Stripe: d.Stripe, FeeBPS: d.Config.Stripe.PlatformFeeBPS, Retry: d.Config.Transfer, Reversals: r}
 }

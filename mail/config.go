@@ -48,11 +48,6 @@ var deprecatedNames = []struct{ canonical, deprecated string }{
 	{"SMTP_FROM_NAME", "FROM_NAME"},
 }
 
-// Vars lists every variable the loader reads, deprecated names included.
-func Vars() []string {
-	return []string{"SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_FROM", "SMTP_FROM_NAME", "SMTP_TLS"}
-}
-
 // LoadConfig reads the SMTP settings without logging deprecation warnings.
 func LoadConfig(getenv func(string) string) (Config, []*ConfigError) {
 	return LoadConfigWithLogger(getenv, nil)

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -146,12 +145,6 @@ func (l *Local) List(ctx context.Context, prefix string, fn func(Object) error) 
 		return fn(Object{Key: filepath.ToSlash(rel), Size: info.Size(), UpdatedAt: info.ModTime()})
 	})
 	return err
-}
-
-// IsTemp reports whether key names a partial upload.
-func IsTemp(key string) bool {
-	i := strings.LastIndex(key, "/")
-	return strings.HasPrefix(key[i+1:], TempPrefix)
 }
 
 type ctxReader struct {

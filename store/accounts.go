@@ -160,13 +160,14 @@ type EmailToken struct {
 	ExpiresAt time.Time
 }
 
-// MintEmailToken stores tokenHash on a still-usable token row. It returns
-// ErrNotFound when the row is used, expired or gone: nothing to send.
-func MintEmailToken(ctx context.Context, q Querier, tokenID uuid.UUID, tokenHash []byte) (*EmailToken, error) {
+// MintEmailToken stores tokenHash on a still-usable token row of that
+// purpose. It returns ErrNotFound when the row is used, expired, gone or of
+// another purpose: nothing to send.
+func MintEmailToken(ctx context.Context, q Querier, tokenID uuid.UUID, purpose string, tokenHash []byte) (*EmailToken, error) {
 	var t EmailToken
-	err := q.QueryRow(ctx, `UPDATE email_tokens SET token_hash = $2
-		WHERE id = $1 AND used_at IS NULL AND expires_at > now()
-		RETURNING id, user_id, purpose, expires_at`, tokenID, tokenHash).Scan(&t.ID, &t.UserID, &t.Purpose, &t.ExpiresAt)
+	err := q.QueryRow(ctx, `UPDATE email_tokens SET token_hash = $3
+		WHERE id = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()
+		RETURNING id, user_id, purpose, expires_at`, tokenID, purpose, tokenHash).Scan(&t.ID, &t.UserID, &t.Purpose, &t.ExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}

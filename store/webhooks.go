@@ -40,14 +40,19 @@ type WebhookLog struct {
 	ProcessedAt      *time.Time `json:"processed_at"`
 }
 
+// insertLog is the one INSERT of a delivery's row; both writers use it.
+const insertLog = `INSERT INTO hyperswitch_webhook_log
+	(request_id, source_ip, user_agent, signature_valid, event_id, event_type, payload, processing_result)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`
+
+func (l *WebhookLog) insertArgs() []any {
+	return []any{l.RequestID, l.SourceIP, l.UserAgent, l.SignatureValid, l.EventID, l.EventType, l.Payload, l.ProcessingResult}
+}
+
 // InsertWebhookLog writes a delivery's row and returns its id.
 func InsertWebhookLog(ctx context.Context, q Querier, l *WebhookLog) (uuid.UUID, error) {
 	var id uuid.UUID
-	err := q.QueryRow(ctx, `INSERT INTO hyperswitch_webhook_log
-		(request_id, source_ip, user_agent, signature_valid, event_id, event_type, payload, processing_result)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-		l.RequestID, l.SourceIP, l.UserAgent, l.SignatureValid, l.EventID, l.EventType, l.Payload, l.ProcessingResult).Scan(&id)
-	if err != nil {
+	if err := q.QueryRow(ctx, insertLog, l.insertArgs()...).Scan(&id); err != nil {
 		return uuid.Nil, fmt.Errorf("error inserting webhook log: %w", err)
 	}
 	return id, nil
@@ -64,15 +69,11 @@ func SetWebhookResult(ctx context.Context, q Querier, id uuid.UUID, result strin
 // webhook ingest, found by profiling `make bench`). first is false when the
 // event was seen before: a redelivery.
 func InsertWebhookLogWithEvent(ctx context.Context, tx pgx.Tx, l *WebhookLog, eventID, eventType string) (id uuid.UUID, first bool, err error) {
-	err = tx.QueryRow(ctx, `WITH l AS (
-			INSERT INTO hyperswitch_webhook_log (request_id, source_ip, user_agent, signature_valid, event_id, event_type, payload, processing_result)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id),
+	err = tx.QueryRow(ctx, `WITH l AS (`+insertLog+`),
 		e AS (
 			INSERT INTO hyperswitch_events (event_id, event_type, log_id) SELECT $9, $10, id FROM l
 			ON CONFLICT DO NOTHING RETURNING event_id)
-		SELECT (SELECT id FROM l), EXISTS (SELECT 1 FROM e)`,
-		l.RequestID, l.SourceIP, l.UserAgent, l.SignatureValid, l.EventID, l.EventType, l.Payload, l.ProcessingResult, eventID, eventType).
-		Scan(&id, &first)
+		SELECT (SELECT id FROM l), EXISTS (SELECT 1 FROM e)`, append(l.insertArgs(), eventID, eventType)...).Scan(&id, &first)
 	if err != nil {
 		return uuid.Nil, false, fmt.Errorf("error inserting webhook log and event: %w", err)
 	}
