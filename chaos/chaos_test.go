@@ -117,20 +117,11 @@ func newHarness(t *testing.T) *harness {
 	return h
 }
 
-// start runs `app <cmd>` as name; extra env overrides.
+// start runs `app <cmd>` as name (extra env overrides) and fails the test
+// if it cannot.
 func (h *harness) start(name string, extra ...string) {
 	h.t.Helper()
-	args := strings.Fields(name)[:1]
-	logFile, err := os.OpenFile(filepath.Join(h.dir, strings.ReplaceAll(name, " ", "_")+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	require.NoError(h.t, err)
-	cmd := exec.Command(h.bin, args...)
-	cmd.Env = append(append([]string{}, h.env...), extra...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	require.NoError(h.t, cmd.Start())
-	h.mu.Lock()
-	h.procs[name] = &proc{name: name, cmd: cmd, log: logFile}
-	h.starts++
-	h.mu.Unlock()
+	require.NoError(h.t, h.launch(name, extra...))
 }
 
 // kill sends SIGKILL: no graceful anything.
@@ -145,16 +136,17 @@ func (h *harness) kill(name string) {
 	p.log.Close()
 }
 
-// restart starts a killed process again; it fails quietly once the test
-// is over (the killer goroutine may outlive a failed test by a moment).
-func (h *harness) restart(name string) error {
+// launch starts `app <cmd>` as name, logging to its file. It returns an
+// error rather than failing the test: the killer goroutine restarts
+// processes with it and may outlive a failed test by a moment.
+func (h *harness) launch(name string, extra ...string) error {
 	args := strings.Fields(name)[:1]
 	logFile, err := os.OpenFile(filepath.Join(h.dir, strings.ReplaceAll(name, " ", "_")+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
 	cmd := exec.Command(h.bin, args...)
-	cmd.Env = h.env
+	cmd.Env = append(append([]string{}, h.env...), extra...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
@@ -394,7 +386,7 @@ func TestCrashSuite(t *testing.T) {
 			name := []string{"work 1", "work 2"}[rng.IntN(2)]
 			h.kill(name)
 			time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
-			if err := h.restart(name); err != nil {
+			if err := h.launch(name); err != nil {
 				return
 			}
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/veza/backend/auth"
 	vezahttp "github.com/veza/backend/http"
 	"github.com/veza/backend/hyperswitch/hyperswitchtest"
+	"github.com/veza/backend/internal/logtest"
 	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/storage"
 	"github.com/veza/backend/store"
@@ -33,7 +34,7 @@ type apiBundle struct {
 	app    *vezahttp.Server
 	pool   *pgxpool.Pool
 	db     *store.DB
-	logs   *safeBuffer
+	logs   *logtest.Buffer
 	hs     *hyperswitchtest.Server
 	secret string
 	stores jobs.Stores
@@ -46,7 +47,7 @@ func setupAPI(t testing.TB, mutate ...func(*vezahttp.ServerOpts)) *apiBundle {
 	pool := dbtest.Pool(t)
 	client, err := jobs.NewClient(pool, jobs.ClientOpts{Logger: zerolog.Nop()})
 	require.NoError(t, err)
-	logs := &safeBuffer{}
+	logs := &logtest.Buffer{}
 	hs := hyperswitchtest.Start(t)
 	local, err := storage.NewLocal(t.TempDir())
 	require.NoError(t, err)

@@ -41,6 +41,7 @@ type uploadForm struct {
 	fields map[string]string
 	file   []byte
 	noFile bool
+	second []byte // a second file part, when set
 }
 
 func (f uploadForm) body() (string, []byte) {
@@ -52,6 +53,10 @@ func (f uploadForm) body() (string, []byte) {
 	if !f.noFile {
 		fw, _ := w.CreateFormFile("file", "song.mp3")
 		_, _ = fw.Write(f.file)
+	}
+	if f.second != nil {
+		fw, _ := w.CreateFormFile("file", "another.mp3")
+		_, _ = fw.Write(f.second)
 	}
 	_ = w.Close()
 	return w.FormDataContentType(), buf.Bytes()
@@ -183,6 +188,7 @@ func TestUploadBadInputLeavesNothing(t *testing.T) {
 		code   string
 	}{
 		{"missing file", uploadForm{fields: validForm(nil).fields, noFile: true}, 422, "validation_failed"},
+		{"two files", uploadForm{fields: validForm(nil).fields, file: mp3(1000), second: mp3(1000)}, 422, "validation_failed"},
 		{"empty file", validForm([]byte{}), 422, "validation_failed"},
 		{"not audio", validForm([]byte("%PDF-1.7 this is a document, not a song")), 422, "not_audio"},
 		{"html", validForm([]byte("<html><script>alert(1)</script></html>")), 422, "not_audio"},

@@ -12,10 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/veza/backend"
-	"github.com/veza/backend/config"
 	"github.com/veza/backend/hyperswitch"
+	"github.com/veza/backend/internal/logtest"
 	"github.com/veza/backend/jobs"
-	"github.com/veza/backend/mail"
 	"github.com/veza/backend/store"
 	"github.com/veza/backend/store/dbtest"
 )
@@ -25,7 +24,7 @@ type eventBundle struct {
 	client *jobs.Client
 	done   <-chan *river.Event
 	order  *store.Order
-	logs   *safeLog
+	logs   *logtest.Buffer
 }
 
 // setupEvents runs the service's real workers on a fresh database with one
@@ -35,13 +34,8 @@ func setupEvents(t *testing.T) *eventBundle {
 	ctx := context.Background()
 	pool := dbtest.Pool(t)
 	db := store.New(pool, nil)
-	cfg, _ := config.Load(func(string) string { return "" })
-	cfg.River = riverConfig()
-	logs := &safeLog{}
-	logger := zerolog.New(logs)
-	client, err := jobs.NewClient(pool, jobs.ClientOpts{River: cfg.River, Logger: logger,
-		Workers: jobs.NewWorkers(jobs.Deps{Config: cfg, DB: db, Mail: mail.NewSender(mail.Config{}, zerolog.Nop(), false), Logger: logger})})
-	require.NoError(t, err)
+	logs := &logtest.Buffer{}
+	client := serviceClient(t, jobs.Deps{DB: db, Logger: zerolog.New(logs)})
 
 	var order *store.Order
 	require.NoError(t, db.InTx(ctx, func(tx pgx.Tx) error {

@@ -14,8 +14,8 @@ import (
 	"github.com/veza/backend/config"
 	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/hyperswitch/hyperswitchtest"
+	"github.com/veza/backend/internal/logtest"
 	"github.com/veza/backend/jobs"
-	"github.com/veza/backend/mail"
 	"github.com/veza/backend/store"
 	"github.com/veza/backend/store/dbtest"
 )
@@ -25,7 +25,7 @@ type recBundle struct {
 	hs     *hyperswitchtest.Server
 	client *jobs.Client
 	buyer  uuid.UUID
-	logs   *safeLog
+	logs   *logtest.Buffer
 }
 
 // setupReconcile runs the service's workers against a fake Hyperswitch with
@@ -40,14 +40,9 @@ func setupReconcile(t *testing.T, batchLimit int) *recBundle {
 	cfg, _ := config.Load(func(k string) string {
 		return map[string]string{"HYPERSWITCH_ENABLED": "true", "HYPERSWITCH_API_KEY": hyperswitchtest.APIKey}[k]
 	})
-	cfg.River = riverConfig()
 	cfg.Reconcile.BatchLimit = batchLimit
-	logs := &safeLog{}
-	logger := zerolog.New(logs)
-	client, err := jobs.NewClient(pool, jobs.ClientOpts{River: cfg.River, Logger: logger, Workers: jobs.NewWorkers(jobs.Deps{
-		Config: cfg, DB: db, Mail: mail.NewSender(mail.Config{}, zerolog.Nop(), false), Hyperswitch: hs.Client(), Logger: logger,
-	})})
-	require.NoError(t, err)
+	logs := &logtest.Buffer{}
+	client := serviceClient(t, jobs.Deps{Config: cfg, DB: db, Hyperswitch: hs.Client(), Logger: zerolog.New(logs)})
 	require.NoError(t, client.Start(ctx))
 	t.Cleanup(func() { _ = client.Stop(context.Background()) })
 	var buyer uuid.UUID

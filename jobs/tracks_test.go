@@ -14,9 +14,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/veza/backend/config"
+	"github.com/veza/backend/internal/logtest"
 	"github.com/veza/backend/jobs"
-	"github.com/veza/backend/mail"
 	"github.com/veza/backend/storage"
 	"github.com/veza/backend/storage/storagetest"
 	"github.com/veza/backend/store"
@@ -30,7 +29,7 @@ type storageBundle struct {
 	stores jobs.Stores
 	owner  uuid.UUID
 	files  map[uuid.UUID][]byte
-	logs   *safeLog
+	logs   *logtest.Buffer
 }
 
 func setupStorage(t *testing.T) *storageBundle {
@@ -38,7 +37,7 @@ func setupStorage(t *testing.T) *storageBundle {
 	local, err := storage.NewLocal(t.TempDir())
 	require.NoError(t, err)
 	s3 := storagetest.Start(t).Store(t, "veza-tracks")
-	b := &storageBundle{db: store.New(dbtest.Pool(t), nil), local: local, s3: s3, files: map[uuid.UUID][]byte{}, logs: &safeLog{},
+	b := &storageBundle{db: store.New(dbtest.Pool(t), nil), local: local, s3: s3, files: map[uuid.UUID][]byte{}, logs: &logtest.Buffer{},
 		stores: jobs.Stores{ByName: map[string]storage.Store{storage.BackendLocal: local, storage.BackendS3: s3}, Active: storage.BackendLocal}}
 	require.NoError(t, b.db.Primary().QueryRow(context.Background(), `INSERT INTO users (email, password_hash) VALUES ('o@x.test', 'h') RETURNING id`).Scan(&b.owner))
 	return b
@@ -64,13 +63,7 @@ func (b *storageBundle) localTrack(t *testing.T, size int) uuid.UUID {
 
 func (b *storageBundle) client(t *testing.T) *jobs.Client {
 	t.Helper()
-	cfg, _ := config.Load(func(string) string { return "" })
-	cfg.River = riverConfig()
-	client, err := jobs.NewClient(b.db.Primary(), jobs.ClientOpts{River: cfg.River, Logger: zerolog.New(b.logs), Workers: jobs.NewWorkers(jobs.Deps{
-		Config: cfg, DB: b.db, Mail: mail.NewSender(mail.Config{}, zerolog.Nop(), false), Stores: b.stores, Logger: zerolog.New(b.logs),
-	})})
-	require.NoError(t, err)
-	return client
+	return serviceClient(t, jobs.Deps{DB: b.db, Stores: b.stores, Logger: zerolog.New(b.logs)})
 }
 
 func (b *storageBundle) settle(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/veza/backend/internal/logtest"
 	"github.com/veza/backend/mail"
 	"github.com/veza/backend/mail/mailtest"
 )
@@ -46,13 +47,13 @@ func TestSenderWithoutFromFails(t *testing.T) {
 
 func TestLogSender(t *testing.T) {
 	t.Parallel()
-	var logs safeBuffer
+	var logs logtest.Buffer
 	sender := mail.NewSender(mail.Config{}, zerolog.New(&logs), false)
 	require.NoError(t, sender.Send(context.Background(), mail.Message{To: "a@b.test", Subject: "Hi", Text: "secret link"}))
 	require.Contains(t, logs.String(), "a@b.test")
 	require.NotContains(t, logs.String(), "secret link", "bodies stay out of logs outside development")
 
-	var devLogs safeBuffer
+	var devLogs logtest.Buffer
 	dev := mail.NewSender(mail.Config{}, zerolog.New(&devLogs), true)
 	require.NoError(t, dev.Send(context.Background(), mail.Message{To: "a@b.test", Subject: "Hi", Text: "dev link"}))
 	require.Contains(t, devLogs.String(), "dev link")

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,29 +20,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/veza/backend/internal/logtest"
 	"github.com/veza/backend/migrations"
 	"github.com/veza/backend/store/dbtest"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
-
-// syncBuffer collects the service's log lines from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -69,7 +51,7 @@ func baseEnv(t *testing.T, dbURL string) map[string]string {
 
 type running struct {
 	base   string
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -78,7 +60,7 @@ type running struct {
 func start(t *testing.T, env map[string]string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{base: "http://" + env["HTTP_ADDR"], logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	r := &running{base: "http://" + env["HTTP_ADDR"], logs: &logtest.Buffer{}, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- run(ctx, []string{"app", "serve"}, envOf(env), r.logs, io.Discard) }()
 	t.Cleanup(func() {
 		cancel()
@@ -201,7 +183,7 @@ func TestReadyzTurns503WhenDatabaseGone(t *testing.T) {
 	admin, err := pgx.Connect(ctx, dbtest.ServerURL(t))
 	require.NoError(t, err)
 	defer admin.Close(ctx)
-	name := strings.TrimPrefix(must(t, dbURL), "/")
+	name := dbName(t, dbURL)
 	_, err = admin.Exec(ctx, fmt.Sprintf(`DROP DATABASE %s WITH (FORCE)`, pgx.Identifier{name}.Sanitize()))
 	require.NoError(t, err)
 
@@ -214,7 +196,7 @@ func TestReadyzTurns503WhenDatabaseGone(t *testing.T) {
 	require.Equal(t, 200, status)
 }
 
-func must(t *testing.T, dbURL string) string {
+func dbName(t *testing.T, dbURL string) string {
 	t.Helper()
 	cfg, err := pgx.ParseConfig(dbURL)
 	require.NoError(t, err)
@@ -331,7 +313,7 @@ func TestBinary(t *testing.T) {
 
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = envList(env)
-	var logs syncBuffer
+	var logs logtest.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	require.NoError(t, cmd.Start())
 	require.Eventually(t, func() bool {

@@ -81,16 +81,20 @@ func (s *Server) Calls(key string) int {
 // MaxInFlight is the most concurrent requests seen.
 func (s *Server) MaxInFlight() int64 { return s.maxInFlight.Load() }
 
-// Payment returns a copy of a stored payment.
-func (s *Server) Payment(id string) (hyperswitch.Payment, bool) {
+// copyOf reads one stored object under the lock and returns a copy.
+func copyOf[T any](s *Server, m map[string]*T, id string) (T, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.payments[id]
+	v, ok := m[id]
 	if !ok {
-		return hyperswitch.Payment{}, false
+		var zero T
+		return zero, false
 	}
-	return *p, true
+	return *v, true
 }
+
+// Payment returns a copy of a stored payment.
+func (s *Server) Payment(id string) (hyperswitch.Payment, bool) { return copyOf(s, s.payments, id) }
 
 // PutPayment stores (or replaces) a payment, e.g. one created before the test.
 func (s *Server) PutPayment(p hyperswitch.Payment) {
@@ -109,15 +113,7 @@ func (s *Server) SetPaymentStatus(id, status string) {
 }
 
 // Refund returns a copy of a stored refund.
-func (s *Server) Refund(id string) (hyperswitch.Refund, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.refunds[id]
-	if !ok {
-		return hyperswitch.Refund{}, false
-	}
-	return *r, true
-}
+func (s *Server) Refund(id string) (hyperswitch.Refund, bool) { return copyOf(s, s.refunds, id) }
 
 // Refunds returns copies of every refund.
 func (s *Server) Refunds() []hyperswitch.Refund {
@@ -191,33 +187,19 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPost && len(parts) == 1 && parts[0] == "payments":
 		s.createPayment(w, r)
 	case r.Method == http.MethodGet && len(parts) == 2 && parts[0] == "payments":
-		s.mu.Lock()
-		p, ok := s.payments[parts[1]]
-		var cp hyperswitch.Payment
-		if ok {
-			cp = *p
-		}
-		s.mu.Unlock()
-		if !ok {
+		if p, ok := s.Payment(parts[1]); ok {
+			writeJSON(w, http.StatusOK, p)
+		} else {
 			writeError(w, http.StatusNotFound, "invalid_request", "HE_02", "Payment does not exist in our records")
-			return
 		}
-		writeJSON(w, http.StatusOK, cp)
 	case r.Method == http.MethodPost && len(parts) == 1 && parts[0] == "refunds":
 		s.createRefund(w, r)
 	case r.Method == http.MethodGet && len(parts) == 2 && parts[0] == "refunds":
-		s.mu.Lock()
-		rf, ok := s.refunds[parts[1]]
-		var cp hyperswitch.Refund
-		if ok {
-			cp = *rf
-		}
-		s.mu.Unlock()
-		if !ok {
+		if rf, ok := s.Refund(parts[1]); ok {
+			writeJSON(w, http.StatusOK, rf)
+		} else {
 			writeError(w, http.StatusNotFound, "invalid_request", "HE_02", "Refund does not exist in our records")
-			return
 		}
-		writeJSON(w, http.StatusOK, cp)
 	default:
 		writeError(w, http.StatusNotFound, "invalid_request", "IR_02", "Unrecognized request URL")
 	}

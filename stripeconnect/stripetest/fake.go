@@ -259,13 +259,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, path string) {
 	case r.Method == http.MethodPost && path == "/v1/transfers":
 		s.createTransfer(w, r)
 	case r.Method == http.MethodGet && len(parts) == 3 && parts[1] == "transfers":
-		s.mu.Lock()
-		t, ok := s.transfers[parts[2]]
-		var cp Transfer
-		if ok {
-			cp = *t
-		}
-		s.mu.Unlock()
+		cp, ok := s.Transfer(parts[2])
 		if !ok {
 			writeJSON(w, http.StatusNotFound, stripeError("invalid_request_error", "resource_missing", fmt.Sprintf("No such transfer: '%s'", parts[2]), "id"))
 			return
