@@ -83,7 +83,7 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[ReversalArgs])
 	if t.NextRetryAt != nil && t.NextRetryAt.After(time.Now()) {
 		// The row's schedule wins over an early run (a manual retry, the
 		// safety-net sweep): wait for it.
-		return river.JobSnooze(t.NextRetryAt.Sub(time.Now()))
+		return river.JobSnooze(time.Until(*t.NextRetryAt))
 	}
 	log := w.Logger.With().Str("transfer_id", t.ID.String()).Str("order_id", t.OrderID.String()).Logger()
 
