@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
@@ -46,11 +47,18 @@ func (r *createOrderRequest) Validate() error {
 	return nil
 }
 
+// truncate makes s storable and printable: invalid UTF-8 becomes U+FFFD,
+// NUL (which PostgreSQL's TEXT refuses) goes, and the result is cut to at
+// most n bytes on a character boundary.
 func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 type orderItemJSON struct {

@@ -81,6 +81,7 @@ func TestRefundBadPaths(t *testing.T) {
 		{"reason too long", path, token, map[string]string{"reason": strings.Repeat("é", 501)}, 422, "validation_failed"},
 		{"unknown field", path, token, `{"amount": 1}`, 400, "invalid_json"},
 		{"reason not a string", path, token, `{"reason": 5}`, 400, "invalid_json"},
+		{"reason with NUL", path, token, `{"reason": "wrong \u0000 track"}`, 400, "invalid_json"},
 	}
 	for _, tc := range cases {
 		r := b.do(t, "POST", tc.path, tc.token, tc.body)

@@ -46,6 +46,9 @@ type ServerOpts struct {
 	// that guess-and-check attacks target. Zero means the defaults.
 	RateLimitPerMinute     int
 	AuthRateLimitPerMinute int
+	// WebhookCommitters bounds the transactions storing webhook deliveries
+	// at once (zero: DefaultWebhookCommitters); see deliveryCommitter.
+	WebhookCommitters int
 	// ResetResponseFloor is the minimum time a password-reset request
 	// takes, whether or not the account exists (default 300ms).
 	ResetResponseFloor time.Duration
@@ -53,9 +56,10 @@ type ServerOpts struct {
 
 // Server is the HTTP side of the service.
 type Server struct {
-	app  *fiber.App
-	opts ServerOpts
-	log  zerolog.Logger
+	app        *fiber.App
+	opts       ServerOpts
+	log        zerolog.Logger
+	deliveries *deliveryCommitter
 }
 
 // NewServer builds the Fiber app and its routes.
@@ -75,7 +79,11 @@ func NewServer(opts ServerOpts) *Server {
 	if opts.MaxUploadBytes == 0 {
 		opts.MaxUploadBytes = 256 << 20
 	}
+	if opts.WebhookCommitters == 0 {
+		opts.WebhookCommitters = DefaultWebhookCommitters
+	}
 	s := &Server{opts: opts, log: opts.Logger}
+	s.deliveries = &deliveryCommitter{db: opts.DB, river: opts.River, timeout: opts.RequestTimeout, max: opts.WebhookCommitters}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "veza",
 		DisableStartupMessage: true,

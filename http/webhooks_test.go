@@ -208,6 +208,10 @@ func FuzzWebhook(f *testing.F) {
 	f.Add([]byte(`{"event_id":1e400}`), true)
 	f.Add([]byte(`{"content":{"object":{"amount":-99999999999999999999}}}`), true)
 	f.Add([]byte(``), false)
+	// JSON escapes of what TEXT and JSONB refuse, in each part of the event.
+	f.Add([]byte(`{"event_id":"e\u0000","event_type":"payment_succeeded","content":{"object":{}}}`), true)
+	f.Add([]byte(`{"event_id":"e3","event_type":"payment_succeeded","content":{"object":{"payment_id":"p\u0000","status":"\u0000"}}}`), true)
+	f.Add([]byte(`{"event_id":"e4","event_type":"refund_failed","content":{"object":{"refund_id":"r","error_message":"\u0000"}}}`), true)
 	b := setupAPI(f)
 	f.Fuzz(func(t *testing.T, body []byte, signed bool) {
 		before := b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log`)
@@ -224,4 +228,35 @@ func FuzzWebhook(f *testing.F) {
 			require.Equal(t, before, after)
 		}
 	})
+}
+
+// Fields PostgreSQL's TEXT refuses (NUL, even JSON-escaped) or that are
+// too long to be an event type are a 400 with the delivery logged, never a
+// 500 that Hyperswitch would redeliver forever.
+func TestWebhookEventFieldsTextRefusesAre400(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	bodies := [][]byte{
+		[]byte(`{"event_id":"evt_\u0000","event_type":"payment_succeeded","content":{"object":{}}}`),
+		[]byte(`{"event_id":"evt_1","event_type":"payment_\u0000","content":{"object":{}}}`),
+		[]byte(`{"event_id":"evt_2","event_type":"` + strings.Repeat("é", 40) + `","content":{"object":{}}}`),
+	}
+	for _, body := range bodies {
+		r := b.deliver(t, body, hyperswitch.Sign(webhookSecret, body))
+		require.Equal(t, 400, r.Status, string(body))
+		require.Contains(t, r.Raw, `"code":"invalid_event"`)
+	}
+	require.Equal(t, 3, b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log WHERE signature_valid AND processing_result LIKE 'error: unparseable event: %'`))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log WHERE event_type = '`+strings.Repeat("é", 32)+`'`), "cut on a character boundary")
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM hyperswitch_events`))
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM river_job`))
+}
+
+func TestWebhookUserAgentNotUTF8IsStored(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	body := paymentEvent("evt_ua", "payment_succeeded", "veza_ord_x", 100)
+	r := b.deliver(t, body, hyperswitch.Sign(webhookSecret, body), "User-Agent", "bot\xff\xfe/1.0")
+	require.Equal(t, 200, r.Status, r.Raw)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log WHERE user_agent = 'bot`+"\uFFFD"+`/1.0' AND processing_result = 'queued'`))
 }

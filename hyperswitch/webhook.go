@@ -5,6 +5,7 @@ import (
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"strings"
 )
 
@@ -60,11 +61,26 @@ type EventObject struct {
 	ErrorMessage *string `json:"error_message,omitempty"`
 }
 
-// ParseEvent decodes a webhook body.
+// ParseEvent decodes a webhook body and checks what the service stores of
+// it: an event id (at most 128 bytes) and type (at most 64), and no NUL in
+// any field kept, which JSON may escape (\u0000) but PostgreSQL's TEXT and
+// JSONB refuse: such an event could never be stored, only redelivered.
 func ParseEvent(body []byte) (*Event, error) {
 	var ev Event
 	if err := json.Unmarshal(body, &ev); err != nil {
 		return nil, err
+	}
+	o := ev.Content.Object
+	switch {
+	case ev.EventID == "" || ev.EventType == "":
+		return nil, errors.New("event_id and event_type are required")
+	case len(ev.EventID) > 128:
+		return nil, errors.New("event_id is over 128 bytes")
+	case len(ev.EventType) > 64:
+		return nil, errors.New("event_type is over 64 bytes")
+	case strings.ContainsRune(ev.EventID+ev.EventType+o.PaymentID+o.RefundID+o.DisputeID+o.Status+o.Currency, 0),
+		o.ErrorMessage != nil && strings.ContainsRune(*o.ErrorMessage, 0):
+		return nil, errors.New("event contains a NUL character")
 	}
 	return &ev, nil
 }

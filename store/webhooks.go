@@ -64,20 +64,55 @@ func SetWebhookResult(ctx context.Context, q Querier, id uuid.UUID, result strin
 	return err
 }
 
-// InsertWebhookLogWithEvent writes a valid delivery's log row and records
-// its event id in one statement (one round trip fewer on the hot path of
-// webhook ingest, found by profiling `make bench`). first is false when the
-// event was seen before: a redelivery.
-func InsertWebhookLogWithEvent(ctx context.Context, tx pgx.Tx, l *WebhookLog, eventID, eventType string) (id uuid.UUID, first bool, err error) {
-	err = tx.QueryRow(ctx, `WITH l AS (`+insertLog+`),
-		e AS (
-			INSERT INTO hyperswitch_events (event_id, event_type, log_id) SELECT $9, $10, id FROM l
-			ON CONFLICT DO NOTHING RETURNING event_id)
-		SELECT (SELECT id FROM l), EXISTS (SELECT 1 FROM e)`, append(l.insertArgs(), eventID, eventType)...).Scan(&id, &first)
-	if err != nil {
-		return uuid.Nil, false, fmt.Errorf("error inserting webhook log and event: %w", err)
+// InsertDeliveries writes the log rows of valid deliveries and records
+// their event ids, all in one statement, so a batch of concurrent webhooks
+// costs one round trip (group commit; see http's deliveryCommitter). Each
+// log needs its ID set by the caller, and EventID and EventType. first[i]
+// reports whether logs[i] carried an event not seen before; any other
+// delivery (seen in an earlier transaction, or earlier in logs) is stored
+// already marked skipped. Event ids are inserted in sorted order, so two
+// batches holding the same redelivered events cannot deadlock each other.
+func InsertDeliveries(ctx context.Context, tx pgx.Tx, logs []*WebhookLog) (first []bool, err error) {
+	n := len(logs)
+	ids := make([]uuid.UUID, n)
+	requestIDs, eventIDs, eventTypes, payloads := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	sourceIPs, userAgents := make([]*string, n), make([]*string, n)
+	index := make(map[uuid.UUID]int, n)
+	for i, l := range logs {
+		if l.ID == uuid.Nil || l.EventID == nil || l.EventType == nil {
+			return nil, fmt.Errorf("delivery %d: id, event id and event type are required", i)
+		}
+		ids[i], requestIDs[i], sourceIPs[i], userAgents[i] = l.ID, l.RequestID, l.SourceIP, l.UserAgent
+		eventIDs[i], eventTypes[i], payloads[i] = *l.EventID, *l.EventType, l.Payload
+		index[l.ID] = i
 	}
-	return id, first, nil
+	rows, err := tx.Query(ctx, `WITH input AS (
+		SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY
+			AS t(id, request_id, source_ip, user_agent, event_id, event_type, payload, ord)),
+	e AS (
+		INSERT INTO hyperswitch_events (event_id, event_type, log_id)
+		SELECT DISTINCT ON (event_id) event_id, event_type, id FROM input ORDER BY event_id, ord
+		ON CONFLICT DO NOTHING RETURNING log_id),
+	l AS (
+		INSERT INTO hyperswitch_webhook_log
+			(id, request_id, source_ip, user_agent, signature_valid, event_id, event_type, payload, processing_result, processed_at)
+		SELECT i.id, i.request_id, i.source_ip, i.user_agent, true, i.event_id, i.event_type, i.payload,
+			CASE WHEN e.log_id IS NULL THEN '`+ResultSkipped+`' ELSE '`+ResultQueued+`' END,
+			CASE WHEN e.log_id IS NULL THEN now() END
+		FROM input i LEFT JOIN e ON e.log_id = i.id)
+	SELECT log_id FROM e`, ids, requestIDs, sourceIPs, userAgents, eventIDs, eventTypes, payloads)
+	if err != nil {
+		return nil, fmt.Errorf("error inserting webhook deliveries: %w", err)
+	}
+	firstIDs, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("error inserting webhook deliveries: %w", err)
+	}
+	first = make([]bool, n)
+	for _, id := range firstIDs {
+		first[index[id]] = true
+	}
+	return first, nil
 }
 
 // RecordEvent remembers an event id (a synthetic one from reconciliation);
