@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -77,8 +78,9 @@ type bench struct {
 func main() {
 	quick := flag.Bool("quick", false, "smaller sizes (a smoke run)")
 	out := flag.String("out", "bench/results", "where to write the JSON")
+	only := flag.String("only", "", "comma-separated steps to run after the baselines (ingest, settlement, reconcile, retention, upload); results are then not written")
 	flag.Parse()
-	if err := run(*quick, *out); err != nil {
+	if err := run(*quick, *out, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -86,7 +88,7 @@ func main() {
 
 func say(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
 
-func run(quick bool, outDir string) error {
+func run(quick bool, outDir, only string) error {
 	ctx := context.Background()
 	b := &bench{clients: 16}
 	var err error
@@ -149,13 +151,16 @@ func run(quick bool, outDir string) error {
 		fn   func(context.Context) error
 	}{
 		{"baselines", func(ctx context.Context) error { return b.baselines(ctx, sizes.riverJobs) }},
-		{"webhook ingest", func(ctx context.Context) error { return b.ingest(ctx, sizes.ingest) }},
+		{"ingest", func(ctx context.Context) error { return b.ingest(ctx, sizes.ingest) }},
 		{"settlement", func(ctx context.Context) error { return b.settlement(ctx, sizes.orders) }},
-		{"reconcile backlog", func(ctx context.Context) error { return b.reconcile(ctx, sizes.backlog) }},
-		{"retention under load", func(ctx context.Context) error { return b.retention(ctx, sizes.expired) }},
-		{"upload memory", b.uploadMemory},
+		{"reconcile", func(ctx context.Context) error { return b.reconcile(ctx, sizes.backlog) }},
+		{"retention", func(ctx context.Context) error { return b.retention(ctx, sizes.expired) }},
+		{"upload", b.uploadMemory},
 	}
 	for _, s := range steps {
+		if only != "" && s.name != "baselines" && !slices.Contains(strings.Split(only, ","), s.name) {
+			continue
+		}
 		say("%s", s.name)
 		start := time.Now()
 		if err := s.fn(ctx); err != nil {
@@ -164,6 +169,9 @@ func run(quick bool, outDir string) error {
 		say("%s done in %s", s.name, time.Since(start).Round(time.Millisecond))
 	}
 	b.print()
+	if only != "" {
+		return nil
+	}
 	return b.write(outDir, quick)
 }
 
@@ -481,10 +489,21 @@ func unknownPayment(i int) (string, int64) { return "pay_unknown_" + strconv.Ito
 
 func (b *bench) ingest(ctx context.Context, total int) error {
 	rssBefore := b.peakRSS()
+	// The edge alone, as pgbench measures the statements alone: the queue
+	// that processes the events is paused meanwhile (settlement measures
+	// processing) and resumed before the half-rate run.
+	client, err := jobs.NewClient(b.pool, jobs.ClientOpts{Logger: zerolog.Nop()})
+	if err != nil {
+		return err
+	}
+	if err := client.QueuePause(ctx, config.QueuePayments, nil); err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second) // workers see the pause
 	if addr := os.Getenv("BENCH_PPROF_ADDR"); addr != "" {
 		// A CPU profile of serve while it takes webhooks at full speed.
 		go func() {
-			resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=5")
+			resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=3")
 			if err != nil {
 				say("pprof: %v", err)
 				return
@@ -499,17 +518,6 @@ func (b *bench) ingest(ctx context.Context, total int) error {
 			say("CPU profile of serve during ingest: %s", f.Name())
 		}()
 	}
-	// The edge alone, as pgbench measures the statements alone: the queue
-	// that processes the events is paused meanwhile (settlement measures
-	// processing) and resumed before the half-rate run.
-	client, err := jobs.NewClient(b.pool, jobs.ClientOpts{Logger: zerolog.Nop()})
-	if err != nil {
-		return err
-	}
-	if err := client.QueuePause(ctx, config.QueuePayments, nil); err != nil {
-		return err
-	}
-	time.Sleep(2 * time.Second) // workers see the pause
 	lat, elapsed, failed := b.load(ctx, total, 0, 60*time.Second, nil, unknownPayment)
 	if err := client.QueueResume(ctx, config.QueuePayments, nil); err != nil {
 		return err
