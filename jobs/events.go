@@ -131,23 +131,25 @@ func (d *Dispatcher) payment(ctx context.Context, tx pgx.Tx, args ProcessEventAr
 	if err != nil {
 		return "", err
 	}
-	if obj.Status != "" {
-		if err := store.SetOrderPaymentStatus(ctx, tx, order.ID, obj.Status); err != nil {
-			return "", err
-		}
-	}
 	to, ok := paymentTargets[args.EventType]
-	if !ok || order.Status != veza.OrderPending {
-		// Intermediate statuses, or the order already moved on: terminal
-		// states never move again.
-		return store.ResultSkipped, nil
-	}
-	if to == veza.OrderCompleted && (obj.Amount != order.Amount || !strings.EqualFold(obj.Currency, order.Currency)) {
+	mismatch := ok && order.Status == veza.OrderPending && to == veza.OrderCompleted && (obj.Amount != order.Amount || !strings.EqualFold(obj.Currency, order.Currency))
+	if !ok || order.Status != veza.OrderPending || mismatch {
+		// Intermediate statuses, the order already moved on (terminal
+		// states never move again), or a payment that is not this order's
+		// amount: only the PSP's status is recorded.
+		if obj.Status != "" {
+			if err := store.SetOrderPaymentStatus(ctx, tx, order.ID, obj.Status); err != nil {
+				return "", err
+			}
+		}
+		if !mismatch {
+			return store.ResultSkipped, nil
+		}
 		d.Logger.Error().Str("order_id", order.ID.String()).Int64("paid", obj.Amount).Str("paid_currency", obj.Currency).
 			Int64("expected", order.Amount).Str("currency", order.Currency).Msg("payment amount does not match the order: not completing it")
 		return store.ResultError(fmt.Sprintf("amount mismatch: paid %d %s, order is %d %s", obj.Amount, obj.Currency, order.Amount, order.Currency)), nil
 	}
-	if err := store.TransitionOrder(ctx, tx, order.ID, veza.OrderPending, to); err != nil {
+	if err := store.TransitionOrderWithPayment(ctx, tx, order.ID, veza.OrderPending, to, obj.Status); err != nil {
 		if errors.Is(err, veza.ErrStaleState) {
 			return store.ResultSkipped, nil
 		}

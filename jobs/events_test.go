@@ -115,6 +115,17 @@ func TestPaymentSucceededCompletesOnce(t *testing.T) {
 	require.Equal(t, store.ResultOK, b.apply(t, "payment_succeeded", b.paid()))
 	require.Equal(t, veza.OrderCompleted, b.status(t))
 	require.Equal(t, 1, b.jobs(t, "email"), "receipt enqueued with the completion")
+	o, err := store.GetOrder(context.Background(), b.db.Primary(), b.order.ID)
+	require.NoError(t, err)
+	require.Equal(t, "succeeded", *o.PaymentStatus, "recorded with the transition")
+	require.Len(t, b.order.Items, 2)
+	require.ElementsMatch(t, b.order.Items, o.Items, "items read back in the same query")
+
+	// A success for another amount on a completed order is a replay's
+	// business, not a mismatch: skipped, the order untouched.
+	other := b.paid()
+	other.Amount++
+	require.Equal(t, store.ResultSkipped, b.apply(t, "payment_succeeded", other))
 
 	// Replays and late contrary events change nothing.
 	require.Equal(t, store.ResultSkipped, b.apply(t, "payment_succeeded", b.paid()))

@@ -119,9 +119,5 @@ func GetOrderSummaryForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*Or
 
 // GetOrderForUpdate reads and locks an order with its items.
 func GetOrderForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*Order, error) {
-	o, err := scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1 FOR UPDATE`, id))
-	if err != nil {
-		return nil, err
-	}
-	return o, loadItems(ctx, tx, o)
+	return scanOrderWithItems(tx.QueryRow(ctx, orderWithItems+` WHERE id = $1 FOR UPDATE OF orders`, id))
 }
