@@ -500,24 +500,7 @@ func (b *bench) ingest(ctx context.Context, total int) error {
 		return err
 	}
 	time.Sleep(2 * time.Second) // workers see the pause
-	if addr := os.Getenv("BENCH_PPROF_ADDR"); addr != "" {
-		// A CPU profile of serve while it takes webhooks at full speed.
-		go func() {
-			resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=3")
-			if err != nil {
-				say("pprof: %v", err)
-				return
-			}
-			defer resp.Body.Close()
-			f, err := os.Create(filepath.Join(os.TempDir(), "veza-ingest.pprof"))
-			if err != nil {
-				return
-			}
-			defer f.Close()
-			_, _ = io.Copy(f, resp.Body)
-			say("CPU profile of serve during ingest: %s", f.Name())
-		}()
-	}
+	b.profile("ingest", 2*time.Second)
 	lat, elapsed, failed := b.load(ctx, total, 0, 60*time.Second, nil, unknownPayment)
 	if err := client.QueueResume(ctx, config.QueuePayments, nil); err != nil {
 		return err
@@ -537,6 +520,30 @@ func (b *bench) ingest(ctx context.Context, total int) error {
 	b.add(Result{Name: "webhook ingest p99 at half the max rate", Value: p99, Unit: "ms", Target: "< 25 ms", Pass: pass(p99 < 25),
 		Note: fmt.Sprintf("%.0f deliveries/s offered with events processed meanwhile, p50 %.1f ms, %d failed", rate/2, pct(half, 0.5), failed)})
 	return b.drain(ctx)
+}
+
+// profile saves a CPU profile of serve for the next d, from now, when
+// BENCH_PPROF_ADDR is set (serve's PPROF_ADDR).
+func (b *bench) profile(step string, d time.Duration) {
+	addr := os.Getenv("BENCH_PPROF_ADDR")
+	if addr == "" {
+		return
+	}
+	go func() {
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())))
+		if err != nil {
+			say("pprof: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(filepath.Join(os.TempDir(), "veza-"+step+".pprof"))
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		_, _ = io.Copy(f, resp.Body)
+		say("CPU profile of serve during %s: %s", step, f.Name())
+	}()
 }
 
 // drain waits for the service's queues to empty.
@@ -600,6 +607,7 @@ func (b *bench) settlement(ctx context.Context, n int) error {
 	defer b.stripe.SetLatency(0)
 	before := b.count(ctx, `SELECT count(*) FROM seller_transfers WHERE status = 'completed'`)
 	start := time.Now()
+	b.profile("settlement", 4*time.Second)
 	_, _, failed := b.load(ctx, n, 0, 2*time.Minute, nil, func(i int) (string, int64) { return ids[i-1], 2499 })
 	if err := b.waitFor(ctx, 5*time.Minute, func() bool {
 		return b.count(ctx, `SELECT count(*) FROM seller_transfers WHERE status = 'completed'`)-before >= 2*n
@@ -722,7 +730,7 @@ func (b *bench) retention(ctx context.Context, n int) error {
 	}
 	left := b.count(ctx, `SELECT count(*) FROM hyperswitch_webhook_log WHERE request_id = 'old'`)
 	b.add(Result{Name: "retention: expired rows deleted", Value: float64(n-left) / took.Seconds(), Unit: "rows/s",
-		Note: fmt.Sprintf("%d rows in %.1f s, batches of 10,000 with a 100 ms pause, %d left", n-left, took.Seconds(), left)})
+		Note: fmt.Sprintf("%d rows in %.1f s, batches of 2,000, pause max(100 ms, batch time), %d left", n-left, took.Seconds(), left)})
 	p99q, p99d := pct(quiet, 0.99), pct(during, 0.99)
 	b.add(Result{Name: "ingest p99 during cleanup", Value: p99d, Unit: "ms", Baseline: p99q, Target: "ratio <= 2", Pass: pass(p99d/p99q <= 2),
 		Note: fmt.Sprintf("half the max rate; p99 without cleanup %.1f ms", p99q)})

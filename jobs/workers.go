@@ -41,7 +41,7 @@ func NewWorkers(d Deps) *river.Workers {
 	river.AddWorker(workers, &ReconcileOrderWorker{Reconciler: reconciler})
 	river.AddWorker(workers, &ReconcileRefundWorker{Reconciler: reconciler})
 	river.AddWorker(workers, &WebhookLogCleanupWorker{DB: d.DB, RetentionDays: d.Config.Hyperswitch.WebhookLogRetentionDays,
-		BatchSize: 10_000, Pause: 100 * time.Millisecond, Logger: d.Logger})
+		BatchSize: 2_000, Pause: 100 * time.Millisecond, Logger: d.Logger})
 	river.AddWorker(workers, &SafetyNetWorker{DB: d.DB, Payouts: payouts, Reversals: reversals,
 		Grace: 10 * time.Minute, Limit: 500, Logger: d.Logger})
 
