@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -18,7 +19,10 @@ const localRequestID = "request_id"
 // non-printable values are replaced: they end up in logs and log rows.
 func assignRequestID() fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id := c.Get(fiber.HeaderXRequestID)
+		// c.Get aliases fasthttp's buffer, reused after the request: a copy,
+		// since the id outlives the handler (a webhook delivery waiting
+		// for its group commit keeps it).
+		id := strings.Clone(c.Get(fiber.HeaderXRequestID))
 		if !validRequestID(id) {
 			id = uuid.NewString()
 		}
