@@ -63,6 +63,9 @@ type Config struct {
 	DatabaseReadURL      string // secret: may carry a password
 	DatabaseMaxConns     int32
 	DatabaseReadMaxConns int32
+	// DatabaseWorkerMaxConns sizes the pool River and its workers share,
+	// apart from the API's (DatabaseMaxConns).
+	DatabaseWorkerMaxConns int32
 
 	TrackStorageBackend string // "local" or "s3"
 	TrackStorageDir     string
@@ -196,6 +199,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	cfg.DatabaseReadURL = p.str("DATABASE_READ_URL", "")
 	cfg.DatabaseMaxConns = int32(p.integer("DATABASE_MAX_CONNS", 50, 2, 1000))
 	cfg.DatabaseReadMaxConns = int32(p.integer("DATABASE_READ_MAX_CONNS", 20, 1, 1000))
+	cfg.DatabaseWorkerMaxConns = int32(p.integer("DATABASE_WORKER_MAX_CONNS", 8, 3, 1000))
 
 	cfg.TrackStorageBackend = p.str("TRACK_STORAGE_BACKEND", "local")
 	cfg.TrackStorageDir = p.str("TRACK_STORAGE_DIR", "./data/tracks")

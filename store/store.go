@@ -23,10 +23,12 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// DB is the primary pool plus an optional read pool.
+// DB is the primary pool plus an optional read pool, and a second pool on
+// the primary for River and its workers (see Workers).
 type DB struct {
 	primary *pgxpool.Pool
 	read    *pgxpool.Pool // nil when DATABASE_READ_URL is unset
+	workers *DB           // nil: the workers share primary
 }
 
 // Opts configures Open.
@@ -35,22 +37,36 @@ type Opts struct {
 	ReadURL      string
 	MaxConns     int32 // explicit: pgxpool's default of max(4, CPUs) starves River
 	ReadMaxConns int32
+	// WorkerMaxConns, when set, gives River and its workers their own pool
+	// on the primary, so a job storm cannot take the API's connections,
+	// and sized small: a database does the most work with a few active
+	// connections per core, not one per worker (most workers wait on a
+	// provider, holding none).
+	WorkerMaxConns int32
 }
 
 // Open connects both pools. It does not wait for the database to answer:
 // a service must boot (and report not-ready) while PostgreSQL restarts.
 func Open(ctx context.Context, opts Opts) (*DB, error) {
-	primary, err := newPool(ctx, opts.URL, opts.MaxConns)
+	primary, err := newPool(ctx, opts.URL, opts.MaxConns, "veza")
 	if err != nil {
 		return nil, fmt.Errorf("error opening primary pool (DATABASE_URL): %w", err)
 	}
 	db := &DB{primary: primary}
 	if opts.ReadURL != "" {
-		db.read, err = newPool(ctx, opts.ReadURL, opts.ReadMaxConns)
+		db.read, err = newPool(ctx, opts.ReadURL, opts.ReadMaxConns, "veza")
 		if err != nil {
 			primary.Close()
 			return nil, fmt.Errorf("error opening read pool (DATABASE_READ_URL): %w", err)
 		}
+	}
+	if opts.WorkerMaxConns > 0 {
+		workers, err := newPool(ctx, opts.URL, opts.WorkerMaxConns, "veza-workers")
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("error opening worker pool (DATABASE_URL): %w", err)
+		}
+		db.workers = &DB{primary: workers, read: db.read}
 	}
 	return db, nil
 }
@@ -58,7 +74,9 @@ func Open(ctx context.Context, opts Opts) (*DB, error) {
 // New wraps existing pools (tests, tools). read may be nil.
 func New(primary, read *pgxpool.Pool) *DB { return &DB{primary: primary, read: read} }
 
-func newPool(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+// newPool opens a pool; name is its application_name, which tells the API's
+// connections from the workers' in pg_stat_activity.
+func newPool(ctx context.Context, url string, maxConns int32, name string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx's parse error can echo the URL, password included: keep it out.
@@ -69,7 +87,7 @@ func newPool(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, er
 	}
 	cfg.MaxConnIdleTime = 5 * time.Minute
 	cfg.HealthCheckPeriod = 15 * time.Second
-	cfg.ConnConfig.RuntimeParams["application_name"] = "veza"
+	cfg.ConnConfig.RuntimeParams["application_name"] = name
 	return pgxpool.NewWithConfig(ctx, cfg)
 }
 
@@ -95,8 +113,20 @@ func (db *DB) InTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, db.primary, fn)
 }
 
-// Close closes both pools.
+// Workers is the DB River and its job workers use: the same databases
+// through the worker pool when one was opened, else db itself.
+func (db *DB) Workers() *DB {
+	if db.workers != nil {
+		return db.workers
+	}
+	return db
+}
+
+// Close closes every pool.
 func (db *DB) Close() {
+	if db.workers != nil {
+		db.workers.primary.Close()
+	}
 	if db.read != nil {
 		db.read.Close()
 	}

@@ -59,6 +59,7 @@ func boot(ctx context.Context, getenv func(string) string, stdout io.Writer, val
 	db, err := store.Open(ctx, store.Opts{
 		URL: cfg.DatabaseURL, ReadURL: cfg.DatabaseReadURL,
 		MaxConns: cfg.DatabaseMaxConns, ReadMaxConns: cfg.DatabaseReadMaxConns,
+		WorkerMaxConns: cfg.DatabaseWorkerMaxConns,
 	})
 	if err != nil {
 		return nil, err
@@ -108,13 +109,16 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 	if err != nil {
 		return err
 	}
-	client, err := jobs.NewClient(a.db.Primary(), jobs.ClientOpts{
+	// River and its workers on their own pool; the API (and its
+	// transactional inserts, which use the API's transaction) on a.db.
+	workerDB := a.db.Workers()
+	client, err := jobs.NewClient(workerDB.Primary(), jobs.ClientOpts{
 		River:        cfg.River,
 		Logger:       log,
 		PeriodicJobs: jobs.PeriodicJobs(cfg),
 		Workers: jobs.NewWorkers(jobs.Deps{
 			Config:      cfg,
-			DB:          a.db,
+			DB:          workerDB,
 			Mail:        mail.NewSender(cfg.SMTP, log, cfg.Env == config.Development),
 			Hyperswitch: hs,
 			Stripe:      sc,
