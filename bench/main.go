@@ -622,7 +622,8 @@ func (b *bench) settlement(ctx context.Context, n int) error {
 	noop := b.baseline("baseline: bare River no-op jobs")
 	b.add(Result{Name: "settlement: webhook to both transfers completed", Value: rate, Unit: "orders/s", Baseline: noop,
 		Target: ">= 500 orders/s", Pass: pass(rate >= 500),
-		Note: fmt.Sprintf("%d orders, 2 sellers each, Stripe 20 ms; ratio is to bare River no-op jobs/s (%d webhook failures)", n, failed)})
+		Note: fmt.Sprintf("%d orders, 2 sellers each, Stripe 20 ms; ratio is to bare River no-op jobs/s; %.3f of pgbench, which tracks how fast the machine is today (%d webhook failures)",
+			n, rate/b.baseline("baseline: pgbench, webhook statements"), failed)})
 	return b.drain(ctx)
 }
 
