@@ -158,8 +158,13 @@ func (w *PayoutWorker) Work(ctx context.Context, job *river.Job[PayoutArgs]) err
 
 	return w.DB.InTx(ctx, func(tx pgx.Tx) error {
 		// Lock the order first, as the refund path does, so the two never
-		// deadlock and this sees any refund that committed meanwhile.
-		order, err := store.GetOrderSummaryForUpdate(ctx, tx, t.OrderID)
+		// deadlock and this sees any refund that committed meanwhile. A
+		// share lock: the order's other payouts, finishing at Stripe at the
+		// same moment, need not wait for this one (they did, holding a
+		// pooled connection idle, with FOR UPDATE). This transaction never
+		// writes the order row, so two share holders cannot deadlock by
+		// upgrading.
+		order, err := store.GetOrderSummaryForShare(ctx, tx, t.OrderID)
 		if err != nil {
 			return err
 		}

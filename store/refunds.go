@@ -112,9 +112,14 @@ func TransitionRefund(ctx context.Context, tx pgx.Tx, id uuid.UUID, from, to vez
 	return nil
 }
 
-// GetOrderSummaryForUpdate reads and locks an order without its items.
-func GetOrderSummaryForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*Order, error) {
-	return scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1 FOR UPDATE`, id))
+// GetOrderSummaryForShare reads an order without its items and holds it
+// against change (FOR SHARE) until the transaction ends: every status change
+// (FOR UPDATE, or an UPDATE) waits for it, and it waits for them, while
+// readers holding it do not wait for each other. A payout records its
+// transfer under it, so the order's other payouts are not serialised behind
+// it but a refund still is.
+func GetOrderSummaryForShare(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*Order, error) {
+	return scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1 FOR SHARE`, id))
 }
 
 // GetOrderForUpdate reads and locks an order with its items.
