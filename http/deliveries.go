@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/store"
 )
@@ -34,11 +35,12 @@ const (
 	maxDeliveryBatch = 128
 )
 
-// delivery is one valid webhook delivery waiting to be stored.
+// delivery is one valid webhook delivery waiting to be stored: its log row
+// (ID, EventID and EventType set) and the object its job will act on.
 type delivery struct {
-	log  *store.WebhookLog // ID, EventID and EventType set
-	args jobs.ProcessEventArgs
-	done chan error // buffered: the committer never blocks on a gone handler
+	log    *store.WebhookLog
+	object hyperswitch.EventObject
+	done   chan error // buffered: the committer never blocks on a gone handler
 }
 
 // deliveryCommitter stores deliveries in batches. It keeps no goroutine
@@ -122,9 +124,9 @@ func (c *deliveryCommitter) storeBatch(batch []*delivery) error {
 		params := make([]river.InsertManyParams, 0, len(batch))
 		for i, d := range batch {
 			if first[i] {
-				args := d.args
-				args.LogID = &d.log.ID
-				params = append(params, river.InsertManyParams{Args: args})
+				params = append(params, river.InsertManyParams{Args: jobs.ProcessEventArgs{
+					EventID: *d.log.EventID, EventType: *d.log.EventType, LogID: &d.log.ID, Object: d.object,
+				}})
 			}
 		}
 		if len(params) == 0 {

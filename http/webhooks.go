@@ -10,7 +10,6 @@ import (
 
 	"github.com/veza/backend"
 	"github.com/veza/backend/hyperswitch"
-	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/store"
 )
 
@@ -65,9 +64,7 @@ func (s *Server) handleHyperswitchWebhook() fiber.Handler {
 		}
 		entry.ID, entry.EventID = id, &event.EventID
 		entry.EventType = &event.EventType
-		err = s.deliveries.store(ctx, &delivery{log: entry, args: jobs.ProcessEventArgs{
-			EventID: event.EventID, EventType: event.EventType, Object: event.Content.Object,
-		}})
+		err = s.deliveries.store(ctx, &delivery{log: entry, object: event.Content.Object})
 		if err != nil {
 			// Nothing could be stored: a 5xx makes Hyperswitch redeliver.
 			return err

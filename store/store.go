@@ -114,7 +114,8 @@ func (db *DB) InTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 }
 
 // Workers is the DB River and its job workers use: the same databases
-// through the worker pool when one was opened, else db itself.
+// through the worker pool when one was opened, else db itself. It shares
+// db's read pool: close db, never the view.
 func (db *DB) Workers() *DB {
 	if db.workers != nil {
 		return db.workers
