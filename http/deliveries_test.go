@@ -35,7 +35,6 @@ func newDelivery(t *testing.T, eventID string) *delivery {
 	eventType := "payment_succeeded"
 	return &delivery{
 		log:  &store.WebhookLog{ID: id, RequestID: "req-" + eventID, SignatureValid: true, EventID: &eventID, EventType: &eventType, Payload: "{}"},
-		args: jobs.ProcessEventArgs{EventID: eventID, EventType: eventType},
 		done: make(chan error, 1),
 	}
 }
@@ -96,12 +95,15 @@ func TestCommitterOneRefusedDeliveryDoesNotFailTheBatch(t *testing.T) {
 	b := setupCommitter(t)
 	bad := newDelivery(t, "evt_bad")
 	bad.log.Payload = "nul \x00 is refused by TEXT"
-	errs := b.runQueued(newDelivery(t, "evt_a"), bad, newDelivery(t, "evt_b"))
+	noID := newDelivery(t, "evt_no_id")
+	noID.log.ID = uuid.Nil // a caller's bug: refused before any SQL
+	errs := b.runQueued(newDelivery(t, "evt_a"), bad, newDelivery(t, "evt_b"), noID)
 	require.NoError(t, errs[0])
 	require.Error(t, errs[1])
 	require.NoError(t, errs[2])
+	require.ErrorContains(t, errs[3], "id, event id and event type are required")
 	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log`))
-	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM hyperswitch_events WHERE event_id = 'evt_bad'`), "nothing half-written")
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM hyperswitch_events WHERE event_id IN ('evt_bad', 'evt_no_id')`), "nothing half-written")
 	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'hyperswitch_event'`))
 }
 
