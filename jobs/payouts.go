@@ -156,25 +156,35 @@ func (w *PayoutWorker) Work(ctx context.Context, job *river.Job[PayoutArgs]) err
 		return err
 	}
 
+	// Record the money Stripe moved. The common case is one statement with
+	// no transaction around it: completed unless the order is refunded. It
+	// share-locks the order before the transfer, as the refund path locks
+	// them, so the two never deadlock and it sees any refund that committed
+	// meanwhile. A share lock, because the order's other payouts, back from
+	// Stripe at the same moment, need not wait for this one. Profiling
+	// `make bench` put the transaction it replaces (BEGIN, lock, update,
+	// COMMIT) at 4 of an order's round trips per seller.
+	clear := ""
+	done := store.TransferUpdate{StripeTransferID: &stripeID, ErrorMessage: &clear}
+	guarded := done
+	guarded.UnlessOrderIs = veza.OrderRefunded
+	err = store.TransitionTransfer(ctx, pool, t.ID, veza.TransferPending, veza.TransferCompleted, guarded)
+	if !errors.Is(err, veza.ErrStaleState) {
+		return err
+	}
+	// The refund won the race while Stripe was paying (or the row moved):
+	// record the transfer and take it back in one transaction.
 	return w.DB.InTx(ctx, func(tx pgx.Tx) error {
-		// Lock the order first, as the refund path does, so the two never
-		// deadlock and this sees any refund that committed meanwhile. A
-		// share lock: the order's other payouts, finishing at Stripe at the
-		// same moment, need not wait for this one (they did, holding a
-		// pooled connection idle, with FOR UPDATE). This transaction never
-		// writes the order row, so two share holders cannot deadlock by
-		// upgrading.
+		// The same lock order as above. This transaction never writes the
+		// order row, so two share holders cannot deadlock by upgrading.
 		order, err := store.GetOrderSummaryForShare(ctx, tx, t.OrderID)
 		if err != nil {
 			return err
 		}
-		clear := ""
-		if err := store.TransitionTransfer(ctx, tx, t.ID, veza.TransferPending, veza.TransferCompleted,
-			store.TransferUpdate{StripeTransferID: &stripeID, ErrorMessage: &clear}); err != nil {
+		if err := store.TransitionTransfer(ctx, tx, t.ID, veza.TransferPending, veza.TransferCompleted, done); err != nil {
 			return err
 		}
 		if order.Status == veza.OrderRefunded {
-			// The refund won the race while Stripe was paying: take it back.
 			return w.Reversals.Start(ctx, tx, t.ID)
 		}
 		return nil

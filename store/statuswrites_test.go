@@ -23,11 +23,17 @@ var statusWrite = regexp.MustCompile(`(?is)(update\s+seller_transfers\b.*\bset\b
 // allowedWriter is the one function that may write a transfer's status.
 const allowedWriter = "store/transfers.go:TransitionTransfer"
 
-// findStatusWrites returns "file:line" for every Go string (literals joined
-// with +) outside allowedWriter that writes a transfer's status.
+// findStatusWrites returns "file:line" for every Go string (literals and
+// the package's string constants, joined with +) outside allowedWriter that
+// writes a transfer's status.
 func findStatusWrites(t *testing.T, fsys fs.FS) []string {
 	t.Helper()
-	var found []string
+	type parsed struct {
+		path string
+		fset *token.FileSet
+		file *ast.File
+	}
+	var files []parsed
 	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -47,31 +53,72 @@ func findStatusWrites(t *testing.T, fsys fs.FS) []string {
 		if err != nil {
 			return err
 		}
-		for _, decl := range file.Decls {
+		files = append(files, parsed{path, fset, file})
+		return nil
+	})
+	require.NoError(t, err)
+
+	// A package's string constants, so that a statement built from one
+	// (`"UPDATE seller_transfers SET " + setList`) is read whole.
+	consts := map[string]map[string]string{}
+	for _, f := range files {
+		dir := filepath.Dir(f.path)
+		if consts[dir] == nil {
+			consts[dir] = map[string]string{}
+		}
+		for _, decl := range f.file.Decls {
+			gen, ok := decl.(*ast.GenDecl)
+			if !ok || gen.Tok != token.CONST {
+				continue
+			}
+			for _, spec := range gen.Specs {
+				vs := spec.(*ast.ValueSpec)
+				for i, name := range vs.Names {
+					if i < len(vs.Values) {
+						if s, ok := joinedString(vs.Values[i], nil); ok {
+							consts[dir][name.Name] = s
+						}
+					}
+				}
+			}
+		}
+	}
+
+	var found []string
+	for _, f := range files {
+		for _, decl := range f.file.Decls {
 			fn, isFunc := decl.(*ast.FuncDecl)
-			owner := path + ":"
+			owner := f.path + ":"
 			if isFunc {
 				owner += fn.Name.Name
 			}
-			ast.Inspect(decl, func(n ast.Node) bool {
-				s, ok := joinedString(n)
+			var visit func(n ast.Node) bool
+			visit = func(n ast.Node) bool {
+				if vs, ok := n.(*ast.ValueSpec); ok {
+					// Names being declared are not uses of a constant.
+					for _, v := range vs.Values {
+						ast.Inspect(v, visit)
+					}
+					return false
+				}
+				s, ok := joinedString(n, consts[filepath.Dir(f.path)])
 				if !ok {
 					return true
 				}
 				if statusWrite.MatchString(s) && owner != allowedWriter {
-					found = append(found, fset.Position(n.Pos()).String())
+					found = append(found, f.fset.Position(n.Pos()).String())
 				}
 				return false
-			})
+			}
+			ast.Inspect(decl, visit)
 		}
-		return nil
-	})
-	require.NoError(t, err)
+	}
 	return found
 }
 
-// joinedString evaluates a string literal or a + chain of them.
-func joinedString(n ast.Node) (string, bool) {
+// joinedString evaluates a string literal, a constant named in consts, or a
+// + chain of them.
+func joinedString(n ast.Node, consts map[string]string) (string, bool) {
 	switch e := n.(type) {
 	case *ast.BasicLit:
 		if e.Kind != token.STRING {
@@ -79,12 +126,15 @@ func joinedString(n ast.Node) (string, bool) {
 		}
 		s, err := strconv.Unquote(e.Value)
 		return s, err == nil
+	case *ast.Ident:
+		s, ok := consts[e.Name]
+		return s, ok
 	case *ast.BinaryExpr:
 		if e.Op != token.ADD {
 			return "", false
 		}
-		l, lok := joinedString(e.X)
-		r, rok := joinedString(e.Y)
+		l, lok := joinedString(e.X, consts)
+		r, rok := joinedString(e.Y, consts)
 		if !lok && !rok {
 			return "", false
 		}
@@ -110,13 +160,15 @@ func TestScannerCatchesViolations(t *testing.T) {
 		"go.mod":             {Data: []byte("module x\n")},
 		"store/transfers.go": {Data: []byte("package store\nfunc TransitionTransfer() { _ = `UPDATE seller_transfers SET status = $3 WHERE id = $1 AND status = $2` }\n")},
 		"jobs/sneaky.go":     {Data: []byte("package jobs\nfunc f() {\n\t_ = `UPDATE seller_transfers\n\t\tSET error_message = 'x', status = 'completed' WHERE id = $1`\n}\n")},
-		"jobs/split.go":      {Data: []byte("package jobs\nconst q = \"UPDATE seller_transfers \" + \"SET status = 'reversed'\"\n")},
-		"jobs/insert.go":     {Data: []byte("package jobs\nvar q = `INSERT INTO seller_transfers (order_id, status) VALUES ($1, 'completed')`\n")},
-		"jobs/fine.go":       {Data: []byte("package jobs\nvar q = `UPDATE seller_transfers SET retry_count = 1 WHERE id = $1`\nvar r = `SELECT status FROM seller_transfers`\n")},
+		"jobs/split.go":      {Data: []byte("package jobs\nconst split = \"UPDATE seller_transfers \" + \"SET status = 'reversed'\"\n")},
+		"jobs/insert.go":     {Data: []byte("package jobs\nvar ins = `INSERT INTO seller_transfers (order_id, status) VALUES ($1, 'completed')`\n")},
+		"jobs/viaconst.go":   {Data: []byte("package jobs\nconst set = `status = 'failed'`\nfunc g() {\n\t_ = `UPDATE seller_transfers SET ` + set\n}\n")},
+		"jobs/fine.go":       {Data: []byte("package jobs\nvar fine = `UPDATE seller_transfers SET retry_count = 1 WHERE id = $1`\nvar r = `SELECT status FROM seller_transfers`\n")},
 		"jobs/a_test.go":     {Data: []byte("package jobs\nvar q = `UPDATE seller_transfers SET status = 'x'`\n")},
 	}
 	found := findStatusWrites(t, fsys)
-	require.Len(t, found, 3, "%v", found)
+	require.Len(t, found, 4, "%v", found)
+	require.Contains(t, strings.Join(found, " "), "jobs/viaconst.go:4")
 	require.Contains(t, strings.Join(found, " "), "jobs/sneaky.go:3")
 	require.Contains(t, strings.Join(found, " "), "jobs/split.go:2")
 	require.Contains(t, strings.Join(found, " "), "jobs/insert.go:2")

@@ -146,7 +146,24 @@ type TransferUpdate struct {
 	ErrorMessage *string
 	// ResetRetries zeroes retry_count and next_retry_at (a new round).
 	ResetRetries bool
+	// UnlessOrderIs, when set, makes the move depend on the transfer's
+	// order: the statement share-locks the order row first (the order the
+	// refund path locks in, so the two cannot deadlock) and moves nothing
+	// while the order is in this status, which reports veza.ErrStaleState.
+	// It lets a payout record its transfer in one statement, with no
+	// transaction around it, and leave the rare refunded order to a
+	// transaction that can act on it.
+	UnlessOrderIs veza.OrderStatus
 }
+
+// transferMoveSet is TransitionTransfer's SET list ($3 to $8).
+const transferMoveSet = `status = $3::text,
+	stripe_transfer_id = COALESCE($4, t.stripe_transfer_id),
+	stripe_reversal_id = COALESCE($5, t.stripe_reversal_id),
+	error_message = CASE WHEN $6 THEN $7 ELSE t.error_message END,
+	retry_count = CASE WHEN $8 THEN 0 ELSE t.retry_count END,
+	next_retry_at = CASE WHEN $8 OR $3::text IN ('completed', 'reversed', 'permanently_failed') THEN NULL ELSE t.next_retry_at END,
+	updated_at = now()`
 
 // TransitionTransfer is the only code that writes a transfer's status: one
 // UPDATE ... WHERE id = $1 AND status = $from, checked against the status
@@ -161,16 +178,18 @@ func TransitionTransfer(ctx context.Context, q Querier, id uuid.UUID, from, to v
 	if setErr && *u.ErrorMessage != "" {
 		errMsg = u.ErrorMessage
 	}
-	tag, err := q.Exec(ctx, `UPDATE seller_transfers SET
-			status = $3::text,
-			stripe_transfer_id = COALESCE($4, stripe_transfer_id),
-			stripe_reversal_id = COALESCE($5, stripe_reversal_id),
-			error_message = CASE WHEN $6 THEN $7 ELSE error_message END,
-			retry_count = CASE WHEN $8 THEN 0 ELSE retry_count END,
-			next_retry_at = CASE WHEN $8 OR $3::text IN ('completed', 'reversed', 'permanently_failed') THEN NULL ELSE next_retry_at END,
-			updated_at = now()
-		WHERE id = $1 AND status = $2::text`,
-		id, string(from), string(to), u.StripeTransferID, u.StripeReversalID, setErr, errMsg, u.ResetRetries)
+	sql := `UPDATE seller_transfers t SET ` + transferMoveSet + ` WHERE t.id = $1 AND t.status = $2::text`
+	args := []any{id, string(from), string(to), u.StripeTransferID, u.StripeReversalID, setErr, errMsg, u.ResetRetries}
+	if u.UnlessOrderIs != "" {
+		// The order's share lock is taken while the join produces the row,
+		// before the UPDATE locks the transfer. The order id comes from a
+		// plain read of the transfer: order_id never changes.
+		sql = `UPDATE seller_transfers t SET ` + transferMoveSet + `
+			FROM (SELECT id, status FROM orders WHERE id = (SELECT order_id FROM seller_transfers WHERE id = $1) FOR SHARE) o
+			WHERE t.id = $1 AND t.status = $2::text AND o.id = t.order_id AND o.status <> $9::text`
+		args = append(args, string(u.UnlessOrderIs))
+	}
+	tag, err := q.Exec(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("error moving transfer %s %s → %s: %w", id, from, to, err)
 	}
