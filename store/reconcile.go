@@ -63,12 +63,18 @@ func HasLiveJob(ctx context.Context, q Querier, kind, argKey string, id uuid.UUI
 	return exists, err
 }
 
-// TransfersWithoutJob returns transfers in status, unchanged for longer than
-// olderThan, that have no live job of kind: rows from before this system, or
-// whose job was discarded by hand.
+// openTransferStatuses is the predicate of seller_transfers_open_idx. A
+// query by status repeats it, so that a generic plan, which cannot read $1,
+// still proves the partial index applies.
+const openTransferStatuses = `('pending', 'failed', 'reversal_pending')`
+
+// TransfersWithoutJob returns transfers in status (an open one: pending,
+// failed or reversal_pending), unchanged for longer than olderThan, that
+// have no live job of kind: rows from before this system, or whose job was
+// discarded by hand.
 func TransfersWithoutJob(ctx context.Context, q Querier, status, kind string, olderThan time.Duration, limit int) ([]uuid.UUID, error) {
 	return collectIDs(q.Query(ctx, `SELECT t.id FROM seller_transfers t
-		WHERE t.status = $1 AND t.updated_at < now() - make_interval(secs => $3)
+		WHERE t.status = $1 AND t.status IN `+openTransferStatuses+` AND t.updated_at < now() - make_interval(secs => $3)
 		AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.kind = $2 AND j.args->>'transfer_id' = t.id::text AND j.state IN `+liveJobStates+`)
 		ORDER BY t.updated_at LIMIT $4`, status, kind, olderThan.Seconds(), limit))
 }
