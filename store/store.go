@@ -88,6 +88,10 @@ func newPool(ctx context.Context, url string, maxConns int32, name string) (*pgx
 	cfg.MaxConnIdleTime = 5 * time.Minute
 	cfg.HealthCheckPeriod = 15 * time.Second
 	cfg.ConnConfig.RuntimeParams["application_name"] = name
+	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
+		RegisterUUID(conn.TypeMap())
+		return nil
+	}
 	return pgxpool.NewWithConfig(ctx, cfg)
 }
 

@@ -30,6 +30,7 @@ import (
 
 	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/migrations"
+	"github.com/veza/backend/store"
 )
 
 var (
@@ -124,6 +125,10 @@ func PoolFor(t testing.TB, u string) *pgxpool.Pool {
 		t.Fatalf("dbtest: %v", err)
 	}
 	cfg.MaxConns = 20
+	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
+		store.RegisterUUID(conn.TypeMap()) // as the service's pools do
+		return nil
+	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
