@@ -64,15 +64,23 @@ func (w *EmailWorker) Timeout(*river.Job[EmailArgs]) time.Duration { return 45 *
 
 func (w *EmailWorker) Work(ctx context.Context, job *river.Job[EmailArgs]) error {
 	args := job.Args
-	user, err := store.GetUser(ctx, w.DB.Primary(), args.UserID)
-	if errors.Is(err, store.ErrNotFound) {
+	var user *store.User
+	var order *store.Order
+	var err error
+	if args.Template == mail.TemplatePurchaseReceipt && args.OrderID != nil {
+		// Every paid order sends one: both reads in one round trip.
+		user, order, err = store.GetUserAndOrder(ctx, w.DB.Primary(), args.UserID, *args.OrderID)
+	} else {
+		user, err = store.GetUser(ctx, w.DB.Primary(), args.UserID)
+	}
+	if errors.Is(err, store.ErrNotFound) && user == nil {
 		// The account was deleted since: nobody to write to. Retrying
 		// cannot help.
 		w.Logger.Info().Int64("job_id", job.ID).Str("user_id", args.UserID.String()).Msg("email skipped: user no longer exists")
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("error reading user: %w", err)
+		return fmt.Errorf("error reading the email's user or order: %w", err)
 	}
 
 	data := map[string]any{}
@@ -94,10 +102,6 @@ func (w *EmailWorker) Work(ctx context.Context, job *river.Job[EmailArgs]) error
 	case mail.TemplatePurchaseReceipt:
 		if args.OrderID == nil {
 			return river.JobCancel(fmt.Errorf("template %s needs an order_id", args.Template))
-		}
-		order, err := store.GetOrder(ctx, w.DB.Primary(), *args.OrderID)
-		if err != nil {
-			return fmt.Errorf("error reading order: %w", err)
 		}
 		items := make([]map[string]string, len(order.Items))
 		for i, it := range order.Items {

@@ -200,3 +200,35 @@ func TestEmailNeverMintsATokenOfAnotherPurpose(t *testing.T) {
 	require.NoError(t, b.db.Primary().QueryRow(ctx, `SELECT token_hash IS NOT NULL FROM email_tokens WHERE id = $1`, tokenID).Scan(&minted))
 	require.False(t, minted, "a reset token is never minted for a verification link")
 }
+
+// recordingSender keeps what it is asked to send.
+type recordingSender struct{ sent []mail.Message }
+
+func (s *recordingSender) Send(_ context.Context, msg mail.Message) error {
+	s.sent = append(s.sent, msg)
+	return nil
+}
+
+func TestReceiptEmailReadsBuyerAndOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupPay(t, 999, 1500)
+	sender := &recordingSender{}
+	w := &jobs.EmailWorker{DB: b.db, Sender: sender, Logger: zerolog.Nop()}
+	receipt := func(userID, orderID uuid.UUID) error {
+		return w.Work(ctx, job(jobs.EmailArgs{Template: mail.TemplatePurchaseReceipt, UserID: userID, OrderID: &orderID}, 1, jobs.EmailMaxAttempts))
+	}
+
+	require.NoError(t, receipt(b.order.BuyerID, b.order.ID))
+	require.Len(t, sender.sent, 1)
+	buyer, err := store.GetUser(ctx, b.db.Primary(), b.order.BuyerID)
+	require.NoError(t, err)
+	require.Equal(t, buyer.Email, sender.sent[0].To)
+	require.Contains(t, sender.sent[0].Text, b.order.ID.String())
+	require.Contains(t, sender.sent[0].Text, "24.99", "the order's total")
+
+	require.NoError(t, receipt(uuid.New(), b.order.ID), "a deleted buyer: skipped, not retried")
+	err = receipt(b.order.BuyerID, uuid.New())
+	require.ErrorContains(t, err, "error reading order", "a missing order is an error, not a skip")
+	require.Len(t, sender.sent, 1)
+}

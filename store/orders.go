@@ -117,6 +117,33 @@ func GetOrder(ctx context.Context, q Querier, id uuid.UUID) (*Order, error) {
 	return scanOrderWithItems(q.QueryRow(ctx, orderWithItems+` WHERE id = $1`, id))
 }
 
+// Batcher sends several queries in one round trip: a pool or a transaction.
+type Batcher interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// GetUserAndOrder reads a user and an order with its items in one round
+// trip: the receipt email needs both, for every paid order. A missing user
+// is ErrNotFound with a nil user; a missing order is an error that names
+// the order, with the user returned.
+func GetUserAndOrder(ctx context.Context, q Batcher, userID, orderID uuid.UUID) (*User, *Order, error) {
+	var user *User
+	var order *Order
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+userColumns+` FROM users WHERE id = $1`, userID).QueryRow(func(row pgx.Row) (err error) {
+		user, err = scanUser(row)
+		return err
+	})
+	b.Queue(orderWithItems+` WHERE id = $1`, orderID).QueryRow(func(row pgx.Row) (err error) {
+		if order, err = scanOrderWithItems(row); err != nil {
+			return fmt.Errorf("error reading order %s: %w", orderID, err)
+		}
+		return nil
+	})
+	err := q.SendBatch(ctx, b).Close()
+	return user, order, err
+}
+
 // GetOrderSummary reads an order without its items: one round trip, for
 // workers that need only its status (payouts, reconcile).
 func GetOrderSummary(ctx context.Context, q Querier, id uuid.UUID) (*Order, error) {
