@@ -73,14 +73,17 @@ type bench struct {
 	stripe  *stripetest.Server
 	results []Result
 	clients int
+	// statements: pg_stat_statements is loaded (the -statements flag).
+	statements bool
 }
 
 func main() {
 	quick := flag.Bool("quick", false, "smaller sizes (a smoke run)")
 	out := flag.String("out", "bench/results", "where to write the JSON")
 	only := flag.String("only", "", "comma-separated steps to run after the baselines (ingest, settlement, reconcile, retention, upload); results are then not written")
+	statements := flag.Bool("statements", false, "load pg_stat_statements and write where the database's time went during ingest and settlement to "+filepath.Join(os.TempDir(), "veza-<step>-statements.txt"))
 	flag.Parse()
-	if err := run(*quick, *out, *only); err != nil {
+	if err := run(*quick, *out, *only, *statements); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -88,9 +91,9 @@ func main() {
 
 func say(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
 
-func run(quick bool, outDir, only string) error {
+func run(quick bool, outDir, only string, statements bool) error {
 	ctx := context.Background()
-	b := &bench{clients: 16}
+	b := &bench{clients: 16, statements: statements}
 	var err error
 	if b.dir, err = os.MkdirTemp("", "veza-bench-"); err != nil {
 		return err
@@ -102,7 +105,11 @@ func run(quick bool, outDir, only string) error {
 		return err
 	}
 	say("starting PostgreSQL")
-	cluster, err := dbtest.StartCluster(initdb)
+	var settings []string
+	if statements {
+		settings = []string{"shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=all"}
+	}
+	cluster, err := dbtest.StartCluster(initdb, settings...)
 	if err != nil {
 		return err
 	}
@@ -127,6 +134,11 @@ func run(quick bool, outDir, only string) error {
 	}
 	if _, err := runner.Up(ctx); err != nil {
 		return err
+	}
+	if statements {
+		if _, err := b.pool.Exec(ctx, `CREATE EXTENSION pg_stat_statements`); err != nil {
+			return err
+		}
 	}
 
 	var stopHS, stopStripe func()
@@ -505,7 +517,9 @@ func (b *bench) ingest(ctx context.Context, total int) error {
 	}
 	time.Sleep(2 * time.Second) // workers see the pause
 	b.profile("ingest", 2*time.Second)
+	report := b.watchStatements(ctx, "ingest")
 	lat, elapsed, failed := b.load(ctx, total, 0, 60*time.Second, nil, unknownPayment)
+	report()
 	if err := client.QueueResume(ctx, config.QueuePayments, nil); err != nil {
 		return err
 	}
@@ -548,6 +562,87 @@ func (b *bench) profile(step string, d time.Duration) {
 		_, _ = io.Copy(f, resp.Body)
 		say("CPU profile of serve during %s: %s", step, f.Name())
 	}()
+}
+
+// watchStatements, with -statements, starts counting where the database's
+// time goes; the returned func writes the step's statements by total
+// execution time, and the wait events of active connections sampled every
+// 20 ms ("CPU" when a connection waits on nothing), to
+// $TMPDIR/veza-<step>-statements.txt. This is how the settlement profile
+// found the transfer status index (docs/DEPLOYMENT.md).
+func (b *bench) watchStatements(ctx context.Context, step string) (report func()) {
+	if !b.statements {
+		return func() {}
+	}
+	if _, err := b.pool.Exec(ctx, `SELECT pg_stat_statements_reset()`); err != nil {
+		say("pg_stat_statements: %v", err)
+		return func() {}
+	}
+	waits := map[string]int{}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			rows, err := b.pool.Query(ctx, `SELECT COALESCE(wait_event_type || ':' || wait_event, 'CPU') || '  ' || left(regexp_replace(query, '\s+', ' ', 'g'), 70)
+				FROM pg_stat_activity WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid()`)
+			if err != nil {
+				continue
+			}
+			for rows.Next() {
+				var w string
+				if rows.Scan(&w) == nil {
+					waits[w]++
+				}
+			}
+			rows.Close()
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+		var out strings.Builder
+		fmt.Fprintf(&out, "%s: statements by total execution time\n%9s %10s %9s  %s\n", step, "calls", "total ms", "mean ms", "query")
+		rows, err := b.pool.Query(ctx, `SELECT calls, total_exec_time, mean_exec_time, left(regexp_replace(query, '\s+', ' ', 'g'), 150)
+			FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 25`)
+		if err == nil {
+			for rows.Next() {
+				var calls int64
+				var total, mean float64
+				var q string
+				if rows.Scan(&calls, &total, &mean, &q) == nil {
+					fmt.Fprintf(&out, "%9d %10.0f %9.3f  %s\n", calls, total, mean, q)
+				}
+			}
+			rows.Close()
+		}
+		type sample struct {
+			what string
+			n    int
+		}
+		var samples []sample
+		for w, n := range waits {
+			samples = append(samples, sample{w, n})
+		}
+		slices.SortFunc(samples, func(a, b sample) int { return b.n - a.n })
+		fmt.Fprintf(&out, "\n%s: active connections, sampled every 20 ms\n", step)
+		for _, s := range samples[:min(len(samples), 25)] {
+			fmt.Fprintf(&out, "%9d  %s\n", s.n, s.what)
+		}
+		path := filepath.Join(os.TempDir(), "veza-"+step+"-statements.txt")
+		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
+			say("pg_stat_statements: %v", err)
+			return
+		}
+		say("where the database's time went during %s: %s", step, path)
+	}
 }
 
 // drain waits for the service's queues to empty.
@@ -612,6 +707,7 @@ func (b *bench) settlement(ctx context.Context, n int) error {
 	before := b.count(ctx, `SELECT count(*) FROM seller_transfers WHERE status = 'completed'`)
 	start := time.Now()
 	b.profile("settlement", 4*time.Second)
+	report := b.watchStatements(ctx, "settlement")
 	_, _, failed := b.load(ctx, n, 0, 2*time.Minute, nil, func(i int) (string, int64) { return ids[i-1], 2499 })
 	if err := b.waitFor(ctx, 5*time.Minute, func() bool {
 		return b.count(ctx, `SELECT count(*) FROM seller_transfers WHERE status = 'completed'`)-before >= 2*n
@@ -619,6 +715,7 @@ func (b *bench) settlement(ctx context.Context, n int) error {
 		return fmt.Errorf("transfers did not all complete: %w", err)
 	}
 	rate := float64(n) / time.Since(start).Seconds()
+	report()
 	noop := b.baseline("baseline: bare River no-op jobs")
 	b.add(Result{Name: "settlement: webhook to both transfers completed", Value: rate, Unit: "orders/s", Baseline: noop,
 		Target: ">= 500 orders/s", Pass: pass(rate >= 500),

@@ -38,8 +38,9 @@ type Cluster struct {
 
 // StartCluster starts a throwaway cluster on a free loopback port with trust
 // auth. As root (CI), the server runs as the postgres user: initdb refuses
-// root.
-func StartCluster(initdb string) (*Cluster, error) {
+// root. settings are extra "name=value" server settings (the bench's
+// pg_stat_statements).
+func StartCluster(initdb string, settings ...string) (*Cluster, error) {
 	pgCtl := filepath.Join(filepath.Dir(initdb), "pg_ctl")
 	if _, err := os.Stat(pgCtl); err != nil {
 		if pgCtl, err = FindPGBinary("pg_ctl"); err != nil {
@@ -82,6 +83,9 @@ func StartCluster(initdb string) (*Cluster, error) {
 		return nil, err
 	}
 	opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -k %s -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off", port, dir)
+	for _, s := range settings {
+		opts += " -c " + s
+	}
 	if out, err := command(pgCtl, "-D", dataDir, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "-o", opts, "start").CombinedOutput(); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "log"))
 		os.RemoveAll(dir)
