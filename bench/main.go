@@ -153,9 +153,10 @@ func run(quick bool, outDir, only string, statements bool) error {
 	}
 	defer b.stopServe()
 
-	sizes := struct{ riverJobs, ingest, orders, backlog, expired int }{20_000, 10_000, 3_000, 10_000, 1_000_000}
+	type benchSizes struct{ riverJobs, ingest, orders, settleRuns, backlog, expired int }
+	sizes := benchSizes{20_000, 10_000, 3_000, 3, 10_000, 1_000_000}
 	if quick {
-		sizes = struct{ riverJobs, ingest, orders, backlog, expired int }{2_000, 1_000, 100, 500, 50_000}
+		sizes = benchSizes{2_000, 1_000, 100, 1, 500, 50_000}
 	}
 
 	steps := []struct {
@@ -164,7 +165,7 @@ func run(quick bool, outDir, only string, statements bool) error {
 	}{
 		{"baselines", func(ctx context.Context) error { return b.baselines(ctx, sizes.riverJobs) }},
 		{"ingest", func(ctx context.Context) error { return b.ingest(ctx, sizes.ingest) }},
-		{"settlement", func(ctx context.Context) error { return b.settlement(ctx, sizes.orders) }},
+		{"settlement", func(ctx context.Context) error { return b.settlement(ctx, sizes.orders, sizes.settleRuns) }},
 		{"reconcile", func(ctx context.Context) error { return b.reconcile(ctx, sizes.backlog) }},
 		{"retention", func(ctx context.Context) error { return b.retention(ctx, sizes.expired) }},
 		{"upload", b.uploadMemory},
@@ -692,11 +693,40 @@ func (b *bench) seedOrders(ctx context.Context, n int, age time.Duration) (map[s
 }
 
 // settlement: webhook → order completed → two transfers completed at a
-// fake Stripe answering in 20 ms.
-func (b *bench) settlement(ctx context.Context, n int) error {
+// fake Stripe answering in 20 ms. The value is the median of runs: one
+// 3,000-order run takes about 6 s, and on this shared machine a neighbour's
+// burst in those seconds moved single runs by ±15%.
+func (b *bench) settlement(ctx context.Context, n, runs int) error {
+	var rates []float64
+	failed := 0
+	for i := range runs {
+		rate, f, err := b.settleOnce(ctx, n, i == 0)
+		if err != nil {
+			return err
+		}
+		say("settlement run %d of %d: %.1f orders/s", i+1, runs, rate)
+		rates, failed = append(rates, rate), failed+f
+	}
+	each := make([]string, len(rates))
+	for i, r := range rates {
+		each[i] = fmt.Sprintf("%.0f", r)
+	}
+	slices.Sort(rates)
+	rate := rates[len(rates)/2]
+	noop := b.baseline("baseline: bare River no-op jobs")
+	b.add(Result{Name: "settlement: webhook to both transfers completed", Value: rate, Unit: "orders/s", Baseline: noop,
+		Target: ">= 500 orders/s", Pass: pass(rate >= 500),
+		Note: fmt.Sprintf("median of %d runs (%s) of %d orders, 2 sellers each, Stripe 20 ms; ratio is to bare River no-op jobs/s; %.3f of pgbench, which tracks how fast the machine is today (%d webhook failures)",
+			runs, strings.Join(each, ", "), n, rate/b.baseline("baseline: pgbench, webhook statements"), failed)})
+	return nil
+}
+
+// settleOnce pays n fresh orders and waits for all their transfers; the
+// first run is the one profiled.
+func (b *bench) settleOnce(ctx context.Context, n int, first bool) (float64, int, error) {
 	payments, err := b.seedOrders(ctx, n, 0)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	ids := make([]string, 0, len(payments))
 	for id := range payments {
@@ -705,23 +735,21 @@ func (b *bench) settlement(ctx context.Context, n int) error {
 	b.stripe.SetLatency(20 * time.Millisecond)
 	defer b.stripe.SetLatency(0)
 	before := b.count(ctx, `SELECT count(*) FROM seller_transfers WHERE status = 'completed'`)
+	report := func() {}
 	start := time.Now()
-	b.profile("settlement", 4*time.Second)
-	report := b.watchStatements(ctx, "settlement")
+	if first {
+		b.profile("settlement", 4*time.Second)
+		report = b.watchStatements(ctx, "settlement")
+	}
 	_, _, failed := b.load(ctx, n, 0, 2*time.Minute, nil, func(i int) (string, int64) { return ids[i-1], 2499 })
 	if err := b.waitFor(ctx, 5*time.Minute, func() bool {
 		return b.count(ctx, `SELECT count(*) FROM seller_transfers WHERE status = 'completed'`)-before >= 2*n
 	}); err != nil {
-		return fmt.Errorf("transfers did not all complete: %w", err)
+		return 0, 0, fmt.Errorf("transfers did not all complete: %w", err)
 	}
 	rate := float64(n) / time.Since(start).Seconds()
 	report()
-	noop := b.baseline("baseline: bare River no-op jobs")
-	b.add(Result{Name: "settlement: webhook to both transfers completed", Value: rate, Unit: "orders/s", Baseline: noop,
-		Target: ">= 500 orders/s", Pass: pass(rate >= 500),
-		Note: fmt.Sprintf("%d orders, 2 sellers each, Stripe 20 ms; ratio is to bare River no-op jobs/s; %.3f of pgbench, which tracks how fast the machine is today (%d webhook failures)",
-			n, rate/b.baseline("baseline: pgbench, webhook statements"), failed)})
-	return b.drain(ctx)
+	return rate, int(failed), b.drain(ctx)
 }
 
 // reconcile: a backlog of stuck orders, each read at a Hyperswitch
