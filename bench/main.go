@@ -220,6 +220,14 @@ func (b *bench) startServe() error {
 		"STRIPE_CONNECT_ENABLED=true", "STRIPE_SECRET_KEY=" + stripetest.SecretKey, "STRIPE_API_BASE=" + b.stripe.URL,
 		"RATE_LIMIT_PER_MINUTE=1000000", "RATE_LIMIT_AUTH_PER_MINUTE=1000000", "TRACK_STORAGE_DIR=" + filepath.Join(b.dir, "tracks"),
 		"PPROF_ADDR=" + os.Getenv("BENCH_PPROF_ADDR")}
+	// BENCH_SERVE_<NAME>=v runs serve with NAME=v: how the shipped defaults
+	// are tuned (docs/DEPLOYMENT.md), e.g. BENCH_SERVE_RIVER_FETCH_COOLDOWN=20ms.
+	for _, kv := range os.Environ() {
+		if rest, ok := strings.CutPrefix(kv, "BENCH_SERVE_"); ok {
+			b.serve.Env = append(b.serve.Env, rest)
+			say("serve runs with %s", rest)
+		}
+	}
 	b.serve.Stdout, b.serve.Stderr = logFile, logFile
 	if err := b.serve.Start(); err != nil {
 		return err
