@@ -80,7 +80,7 @@ func TestCompletePaidOrder(t *testing.T) {
 	require.Equal(t, veza.OrderCompleted, got.Status)
 	require.NotNil(t, got.CompletedAt)
 	require.Equal(t, "succeeded", *got.PaymentStatus)
-	require.Equal(t, order.Items, got.Items, "returned with its items")
+	require.ElementsMatch(t, order.Items, got.Items, "returned with its items (sorted by item id)")
 
 	_, err = completePaid(t, db, order.PaymentID, 2499, "EUR")
 	require.ErrorIs(t, err, veza.ErrStaleState, "a replay finds it completed")
