@@ -117,11 +117,6 @@ func GetOrder(ctx context.Context, q Querier, id uuid.UUID) (*Order, error) {
 	return scanOrderWithItems(q.QueryRow(ctx, orderWithItems+` WHERE id = $1`, id))
 }
 
-// Batcher sends several queries in one round trip: a pool or a transaction.
-type Batcher interface {
-	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-}
-
 // GetUserAndOrder reads a user and an order with its items in one round
 // trip: the receipt email needs both, for every paid order. A missing user
 // is ErrNotFound with a nil user; a missing order is an error that names

@@ -23,6 +23,11 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// Batcher sends several queries in one round trip: a pool or a transaction.
+type Batcher interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
 // DB is the primary pool plus an optional read pool, and a second pool on
 // the primary for River and its workers (see Workers).
 type DB struct {
