@@ -69,6 +69,21 @@ func (b *emailBundle) enqueueVerify(t *testing.T, email string) (userID, tokenID
 	return userID, tokenID
 }
 
+// startUntilCompleted starts the client and waits for its first job to
+// complete.
+func (b *emailBundle) startUntilCompleted(t *testing.T) {
+	t.Helper()
+	completed, cancel := b.client.Subscribe(river.EventKindJobCompleted)
+	defer cancel()
+	require.NoError(t, b.client.Start(context.Background()))
+	t.Cleanup(func() { _ = b.client.Stop(context.Background()) })
+	select {
+	case <-completed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("job did not complete")
+	}
+}
+
 func freeLoopback(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -155,15 +170,7 @@ func TestEmailSkipsUsedToken(t *testing.T) {
 		return store.InvalidateEmailTokens(ctx, tx, userID, store.PurposeVerifyEmail)
 	}))
 
-	completed, cancel := b.client.Subscribe(river.EventKindJobCompleted)
-	defer cancel()
-	require.NoError(t, b.client.Start(ctx))
-	t.Cleanup(func() { _ = b.client.Stop(context.Background()) })
-	select {
-	case <-completed:
-	case <-time.After(15 * time.Second):
-		t.Fatal("job did not complete")
-	}
+	b.startUntilCompleted(t)
 	require.Empty(t, smtp.Messages(), "no mail with a dead link")
 }
 
@@ -186,15 +193,7 @@ func TestEmailNeverMintsATokenOfAnotherPurpose(t *testing.T) {
 		_, err = b.client.InsertTx(ctx, tx, jobs.EmailArgs{Template: mail.TemplateVerifyEmail, UserID: u.ID, TokenID: &tokenID}, nil)
 		return err
 	}))
-	completed, cancel := b.client.Subscribe(river.EventKindJobCompleted)
-	defer cancel()
-	require.NoError(t, b.client.Start(ctx))
-	t.Cleanup(func() { _ = b.client.Stop(context.Background()) })
-	select {
-	case <-completed:
-	case <-time.After(15 * time.Second):
-		t.Fatal("job did not complete")
-	}
+	b.startUntilCompleted(t)
 	require.Empty(t, smtp.Messages())
 	var minted bool
 	require.NoError(t, b.db.Primary().QueryRow(ctx, `SELECT token_hash IS NOT NULL FROM email_tokens WHERE id = $1`, tokenID).Scan(&minted))

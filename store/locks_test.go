@@ -26,36 +26,49 @@ func TestOrderShareLockLetsPayoutsThroughAndHoldsRefunds(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `WITH u AS (INSERT INTO users (email, password_hash) VALUES ('b@example.test', 'h') RETURNING id)
 		INSERT INTO orders (buyer_id, amount, currency, payment_id) SELECT id, 100, 'EUR', 'p_lock' FROM u RETURNING id`).Scan(&orderID))
 
-	holder, err := pool.Begin(ctx)
-	require.NoError(t, err)
-	defer holder.Rollback(ctx)
-	_, err = store.GetOrderSummaryForShare(ctx, holder, orderID)
-	require.NoError(t, err)
+	holdOrderShare(t, pool, orderID)
 
 	tryInTx := func(sql string) error {
-		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '200ms'`); err != nil {
-				return err
-			}
+		return inTxWithLockTimeout(ctx, pool, func(tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, sql, orderID)
 			return err
 		})
 	}
-	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '200ms'`); err != nil {
-			return err
-		}
+	require.NoError(t, inTxWithLockTimeout(ctx, pool, func(tx pgx.Tx) error {
 		_, err := store.GetOrderSummaryForShare(ctx, tx, orderID)
 		return err
 	}), "a sibling payout does not wait")
 
 	var pgErr *pgconn.PgError
-	err = tryInTx(`SELECT 1 FROM orders WHERE id = $1 FOR UPDATE`)
+	err := tryInTx(`SELECT 1 FROM orders WHERE id = $1 FOR UPDATE`)
 	require.ErrorAs(t, err, &pgErr, "a refund's lock waits")
 	require.Equal(t, "55P03", pgErr.Code, "lock_not_available")
 	err = tryInTx(`UPDATE orders SET status = 'refund_pending' WHERE id = $1`)
 	require.ErrorAs(t, err, &pgErr, "so does a plain status update")
 	require.Equal(t, "55P03", pgErr.Code)
+}
+
+// holdOrderShare holds an order FOR SHARE, as a sibling payout does, until
+// the test ends.
+func holdOrderShare(t *testing.T, pool *pgxpool.Pool, orderID uuid.UUID) {
+	t.Helper()
+	ctx := context.Background()
+	holder, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = holder.Rollback(ctx) })
+	_, err = store.GetOrderSummaryForShare(ctx, holder, orderID)
+	require.NoError(t, err)
+}
+
+// inTxWithLockTimeout runs fn in a transaction that gives up waiting for a
+// lock after 200 ms (SQLSTATE 55P03).
+func inTxWithLockTimeout(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '200ms'`); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
 }
 
 // guardFixture makes a completed order with one pending transfer.
@@ -121,16 +134,9 @@ func TestGuardedTransferMovePassesSiblingShareLocks(t *testing.T) {
 	pool := dbtest.Pool(t)
 	orderID, transferID := guardFixture(t, pool)
 
-	sibling, err := pool.Begin(ctx)
-	require.NoError(t, err)
-	defer sibling.Rollback(ctx)
-	_, err = store.GetOrderSummaryForShare(ctx, sibling, orderID)
-	require.NoError(t, err)
+	holdOrderShare(t, pool, orderID)
 
-	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '200ms'`); err != nil {
-			return err
-		}
+	require.NoError(t, inTxWithLockTimeout(ctx, pool, func(tx pgx.Tx) error {
 		return store.TransitionTransfer(ctx, tx, transferID, veza.TransferPending, veza.TransferCompleted, completeUnlessRefunded)
 	}), "a sibling payout's share lock does not hold it")
 	tr, err := store.GetTransfer(ctx, pool, transferID)
