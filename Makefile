@@ -27,7 +27,7 @@ fuzz: ## bounded fuzzing (FUZZTIME each) of the webhook parser, uploads and ever
 	for target in $(FUZZ_TARGETS); do \
 		echo "== $$target ($(FUZZTIME))"; \
 		$(GO) test -run XXX -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./http > .fuzz.log 2>&1; status=$$?; \
-		tail -n 3 .fuzz.log; rm -f .fuzz.log; [ $$status -eq 0 ] || exit $$status; \
+		if [ $$status -eq 0 ]; then tail -n 3 .fuzz.log; else tail -n 80 .fuzz.log; fi; rm -f .fuzz.log; [ $$status -eq 0 ] || exit $$status; \
 	done
 
 chaos: ## the crash suite at full size (CHAOS_PURCHASES, CHAOS_KILLS) and the database-restart test
