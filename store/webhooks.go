@@ -40,19 +40,16 @@ type WebhookLog struct {
 	ProcessedAt      *time.Time `json:"processed_at"`
 }
 
-// insertLog is the one INSERT of a delivery's row; both writers use it.
-const insertLog = `INSERT INTO hyperswitch_webhook_log
-	(request_id, source_ip, user_agent, signature_valid, event_id, event_type, payload, processing_result)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`
-
-func (l *WebhookLog) insertArgs() []any {
-	return []any{l.RequestID, l.SourceIP, l.UserAgent, l.SignatureValid, l.EventID, l.EventType, l.Payload, l.ProcessingResult}
-}
-
-// InsertWebhookLog writes a delivery's row and returns its id.
+// InsertWebhookLog writes one delivery's row and returns its id: the
+// webhook handler logs refused deliveries (bad signature, unparseable) with
+// it; valid ones go in batches through InsertDeliveries.
 func InsertWebhookLog(ctx context.Context, q Querier, l *WebhookLog) (uuid.UUID, error) {
 	var id uuid.UUID
-	if err := q.QueryRow(ctx, insertLog, l.insertArgs()...).Scan(&id); err != nil {
+	err := q.QueryRow(ctx, `INSERT INTO hyperswitch_webhook_log
+		(request_id, source_ip, user_agent, signature_valid, event_id, event_type, payload, processing_result)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+		l.RequestID, l.SourceIP, l.UserAgent, l.SignatureValid, l.EventID, l.EventType, l.Payload, l.ProcessingResult).Scan(&id)
+	if err != nil {
 		return uuid.Nil, fmt.Errorf("error inserting webhook log: %w", err)
 	}
 	return id, nil
