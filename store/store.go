@@ -93,11 +93,15 @@ func newPool(ctx context.Context, url string, maxConns int32, name string) (*pgx
 	cfg.MaxConnIdleTime = 5 * time.Minute
 	cfg.HealthCheckPeriod = 15 * time.Second
 	cfg.ConnConfig.RuntimeParams["application_name"] = name
-	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
-		RegisterUUID(conn.TypeMap())
-		return nil
-	}
+	cfg.AfterConnect = AfterConnect
 	return pgxpool.NewWithConfig(ctx, cfg)
+}
+
+// AfterConnect prepares each new connection of the service's pools; test
+// pools use it too, so tests run on the same connection setup.
+func AfterConnect(_ context.Context, conn *pgx.Conn) error {
+	RegisterUUID(conn.TypeMap())
+	return nil
 }
 
 // Primary is the read-write pool. Writes, and reads that must see the

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/veza/backend/store"
@@ -15,18 +16,45 @@ import (
 
 func TestUUIDEncodesWithoutTheTextDetour(t *testing.T) {
 	t.Parallel()
-	plain := pgtype.NewMap()
-	require.Contains(t, fmt.Sprintf("%T", plain.PlanEncode(pgtype.UUIDOID, pgtype.BinaryFormatCode, uuid.New())), "DriverValuer",
-		"pgx alone goes through text")
+	require.Contains(t, uuidPlans(pgtype.NewMap())[0], "DriverValuer", "pgx alone goes through text")
 	m := pgtype.NewMap()
 	store.RegisterUUID(m)
-	for _, v := range []any{uuid.New(), []uuid.UUID{uuid.New()}, &[]uuid.UUID{uuid.New()}[0]} {
-		plan := m.PlanEncode(pgtype.UUIDOID, pgtype.BinaryFormatCode, v)
-		if ids, ok := v.([]uuid.UUID); ok {
-			plan = m.PlanEncode(pgtype.UUIDArrayOID, pgtype.BinaryFormatCode, ids)
-		}
-		require.NotNil(t, plan, "%T", v)
-		require.NotContains(t, fmt.Sprintf("%T", plan), "DriverValuer", "%T", v)
+	requireDirectUUIDPlans(t, m)
+}
+
+// The service's pools (store.Open) and the test pools register the plan on
+// every connection.
+func TestPoolsRegisterTheUUIDPlan(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := store.Open(ctx, store.Opts{URL: dbtest.URL(t), MaxConns: 2, WorkerMaxConns: 3})
+	require.NoError(t, err)
+	defer db.Close()
+	for _, pool := range []*pgxpool.Pool{db.Primary(), db.Workers().Primary(), dbtest.Pool(t)} {
+		conn, err := pool.Acquire(ctx)
+		require.NoError(t, err)
+		m := conn.Conn().TypeMap()
+		conn.Release() // before asserting: Close waits for acquired connections
+		requireDirectUUIDPlans(t, m)
+	}
+}
+
+// uuidPlans names the encode plans for a uuid, an array of them and a
+// pointer to one.
+func uuidPlans(m *pgtype.Map) []string {
+	id := uuid.New()
+	return []string{
+		fmt.Sprintf("%T", m.PlanEncode(pgtype.UUIDOID, pgtype.BinaryFormatCode, id)),
+		fmt.Sprintf("%T", m.PlanEncode(pgtype.UUIDArrayOID, pgtype.BinaryFormatCode, []uuid.UUID{id})),
+		fmt.Sprintf("%T", m.PlanEncode(pgtype.UUIDOID, pgtype.BinaryFormatCode, &id)),
+	}
+}
+
+func requireDirectUUIDPlans(t *testing.T, m *pgtype.Map) {
+	t.Helper()
+	for _, plan := range uuidPlans(m) {
+		require.NotEqual(t, "<nil>", plan)
+		require.NotContains(t, plan, "DriverValuer")
 	}
 }
 

@@ -125,10 +125,7 @@ func PoolFor(t testing.TB, u string) *pgxpool.Pool {
 		t.Fatalf("dbtest: %v", err)
 	}
 	cfg.MaxConns = 20
-	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
-		store.RegisterUUID(conn.TypeMap()) // as the service's pools do
-		return nil
-	}
+	cfg.AfterConnect = store.AfterConnect
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
