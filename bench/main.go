@@ -42,6 +42,7 @@ import (
 	"github.com/veza/backend/config"
 	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/hyperswitch/hyperswitchtest"
+	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/migrations"
 	"github.com/veza/backend/store/dbtest"
@@ -328,7 +329,7 @@ COMMIT;
 
 	// Bare River: no-op jobs with the shipped settings of queue payments.
 	shipped := shippedConfig()
-	cfgWorkers, cooldown := shipped.River.Workers[config.QueuePayments], shipped.River.FetchCooldown
+	cfgWorkers, cooldown := shipped.River.Workers[jobargs.QueuePayments], shipped.River.FetchCooldown
 	workers := river.NewWorkers()
 	var done atomic.Int64
 	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, j *river.Job[noopArgs]) error { done.Add(1); return nil }))
@@ -521,7 +522,7 @@ func (b *bench) ingest(ctx context.Context, total int) error {
 	if err != nil {
 		return err
 	}
-	if err := client.QueuePause(ctx, config.QueuePayments, nil); err != nil {
+	if err := client.QueuePause(ctx, jobargs.QueuePayments, nil); err != nil {
 		return err
 	}
 	time.Sleep(2 * time.Second) // workers see the pause
@@ -529,7 +530,7 @@ func (b *bench) ingest(ctx context.Context, total int) error {
 	report := b.watchStatements(ctx, "ingest")
 	lat, elapsed, failed := b.load(ctx, total, 0, 60*time.Second, nil, unknownPayment)
 	report()
-	if err := client.QueueResume(ctx, config.QueuePayments, nil); err != nil {
+	if err := client.QueueResume(ctx, jobargs.QueuePayments, nil); err != nil {
 		return err
 	}
 	rate := float64(len(lat)) / elapsed.Seconds()
@@ -790,7 +791,7 @@ func (b *bench) reconcile(ctx context.Context, n int) error {
 		end := min(i+1000, len(orderIDs))
 		params := make([]river.InsertManyParams, 0, end-i)
 		for _, id := range orderIDs[i:end] {
-			params = append(params, river.InsertManyParams{Args: jobs.ReconcileOrderArgs{OrderID: id}})
+			params = append(params, river.InsertManyParams{Args: jobargs.ReconcileOrderArgs{OrderID: id}})
 		}
 		if _, err := client.InsertMany(ctx, params); err != nil {
 			return err
@@ -803,7 +804,7 @@ func (b *bench) reconcile(ctx context.Context, n int) error {
 		return err
 	}
 	took := time.Since(start)
-	workers := shippedConfig().River.Workers[config.QueueMaintenance]
+	workers := shippedConfig().River.Workers[jobargs.QueueMaintenance]
 	ideal := time.Duration(n) * 20 * time.Millisecond / time.Duration(workers)
 	inflight := b.hs.MaxInFlight()
 	b.add(Result{Name: "reconcile backlog drain time", Value: took.Seconds(), Unit: "s", Baseline: ideal.Seconds(),
@@ -854,7 +855,7 @@ func (b *bench) retention(ctx context.Context, n int) error {
 	}()
 	time.Sleep(500 * time.Millisecond)
 	start := time.Now()
-	if _, err := client.Insert(ctx, jobs.WebhookLogCleanupArgs{}, nil); err != nil {
+	if _, err := client.Insert(ctx, jobargs.WebhookLogCleanupArgs{}, nil); err != nil {
 		return err
 	}
 	err = b.waitFor(ctx, 8*time.Minute, func() bool {

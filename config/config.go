@@ -17,6 +17,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/mail"
 )
 
@@ -28,17 +29,6 @@ const (
 	Staging     Environment = "staging"
 	Production  Environment = "production"
 )
-
-// Queue names. Every job declares one of these in its InsertOpts.
-const (
-	QueueDefault     = "default"
-	QueuePayments    = "payments"
-	QueueEmail       = "email"
-	QueueMaintenance = "maintenance"
-)
-
-// Queues lists the queues in a stable order; RIVER_WORKERS_<QUEUE> sizes each.
-var Queues = []string{QueueDefault, QueuePayments, QueueEmail, QueueMaintenance}
 
 // DefaultDatabaseURL is the local development database that `make run` creates.
 const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:55432/veza_dev?sslmode=disable"
@@ -79,8 +69,9 @@ type Config struct {
 	Hyperswitch HyperswitchConfig
 	Reconcile   ReconcileConfig
 	Stripe      StripeConfig
-	Transfer    BackoffConfig
-	Reversal    ReversalConfig
+	// Transfer is the payout jobs' budget (TRANSFER_*).
+	Transfer jobargs.Retry
+	Reversal ReversalConfig
 
 	SMTP mail.Config
 
@@ -127,15 +118,16 @@ type StripeConfig struct {
 	PlatformFeeBPS int
 }
 
-type BackoffConfig struct {
-	MaxAttempts int
-	BackoffBase time.Duration
-	BackoffMax  time.Duration
-}
-
 type ReversalConfig struct {
 	Enabled bool
-	BackoffConfig
+	// Retry.MaxAttempts counts the first attempt too:
+	// REVERSAL_MAX_RETRIES + 1.
+	Retry jobargs.Retry
+}
+
+// Policy is the retry policy of the jobs whose budget is configured.
+func (c *Config) Policy() jobargs.Policy {
+	return jobargs.Policy{Payout: c.Transfer, Reversal: c.Reversal.Retry}
 }
 
 type RiverConfig struct {
@@ -166,10 +158,10 @@ const (
 // runs many at once; River's fetch rate caps a queue near workers divided by
 // FetchCooldown.
 var defaultWorkers = map[string]int{
-	QueueDefault:     20,
-	QueuePayments:    100,
-	QueueEmail:       10,
-	QueueMaintenance: 5,
+	jobargs.QueueDefault:     20,
+	jobargs.QueuePayments:    100,
+	jobargs.QueueEmail:       10,
+	jobargs.QueueMaintenance: 5,
 }
 
 // Load parses the environment. It fails only when APP_ENV itself is unknown:
@@ -244,17 +236,17 @@ func Load(getenv func(string) string) (*Config, error) {
 		PlatformFeeBPS: p.integer("PLATFORM_FEE_BPS", 1000, 0, 10000),
 	}
 
-	cfg.Transfer = BackoffConfig{
+	cfg.Transfer = jobargs.Retry{
 		MaxAttempts: p.integer("TRANSFER_MAX_ATTEMPTS", 5, 1, 100),
-		BackoffBase: p.duration("TRANSFER_BACKOFF_BASE", time.Minute, time.Second),
-		BackoffMax:  p.duration("TRANSFER_BACKOFF_MAX", time.Hour, time.Second),
+		Base:        p.duration("TRANSFER_BACKOFF_BASE", time.Minute, time.Second),
+		Max:         p.duration("TRANSFER_BACKOFF_MAX", time.Hour, time.Second),
 	}
 	cfg.Reversal = ReversalConfig{
 		Enabled: p.boolean("REVERSAL_WORKER_ENABLED", true),
-		BackoffConfig: BackoffConfig{
-			MaxAttempts: p.integer("REVERSAL_MAX_RETRIES", 5, 1, 100),
-			BackoffBase: p.duration("REVERSAL_BACKOFF_BASE", time.Minute, time.Second),
-			BackoffMax:  p.duration("REVERSAL_BACKOFF_MAX", time.Hour, time.Second),
+		Retry: jobargs.Retry{
+			MaxAttempts: p.integer("REVERSAL_MAX_RETRIES", 5, 1, 100) + 1,
+			Base:        p.duration("REVERSAL_BACKOFF_BASE", time.Minute, time.Second),
+			Max:         p.duration("REVERSAL_BACKOFF_MAX", time.Hour, time.Second),
 		},
 	}
 
@@ -274,7 +266,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		FetchPollInterval:    p.duration("RIVER_FETCH_POLL_INTERVAL", time.Second, time.Millisecond),
 		Workers:              map[string]int{},
 	}
-	for _, q := range Queues {
+	for _, q := range jobargs.Queues {
 		cfg.River.Workers[q] = p.integer("RIVER_WORKERS_"+strings.ToUpper(q), defaultWorkers[q], 1, 10000)
 	}
 
@@ -368,10 +360,10 @@ func (c *Config) ValidateForEnvironment(logger zerolog.Logger) error {
 		add("STRIPE_SECRET_KEY", "is required when STRIPE_CONNECT_ENABLED=true; Stripe Connect disabled")
 		c.Stripe.Enabled = false
 	}
-	for name, b := range map[string]*BackoffConfig{"TRANSFER_BACKOFF_MAX": &c.Transfer, "REVERSAL_BACKOFF_MAX": &c.Reversal.BackoffConfig} {
-		if b.BackoffMax < b.BackoffBase {
-			add(name, "must be at least the matching _BACKOFF_BASE (%s), got %s; using the base", b.BackoffBase, b.BackoffMax)
-			b.BackoffMax = b.BackoffBase
+	for name, r := range map[string]*jobargs.Retry{"TRANSFER_BACKOFF_MAX": &c.Transfer, "REVERSAL_BACKOFF_MAX": &c.Reversal.Retry} {
+		if r.Max < r.Base {
+			add(name, "must be at least the matching _BACKOFF_BASE (%s), got %s; using the base", r.Base, r.Max)
+			r.Max = r.Base
 		}
 	}
 	for name, raw := range map[string]string{"PUBLIC_BASE_URL": c.PublicBaseURL, "STRIPE_API_BASE": c.Stripe.APIBase, "HYPERSWITCH_BASE_URL": c.Hyperswitch.BaseURL} {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/veza/backend/config"
+	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/mail"
 )
 
@@ -49,14 +50,14 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, 5*time.Minute, cfg.Reconcile.RefundOrphanAfter)
 	require.Equal(t, 50, cfg.Reconcile.BatchLimit)
 	require.Equal(t, 1000, cfg.Stripe.PlatformFeeBPS)
-	require.Equal(t, config.BackoffConfig{MaxAttempts: 5, BackoffBase: time.Minute, BackoffMax: time.Hour}, cfg.Transfer)
-	require.Equal(t, config.BackoffConfig{MaxAttempts: 5, BackoffBase: time.Minute, BackoffMax: time.Hour}, cfg.Reversal.BackoffConfig)
+	require.Equal(t, jobargs.Retry{MaxAttempts: 5, Base: time.Minute, Max: time.Hour}, cfg.Transfer)
+	require.Equal(t, jobargs.Retry{MaxAttempts: 6, Base: time.Minute, Max: time.Hour}, cfg.Reversal.Retry, "REVERSAL_MAX_RETRIES=5 retries after the first attempt")
 	require.True(t, cfg.Reversal.Enabled)
 	require.Equal(t, mail.TLSMandatory, cfg.SMTP.TLS)
 	require.Equal(t, "http://localhost:8080", cfg.PublicBaseURL)
 	require.Equal(t, time.Minute, cfg.River.JobTimeout)
 	require.Equal(t, time.Hour, cfg.River.RescueStuckJobsAfter)
-	for _, q := range config.Queues {
+	for _, q := range jobargs.Queues {
 		require.Positive(t, cfg.River.Workers[q], q)
 	}
 	require.Positive(t, cfg.DatabaseMaxConns)
@@ -77,7 +78,7 @@ func TestTypedParsing(t *testing.T) {
 	require.Equal(t, 5*time.Minute, cfg.Reconcile.Interval)
 	require.Equal(t, 10, cfg.Reconcile.BatchLimit)
 	require.False(t, cfg.S3.UseSSL)
-	require.Equal(t, 3, cfg.River.Workers[config.QueueEmail])
+	require.Equal(t, 3, cfg.River.Workers[jobargs.QueueEmail])
 	require.Equal(t, 90, cfg.Hyperswitch.WebhookLogRetentionDays, "0 or negative means the default")
 }
 
@@ -141,7 +142,7 @@ func TestRules(t *testing.T) {
 		{"stripe enabled without key", map[string]string{"STRIPE_CONNECT_ENABLED": "true"}, nil, "STRIPE_SECRET_KEY",
 			func(t *testing.T, c *config.Config) { require.False(t, c.Stripe.Enabled) }},
 		{"backoff max under base", map[string]string{"TRANSFER_BACKOFF_BASE": "10m", "TRANSFER_BACKOFF_MAX": "1m"}, nil, "TRANSFER_BACKOFF_MAX",
-			func(t *testing.T, c *config.Config) { require.Equal(t, 10*time.Minute, c.Transfer.BackoffMax) }},
+			func(t *testing.T, c *config.Config) { require.Equal(t, 10*time.Minute, c.Transfer.Max) }},
 		{"pprof on a public address", map[string]string{"PPROF_ADDR": "0.0.0.0:6060"}, nil, "PPROF_ADDR",
 			func(t *testing.T, c *config.Config) { require.Empty(t, c.PprofAddr) }},
 		{"public base url not a url", map[string]string{"PUBLIC_BASE_URL": "veza.example"}, nil, "PUBLIC_BASE_URL", nil},

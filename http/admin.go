@@ -49,7 +49,7 @@ func (s *Server) handleAdminReconcile() fiber.Handler {
 				return err
 			}
 		}
-		ids, err := jobs.EnqueueReconcile(c.UserContext(), s.opts.River, s.opts.DB, req.req)
+		ids, err := jobs.EnqueueReconcile(c.UserContext(), s.opts.Inserter, s.opts.DB, req.req)
 		if errors.Is(err, jobs.ErrReconcileTargetNotFound) {
 			return veza.Errorf(veza.KindNotFound, "not_found", "%s", err.Error())
 		}

@@ -45,7 +45,7 @@ const webhookSecret = "whsec_test_payment_response_hash_key"
 func setupAPI(t testing.TB, mutate ...func(*vezahttp.ServerOpts)) *apiBundle {
 	t.Helper()
 	pool := dbtest.Pool(t)
-	client, err := jobs.NewClient(pool, jobs.ClientOpts{Logger: zerolog.Nop()})
+	inserter, err := jobs.NewInserter(pool, jobs.ClientOpts{Logger: zerolog.Nop()})
 	require.NoError(t, err)
 	logs := &logtest.Buffer{}
 	hs := hyperswitchtest.Start(t)
@@ -53,7 +53,7 @@ func setupAPI(t testing.TB, mutate ...func(*vezahttp.ServerOpts)) *apiBundle {
 	require.NoError(t, err)
 	opts := vezahttp.ServerOpts{
 		Stores: jobs.Stores{ByName: map[string]storage.Store{storage.BackendLocal: local}, Active: storage.BackendLocal},
-		Logger: zerolog.New(logs), DB: store.New(pool, nil), River: client,
+		Logger: zerolog.New(logs), DB: store.New(pool, nil), Inserter: inserter,
 		Hyperswitch: hs.Client(), WebhookSecret: webhookSecret,
 		RateLimitPerMinute: 10_000, AuthRateLimitPerMinute: 10_000, ResetResponseFloor: time.Millisecond,
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/veza/backend"
 	"github.com/veza/backend/auth"
-	"github.com/veza/backend/jobs"
+	"github.com/veza/backend/jobargs"
 	vezamail "github.com/veza/backend/mail"
 	"github.com/veza/backend/store"
 )
@@ -87,7 +87,7 @@ func (s *Server) enqueueLinkEmail(ctx context.Context, tx pgx.Tx, userID uuid.UU
 	if err != nil {
 		return err
 	}
-	_, err = s.opts.River.InsertTx(ctx, tx, jobs.EmailArgs{Template: template, UserID: userID, TokenID: &tokenID}, nil)
+	_, err = s.opts.Inserter.InsertTx(ctx, tx, jobargs.EmailArgs{Template: template, UserID: userID, TokenID: &tokenID}, nil)
 	return err
 }
 

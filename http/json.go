@@ -47,6 +47,32 @@ func decodeJSON(c *fiber.Ctx, dst validator) error {
 // escapesNUL reports whether a well-formed JSON text has \u0000 in a
 // string. In valid JSON a backslash only starts an escape, so reading the
 // escapes pairwise cannot mistake "\\u0000" (a backslash, then text).
+// decoded is a middleware that decodes and validates the body into a new R
+// (decodeJSON) before the handlers after it run: a request that does not
+// parse or validate is refused before anything else, an Idempotency-Key
+// claim included, and writes nothing. They read it with requestOf.
+func decoded[R any, P interface {
+	*R
+	validator
+}]() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		req := P(new(R))
+		if err := decodeJSON(c, req); err != nil {
+			return err
+		}
+		c.Locals(requestLocal, req)
+		return c.Next()
+	}
+}
+
+const requestLocal = "veza.request"
+
+// requestOf is the request decoded put in c.
+func requestOf[R any](c *fiber.Ctx) *R {
+	r, _ := c.Locals(requestLocal).(*R)
+	return r
+}
+
 func escapesNUL(body []byte) bool {
 	for i := 0; i+1 < len(body); i++ {
 		if body[i] != '\\' {

@@ -1,8 +1,7 @@
 package http
 
 import (
-	"crypto/sha256"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/veza/backend"
 	"github.com/veza/backend/hyperswitch"
+	"github.com/veza/backend/settle"
 	"github.com/veza/backend/store"
 )
 
@@ -91,129 +91,73 @@ func toOrderJSON(o *store.Order) orderJSON {
 
 var errPaymentsDisabled = veza.Errorf(veza.KindUnavailable, "payments_unavailable", "payments are not enabled on this server")
 
-// handleCreateOrder creates a pending order and its Hyperswitch payment.
-//
-// Idempotency: the first request with a key claims it (with a lease), creates
-// the order in one transaction, then creates the payment outside any
-// transaction with payment_id derived from the order id, and stores its
-// answer on the key. A repeat with the same body replays that answer; with
-// another body it is 422. If the provider is unreachable the key is released
-// unanswered, so the client's retry resumes the same order and payment.
+// handleCreateOrder creates a pending order and its Hyperswitch payment,
+// behind decoded and the idempotent middleware. The order is created in one transaction
+// that links it to the request's key; the payment is created outside any
+// transaction with payment_id derived from the order id. When the provider
+// is unreachable the answer is a 503 the key does not keep, so the client's
+// retry with the same key resumes the same order and payment.
 func (s *Server) handleCreateOrder() fiber.Handler {
 	return func(c *fiber.Ctx) error {
+		req := requestOf[createOrderRequest](c)
 		if s.opts.Hyperswitch == nil {
 			return errPaymentsDisabled
 		}
-		key := c.Get("Idempotency-Key")
-		if key == "" {
-			return veza.Errorf(veza.KindInvalid, "idempotency_key_required", "the Idempotency-Key header is required")
-		}
-		if len(key) > 255 {
-			return veza.Errorf(veza.KindInvalid, "invalid_idempotency_key", "Idempotency-Key must be at most 255 characters")
-		}
-		key = strings.Clone(key) // Fiber reuses its buffers
-		var req createOrderRequest
-		if err := decodeJSON(c, &req); err != nil {
-			return err
-		}
-		canonical, _ := json.Marshal(req.TrackIDs)
-		hash := sha256.Sum256(canonical)
-
 		ctx := c.UserContext()
-		user := currentUser(c)
-		rec, claimed, err := store.ClaimIdempotencyKey(ctx, s.opts.DB.Primary(), user.ID, key, hash[:])
+		key := idempotencyOf(c)
+		order, err := s.pendingOrder(ctx, currentUser(c), key, req.ids)
 		if err != nil {
 			return err
 		}
-		if string(rec.RequestHash) != string(hash[:]) {
-			return veza.Errorf(veza.KindUnprocessable, "idempotency_key_reused", "this Idempotency-Key was used with a different request body")
+		payment, err := s.opts.Hyperswitch.CreatePayment(ctx, hyperswitch.CreatePaymentParams{
+			PaymentID:   order.PaymentID,
+			Amount:      order.Amount,
+			Currency:    order.Currency,
+			CaptureMode: "automatic",
+			Description: fmt.Sprintf("Veza order %s", order.ID),
+			Metadata:    map[string]string{"order_id": order.ID.String()},
+		})
+		if hyperswitch.IsTransient(err) {
+			return veza.Errorf(veza.KindUnavailable, "payment_provider_unavailable", "the payment provider is unavailable; retry with the same Idempotency-Key")
 		}
-		if rec.ResponseStatus != nil {
-			c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-			c.Set("Idempotent-Replayed", "true")
-			return c.Status(*rec.ResponseStatus).Send(rec.ResponseBody)
-		}
-		if !claimed {
-			return veza.Errorf(veza.KindConflict, "idempotency_key_in_progress", "a request with this Idempotency-Key is still being processed; retry shortly")
-		}
-
-		status, body, err := s.createOrder(c, user, key, req.ids, rec.OrderID)
 		if err != nil {
-			// Transient or internal: no answer stored, the lease is dropped
-			// so a retry resumes.
-			_ = store.ReleaseIdempotencyKey(ctx, s.opts.DB.Primary(), user.ID, key)
-			return err
+			// The provider refused the payment for good: the order cannot
+			// be paid, and the refusal is the answer repeats get.
+			s.log.Error().Err(err).Str("order_id", order.ID.String()).Msg("payment provider refused to create the payment")
+			ferr := s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
+				return store.TransitionOrder(ctx, tx, order.ID, veza.OrderPending, veza.OrderFailed)
+			})
+			if ferr != nil && !errors.Is(ferr, veza.ErrStaleState) {
+				return ferr
+			}
+			return veza.Errorf(veza.KindUnprocessable, "payment_rejected", "the payment provider refused this payment")
 		}
-		raw, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		if err := store.FinishIdempotencyKey(ctx, s.opts.DB.Primary(), user.ID, key, status, raw); err != nil {
-			return err
-		}
-		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-		return c.Status(status).Send(raw)
+		return c.Status(fiber.StatusCreated).JSON(fiber.Map{"order": toOrderJSON(order), "client_secret": payment.ClientSecret})
 	}
 }
 
-// createOrder does the work behind a claimed key and returns the answer to
-// store: 201 with the order, or a 4xx client error. A returned error is not
-// stored (transient).
-func (s *Server) createOrder(c *fiber.Ctx, user *store.User, key string, trackIDs []uuid.UUID, existing *uuid.UUID) (int, any, error) {
-	ctx := c.UserContext()
+// pendingOrder is the order this request's key created on an earlier
+// attempt, or a new pending order for the tracks, linked to the key in the
+// transaction that creates it.
+func (s *Server) pendingOrder(ctx context.Context, user *store.User, key *idempotencyKey, trackIDs []uuid.UUID) (*store.Order, error) {
+	if key.Resource != nil {
+		return store.GetOrder(ctx, s.opts.DB.Primary(), *key.Resource)
+	}
 	var order *store.Order
-	if existing != nil {
-		var err error
-		if order, err = store.GetOrder(ctx, s.opts.DB.Primary(), *existing); err != nil {
-			return 0, nil, err
-		}
-	} else {
-		err := s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
-			tracks, err := store.GetPurchasableTracks(ctx, tx, trackIDs)
-			if err != nil {
-				return err
-			}
-			if verr := checkPurchasable(user, trackIDs, tracks); verr != nil {
-				return verr
-			}
-			if order, err = store.CreateOrder(ctx, tx, user.ID, orderTracks(trackIDs, tracks)); err != nil {
-				return err
-			}
-			return store.SetIdempotencyOrder(ctx, tx, user.ID, key, order.ID)
-		})
-		var ve *veza.Error
-		if errors.As(err, &ve) {
-			return kindStatus[ve.Kind], errorBody{Error: errorDetail{Code: ve.Code, Message: ve.Message}}, nil
-		}
+	err := s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
+		tracks, err := store.GetPurchasableTracks(ctx, tx, trackIDs)
 		if err != nil {
-			return 0, nil, err
+			return err
 		}
-	}
-
-	payment, err := s.opts.Hyperswitch.CreatePayment(ctx, hyperswitch.CreatePaymentParams{
-		PaymentID:   order.PaymentID,
-		Amount:      order.Amount,
-		Currency:    order.Currency,
-		CaptureMode: "automatic",
-		Description: fmt.Sprintf("Veza order %s", order.ID),
-		Metadata:    map[string]string{"order_id": order.ID.String()},
+		if err := checkPurchasable(user, trackIDs, tracks); err != nil {
+			return err
+		}
+		if order, err = store.CreateOrder(ctx, tx, user.ID, orderTracks(trackIDs, tracks)); err != nil {
+			return err
+		}
+		return key.Link(ctx, tx, order.ID)
 	})
-	if err != nil {
-		if hyperswitch.IsTransient(err) {
-			return 0, nil, veza.Errorf(veza.KindUnavailable, "payment_provider_unavailable", "the payment provider is unavailable; retry with the same Idempotency-Key")
-		}
-		// The provider refused the payment for good: the order cannot be
-		// paid, and the refusal is the answer repeats get.
-		s.log.Error().Err(err).Str("order_id", order.ID.String()).Msg("payment provider refused to create the payment")
-		ferr := s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
-			return store.TransitionOrder(ctx, tx, order.ID, veza.OrderPending, veza.OrderFailed)
-		})
-		if ferr != nil && !errors.Is(ferr, veza.ErrStaleState) {
-			return 0, nil, ferr
-		}
-		return fiber.StatusUnprocessableEntity, errorBody{Error: errorDetail{Code: "payment_rejected", Message: "the payment provider refused this payment"}}, nil
-	}
-	return fiber.StatusCreated, fiber.Map{"order": toOrderJSON(order), "client_secret": payment.ClientSecret}, nil
+	return order, err
 }
 
 // checkPurchasable refuses unknown or deleted tracks, one's own tracks and
@@ -251,7 +195,8 @@ func orderTracks(ids []uuid.UUID, tracks []store.Track) []store.Track {
 	return out
 }
 
-var errOrderNotFound = veza.Errorf(veza.KindNotFound, "not_found", "order not found")
+// errOrderNotFound: an order that does not exist or is not the caller's.
+var errOrderNotFound = settle.ErrOrderNotFound
 
 // handleGetOrder shows an order to its buyer; everyone else gets 404 (an
 // order's existence is not disclosed).

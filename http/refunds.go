@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/veza/backend"
-	"github.com/veza/backend/jobs"
+	"github.com/veza/backend/settle"
 	"github.com/veza/backend/store"
 )
 
@@ -33,17 +33,11 @@ func (r *refundRequest) Validate() error {
 	return nil
 }
 
-var errNotRefundable = veza.Errorf(veza.KindConflict, "order_not_refundable", "only a completed order can be refunded")
-
-// handleRefundOrder is phase 1 of a refund, in one transaction: the refund
-// row (pending, no PSP id), the order to refund_pending, and the job that
-// submits it to Hyperswitch. A second request finds the order no longer
-// completed and gets 409: the status machine makes the call idempotent.
+// handleRefundOrder is phase 1 of a refund (settle.RequestRefund), in one
+// transaction. A second request finds the order no longer completed and
+// gets 409.
 func (s *Server) handleRefundOrder() fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if s.opts.Hyperswitch == nil {
-			return errPaymentsDisabled
-		}
 		id, err := uuid.Parse(c.Params("id"))
 		if err != nil {
 			return errOrderNotFound
@@ -54,30 +48,17 @@ func (s *Server) handleRefundOrder() fiber.Handler {
 				return err
 			}
 		}
+		if s.opts.Hyperswitch == nil {
+			return errPaymentsDisabled
+		}
 		ctx := c.UserContext()
 		var refund *store.Refund
 		err = s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
-			order, err := store.GetOrderForUpdate(ctx, tx, id)
-			if errors.Is(err, store.ErrNotFound) || (err == nil && order.BuyerID != currentUser(c).ID) {
-				return errOrderNotFound
-			}
-			if err != nil {
-				return err
-			}
-			if order.Status != veza.OrderCompleted {
-				return errNotRefundable
-			}
-			if refund, err = store.CreateRefund(ctx, tx, order.ID, order.Amount, order.Currency, req.Reason); err != nil {
-				return err
-			}
-			if err := store.TransitionOrder(ctx, tx, order.ID, veza.OrderCompleted, veza.OrderRefundPending); err != nil {
-				return err
-			}
-			_, err = s.opts.River.InsertTx(ctx, tx, jobs.SubmitRefundArgs{RefundID: refund.ID}, nil)
+			refund, err = s.opts.Settle.RequestRefund(ctx, tx, s.opts.Inserter, settle.RefundRequest{OrderID: id, BuyerID: currentUser(c).ID, Reason: req.Reason})
 			return err
 		})
 		if errors.Is(err, veza.ErrStaleState) {
-			return errNotRefundable
+			return settle.ErrNotRefundable
 		}
 		if err != nil {
 			return err
@@ -117,41 +98,28 @@ func (s *Server) handleAdminTransfers() fiber.Handler {
 	}
 }
 
-// handleAdminRetryTransfer moves a failed transfer back to pending and
-// enqueues a new payout job, both through the state machine, in one
-// transaction.
+// handleAdminRetryTransfer is an operator's retry of a failed transfer
+// (settle.RetryTransfer), in one transaction.
 func (s *Server) handleAdminRetryTransfer() fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id, err := uuid.Parse(c.Params("id"))
 		if err != nil {
-			return veza.Errorf(veza.KindNotFound, "not_found", "transfer not found")
+			return errTransferNotFound
 		}
 		ctx := c.UserContext()
 		var jobID int64
 		err = s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
-			t, err := store.GetTransferForUpdate(ctx, tx, id)
-			if errors.Is(err, store.ErrNotFound) {
-				return veza.Errorf(veza.KindNotFound, "not_found", "transfer not found")
-			}
-			if err != nil {
-				return err
-			}
-			if t.Status != veza.TransferFailed {
-				return veza.Errorf(veza.KindConflict, "transfer_not_retryable", "only a failed transfer can be retried; this one is %s", t.Status)
-			}
-			if err := store.TransitionTransfer(ctx, tx, id, veza.TransferFailed, veza.TransferPending, store.TransferUpdate{ResetRetries: true}); err != nil {
-				return err
-			}
-			res, err := s.opts.River.InsertTx(ctx, tx, jobs.PayoutArgs{TransferID: id}, &s.opts.PayoutInsertOpts)
-			if err != nil {
-				return err
-			}
-			jobID = res.Job.ID
-			return nil
+			jobID, err = s.opts.Settle.RetryTransfer(ctx, tx, s.opts.Inserter, id)
+			return err
 		})
+		if errors.Is(err, store.ErrNotFound) {
+			return errTransferNotFound
+		}
 		if err != nil {
 			return err
 		}
 		return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"transfer_id": id, "status": veza.TransferPending, "job_id": jobID})
 	}
 }
+
+var errTransferNotFound = veza.Errorf(veza.KindNotFound, "not_found", "transfer not found")

@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
 	"github.com/veza/backend/hyperswitch"
+	"github.com/veza/backend/ingest"
 	"github.com/veza/backend/jobs"
+	"github.com/veza/backend/settle"
 	"github.com/veza/backend/store"
 )
 
@@ -24,7 +25,12 @@ const DefaultBodyLimit = 1 << 20
 type ServerOpts struct {
 	Logger zerolog.Logger
 	DB     *store.DB
-	River  *jobs.Client
+	// Inserter enqueues jobs in the handlers' transactions.
+	Inserter settle.Inserter
+	// Settle applies money state changes (refunds, operator retries);
+	// nil is a settler with no fee and River's default budgets (tests of
+	// routes that move no money).
+	Settle *settle.Settler
 	// ReadyFunc reports whether the service can take traffic (database
 	// answers, schema current). Nil means always ready.
 	ReadyFunc func(ctx context.Context) error
@@ -32,9 +38,6 @@ type ServerOpts struct {
 	// payment response hash key.
 	Hyperswitch   *hyperswitch.Client
 	WebhookSecret string
-	// PayoutInsertOpts carries TRANSFER_MAX_ATTEMPTS for payout jobs the
-	// admin retry enqueues.
-	PayoutInsertOpts river.InsertOpts
 	// Stores are the track storage backends; MaxUploadBytes caps uploads.
 	Stores         jobs.Stores
 	MaxUploadBytes int64
@@ -47,7 +50,7 @@ type ServerOpts struct {
 	RateLimitPerMinute     int
 	AuthRateLimitPerMinute int
 	// WebhookCommitters bounds the transactions storing webhook deliveries
-	// at once (zero: DefaultWebhookCommitters); see deliveryCommitter.
+	// at once (zero: ingest.DefaultCommitters).
 	WebhookCommitters int
 	// ResetResponseFloor is the minimum time a password-reset request
 	// takes, whether or not the account exists (default 300ms).
@@ -59,7 +62,7 @@ type Server struct {
 	app        *fiber.App
 	opts       ServerOpts
 	log        zerolog.Logger
-	deliveries *deliveryCommitter
+	deliveries *ingest.Batcher
 }
 
 // NewServer builds the Fiber app and its routes.
@@ -79,11 +82,11 @@ func NewServer(opts ServerOpts) *Server {
 	if opts.MaxUploadBytes == 0 {
 		opts.MaxUploadBytes = 256 << 20
 	}
-	if opts.WebhookCommitters == 0 {
-		opts.WebhookCommitters = DefaultWebhookCommitters
+	if opts.Settle == nil {
+		opts.Settle = &settle.Settler{Logger: opts.Logger}
 	}
 	s := &Server{opts: opts, log: opts.Logger}
-	s.deliveries = &deliveryCommitter{db: opts.DB, river: opts.River, timeout: opts.RequestTimeout, max: opts.WebhookCommitters}
+	s.deliveries = ingest.NewBatcher(opts.DB, opts.Inserter, opts.RequestTimeout, opts.WebhookCommitters)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "veza",
 		DisableStartupMessage: true,

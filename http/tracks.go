@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/veza/backend"
+	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/storage"
 	"github.com/veza/backend/store"
@@ -360,7 +361,7 @@ func (s *Server) handleDeleteTrack() fiber.Handler {
 			if t.StorageKey == nil {
 				return nil
 			}
-			_, err = s.opts.River.InsertTx(ctx, tx, jobs.DeleteObjectArgs{Backend: t.StorageBackend, Key: *t.StorageKey}, nil)
+			_, err = s.opts.Inserter.InsertTx(ctx, tx, jobargs.DeleteObjectArgs{Backend: t.StorageBackend, Key: *t.StorageKey}, nil)
 			return err
 		})
 		if err != nil {
@@ -387,7 +388,7 @@ func (s *Server) handleStartStorageMigration() fiber.Handler {
 		if _, err := s.opts.Stores.Get(storage.BackendS3); err != nil {
 			return veza.Errorf(veza.KindConflict, "s3_not_configured", "S3 is not enabled (AWS_S3_ENABLED): nothing to migrate to")
 		}
-		n, err := jobs.EnqueueStorageMigration(c.UserContext(), s.opts.River, s.opts.DB)
+		n, err := jobs.EnqueueStorageMigration(c.UserContext(), s.opts.Inserter, s.opts.DB)
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/veza/backend"
 	"github.com/veza/backend/hyperswitch"
+	"github.com/veza/backend/ingest"
 	"github.com/veza/backend/store"
 )
 
@@ -19,7 +20,8 @@ const MaxWebhookBody = 64 << 10
 // handleHyperswitchWebhook receives Hyperswitch's deliveries. Every delivery
 // under the cap writes exactly one log row, valid or not. A valid one
 // commits its log row, its event id and its process-event job in one
-// transaction and answers 200 at once; processing happens in the job.
+// transaction (package ingest group-commits them) and answers 200 at once;
+// processing happens in the job.
 func (s *Server) handleHyperswitchWebhook() fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if c.Request().Header.ContentLength() > MaxWebhookBody || len(c.Body()) > MaxWebhookBody {
@@ -64,7 +66,7 @@ func (s *Server) handleHyperswitchWebhook() fiber.Handler {
 		}
 		entry.ID, entry.EventID = id, &event.EventID
 		entry.EventType = &event.EventType
-		err = s.deliveries.store(ctx, &delivery{log: entry, object: event.Content.Object})
+		err = s.deliveries.Store(ctx, ingest.Delivery{Log: entry, Object: event.Content.Object})
 		if err != nil {
 			// Nothing could be stored: a 5xx makes Hyperswitch redeliver.
 			return err

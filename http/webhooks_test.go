@@ -156,11 +156,11 @@ func (*failingInsert) InsertMany(ctx context.Context, manyParams []*rivertype.Jo
 func TestWebhookLogAndJobCommitTogether(t *testing.T) {
 	t.Parallel()
 	b := setupAPI(t, func(o *vezahttp.ServerOpts) {
-		client, err := jobs.NewClient(o.DB.Primary(), jobs.ClientOpts{Logger: zerolog.Nop(), Middleware: []rivertype.Middleware{&failingInsert{}}})
+		inserter, err := jobs.NewInserter(o.DB.Primary(), jobs.ClientOpts{Logger: zerolog.Nop(), Middleware: []rivertype.Middleware{&failingInsert{}}})
 		if err != nil {
 			panic(err)
 		}
-		o.River = client
+		o.Inserter = inserter
 	})
 	body := paymentEvent("evt_crash", "payment_succeeded", "veza_ord_x", 100)
 	r := b.deliver(t, body, hyperswitch.Sign(webhookSecret, body))

@@ -1,12 +1,13 @@
-// Package jobs holds every River job of the service (an XxxArgs with Kind and
-// InsertOpts, plus an XxxWorker), the periodic schedule, and the constructor
-// of the River client with the queue settings from config.
+// Package jobs holds the River workers of the service (one XxxWorker per
+// jobargs.XxxArgs), the periodic schedule, and the constructors of the River
+// clients with the queue settings from config. Workers are thin: they own
+// their transactions, call providers outside them and leave every money
+// state change to package settle.
 package jobs
 
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -16,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/veza/backend/config"
+	"github.com/veza/backend/jobargs"
 )
 
 // Client is the River client type used everywhere in the service.
@@ -46,7 +48,7 @@ func NewClient(pool *pgxpool.Pool, opts ClientOpts) (*Client, error) {
 		cfg.Workers = opts.Workers
 		cfg.PeriodicJobs = opts.PeriodicJobs
 		cfg.Queues = map[string]river.QueueConfig{}
-		for _, q := range config.Queues {
+		for _, q := range jobargs.Queues {
 			cfg.Queues[q] = river.QueueConfig{MaxWorkers: opts.River.Workers[q]}
 		}
 		cfg.FetchCooldown = opts.River.FetchCooldown
@@ -55,6 +57,19 @@ func NewClient(pool *pgxpool.Pool, opts ClientOpts) (*Client, error) {
 		cfg.RescueStuckJobsAfter = opts.River.RescueStuckJobsAfter
 	}
 	return river.NewClient(riverpgxv5.New(pool), cfg)
+}
+
+// NewInserter builds an insert-only River client: what workers, handlers
+// and commands pass to settle as its Inserter. Workers get it at
+// construction, before the working client exists, instead of pulling a
+// client out of their context. Its insert notifications are paced like the
+// working client's fetches.
+func NewInserter(pool *pgxpool.Pool, opts ClientOpts) (*Client, error) {
+	return river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Logger:        SlogLogger(opts.Logger),
+		Middleware:    opts.Middleware,
+		FetchCooldown: opts.River.FetchCooldown,
+	})
 }
 
 // SlogLogger bridges zerolog to the *slog.Logger River and River UI take, so
@@ -86,17 +101,4 @@ func (h *errorHandler) event(job *rivertype.JobRow) *zerolog.Event {
 	}
 	return ev.Int64("job_id", job.ID).Str("job_kind", job.Kind).Str("queue", job.Queue).
 		Int("attempt", job.Attempt).Int("max_attempts", job.MaxAttempts)
-}
-
-// Backoff returns base·2^retry capped at max (retry 0 is the first retry).
-// Email, payout and reversal retries use it.
-func Backoff(base, max time.Duration, retry int) time.Duration {
-	d := base
-	for i := 0; i < retry; i++ {
-		if d >= max/2 {
-			return max
-		}
-		d *= 2
-	}
-	return min(d, max)
 }

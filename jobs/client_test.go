@@ -115,12 +115,3 @@ func TestTransactionalEnqueue(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT worked FROM test_notes WHERE id = $1`, noteID).Scan(&worked))
 	require.True(t, worked)
 }
-
-func TestBackoff(t *testing.T) {
-	t.Parallel()
-	require.Equal(t, time.Second, jobs.Backoff(time.Second, 10*time.Second, 0))
-	require.Equal(t, 2*time.Second, jobs.Backoff(time.Second, 10*time.Second, 1))
-	require.Equal(t, 8*time.Second, jobs.Backoff(time.Second, 10*time.Second, 3))
-	require.Equal(t, 10*time.Second, jobs.Backoff(time.Second, 10*time.Second, 4), "capped, not 16s")
-	require.Equal(t, 10*time.Second, jobs.Backoff(time.Second, 10*time.Second, 200), "no overflow")
-}

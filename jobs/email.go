@@ -13,36 +13,14 @@ import (
 
 	"github.com/veza/backend"
 	"github.com/veza/backend/auth"
-	"github.com/veza/backend/config"
+	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/mail"
 	"github.com/veza/backend/store"
 )
 
-// EmailArgs asks for one email. Args are visible to operators in River UI, so
-// they carry ids only: never a token, a password or a hash. For link-bearing
-// mails TokenID names an email_tokens row; the worker mints the secret when
-// it sends and stores only its hash.
-type EmailArgs struct {
-	Template string     `json:"template"`
-	UserID   uuid.UUID  `json:"user_id"`
-	TokenID  *uuid.UUID `json:"token_id,omitempty"`
-	OrderID  *uuid.UUID `json:"order_id,omitempty"`
-	RefundID *uuid.UUID `json:"refund_id,omitempty"`
-}
-
-func (EmailArgs) Kind() string { return "email" }
-
-// EmailMaxAttempts spans about a day with EmailWorker's backoff: an SMTP
-// outage shorter than that loses no mail.
-const EmailMaxAttempts = 12
-
-func (EmailArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: config.QueueEmail, MaxAttempts: EmailMaxAttempts}
-}
-
 // EmailWorker renders and sends EmailArgs.
 type EmailWorker struct {
-	river.WorkerDefaults[EmailArgs]
+	river.WorkerDefaults[jobargs.EmailArgs]
 	DB            *store.DB
 	Sender        mail.Sender
 	PublicBaseURL string
@@ -52,17 +30,17 @@ type EmailWorker struct {
 	RetryBase time.Duration
 }
 
-func (w *EmailWorker) NextRetry(job *river.Job[EmailArgs]) time.Time {
+func (w *EmailWorker) NextRetry(job *river.Job[jobargs.EmailArgs]) time.Time {
 	base := w.RetryBase
 	if base == 0 {
 		base = 10 * time.Second
 	}
-	return time.Now().Add(Backoff(base, time.Hour, job.Attempt-1))
+	return jobargs.Retry{Base: base, Max: time.Hour}.NextRetry(job.Attempt)
 }
 
-func (w *EmailWorker) Timeout(*river.Job[EmailArgs]) time.Duration { return 45 * time.Second }
+func (w *EmailWorker) Timeout(*river.Job[jobargs.EmailArgs]) time.Duration { return 45 * time.Second }
 
-func (w *EmailWorker) Work(ctx context.Context, job *river.Job[EmailArgs]) error {
+func (w *EmailWorker) Work(ctx context.Context, job *river.Job[jobargs.EmailArgs]) error {
 	args := job.Args
 	var user *store.User
 	var order *store.Order

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/mail"
 	"github.com/veza/backend/mail/mailtest"
@@ -63,7 +64,7 @@ func (b *emailBundle) enqueueVerify(t *testing.T, email string) (userID, tokenID
 		if err != nil {
 			return err
 		}
-		_, err = b.client.InsertTx(ctx, tx, jobs.EmailArgs{Template: mail.TemplateVerifyEmail, UserID: u.ID, TokenID: &tokenID}, nil)
+		_, err = b.client.InsertTx(ctx, tx, jobargs.EmailArgs{Template: mail.TemplateVerifyEmail, UserID: u.ID, TokenID: &tokenID}, nil)
 		return err
 	}))
 	return userID, tokenID
@@ -190,7 +191,7 @@ func TestEmailNeverMintsATokenOfAnotherPurpose(t *testing.T) {
 		if tokenID, err = store.CreateEmailToken(ctx, tx, u.ID, store.PurposePasswordReset, time.Hour); err != nil {
 			return err
 		}
-		_, err = b.client.InsertTx(ctx, tx, jobs.EmailArgs{Template: mail.TemplateVerifyEmail, UserID: u.ID, TokenID: &tokenID}, nil)
+		_, err = b.client.InsertTx(ctx, tx, jobargs.EmailArgs{Template: mail.TemplateVerifyEmail, UserID: u.ID, TokenID: &tokenID}, nil)
 		return err
 	}))
 	b.startUntilCompleted(t)
@@ -215,7 +216,7 @@ func TestReceiptEmailReadsBuyerAndOrder(t *testing.T) {
 	sender := &recordingSender{}
 	w := &jobs.EmailWorker{DB: b.db, Sender: sender, Logger: zerolog.Nop()}
 	receipt := func(userID, orderID uuid.UUID) error {
-		return w.Work(ctx, job(jobs.EmailArgs{Template: mail.TemplatePurchaseReceipt, UserID: userID, OrderID: &orderID}, 1, jobs.EmailMaxAttempts))
+		return w.Work(ctx, job(jobargs.EmailArgs{Template: mail.TemplatePurchaseReceipt, UserID: userID, OrderID: &orderID}, 1, jobargs.EmailMaxAttempts))
 	}
 
 	require.NoError(t, receipt(b.order.BuyerID, b.order.ID))

@@ -25,6 +25,11 @@ func serviceClient(t *testing.T, d jobs.Deps) *jobs.Client {
 	if d.Mail == nil {
 		d.Mail = mail.NewSender(mail.Config{}, zerolog.Nop(), false)
 	}
+	if d.Inserter == nil {
+		inserter, err := jobs.NewInserter(d.DB.Primary(), jobs.ClientOpts{River: d.Config.River, Logger: d.Logger})
+		require.NoError(t, err)
+		d.Inserter = inserter
+	}
 	client, err := jobs.NewClient(d.DB.Primary(), jobs.ClientOpts{River: d.Config.River, Logger: d.Logger, Workers: jobs.NewWorkers(d)})
 	require.NoError(t, err)
 	return client

@@ -12,8 +12,9 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/veza/backend"
+	veza "github.com/veza/backend"
 	"github.com/veza/backend/config"
+	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/store"
 	"github.com/veza/backend/store/dbtest"
@@ -38,8 +39,8 @@ func countRows(t *testing.T, db *store.DB, table string) int {
 	return n
 }
 
-func cleanupJob() *river.Job[jobs.WebhookLogCleanupArgs] {
-	return job(jobs.WebhookLogCleanupArgs{}, 1, 5)
+func cleanupJob() *river.Job[jobargs.WebhookLogCleanupArgs] {
+	return job(jobargs.WebhookLogCleanupArgs{}, 1, 5)
 }
 
 func TestCleanupDeletesOnlyExpiredRows(t *testing.T) {
@@ -104,14 +105,14 @@ func TestSafetyNetReenqueuesRowsWithoutJobs(t *testing.T) {
 	client, err := jobs.NewClient(b.db.Primary(), jobs.ClientOpts{Logger: zerolog.Nop(), River: cfg.River})
 	require.NoError(t, err)
 	// withJob already has its payout job queued.
-	_, err = client.Insert(ctx, jobs.PayoutArgs{TransferID: withJob.ID}, nil)
+	_, err = client.Insert(ctx, jobargs.PayoutArgs{TransferID: withJob.ID}, nil)
 	require.NoError(t, err)
 
-	worker := &jobs.SafetyNetWorker{DB: b.db, Payouts: b.payouts, Reversals: b.reversals, Grace: 10 * time.Minute, Limit: 100, Logger: zerolog.Nop()}
+	worker := &jobs.SafetyNetWorker{DB: b.db, Inserter: b.inserter, Jobs: b.settle.Jobs, Grace: 10 * time.Minute, Limit: 100, Logger: zerolog.Nop()}
 	tw := rivertest.NewWorker(t, riverpgxv5.New(b.db.Primary()), &river.Config{}, worker)
 	for run := 0; run < 2; run++ { // the second run adds nothing: every row has a live job
 		require.NoError(t, b.db.InTx(ctx, func(tx pgx.Tx) error {
-			res, err := tw.Work(ctx, t, tx, jobs.SafetyNetArgs{}, nil)
+			res, err := tw.Work(ctx, t, tx, jobargs.SafetyNetArgs{}, nil)
 			if err != nil {
 				return err
 			}
@@ -121,9 +122,9 @@ func TestSafetyNetReenqueuesRowsWithoutJobs(t *testing.T) {
 	}
 	require.NoError(t, b.db.InTx(ctx, func(tx pgx.Tx) error {
 		rivertest.RequireManyInsertedTx[*riverpgxv5.Driver](ctx, t, tx, []rivertest.ExpectedJob{
-			{Args: &jobs.PayoutArgs{TransferID: withJob.ID}},
-			{Args: &jobs.PayoutArgs{TransferID: orphanPayout.ID}},
-			{Args: &jobs.ReversalArgs{TransferID: reversal.ID}},
+			{Args: &jobargs.PayoutArgs{TransferID: withJob.ID}},
+			{Args: &jobargs.PayoutArgs{TransferID: orphanPayout.ID}, Opts: &rivertest.RequireInsertedOpts{MaxAttempts: b.settle.Jobs.Payout.MaxAttempts}},
+			{Args: &jobargs.ReversalArgs{TransferID: reversal.ID}, Opts: &rivertest.RequireInsertedOpts{MaxAttempts: b.settle.Jobs.Reversal.MaxAttempts}},
 		})
 		return nil
 	}))

@@ -12,77 +12,59 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/veza/backend"
-	"github.com/veza/backend/config"
+	veza "github.com/veza/backend"
+	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/jobs"
+	"github.com/veza/backend/settle"
 	"github.com/veza/backend/store"
 	"github.com/veza/backend/store/dbtest"
+	"github.com/veza/backend/store/storetest"
 	"github.com/veza/backend/stripeconnect/stripetest"
 )
 
 type payBundle struct {
-	db        *store.DB
-	stripe    *stripetest.Server
-	reversals *jobs.Reversals
-	payouts   *jobs.Payouts
-	order     *store.Order
-	sellers   []*store.User
+	db       *store.DB
+	stripe   *stripetest.Server
+	inserter *jobs.Client
+	settle   *settle.Settler
+	order    *storetest.Order
 }
 
 // setupPay makes a completed order with one item per seller price, sellers
-// with Stripe accounts, and the payout/reversal machinery on a fake Stripe.
+// with Stripe accounts, and the payout and reversal workers on a fake Stripe.
 func setupPay(t *testing.T, prices ...int64) *payBundle {
 	t.Helper()
-	ctx := context.Background()
-	db := store.New(dbtest.Pool(t), nil)
-	fake := stripetest.Start(t)
-	b := &payBundle{db: db, stripe: fake}
-	b.reversals = &jobs.Reversals{DB: db, Stripe: fake.Client(), Enabled: true, Logger: zerolog.Nop(),
-		Retry: config.BackoffConfig{MaxAttempts: 5, BackoffBase: time.Second, BackoffMax: 10 * time.Second}}
-	b.payouts = &jobs.Payouts{DB: db, Stripe: fake.Client(), FeeBPS: 1000, Reversals: b.reversals,
-		Retry: config.BackoffConfig{MaxAttempts: 3, BackoffBase: time.Second, BackoffMax: time.Minute}}
-	require.NoError(t, db.InTx(ctx, func(tx pgx.Tx) error {
-		buyer, err := store.CreateUser(ctx, tx, uuid.NewString()+"@example.test", "h", store.RoleUser)
-		if err != nil {
-			return err
-		}
-		var tracks []store.Track
-		for _, price := range prices {
-			seller, err := store.CreateUser(ctx, tx, uuid.NewString()+"@example.test", "h", store.RoleUser)
-			if err != nil {
-				return err
-			}
-			if seller, err = store.SetPayoutAccount(ctx, tx, seller.ID, "acct_"+uuid.NewString()[:8]); err != nil {
-				return err
-			}
-			b.sellers = append(b.sellers, seller)
-			tr, err := store.CreateTrack(ctx, tx, store.CreateTrackParams{OwnerID: seller.ID, Title: "T", PriceCents: price, Currency: "EUR"})
-			if err != nil {
-				return err
-			}
-			tracks = append(tracks, *tr)
-		}
-		if b.order, err = store.CreateOrder(ctx, tx, buyer.ID, tracks); err != nil {
-			return err
-		}
-		return store.TransitionOrder(ctx, tx, b.order.ID, veza.OrderPending, veza.OrderCompleted)
+	pool := dbtest.Pool(t)
+	b := &payBundle{db: store.New(pool, nil), stripe: stripetest.Start(t)}
+	var err error
+	b.inserter, err = jobs.NewInserter(pool, jobs.ClientOpts{Logger: zerolog.Nop()})
+	require.NoError(t, err)
+	b.settle = &settle.Settler{FeeBPS: storetest.FeeBPS, Logger: zerolog.Nop(), Jobs: jobargs.Policy{
+		Payout:   jobargs.Retry{MaxAttempts: 3, Base: time.Second, Max: time.Minute},
+		Reversal: jobargs.Retry{MaxAttempts: 6, Base: time.Second, Max: 10 * time.Second},
+	}}
+	require.NoError(t, b.db.InTx(context.Background(), func(tx pgx.Tx) error {
+		b.order = storetest.CompletedOrder(t, tx, prices...)
+		return nil
 	}))
 	return b
+}
+
+func (b *payBundle) payouts() *jobs.PayoutWorker {
+	return &jobs.PayoutWorker{DB: b.db, Stripe: b.stripe.Client(), Settle: b.settle, Inserter: b.inserter}
+}
+
+func (b *payBundle) reversals() *jobs.ReversalWorker {
+	return &jobs.ReversalWorker{DB: b.db, Stripe: b.stripe.Client(), Settle: b.settle, Enabled: true, Logger: zerolog.Nop()}
 }
 
 // transfer inserts a pending transfer for seller i.
 func (b *payBundle) transfer(t *testing.T, i int) *store.Transfer {
 	t.Helper()
-	ctx := context.Background()
 	var tr *store.Transfer
-	require.NoError(t, b.db.InTx(ctx, func(tx pgx.Tx) error {
-		share := veza.SplitShare(b.order.Items[i].Amount, 1000)
-		var err error
-		created, err := store.InsertTransfers(ctx, tx, b.order.ID, "EUR", []store.NewTransfer{{SellerID: b.sellers[i].ID, Amount: share.Net, Fee: share.Fee}})
-		if err == nil {
-			tr = &created[0]
-		}
-		return err
+	require.NoError(t, b.db.InTx(context.Background(), func(tx pgx.Tx) error {
+		tr = b.order.Transfer(t, tx, i, veza.TransferPending)
+		return nil
 	}))
 	return tr
 }
@@ -108,12 +90,12 @@ func TestPayoutPaysOnceEvenWhenRunTwice(t *testing.T) {
 	t.Parallel()
 	b := setupPay(t, 999)
 	tr := b.transfer(t, 0)
-	w := &jobs.PayoutWorker{Payouts: b.payouts}
+	w := b.payouts()
 	ctx := context.Background()
 
 	// Stripe down for the first attempt: the row mirrors the retry.
 	b.stripe.FailNext(1, 503)
-	err := w.Work(ctx, job(jobs.PayoutArgs{TransferID: tr.ID}, 1, 3))
+	err := w.Work(ctx, job(jobargs.PayoutArgs{TransferID: tr.ID}, 1, 3))
 	require.Error(t, err)
 	got := b.get(t, tr.ID)
 	require.Equal(t, veza.TransferPending, got.Status)
@@ -122,21 +104,21 @@ func TestPayoutPaysOnceEvenWhenRunTwice(t *testing.T) {
 	require.Contains(t, *got.ErrorMessage, "stripe 503")
 
 	// Back up: completed with the Stripe id; the fake saw one transfer.
-	require.NoError(t, w.Work(ctx, job(jobs.PayoutArgs{TransferID: tr.ID}, 2, 3)))
+	require.NoError(t, w.Work(ctx, job(jobargs.PayoutArgs{TransferID: tr.ID}, 2, 3)))
 	got = b.get(t, tr.ID)
 	require.Equal(t, veza.TransferCompleted, got.Status)
 	require.NotNil(t, got.StripeTransferID)
 	require.Nil(t, got.ErrorMessage)
 
 	// The job runs again (a rescued duplicate): nothing more is paid.
-	require.NoError(t, w.Work(ctx, job(jobs.PayoutArgs{TransferID: tr.ID}, 1, 3)))
+	require.NoError(t, w.Work(ctx, job(jobargs.PayoutArgs{TransferID: tr.ID}, 1, 3)))
 	transfers := b.stripe.Transfers()
 	require.Len(t, transfers, 1)
 	require.EqualValues(t, 900, transfers[0].Amount)
 	require.Equal(t, *got.StripeTransferID, transfers[0].ID)
 	require.Equal(t, b.order.ID.String(), transfers[0].TransferGroup)
 	require.Equal(t, tr.ID.String(), transfers[0].IdempotencyKey)
-	require.Equal(t, *b.sellers[0].StripeAccountID, transfers[0].Destination)
+	require.Equal(t, *b.order.Sellers[0].StripeAccountID, transfers[0].Destination)
 	require.Zero(t, b.stripe.MissingKeys())
 }
 
@@ -149,7 +131,7 @@ func TestPayoutRetriedAfterLostAnswerIsNotPaidTwice(t *testing.T) {
 	// the retry reuses the idempotency key and gets the same transfer.
 	id, err := b.stripe.Client().CreateTransfer(ctx, stripeTransferParams(b, tr))
 	require.NoError(t, err)
-	require.NoError(t, (&jobs.PayoutWorker{Payouts: b.payouts}).Work(ctx, job(jobs.PayoutArgs{TransferID: tr.ID}, 2, 3)))
+	require.NoError(t, b.payouts().Work(ctx, job(jobargs.PayoutArgs{TransferID: tr.ID}, 2, 3)))
 	require.Equal(t, id, *b.get(t, tr.ID).StripeTransferID)
 	require.Len(t, b.stripe.Transfers(), 1)
 }
@@ -159,7 +141,7 @@ func TestPayoutExhaustedWaitsInFailed(t *testing.T) {
 	b := setupPay(t, 500)
 	tr := b.transfer(t, 0)
 	b.stripe.FailNext(1, 500)
-	err := (&jobs.PayoutWorker{Payouts: b.payouts}).Work(context.Background(), job(jobs.PayoutArgs{TransferID: tr.ID}, 3, 3))
+	err := b.payouts().Work(context.Background(), job(jobargs.PayoutArgs{TransferID: tr.ID}, 3, 3))
 	require.Error(t, err)
 	got := b.get(t, tr.ID)
 	require.Equal(t, veza.TransferFailed, got.Status)
@@ -170,9 +152,9 @@ func TestPayoutWithoutStripeAccountFailsClearly(t *testing.T) {
 	t.Parallel()
 	b := setupPay(t, 500)
 	tr := b.transfer(t, 0)
-	_, err := b.db.Primary().Exec(context.Background(), `UPDATE users SET stripe_account_id = NULL WHERE id = $1`, b.sellers[0].ID)
+	_, err := b.db.Primary().Exec(context.Background(), `UPDATE users SET stripe_account_id = NULL WHERE id = $1`, b.order.Sellers[0].ID)
 	require.NoError(t, err)
-	require.NoError(t, (&jobs.PayoutWorker{Payouts: b.payouts}).Work(context.Background(), job(jobs.PayoutArgs{TransferID: tr.ID}, 1, 3)),
+	require.NoError(t, b.payouts().Work(context.Background(), job(jobargs.PayoutArgs{TransferID: tr.ID}, 1, 3)),
 		"no retry loop: the row waits for a human")
 	got := b.get(t, tr.ID)
 	require.Equal(t, veza.TransferFailed, got.Status)
@@ -184,16 +166,16 @@ func TestPayoutNeverPaysARefundedOrder(t *testing.T) {
 	t.Parallel()
 	b := setupPay(t, 500)
 	tr := b.transfer(t, 0)
-	w := &jobs.PayoutWorker{Payouts: b.payouts}
+	w := b.payouts()
 	ctx := context.Background()
 
 	b.moveOrder(t, veza.OrderCompleted, veza.OrderRefundPending)
-	err := w.Work(ctx, job(jobs.PayoutArgs{TransferID: tr.ID}, 1, 3))
+	err := w.Work(ctx, job(jobargs.PayoutArgs{TransferID: tr.ID}, 1, 3))
 	var snooze *river.JobSnoozeError
 	require.ErrorAs(t, err, &snooze, "waits for the refund's outcome")
 
 	b.moveOrder(t, veza.OrderRefundPending, veza.OrderRefunded)
-	require.NoError(t, w.Work(ctx, job(jobs.PayoutArgs{TransferID: tr.ID}, 1, 3)))
+	require.NoError(t, w.Work(ctx, job(jobargs.PayoutArgs{TransferID: tr.ID}, 1, 3)))
 	got := b.get(t, tr.ID)
 	require.Equal(t, veza.TransferPermanentlyFailed, got.Status)
 	require.Contains(t, *got.ErrorMessage, "refunded before payout")
@@ -209,13 +191,14 @@ func TestRefundDuringPayoutIsReversed(t *testing.T) {
 	b := setupPay(t, 800)
 	tr := b.transfer(t, 0)
 	workers := river.NewWorkers()
-	river.AddWorker(workers, &jobs.PayoutWorker{Payouts: b.payouts})
-	river.AddWorker(workers, &jobs.ReversalWorker{Reversals: b.reversals})
+	river.AddWorker(workers, b.payouts())
+	river.AddWorker(workers, b.reversals())
 	client, err := jobs.NewClient(b.db.Primary(), jobs.ClientOpts{River: riverConfig(), Logger: zerolog.Nop(), Workers: workers})
 	require.NoError(t, err)
 
 	b.stripe.SetLatency(700 * time.Millisecond)
-	_, err = client.Insert(ctx, jobs.PayoutArgs{TransferID: tr.ID}, b.payouts.InsertOpts())
+	job := b.settle.Jobs.PayoutJob(tr.ID)
+	_, err = client.Insert(ctx, job.Args, job.InsertOpts)
 	require.NoError(t, err)
 	require.NoError(t, client.Start(ctx))
 	t.Cleanup(func() { _ = client.Stop(context.Background()) })

@@ -6,6 +6,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/veza/backend/config"
+	"github.com/veza/backend/jobargs"
 )
 
 // DailyAt is a wall-clock schedule: every day at hour:minute UTC. River keeps
@@ -39,19 +40,27 @@ func oncePerPeriod(period time.Duration) *river.InsertOpts {
 func PeriodicJobs(cfg *config.Config) []*river.PeriodicJob {
 	jobs := []*river.PeriodicJob{
 		river.NewPeriodicJob(DailyAt{Hour: 3, Minute: 17},
-			func() (river.JobArgs, *river.InsertOpts) { return WebhookLogCleanupArgs{}, oncePerPeriod(time.Hour) },
+			func() (river.JobArgs, *river.InsertOpts) {
+				return jobargs.WebhookLogCleanupArgs{}, oncePerPeriod(time.Hour)
+			},
 			&river.PeriodicJobOpts{ID: "webhook_log_cleanup"}),
 		river.NewPeriodicJob(DailyAt{Hour: 4, Minute: 7},
-			func() (river.JobArgs, *river.InsertOpts) { return OrphanCleanupArgs{}, oncePerPeriod(time.Hour) },
+			func() (river.JobArgs, *river.InsertOpts) {
+				return jobargs.OrphanCleanupArgs{}, oncePerPeriod(time.Hour)
+			},
 			&river.PeriodicJobOpts{ID: "storage_orphan_cleanup"}),
 		river.NewPeriodicJob(river.PeriodicInterval(SafetyNetInterval),
-			func() (river.JobArgs, *river.InsertOpts) { return SafetyNetArgs{}, oncePerPeriod(SafetyNetInterval) },
+			func() (river.JobArgs, *river.InsertOpts) {
+				return jobargs.SafetyNetArgs{}, oncePerPeriod(SafetyNetInterval)
+			},
 			&river.PeriodicJobOpts{ID: "safety_net_sweep", RunOnStart: true}),
 	}
 	if ReconcileEnabled(cfg) {
 		interval := cfg.Reconcile.Interval
 		jobs = append(jobs, river.NewPeriodicJob(river.PeriodicInterval(interval),
-			func() (river.JobArgs, *river.InsertOpts) { return ReconcileSweepArgs{}, oncePerPeriod(interval) },
+			func() (river.JobArgs, *river.InsertOpts) {
+				return jobargs.ReconcileSweepArgs{}, oncePerPeriod(interval)
+			},
 			&river.PeriodicJobOpts{ID: "reconcile_sweep", RunOnStart: true}))
 	}
 	return jobs

@@ -14,6 +14,9 @@ import (
 	"github.com/veza/backend"
 	"github.com/veza/backend/config"
 	"github.com/veza/backend/hyperswitch"
+	"github.com/veza/backend/ingest"
+	"github.com/veza/backend/jobargs"
+	"github.com/veza/backend/settle"
 	"github.com/veza/backend/store"
 )
 
@@ -24,41 +27,12 @@ import (
 // from Hyperswitch and fed to the same dispatcher as webhooks (a
 // process-event job); its terminal-state guards make replays harmless.
 
-// ReconcileSweepArgs runs one sweep.
-type ReconcileSweepArgs struct{}
-
-func (ReconcileSweepArgs) Kind() string { return "reconcile_sweep" }
-
-func (ReconcileSweepArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: config.QueueMaintenance, MaxAttempts: 3}
-}
-
-// ReconcileOrderArgs reconciles one pending order.
-type ReconcileOrderArgs struct {
-	OrderID uuid.UUID `json:"order_id" river:"unique"`
-}
-
-func (ReconcileOrderArgs) Kind() string { return "reconcile_order" }
-
-func (ReconcileOrderArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: config.QueueMaintenance, MaxAttempts: 3, UniqueOpts: oneLiveJob}
-}
-
-// ReconcileRefundArgs reconciles one pending refund (stuck or orphan).
-type ReconcileRefundArgs struct {
-	RefundID uuid.UUID `json:"refund_id" river:"unique"`
-}
-
-func (ReconcileRefundArgs) Kind() string { return "reconcile_refund" }
-
-func (ReconcileRefundArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: config.QueueMaintenance, MaxAttempts: 3, UniqueOpts: oneLiveJob}
-}
-
 // Reconciler holds the sweep's settings (RECONCILE_*).
 type Reconciler struct {
 	DB          *store.DB
 	Hyperswitch *hyperswitch.Client // nil when disabled: per-row jobs are cancelled
+	Settle      *settle.Settler
+	Inserter    settle.Inserter
 	Settings    config.ReconcileConfig
 	Logger      zerolog.Logger
 }
@@ -66,11 +40,11 @@ type Reconciler struct {
 // ReconcileSweepWorker finds up to BatchLimit rows of each class and
 // enqueues their jobs.
 type ReconcileSweepWorker struct {
-	river.WorkerDefaults[ReconcileSweepArgs]
+	river.WorkerDefaults[jobargs.ReconcileSweepArgs]
 	*Reconciler
 }
 
-func (w *ReconcileSweepWorker) Work(ctx context.Context, job *river.Job[ReconcileSweepArgs]) error {
+func (w *ReconcileSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.ReconcileSweepArgs]) error {
 	pool := w.DB.Primary()
 	s := w.Settings
 	orders, err := store.StuckOrders(ctx, pool, s.OrderStuckAfter, s.BatchLimit)
@@ -87,13 +61,17 @@ func (w *ReconcileSweepWorker) Work(ctx context.Context, job *river.Job[Reconcil
 	}
 	params := make([]river.InsertManyParams, 0, len(orders)+len(stuck)+len(orphans))
 	for _, id := range orders {
-		params = append(params, river.InsertManyParams{Args: ReconcileOrderArgs{OrderID: id}})
+		params = append(params, river.InsertManyParams{Args: jobargs.ReconcileOrderArgs{OrderID: id}})
 	}
 	for _, id := range append(stuck, orphans...) {
-		params = append(params, river.InsertManyParams{Args: ReconcileRefundArgs{RefundID: id}})
+		params = append(params, river.InsertManyParams{Args: jobargs.ReconcileRefundArgs{RefundID: id}})
 	}
 	if len(params) > 0 {
-		if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertMany(ctx, params); err != nil {
+		err := w.DB.InTx(ctx, func(tx pgx.Tx) error {
+			_, err := w.Inserter.InsertManyTx(ctx, tx, params)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("error enqueueing reconcile jobs: %w", err)
 		}
 	}
@@ -113,11 +91,11 @@ var paymentEvents = map[string]string{
 // ReconcileOrderWorker reads a stuck order's payment and feeds its status to
 // the dispatcher as a synthetic event.
 type ReconcileOrderWorker struct {
-	river.WorkerDefaults[ReconcileOrderArgs]
+	river.WorkerDefaults[jobargs.ReconcileOrderArgs]
 	*Reconciler
 }
 
-func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[ReconcileOrderArgs]) error {
+func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.ReconcileOrderArgs]) error {
 	if w.Hyperswitch == nil {
 		return river.JobCancel(errors.New("hyperswitch is not enabled: nothing to reconcile against"))
 	}
@@ -149,13 +127,13 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[Reconcil
 		log.Info().Str("psp_status", payment.Status).Msg("reconcile: payment still not final")
 		return nil
 	}
-	args := ProcessEventArgs{
+	args := jobargs.ProcessEventArgs{
 		EventID:   "reconcile:" + order.PaymentID + ":" + payment.Status,
 		EventType: eventType,
 		Object: hyperswitch.EventObject{PaymentID: payment.PaymentID, Status: payment.Status, Amount: payment.Amount,
 			Currency: payment.Currency, ErrorMessage: payment.ErrorMessage},
 	}
-	if _, err := EnqueueSyntheticEvent(ctx, w.DB, river.ClientFromContext[pgx.Tx](ctx), args); err != nil {
+	if err := w.enqueueEvent(ctx, args); err != nil {
 		return err
 	}
 	log.Info().Str("status_synced", payment.Status).Str("event_type", eventType).Msg("reconcile: order synced from the PSP")
@@ -170,11 +148,11 @@ var refundEvents = map[string]string{
 // ReconcileRefundWorker syncs a stuck refund from the PSP, or fails an
 // orphan (a refund that never reached the PSP).
 type ReconcileRefundWorker struct {
-	river.WorkerDefaults[ReconcileRefundArgs]
+	river.WorkerDefaults[jobargs.ReconcileRefundArgs]
 	*Reconciler
 }
 
-func (w *ReconcileRefundWorker) Work(ctx context.Context, job *river.Job[ReconcileRefundArgs]) error {
+func (w *ReconcileRefundWorker) Work(ctx context.Context, job *river.Job[jobargs.ReconcileRefundArgs]) error {
 	pool := w.DB.Primary()
 	refund, err := store.GetRefund(ctx, pool, job.Args.RefundID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -209,13 +187,13 @@ func (w *ReconcileRefundWorker) Work(ctx context.Context, job *river.Job[Reconci
 		log.Info().Str("psp_status", psp.Status).Msg("reconcile: refund still not final")
 		return nil
 	}
-	args := ProcessEventArgs{
+	args := jobargs.ProcessEventArgs{
 		EventID:   "reconcile:" + psp.RefundID + ":" + psp.Status,
 		EventType: eventType,
 		Object: hyperswitch.EventObject{RefundID: psp.RefundID, PaymentID: psp.PaymentID, Status: psp.Status,
 			Amount: psp.Amount, Currency: psp.Currency, ErrorMessage: psp.ErrorMessage},
 	}
-	if _, err := EnqueueSyntheticEvent(ctx, w.DB, river.ClientFromContext[pgx.Tx](ctx), args); err != nil {
+	if err := w.enqueueEvent(ctx, args); err != nil {
 		return err
 	}
 	log.Info().Str("status_synced", psp.Status).Str("event_type", eventType).Msg("reconcile: refund synced from the PSP")
@@ -230,7 +208,7 @@ func (w *ReconcileRefundWorker) orphan(ctx context.Context, refund *store.Refund
 		log.Info().Msg("reconcile: refund not yet submitted, too recent to call an orphan")
 		return nil
 	}
-	live, err := store.HasLiveJob(ctx, w.DB.Primary(), SubmitRefundArgs{}.Kind(), "refund_id", refund.ID)
+	live, err := store.HasLiveJob(ctx, w.DB.Primary(), jobargs.SubmitRefundArgs{}.Kind(), "refund_id", refund.ID)
 	if err != nil {
 		return err
 	}
@@ -239,7 +217,7 @@ func (w *ReconcileRefundWorker) orphan(ctx context.Context, refund *store.Refund
 		return nil
 	}
 	msg := "orphan: the refund never reached the payment provider; the order is completed again"
-	err = w.DB.InTx(ctx, func(tx pgx.Tx) error { return failRefund(ctx, tx, refund.ID, refund.OrderID, &msg) })
+	err = w.DB.InTx(ctx, func(tx pgx.Tx) error { return w.Settle.FailRefund(ctx, tx, refund.ID, refund.OrderID, msg) })
 	if errors.Is(err, veza.ErrStaleState) {
 		return nil // settled meanwhile
 	}
@@ -263,31 +241,43 @@ var ErrReconcileTargetNotFound = errors.New("no such order or refund")
 // EnqueueReconcile enqueues the jobs of an on-demand reconcile and returns
 // their ids; it never does the work itself (CLI and admin endpoint share it).
 // A row job already queued is returned, not doubled.
-func EnqueueReconcile(ctx context.Context, client *Client, db *store.DB, req ReconcileRequest) ([]int64, error) {
-	var args river.JobArgs = ReconcileSweepArgs{}
-	switch {
-	case req.OrderID != nil && req.RefundID != nil:
+func EnqueueReconcile(ctx context.Context, ins settle.Inserter, db *store.DB, req ReconcileRequest) ([]int64, error) {
+	if req.OrderID != nil && req.RefundID != nil {
 		return nil, errors.New("name an order or a refund, not both")
-	case req.OrderID != nil:
-		if _, err := store.GetOrder(ctx, db.Primary(), *req.OrderID); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return nil, fmt.Errorf("%w: order %s", ErrReconcileTargetNotFound, req.OrderID)
-			}
-			return nil, err
-		}
-		args = ReconcileOrderArgs{OrderID: *req.OrderID}
-	case req.RefundID != nil:
-		if _, err := store.GetRefund(ctx, db.Primary(), *req.RefundID); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return nil, fmt.Errorf("%w: refund %s", ErrReconcileTargetNotFound, req.RefundID)
-			}
-			return nil, err
-		}
-		args = ReconcileRefundArgs{RefundID: *req.RefundID}
 	}
-	res, err := client.Insert(ctx, args, nil)
-	if err != nil {
-		return nil, err
-	}
-	return []int64{res.Job.ID}, nil
+	var ids []int64
+	err := db.InTx(ctx, func(tx pgx.Tx) error {
+		var args river.JobArgs = jobargs.ReconcileSweepArgs{}
+		var err error
+		switch {
+		case req.OrderID != nil:
+			args = jobargs.ReconcileOrderArgs{OrderID: *req.OrderID}
+			if _, err = store.GetOrderSummary(ctx, tx, *req.OrderID); errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("%w: order %s", ErrReconcileTargetNotFound, req.OrderID)
+			}
+		case req.RefundID != nil:
+			args = jobargs.ReconcileRefundArgs{RefundID: *req.RefundID}
+			if _, err = store.GetRefund(ctx, tx, *req.RefundID); errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("%w: refund %s", ErrReconcileTargetNotFound, req.RefundID)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		res, err := ins.InsertTx(ctx, tx, args, nil)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, res.Job.ID)
+		return nil
+	})
+	return ids, err
+}
+
+// enqueueEvent feeds a synthetic event to the same path as a webhook's.
+func (r *Reconciler) enqueueEvent(ctx context.Context, args jobargs.ProcessEventArgs) error {
+	return r.DB.InTx(ctx, func(tx pgx.Tx) error {
+		_, err := ingest.EnqueueEvent(ctx, tx, r.Inserter, args)
+		return err
+	})
 }

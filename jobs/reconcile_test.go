@@ -10,11 +10,12 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/veza/backend"
+	veza "github.com/veza/backend"
 	"github.com/veza/backend/config"
 	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/hyperswitch/hyperswitchtest"
 	"github.com/veza/backend/internal/logtest"
+	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/store"
 	"github.com/veza/backend/store/dbtest"
@@ -203,7 +204,7 @@ func TestOrphanWithLiveSubmitJobIsLeftAlone(t *testing.T) {
 	b := setupReconcile(t, 50)
 	id, _ := b.refund(t, 10*time.Minute, "", nil)
 	// A submit job waiting out a PSP outage (scheduled in the future).
-	_, err := b.client.Insert(context.Background(), jobs.SubmitRefundArgs{RefundID: id}, &riverInsertLater)
+	_, err := b.client.Insert(context.Background(), jobargs.SubmitRefundArgs{RefundID: id}, &riverInsertLater)
 	require.NoError(t, err)
 	_, err = jobs.EnqueueReconcile(context.Background(), b.client, b.db, jobs.ReconcileRequest{RefundID: &id})
 	require.NoError(t, err)

@@ -5,39 +5,29 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
 	"github.com/veza/backend"
-	"github.com/veza/backend/config"
 	"github.com/veza/backend/hyperswitch"
+	"github.com/veza/backend/jobargs"
+	"github.com/veza/backend/settle"
 	"github.com/veza/backend/store"
 )
-
-// SubmitRefundArgs is phase 2 of a refund: create it at Hyperswitch.
-type SubmitRefundArgs struct {
-	RefundID uuid.UUID `json:"refund_id" river:"unique"`
-}
-
-func (SubmitRefundArgs) Kind() string { return "submit_refund" }
-
-func (SubmitRefundArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: config.QueuePayments, MaxAttempts: 12, UniqueOpts: oneLiveJob}
-}
 
 // SubmitRefundWorker creates the refund at Hyperswitch with refund_id
 // derived from our row, so a retried call cannot refund twice, and stores
 // the PSP id. The terminal state arrives by webhook.
 type SubmitRefundWorker struct {
-	river.WorkerDefaults[SubmitRefundArgs]
+	river.WorkerDefaults[jobargs.SubmitRefundArgs]
 	DB          *store.DB
 	Hyperswitch *hyperswitch.Client
+	Settle      *settle.Settler
 	Logger      zerolog.Logger
 }
 
-func (w *SubmitRefundWorker) Work(ctx context.Context, job *river.Job[SubmitRefundArgs]) error {
+func (w *SubmitRefundWorker) Work(ctx context.Context, job *river.Job[jobargs.SubmitRefundArgs]) error {
 	pool := w.DB.Primary()
 	r, err := store.GetRefund(ctx, pool, job.Args.RefundID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -52,7 +42,7 @@ func (w *SubmitRefundWorker) Work(ctx context.Context, job *river.Job[SubmitRefu
 	if w.Hyperswitch == nil {
 		return errors.New("hyperswitch is not enabled: cannot submit the refund")
 	}
-	order, err := store.GetOrder(ctx, pool, r.OrderID)
+	order, err := store.GetOrderSummary(ctx, pool, r.OrderID)
 	if err != nil {
 		return err
 	}
@@ -69,18 +59,8 @@ func (w *SubmitRefundWorker) Work(ctx context.Context, job *river.Job[SubmitRefu
 		}
 		// Hyperswitch refused for good: the refund failed, the order is
 		// completed again.
-		msg := err.Error()
 		w.Logger.Error().Err(err).Str("refund_id", r.ID.String()).Str("order_id", order.ID.String()).Msg("hyperswitch refused the refund")
-		return w.DB.InTx(ctx, func(tx pgx.Tx) error { return failRefund(ctx, tx, r.ID, r.OrderID, &msg) })
+		return w.DB.InTx(ctx, func(tx pgx.Tx) error { return w.Settle.FailRefund(ctx, tx, r.ID, r.OrderID, err.Error()) })
 	}
 	return store.SetRefundPSPID(ctx, pool, r.ID, psp.RefundID)
-}
-
-// failRefund marks a pending refund failed and rolls its order back to
-// completed, in the caller's transaction.
-func failRefund(ctx context.Context, tx pgx.Tx, refundID, orderID uuid.UUID, msg *string) error {
-	if err := store.TransitionRefund(ctx, tx, refundID, veza.RefundPending, veza.RefundFailed, msg); err != nil {
-		return err
-	}
-	return store.TransitionOrder(ctx, tx, orderID, veza.OrderRefundPending, veza.OrderCompleted)
 }

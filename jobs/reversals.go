@@ -12,60 +12,28 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/veza/backend"
-	"github.com/veza/backend/config"
+	"github.com/veza/backend/jobargs"
+	"github.com/veza/backend/settle"
 	"github.com/veza/backend/store"
 	"github.com/veza/backend/stripeconnect"
 )
 
-// ReversalArgs takes back a completed transfer whose order was refunded.
-type ReversalArgs struct {
-	TransferID uuid.UUID `json:"transfer_id" river:"unique"`
-}
-
-func (ReversalArgs) Kind() string { return "transfer_reversal" }
-
-// InsertOpts: inserted only with the completed → reversal_pending
-// transition (see PayoutArgs.InsertOpts); the safety net adds uniqueness.
-func (ReversalArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: config.QueuePayments}
-}
-
-// Reversals starts and performs transfer reversals (REVERSAL_* settings).
-type Reversals struct {
-	DB      *store.DB
-	Stripe  *stripeconnect.Client // nil when Stripe Connect is disabled
-	Enabled bool                  // REVERSAL_WORKER_ENABLED
-	// Retry.MaxAttempts is REVERSAL_MAX_RETRIES: retries after the first attempt.
-	Retry  config.BackoffConfig
-	Logger zerolog.Logger
-}
-
-// Start moves a completed transfer to reversal_pending and enqueues its
-// reversal job, in the caller's transaction.
-func (r *Reversals) Start(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
-	if err := store.TransitionTransfer(ctx, tx, id, veza.TransferCompleted, veza.TransferReversalPending, store.TransferUpdate{ResetRetries: true}); err != nil {
-		return err
-	}
-	_, err := river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, ReversalArgs{TransferID: id},
-		&river.InsertOpts{MaxAttempts: r.Retry.MaxAttempts + 1})
-	if err != nil {
-		return fmt.Errorf("error enqueueing reversal: %w", err)
-	}
-	return nil
-}
-
 // ReversalWorker reverses one transfer in full at Stripe (SPEC §4).
 type ReversalWorker struct {
-	river.WorkerDefaults[ReversalArgs]
-	*Reversals
+	river.WorkerDefaults[jobargs.ReversalArgs]
+	DB      *store.DB
+	Stripe  *stripeconnect.Client // nil when Stripe Connect is disabled
+	Settle  *settle.Settler
+	Enabled bool // REVERSAL_WORKER_ENABLED
+	Logger  zerolog.Logger
 }
 
 // NextRetry is base·2^retry capped at max; the row mirrors it.
-func (w *ReversalWorker) NextRetry(job *river.Job[ReversalArgs]) time.Time {
-	return time.Now().Add(Backoff(w.Retry.BackoffBase, w.Retry.BackoffMax, job.Attempt-1))
+func (w *ReversalWorker) NextRetry(job *river.Job[jobargs.ReversalArgs]) time.Time {
+	return w.Settle.Jobs.Reversal.NextRetry(job.Attempt)
 }
 
-func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[ReversalArgs]) error {
+func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[jobargs.ReversalArgs]) error {
 	if !w.Enabled {
 		w.Logger.Warn().Str("transfer_id", job.Args.TransferID.String()).Msg("reversal worker disabled (REVERSAL_WORKER_ENABLED=false): job snoozed")
 		return river.JobSnooze(15 * time.Minute)
@@ -115,7 +83,7 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[ReversalArgs])
 		}
 		return err // River discards the job: visible to ops with the row
 	}
-	next := time.Now().Add(Backoff(w.Retry.BackoffBase, w.Retry.BackoffMax, t.RetryCount))
+	next := time.Now().Add(w.Settle.Jobs.Reversal.Delay(t.RetryCount))
 	if rerr := store.RecordTransferRetry(ctx, w.DB.Primary(), t.ID, t.RetryCount+1, next, msg); rerr != nil {
 		return rerr
 	}
@@ -123,11 +91,5 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[ReversalArgs])
 }
 
 func (w *ReversalWorker) finish(ctx context.Context, id uuid.UUID, to veza.TransferStatus, reversalID *string, msg string) error {
-	err := w.DB.InTx(ctx, func(tx pgx.Tx) error {
-		return store.TransitionTransfer(ctx, tx, id, veza.TransferReversalPending, to, store.TransferUpdate{StripeReversalID: reversalID, ErrorMessage: &msg})
-	})
-	if errors.Is(err, veza.ErrStaleState) {
-		return nil
-	}
-	return err
+	return w.DB.InTx(ctx, func(tx pgx.Tx) error { return w.Settle.FinishReversal(ctx, tx, id, to, reversalID, msg) })
 }

@@ -9,8 +9,8 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
-	"github.com/veza/backend"
-	"github.com/veza/backend/jobs"
+	veza "github.com/veza/backend"
+	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/store"
 )
 
@@ -36,8 +36,7 @@ func (b *payBundle) paidTransfer(t *testing.T, i int, reversal bool) *store.Tran
 
 func (b *payBundle) reverse(t *testing.T, id store.Transfer, attempt int) error {
 	t.Helper()
-	w := &jobs.ReversalWorker{Reversals: b.reversals}
-	return w.Work(context.Background(), job(jobs.ReversalArgs{TransferID: id.ID}, attempt, b.reversals.Retry.MaxAttempts+1))
+	return b.reversals().Work(context.Background(), job(jobargs.ReversalArgs{TransferID: id.ID}, attempt, b.settle.Jobs.Reversal.MaxAttempts))
 }
 
 func TestReversalHappyPath(t *testing.T) {
@@ -104,8 +103,7 @@ func TestReversalTransientErrorMirrorsRetry(t *testing.T) {
 	require.Contains(t, *got.ErrorMessage, "stripe 503")
 
 	// River's schedule is the same formula.
-	w := &jobs.ReversalWorker{Reversals: b.reversals}
-	next := w.NextRetry(job(jobs.ReversalArgs{TransferID: tr.ID}, 1, 6))
+	next := b.reversals().NextRetry(job(jobargs.ReversalArgs{TransferID: tr.ID}, 1, 6))
 	require.InDelta(t, time.Second.Seconds(), time.Until(next).Seconds(), 0.5)
 }
 
@@ -130,7 +128,7 @@ func TestReversalExhausted(t *testing.T) {
 	b := setupPay(t, 1000)
 	tr := b.paidTransfer(t, 0, true)
 	b.stripe.FailNext(1, 503)
-	require.Error(t, b.reverse(t, *tr, b.reversals.Retry.MaxAttempts+1), "the last attempt's error: River discards the job")
+	require.Error(t, b.reverse(t, *tr, b.settle.Jobs.Reversal.MaxAttempts), "the last attempt's error: River discards the job")
 	got := b.get(t, tr.ID)
 	require.Equal(t, veza.TransferPermanentlyFailed, got.Status)
 	require.Contains(t, *got.ErrorMessage, "retries exhausted")

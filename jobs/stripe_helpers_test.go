@@ -7,7 +7,7 @@ import (
 
 func stripeTransferParams(b *payBundle, tr *store.Transfer) stripeconnect.TransferParams {
 	return stripeconnect.TransferParams{
-		Amount: tr.Amount, Currency: tr.Currency, Destination: *b.sellers[0].StripeAccountID,
+		Amount: tr.Amount, Currency: tr.Currency, Destination: *b.order.Sellers[0].StripeAccountID,
 		TransferGroup: b.order.ID.String(), IdempotencyKey: tr.ID.String(),
 		Metadata: map[string]string{"order_id": b.order.ID.String(), "transfer_id": tr.ID.String()},
 	}

@@ -11,7 +11,8 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
-	"github.com/veza/backend/config"
+	"github.com/veza/backend/jobargs"
+	"github.com/veza/backend/settle"
 	"github.com/veza/backend/storage"
 	"github.com/veza/backend/store"
 )
@@ -32,26 +33,13 @@ func (s Stores) Get(name string) (storage.Store, error) {
 	return st, nil
 }
 
-// DeleteObjectArgs removes one stored object (a deleted track's file, or a
-// local copy after its migration to S3). Backend and key are not secrets.
-type DeleteObjectArgs struct {
-	Backend string `json:"backend" river:"unique"`
-	Key     string `json:"key" river:"unique"`
-}
-
-func (DeleteObjectArgs) Kind() string { return "delete_object" }
-
-func (DeleteObjectArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: config.QueueMaintenance, MaxAttempts: 10, UniqueOpts: oneLiveJob}
-}
-
 // DeleteObjectWorker deletes; deleting a missing object is success.
 type DeleteObjectWorker struct {
-	river.WorkerDefaults[DeleteObjectArgs]
+	river.WorkerDefaults[jobargs.DeleteObjectArgs]
 	Stores Stores
 }
 
-func (w *DeleteObjectWorker) Work(ctx context.Context, job *river.Job[DeleteObjectArgs]) error {
+func (w *DeleteObjectWorker) Work(ctx context.Context, job *river.Job[jobargs.DeleteObjectArgs]) error {
 	st, err := w.Stores.Get(job.Args.Backend)
 	if err != nil {
 		return err
@@ -59,33 +47,23 @@ func (w *DeleteObjectWorker) Work(ctx context.Context, job *river.Job[DeleteObje
 	return st.Delete(ctx, job.Args.Key)
 }
 
-// MigrateTrackArgs copies one local track to S3.
-type MigrateTrackArgs struct {
-	TrackID uuid.UUID `json:"track_id" river:"unique"`
-}
-
-func (MigrateTrackArgs) Kind() string { return "migrate_track_storage" }
-
-func (MigrateTrackArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: config.QueueMaintenance, MaxAttempts: 10, UniqueOpts: oneLiveJob}
-}
-
 // MigrateTrackWorker copies the file to S3, verifies size and sha256 by
 // reading the copy back, then flips the row to s3 and enqueues the local
 // file's removal in one transaction. Re-running is safe at every step: the
 // copy is idempotent (same key) and the flip is guarded by the old backend.
 type MigrateTrackWorker struct {
-	river.WorkerDefaults[MigrateTrackArgs]
-	DB     *store.DB
-	Stores Stores
-	Logger zerolog.Logger
+	river.WorkerDefaults[jobargs.MigrateTrackArgs]
+	DB       *store.DB
+	Stores   Stores
+	Inserter settle.Inserter
+	Logger   zerolog.Logger
 }
 
-func (w *MigrateTrackWorker) Timeout(*river.Job[MigrateTrackArgs]) time.Duration {
+func (w *MigrateTrackWorker) Timeout(*river.Job[jobargs.MigrateTrackArgs]) time.Duration {
 	return 30 * time.Minute
 }
 
-func (w *MigrateTrackWorker) Work(ctx context.Context, job *river.Job[MigrateTrackArgs]) error {
+func (w *MigrateTrackWorker) Work(ctx context.Context, job *river.Job[jobargs.MigrateTrackArgs]) error {
 	local, err := w.Stores.Get(storage.BackendLocal)
 	if err != nil {
 		return err
@@ -154,7 +132,7 @@ func (w *MigrateTrackWorker) Work(ctx context.Context, job *river.Job[MigrateTra
 				return err
 			}
 		}
-		_, err := river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, DeleteObjectArgs{Backend: storage.BackendLocal, Key: key}, nil)
+		_, err := w.Inserter.InsertTx(ctx, tx, jobargs.DeleteObjectArgs{Backend: storage.BackendLocal, Key: key}, nil)
 		return err
 	})
 	if err != nil {
@@ -169,7 +147,7 @@ func (w *MigrateTrackWorker) Work(ctx context.Context, job *river.Job[MigrateTra
 // EnqueueStorageMigration enqueues one migration job per local track (unique
 // per track, so re-running doubles nothing) and returns how many it asked
 // for. The CLI and the admin endpoint share it.
-func EnqueueStorageMigration(ctx context.Context, client *Client, db *store.DB) (int, error) {
+func EnqueueStorageMigration(ctx context.Context, ins settle.Inserter, db *store.DB) (int, error) {
 	total := 0
 	after := uuid.Nil
 	for {
@@ -182,9 +160,13 @@ func EnqueueStorageMigration(ctx context.Context, client *Client, db *store.DB) 
 		}
 		params := make([]river.InsertManyParams, len(ids))
 		for i, id := range ids {
-			params[i] = river.InsertManyParams{Args: MigrateTrackArgs{TrackID: id}}
+			params[i] = river.InsertManyParams{Args: jobargs.MigrateTrackArgs{TrackID: id}}
 		}
-		if _, err := client.InsertMany(ctx, params); err != nil {
+		err = db.InTx(ctx, func(tx pgx.Tx) error {
+			_, err := ins.InsertManyTx(ctx, tx, params)
+			return err
+		})
+		if err != nil {
 			return total, err
 		}
 		total += len(ids)
@@ -192,30 +174,23 @@ func EnqueueStorageMigration(ctx context.Context, client *Client, db *store.DB) 
 	}
 }
 
-// OrphanCleanupArgs removes stored objects no committed row points at.
-type OrphanCleanupArgs struct{}
-
-func (OrphanCleanupArgs) Kind() string { return "storage_orphan_cleanup" }
-
-func (OrphanCleanupArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: config.QueueMaintenance, MaxAttempts: 3}
-}
-
 // OrphanCleanupWorker lists the active backend's tracks/ prefix and removes
 // objects older than Grace with no live row of that backend (an upload whose
 // commit failed and whose cleanup did not run, a partial local upload). It
 // never touches rows.
 type OrphanCleanupWorker struct {
-	river.WorkerDefaults[OrphanCleanupArgs]
+	river.WorkerDefaults[jobargs.OrphanCleanupArgs]
 	DB     *store.DB
 	Stores Stores
 	Grace  time.Duration
 	Logger zerolog.Logger
 }
 
-func (w *OrphanCleanupWorker) Timeout(*river.Job[OrphanCleanupArgs]) time.Duration { return time.Hour }
+func (w *OrphanCleanupWorker) Timeout(*river.Job[jobargs.OrphanCleanupArgs]) time.Duration {
+	return time.Hour
+}
 
-func (w *OrphanCleanupWorker) Work(ctx context.Context, job *river.Job[OrphanCleanupArgs]) error {
+func (w *OrphanCleanupWorker) Work(ctx context.Context, job *river.Job[jobargs.OrphanCleanupArgs]) error {
 	st, err := w.Stores.Get(w.Stores.Active)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/veza/backend/internal/logtest"
+	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/storage"
 	"github.com/veza/backend/storage/storagetest"
@@ -143,7 +144,7 @@ func TestMigrationRefusesACorruptLocalFile(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(path, []byte("bit rot"), 0o600))
 	w := &jobs.MigrateTrackWorker{DB: b.db, Stores: b.stores, Logger: zerolog.Nop()}
-	err = w.Work(ctx, job(jobs.MigrateTrackArgs{TrackID: id}, 1, 10))
+	err = w.Work(ctx, job(jobargs.MigrateTrackArgs{TrackID: id}, 1, 10))
 	require.ErrorContains(t, err, "does not match its recorded sha256")
 	tr, err := store.GetTrack(ctx, b.db.Primary(), id)
 	require.NoError(t, err)
@@ -172,7 +173,7 @@ func TestOrphanCleanup(t *testing.T) {
 	require.NoError(t, os.Chtimes(keptPath, old, old))
 
 	w := &jobs.OrphanCleanupWorker{DB: b.db, Stores: b.stores, Grace: 24 * time.Hour, Logger: zerolog.Nop()}
-	require.NoError(t, w.Work(ctx, job(jobs.OrphanCleanupArgs{}, 1, 3)))
+	require.NoError(t, w.Work(ctx, job(jobargs.OrphanCleanupArgs{}, 1, 3)))
 	for path, want := range map[string]bool{orphan: false, partial: false, young: true, keptPath: true} {
 		_, err := os.Stat(path)
 		require.Equal(t, want, err == nil, path)

@@ -9,6 +9,7 @@ import (
 	"github.com/veza/backend/config"
 	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/mail"
+	"github.com/veza/backend/settle"
 	"github.com/veza/backend/store"
 	"github.com/veza/backend/stripeconnect"
 )
@@ -16,8 +17,13 @@ import (
 // Deps are what the workers need. Hyperswitch and Stripe are nil when
 // disabled.
 type Deps struct {
-	Config      *config.Config
-	DB          *store.DB
+	Config *config.Config
+	DB     *store.DB
+	// Inserter enqueues the jobs a worker's state change implies, in its
+	// transaction (an insert-only client: NewInserter).
+	Inserter settle.Inserter
+	// Settle applies money state changes; nil builds one from Config.
+	Settle      *settle.Settler
 	Mail        mail.Sender
 	Hyperswitch *hyperswitch.Client
 	Stripe      *stripeconnect.Client
@@ -25,36 +31,34 @@ type Deps struct {
 	Logger      zerolog.Logger
 }
 
+// NewSettler is the settler the configuration describes.
+func NewSettler(cfg *config.Config, logger zerolog.Logger) *settle.Settler {
+	return &settle.Settler{FeeBPS: cfg.Stripe.PlatformFeeBPS, Jobs: cfg.Policy(), Logger: logger}
+}
+
 // NewWorkers registers every worker of the service.
 func NewWorkers(d Deps) *river.Workers {
-	reversals := newReversals(d)
-	payouts := newPayouts(d, reversals)
+	if d.Settle == nil {
+		d.Settle = NewSettler(d.Config, d.Logger)
+	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &EmailWorker{DB: d.DB, Sender: d.Mail, PublicBaseURL: d.Config.PublicBaseURL, Logger: d.Logger})
-	river.AddWorker(workers, &ProcessEventWorker{DB: d.DB, Dispatcher: &Dispatcher{Logger: d.Logger, Payouts: payouts, Reversals: reversals}})
-	river.AddWorker(workers, &PayoutWorker{Payouts: payouts})
-	river.AddWorker(workers, &ReversalWorker{Reversals: reversals})
-	river.AddWorker(workers, &SubmitRefundWorker{DB: d.DB, Hyperswitch: d.Hyperswitch, Logger: d.Logger})
+	river.AddWorker(workers, &ProcessEventWorker{DB: d.DB, Settle: d.Settle, Inserter: d.Inserter})
+	river.AddWorker(workers, &PayoutWorker{DB: d.DB, Stripe: d.Stripe, Settle: d.Settle, Inserter: d.Inserter})
+	river.AddWorker(workers, &ReversalWorker{DB: d.DB, Stripe: d.Stripe, Settle: d.Settle, Enabled: d.Config.Reversal.Enabled, Logger: d.Logger})
+	river.AddWorker(workers, &SubmitRefundWorker{DB: d.DB, Hyperswitch: d.Hyperswitch, Settle: d.Settle, Logger: d.Logger})
 
-	reconciler := &Reconciler{DB: d.DB, Hyperswitch: d.Hyperswitch, Settings: d.Config.Reconcile, Logger: d.Logger}
+	reconciler := &Reconciler{DB: d.DB, Hyperswitch: d.Hyperswitch, Settle: d.Settle, Inserter: d.Inserter, Settings: d.Config.Reconcile, Logger: d.Logger}
 	river.AddWorker(workers, &ReconcileSweepWorker{Reconciler: reconciler})
 	river.AddWorker(workers, &ReconcileOrderWorker{Reconciler: reconciler})
 	river.AddWorker(workers, &ReconcileRefundWorker{Reconciler: reconciler})
 	river.AddWorker(workers, &WebhookLogCleanupWorker{DB: d.DB, RetentionDays: d.Config.Hyperswitch.WebhookLogRetentionDays,
 		BatchSize: 2_000, Pause: 100 * time.Millisecond, Logger: d.Logger})
-	river.AddWorker(workers, &SafetyNetWorker{DB: d.DB, Payouts: payouts, Reversals: reversals,
+	river.AddWorker(workers, &SafetyNetWorker{DB: d.DB, Inserter: d.Inserter, Jobs: d.Settle.Jobs,
 		Grace: 10 * time.Minute, Limit: 500, Logger: d.Logger})
 
 	river.AddWorker(workers, &DeleteObjectWorker{Stores: d.Stores})
-	river.AddWorker(workers, &MigrateTrackWorker{DB: d.DB, Stores: d.Stores, Logger: d.Logger})
+	river.AddWorker(workers, &MigrateTrackWorker{DB: d.DB, Stores: d.Stores, Inserter: d.Inserter, Logger: d.Logger})
 	river.AddWorker(workers, &OrphanCleanupWorker{DB: d.DB, Stores: d.Stores, Grace: d.Config.TrackOrphanGrace, Logger: d.Logger})
 	return workers
-}
-
-func newReversals(d Deps) *Reversals {
-	return &Reversals{DB: d.DB, Stripe: d.Stripe, Enabled: d.Config.Reversal.Enabled, Retry: d.Config.Reversal.BackoffConfig, Logger: d.Logger}
-}
-
-func newPayouts(d Deps, r *Reversals) *Payouts {
-	return &Payouts{DB: d.DB, Stripe: d.Stripe, FeeBPS: d.Config.Stripe.PlatformFeeBPS, Retry: d.Config.Transfer, Reversals: r}
 }

@@ -263,10 +263,15 @@ func SetIdempotencyOrder(ctx context.Context, tx pgx.Tx, userID uuid.UUID, key s
 	return err
 }
 
-// FinishIdempotencyKey stores the answer repeats will get and releases the lease.
+// FinishIdempotencyKey stores the answer repeats will get (a JSON body, or
+// none for a 204) and releases the lease.
 func FinishIdempotencyKey(ctx context.Context, q Querier, userID uuid.UUID, key string, status int, body []byte) error {
+	var stored any // an empty body is NULL: "" is not JSON
+	if len(body) > 0 {
+		stored = body
+	}
 	_, err := q.Exec(ctx, `UPDATE idempotency_keys SET response_status = $3, response_body = $4, locked_until = NULL
-		WHERE user_id = $1 AND key = $2`, userID, key, status, body)
+		WHERE user_id = $1 AND key = $2`, userID, key, status, stored)
 	return err
 }
 
@@ -275,4 +280,9 @@ func FinishIdempotencyKey(ctx context.Context, q Querier, userID uuid.UUID, key 
 func ReleaseIdempotencyKey(ctx context.Context, q Querier, userID uuid.UUID, key string) error {
 	_, err := q.Exec(ctx, `UPDATE idempotency_keys SET locked_until = NULL WHERE user_id = $1 AND key = $2`, userID, key)
 	return err
+}
+
+// GetOrderSummaryForUpdate reads an order without its items and locks it.
+func GetOrderSummaryForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*Order, error) {
+	return scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1 FOR UPDATE`, id))
 }

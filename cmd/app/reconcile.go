@@ -45,11 +45,11 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 	if err := a.runner.CheckCurrent(ctx); err != nil {
 		return err
 	}
-	client, err := jobs.NewClient(a.db.Primary(), jobs.ClientOpts{Logger: a.log})
+	inserter, err := jobs.NewInserter(a.db.Primary(), jobs.ClientOpts{Logger: a.log})
 	if err != nil {
 		return err
 	}
-	ids, err := jobs.EnqueueReconcile(ctx, client, a.db, req)
+	ids, err := jobs.EnqueueReconcile(ctx, inserter, a.db, req)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,6 @@ import (
 	"net/http/pprof"
 	"time"
 
-	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
 	"github.com/veza/backend/config"
@@ -112,6 +111,14 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 	// River and its workers on their own pool; the API (and its
 	// transactional inserts, which use the API's transaction) on a.db.
 	workerDB := a.db.Workers()
+	// The workers' state changes insert their jobs through an insert-only
+	// client (a working client needs its workers first); the handlers
+	// insert through the same one, in the API's transactions.
+	inserter, err := jobs.NewInserter(workerDB.Primary(), jobs.ClientOpts{River: cfg.River, Logger: log})
+	if err != nil {
+		return fmt.Errorf("error creating River inserter: %w", err)
+	}
+	settler := jobs.NewSettler(cfg, log)
 	client, err := jobs.NewClient(workerDB.Primary(), jobs.ClientOpts{
 		River:        cfg.River,
 		Logger:       log,
@@ -119,6 +126,8 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 		Workers: jobs.NewWorkers(jobs.Deps{
 			Config:      cfg,
 			DB:          workerDB,
+			Inserter:    inserter,
+			Settle:      settler,
 			Mail:        mail.NewSender(cfg.SMTP, log, cfg.Env == config.Development),
 			Hyperswitch: hs,
 			Stripe:      sc,
@@ -143,10 +152,10 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 		opts := vezahttp.ServerOpts{
 			Logger:                 log,
 			DB:                     a.db,
-			River:                  client,
+			Inserter:               inserter,
+			Settle:                 settler,
 			Hyperswitch:            hs,
 			WebhookSecret:          cfg.Hyperswitch.WebhookSecret,
-			PayoutInsertOpts:       river.InsertOpts{MaxAttempts: cfg.Transfer.MaxAttempts},
 			Stores:                 stores,
 			MaxUploadBytes:         cfg.TrackMaxUploadBytes,
 			RateLimitPerMinute:     cfg.RateLimitPerMinute,

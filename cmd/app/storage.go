@@ -26,11 +26,11 @@ func runMigrateStorage(ctx context.Context, args []string, getenv func(string) s
 	if err := a.runner.CheckCurrent(ctx); err != nil {
 		return err
 	}
-	client, err := jobs.NewClient(a.db.Primary(), jobs.ClientOpts{Logger: a.log})
+	inserter, err := jobs.NewInserter(a.db.Primary(), jobs.ClientOpts{Logger: a.log})
 	if err != nil {
 		return err
 	}
-	n, err := jobs.EnqueueStorageMigration(ctx, client, a.db)
+	n, err := jobs.EnqueueStorageMigration(ctx, inserter, a.db)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"sync"
@@ -26,9 +27,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/rs/zerolog"
 
-	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/migrations"
 	"github.com/veza/backend/store"
 )
@@ -225,7 +224,7 @@ func ensureTemplate(admin string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	runner, err := migrations.NewRunner(pool, jobs.SlogLogger(zerolog.Nop()))
+	runner, err := migrations.NewRunner(pool, slog.New(slog.DiscardHandler))
 	if err == nil {
 		_, err = runner.Up(ctx)
 	}

@@ -1,4 +1,4 @@
-package http
+package ingest
 
 import (
 	"context"
@@ -7,43 +7,45 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/rs/zerolog"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/store"
 	"github.com/veza/backend/store/dbtest"
 )
 
-type committerBundle struct {
-	c    *deliveryCommitter
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+type batcherBundle struct {
+	b    *Batcher
 	pool *pgxpool.Pool
 }
 
-func setupCommitter(t *testing.T) *committerBundle {
+func setupBatcher(t *testing.T) *batcherBundle {
 	t.Helper()
 	pool := dbtest.Pool(t)
-	client, err := jobs.NewClient(pool, jobs.ClientOpts{Logger: zerolog.Nop()})
+	inserter, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
 	require.NoError(t, err)
-	return &committerBundle{c: &deliveryCommitter{db: store.New(pool, nil), river: client, timeout: 10 * time.Second, max: 1}, pool: pool}
+	return &batcherBundle{b: NewBatcher(store.New(pool, nil), inserter, 10*time.Second, 1), pool: pool}
 }
 
-func newDelivery(t *testing.T, eventID string) *delivery {
+func newDelivery(t *testing.T, eventID string) *pending {
 	t.Helper()
 	id, err := uuid.NewV7()
 	require.NoError(t, err)
 	eventType := "payment_succeeded"
-	return &delivery{
-		log:  &store.WebhookLog{ID: id, RequestID: "req-" + eventID, SignatureValid: true, EventID: &eventID, EventType: &eventType, Payload: "{}"},
-		done: make(chan error, 1),
+	return &pending{
+		Delivery: Delivery{Log: &store.WebhookLog{ID: id, RequestID: "req-" + eventID, SignatureValid: true, EventID: &eventID, EventType: &eventType, Payload: "{}"}},
+		done:     make(chan error, 1),
 	}
 }
 
-// runQueued stores ds as the committer would find them queued behind a
+// runQueued stores ds as a committer would find them queued behind a
 // busy transaction, and returns each one's outcome.
-func (b *committerBundle) runQueued(ds ...*delivery) []error {
-	b.c.queue, b.c.running = ds, 1
-	b.c.run()
+func (b *batcherBundle) runQueued(ds ...*pending) []error {
+	b.b.queue, b.b.running = ds, 1
+	b.b.run()
 	errs := make([]error, len(ds))
 	for i, d := range ds {
 		errs[i] = <-d.done
@@ -51,17 +53,17 @@ func (b *committerBundle) runQueued(ds ...*delivery) []error {
 	return errs
 }
 
-func (b *committerBundle) count(t *testing.T, sql string) int {
+func (b *batcherBundle) count(t *testing.T, sql string) int {
 	t.Helper()
 	var n int
 	require.NoError(t, b.pool.QueryRow(context.Background(), sql).Scan(&n))
 	return n
 }
 
-func TestCommitterStoresQueuedDeliveriesInOneTransaction(t *testing.T) {
+func TestBatcherStoresQueuedDeliveriesInOneTransaction(t *testing.T) {
 	t.Parallel()
-	b := setupCommitter(t)
-	var ds []*delivery
+	b := setupBatcher(t)
+	var ds []*pending
 	for _, id := range []string{"evt_1", "evt_2", "evt_3", "evt_4", "evt_5"} {
 		ds = append(ds, newDelivery(t, id))
 	}
@@ -71,13 +73,13 @@ func TestCommitterStoresQueuedDeliveriesInOneTransaction(t *testing.T) {
 	require.Equal(t, 5, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'hyperswitch_event'`))
 	require.Equal(t, 5, b.count(t, `SELECT count(*) FROM river_job j JOIN hyperswitch_webhook_log l
 		ON l.id = (j.args->>'log_id')::uuid AND l.event_id = j.args->>'event_id'`), "each job names its own log row")
-	require.Equal(t, 0, b.c.running)
-	require.Nil(t, b.c.queue)
+	require.Equal(t, 0, b.b.running)
+	require.Nil(t, b.b.queue)
 }
 
-func TestCommitterSkipsRedeliveriesInAndAcrossBatches(t *testing.T) {
+func TestBatcherSkipsRedeliveriesInAndAcrossBatches(t *testing.T) {
 	t.Parallel()
-	b := setupCommitter(t)
+	b := setupBatcher(t)
 	require.Equal(t, []error{nil}, b.runQueued(newDelivery(t, "evt_old")))
 
 	errs := b.runQueued(newDelivery(t, "evt_new"), newDelivery(t, "evt_old"), newDelivery(t, "evt_new"))
@@ -90,13 +92,13 @@ func TestCommitterSkipsRedeliveriesInAndAcrossBatches(t *testing.T) {
 		"the job names the first delivery's row")
 }
 
-func TestCommitterOneRefusedDeliveryDoesNotFailTheBatch(t *testing.T) {
+func TestBatcherOneRefusedDeliveryDoesNotFailTheBatch(t *testing.T) {
 	t.Parallel()
-	b := setupCommitter(t)
+	b := setupBatcher(t)
 	bad := newDelivery(t, "evt_bad")
-	bad.log.Payload = "nul \x00 is refused by TEXT"
+	bad.Log.Payload = "nul \x00 is refused by TEXT"
 	noID := newDelivery(t, "evt_no_id")
-	noID.log.ID = uuid.Nil // a caller's bug: refused before any SQL
+	noID.Log.ID = uuid.Nil // a caller's bug: refused before any SQL
 	errs := b.runQueued(newDelivery(t, "evt_a"), bad, newDelivery(t, "evt_b"), noID)
 	require.NoError(t, errs[0])
 	require.Error(t, errs[1])
@@ -107,16 +109,18 @@ func TestCommitterOneRefusedDeliveryDoesNotFailTheBatch(t *testing.T) {
 	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'hyperswitch_event'`))
 }
 
-func TestCommitterCallerGivingUpStillStores(t *testing.T) {
+func TestBatcherCallerGivingUpStillStores(t *testing.T) {
 	t.Parallel()
-	b := setupCommitter(t)
-	b.c.running = b.c.max // every committer busy: the delivery waits in the queue
+	b := setupBatcher(t)
+	b.b.running = b.b.committers // every committer busy: the delivery waits in the queue
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	d := newDelivery(t, "evt_late")
-	require.ErrorIs(t, b.c.store(ctx, d), context.DeadlineExceeded)
-	b.c.run()
-	require.NoError(t, <-d.done)
+	require.ErrorIs(t, b.b.Store(ctx, d.Delivery), context.DeadlineExceeded)
+	require.Len(t, b.b.queue, 1)
+	queued := b.b.queue[0]
+	b.b.run()
+	require.NoError(t, <-queued.done)
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'hyperswitch_event'`),
 		"stored anyway: the sender's redelivery will be logged as skipped")
 }

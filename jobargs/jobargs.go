@@ -1,0 +1,89 @@
+// Package jobargs holds every River job's arguments (an XxxArgs with Kind
+// and InsertOpts), the queue names and the retry policy of each kind. It is
+// a leaf: http, cmd, settle, bench and the workers in jobs import it, and it
+// imports nothing of the service but the Hyperswitch wire type an event
+// carries. A job's queue, uniqueness and attempt budget are defined here,
+// once; workers live in package jobs.
+package jobargs
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// Queue names. Every job declares one of these in its InsertOpts.
+const (
+	QueueDefault     = "default"
+	QueuePayments    = "payments"
+	QueueEmail       = "email"
+	QueueMaintenance = "maintenance"
+)
+
+// Queues lists the queues in a stable order; RIVER_WORKERS_<QUEUE> sizes each.
+var Queues = []string{QueueDefault, QueuePayments, QueueEmail, QueueMaintenance}
+
+// OneLiveJob makes a job unique per args while one is queued or running; a
+// finished one (completed, discarded, cancelled) does not block a new round.
+var OneLiveJob = river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+	rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+}}
+
+// Retry is an attempt budget with an exponential backoff: the delay before
+// retry n (0 is the first retry) is Base·2^n capped at Max.
+type Retry struct {
+	MaxAttempts int
+	Base, Max   time.Duration
+}
+
+// Delay is the wait before retry n (n = attempt - 1 for the attempt that
+// just failed).
+func (r Retry) Delay(n int) time.Duration {
+	d := r.Base
+	for i := 0; i < n; i++ {
+		if d >= r.Max/2 {
+			return r.Max
+		}
+		d *= 2
+	}
+	return min(d, r.Max)
+}
+
+// NextRetry is River's NextRetry for an attempt that just failed.
+func (r Retry) NextRetry(attempt int) time.Time { return time.Now().Add(r.Delay(attempt - 1)) }
+
+// Policy holds the budgets that operators configure (TRANSFER_* and
+// REVERSAL_*); every other kind's budget is a constant in its InsertOpts.
+// Every payout and reversal job is built by its method here, so the budget
+// is written once whoever enqueues (a paid order, a refund, an operator's
+// retry, the safety net).
+type Policy struct {
+	Payout   Retry
+	Reversal Retry
+}
+
+// PayoutJob is the insert of one payout job.
+func (p Policy) PayoutJob(transferID uuid.UUID) river.InsertManyParams {
+	return river.InsertManyParams{Args: PayoutArgs{TransferID: transferID}, InsertOpts: &river.InsertOpts{MaxAttempts: p.Payout.MaxAttempts}}
+}
+
+// ReversalJob is the insert of one reversal job.
+func (p Policy) ReversalJob(transferID uuid.UUID) river.InsertManyParams {
+	return river.InsertManyParams{Args: ReversalArgs{TransferID: transferID}, InsertOpts: &river.InsertOpts{MaxAttempts: p.Reversal.MaxAttempts}}
+}
+
+// Unique returns job made unique while one of its kind and args is live:
+// for enqueuers that follow no guarded state change (the safety net), where
+// a job that appeared meanwhile must not be doubled.
+func Unique(job river.InsertManyParams) river.InsertManyParams {
+	opts := river.InsertOpts{}
+	if job.InsertOpts != nil {
+		opts = *job.InsertOpts
+	}
+	opts.UniqueOpts = OneLiveJob
+	job.InsertOpts = &opts
+	return job
+}

@@ -1,0 +1,133 @@
+package settle_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/veza/backend"
+	"github.com/veza/backend/jobargs"
+	"github.com/veza/backend/mail"
+	"github.com/veza/backend/settle"
+	"github.com/veza/backend/store"
+	"github.com/veza/backend/store/storetest"
+)
+
+func TestRequestRefund(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.CompletedOrder(t, b.tx, 1000)
+	reason := "changed my mind"
+	refund, err := b.settle.RequestRefund(b.ctx, b.tx, b.ins, settle.RefundRequest{OrderID: o.ID, BuyerID: o.Buyer.ID, Reason: &reason})
+	require.NoError(t, err)
+	require.Equal(t, veza.RefundPending, refund.Status)
+	require.Equal(t, o.Amount, refund.Amount)
+	require.Nil(t, refund.HyperswitchRefundID, "phase 2 submits it")
+	require.Equal(t, veza.OrderRefundPending, b.order(t, o.ID).Status)
+	jobs := b.requireJobs(t, rivertestJob(&jobargs.SubmitRefundArgs{}, jobargs.QueuePayments))
+	require.Equal(t, refund.ID, args[jobargs.SubmitRefundArgs](t, jobs[0]).RefundID)
+
+	_, err = b.settle.RequestRefund(b.ctx, b.tx, b.ins, settle.RefundRequest{OrderID: o.ID, BuyerID: o.Buyer.ID})
+	require.ErrorIs(t, err, settle.ErrNotRefundable, "a second request finds it refund_pending")
+}
+
+func TestRequestRefundOfAnotherBuyersOrderIsNotFound(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.CompletedOrder(t, b.tx, 1000)
+	stranger := storetest.User(t, b.tx, store.RoleUser)
+	_, err := b.settle.RequestRefund(b.ctx, b.tx, b.ins, settle.RefundRequest{OrderID: o.ID, BuyerID: stranger.ID})
+	require.ErrorIs(t, err, settle.ErrOrderNotFound)
+	pending := storetest.PendingOrder(t, b.tx, 1000)
+	_, err = b.settle.RequestRefund(b.ctx, b.tx, b.ins, settle.RefundRequest{OrderID: pending.ID, BuyerID: pending.Buyer.ID})
+	require.ErrorIs(t, err, settle.ErrNotRefundable)
+	require.Equal(t, veza.OrderCompleted, b.order(t, o.ID).Status)
+	b.requireNoJobs(t)
+}
+
+// refunded is a completed order of three sellers whose transfers are
+// completed, failed and pending, with a pending refund.
+func (b *testBundle) refunded(t *testing.T) (*storetest.Order, []*store.Transfer, *store.Refund) {
+	t.Helper()
+	o := storetest.CompletedOrder(t, b.tx, 1000, 700, 500)
+	ts := []*store.Transfer{
+		o.Transfer(t, b.tx, 0, veza.TransferCompleted),
+		o.Transfer(t, b.tx, 1, veza.TransferFailed),
+		o.Transfer(t, b.tx, 2, veza.TransferPending),
+	}
+	refund, err := store.CreateRefund(b.ctx, b.tx, o.ID, o.Amount, o.Currency, nil)
+	require.NoError(t, err)
+	o.Move(t, b.tx, veza.OrderCompleted, veza.OrderRefundPending)
+	return o, ts, refund
+}
+
+func TestSettleRefund(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o, ts, refund := b.refunded(t)
+	require.NoError(t, b.settle.SettleRefund(b.ctx, b.tx, b.ins, refund))
+	require.Equal(t, veza.RefundSucceeded, b.refund(t, refund.ID).Status)
+	require.Equal(t, veza.OrderRefunded, b.order(t, o.ID).Status)
+	require.Equal(t, veza.TransferReversalPending, b.transfer(t, ts[0].ID).Status, "paid: taken back")
+	require.Equal(t, veza.TransferPermanentlyFailed, b.transfer(t, ts[1].ID).Status, "never paid: closed")
+	require.Equal(t, settle.ReasonRefundedBeforePayout, *b.transfer(t, ts[1].ID).ErrorMessage)
+	require.Equal(t, veza.TransferPending, b.transfer(t, ts[2].ID).Status, "left to its payout job")
+	jobs := b.requireJobs(t, reversalJob(), emailJob())
+	require.Equal(t, ts[0].ID, args[jobargs.ReversalArgs](t, jobs[0]).TransferID)
+	email := args[jobargs.EmailArgs](t, jobs[1])
+	require.Equal(t, mail.TemplateRefundConfirmation, email.Template)
+	require.Equal(t, refund.ID, *email.RefundID)
+}
+
+func TestFailRefund(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o, ts, refund := b.refunded(t)
+	require.NoError(t, b.settle.FailRefund(b.ctx, b.tx, refund.ID, o.ID, "card closed"))
+	got := b.refund(t, refund.ID)
+	require.Equal(t, veza.RefundFailed, got.Status)
+	require.Equal(t, "card closed", *got.ErrorMessage)
+	require.Equal(t, veza.OrderCompleted, b.order(t, o.ID).Status, "rolled back")
+	require.Equal(t, veza.TransferCompleted, b.transfer(t, ts[0].ID).Status)
+	require.ErrorIs(t, b.settle.FailRefund(b.ctx, b.tx, refund.ID, o.ID, "again"), veza.ErrStaleState)
+	b.requireNoJobs(t)
+}
+
+func TestRefundEvents(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o, _, refund := b.refunded(t)
+	ev := event("refund_succeeded", o.Order, "succeeded")
+	ev.Object.RefundID = store.RefundIDFor(refund.ID)
+	result, err := b.settle.ApplyEvent(b.ctx, b.tx, b.ins, ev)
+	require.NoError(t, err)
+	require.Equal(t, store.ResultOK, result)
+	require.Equal(t, store.RefundIDFor(refund.ID), *b.refund(t, refund.ID).HyperswitchRefundID, "recorded when the webhook beats the submit job")
+	require.Equal(t, veza.OrderRefunded, b.order(t, o.ID).Status)
+
+	ev.EventType, ev.Object.Status = "refund_failed", "failed"
+	result, err = b.settle.ApplyEvent(b.ctx, b.tx, b.ins, ev)
+	require.NoError(t, err)
+	require.Equal(t, store.ResultSkipped, result, "terminal: a late contrary event changes nothing")
+	require.Equal(t, veza.RefundSucceeded, b.refund(t, refund.ID).Status)
+
+	ev.Object.RefundID = "ref_someone_elses"
+	result, err = b.settle.ApplyEvent(b.ctx, b.tx, b.ins, ev)
+	require.NoError(t, err)
+	require.Equal(t, store.ResultSkipped, result)
+	b.requireJobs(t, reversalJob(), emailJob())
+}
+
+func TestRefundFailedEventKeepsTheMessage(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o, _, refund := b.refunded(t)
+	ev := event("refund_failed", o.Order, "failed")
+	ev.Object.RefundID = store.RefundIDFor(refund.ID)
+	result, err := b.settle.ApplyEvent(b.ctx, b.tx, b.ins, ev)
+	require.NoError(t, err)
+	require.Equal(t, store.ResultOK, result)
+	require.Equal(t, "refund failed at the payment provider (no message)", *b.refund(t, refund.ID).ErrorMessage)
+	require.Equal(t, veza.OrderCompleted, b.order(t, o.ID).Status)
+	b.requireNoJobs(t)
+}

@@ -1,0 +1,164 @@
+package settle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/veza/backend"
+	"github.com/veza/backend/store"
+)
+
+// ReasonRefundedBeforePayout is the error message of a transfer closed
+// unpaid because its order was refunded first.
+const ReasonRefundedBeforePayout = "order refunded before payout; not paid"
+
+// StartReversal moves a completed transfer to reversal_pending (a new round
+// of retries) and enqueues its reversal job, in tx.
+func (s *Settler) StartReversal(ctx context.Context, tx pgx.Tx, ins Inserter, transferID uuid.UUID) error {
+	if err := store.TransitionTransfer(ctx, tx, transferID, veza.TransferCompleted, veza.TransferReversalPending, store.TransferUpdate{ResetRetries: true}); err != nil {
+		return err
+	}
+	if _, err := ins.InsertManyTx(ctx, tx, []river.InsertManyParams{s.Jobs.ReversalJob(transferID)}); err != nil {
+		return fmt.Errorf("error enqueueing the reversal of transfer %s: %w", transferID, err)
+	}
+	return nil
+}
+
+// CloseUnpaid closes a transfer that must not be paid (its order was
+// refunded): pending → failed → permanently_failed, or failed →
+// permanently_failed, in tx. Other states are left alone.
+func (s *Settler) CloseUnpaid(ctx context.Context, tx pgx.Tx, transferID uuid.UUID, reason string) error {
+	t, err := store.GetTransferForUpdate(ctx, tx, transferID)
+	if err != nil {
+		return err
+	}
+	switch t.Status {
+	case veza.TransferPending:
+		if err := store.TransitionTransfer(ctx, tx, transferID, veza.TransferPending, veza.TransferFailed, store.TransferUpdate{ErrorMessage: &reason}); err != nil {
+			return err
+		}
+		fallthrough
+	case veza.TransferFailed:
+		return store.TransitionTransfer(ctx, tx, transferID, veza.TransferFailed, veza.TransferPermanentlyFailed, store.TransferUpdate{ErrorMessage: &reason})
+	}
+	return nil
+}
+
+// RetryTransfer is an operator's retry of a failed payout: failed →
+// pending (a new round of retries) and a payout job, in tx. It returns the
+// job's id; a 409 transfer_not_retryable for any other state.
+func (s *Settler) RetryTransfer(ctx context.Context, tx pgx.Tx, ins Inserter, transferID uuid.UUID) (int64, error) {
+	t, err := store.GetTransferForUpdate(ctx, tx, transferID)
+	if err != nil {
+		return 0, err
+	}
+	if t.Status != veza.TransferFailed {
+		return 0, veza.Errorf(veza.KindConflict, "transfer_not_retryable", "only a failed transfer can be retried; this one is %s", t.Status)
+	}
+	if err := store.TransitionTransfer(ctx, tx, transferID, veza.TransferFailed, veza.TransferPending, store.TransferUpdate{ResetRetries: true}); err != nil {
+		return 0, err
+	}
+	res, err := ins.InsertManyTx(ctx, tx, []river.InsertManyParams{s.Jobs.PayoutJob(transferID)})
+	if err != nil {
+		return 0, err
+	}
+	return res[0].Job.ID, nil
+}
+
+// FailPayout moves a pending transfer to failed, where it waits for an
+// operator (POST /admin/transfers/{id}/retry). A transfer that moved
+// meanwhile is left alone.
+func (s *Settler) FailPayout(ctx context.Context, tx pgx.Tx, transferID uuid.UUID, reason string) error {
+	err := store.TransitionTransfer(ctx, tx, transferID, veza.TransferPending, veza.TransferFailed, store.TransferUpdate{ErrorMessage: &reason})
+	if errors.Is(err, veza.ErrStaleState) {
+		return nil
+	}
+	return err
+}
+
+// RecordPayout records the transfer Stripe made for a pending row. The
+// common case is one statement with no transaction around it: completed
+// unless the order is refunded. It share-locks the order before the
+// transfer, as the refund path locks them, so the two never deadlock and it
+// sees any refund that committed meanwhile; a share lock, because the
+// order's other payouts, back from Stripe at the same moment, need not wait
+// for this one. When the refund won the race while Stripe was paying, the
+// transfer is recorded and its reversal started in one transaction.
+func (s *Settler) RecordPayout(ctx context.Context, db *store.DB, ins Inserter, t *store.Transfer, stripeTransferID string) error {
+	clear := ""
+	done := store.TransferUpdate{StripeTransferID: &stripeTransferID, ErrorMessage: &clear}
+	guarded := done
+	guarded.UnlessOrderIs = veza.OrderRefunded
+	err := store.TransitionTransfer(ctx, db.Primary(), t.ID, veza.TransferPending, veza.TransferCompleted, guarded)
+	if !errors.Is(err, veza.ErrStaleState) {
+		return err
+	}
+	return db.InTx(ctx, func(tx pgx.Tx) error {
+		// The same lock order as above. This transaction never writes the
+		// order row, so two share holders cannot deadlock by upgrading.
+		order, err := store.GetOrderSummaryForShare(ctx, tx, t.OrderID)
+		if err != nil {
+			return err
+		}
+		if err := store.TransitionTransfer(ctx, tx, t.ID, veza.TransferPending, veza.TransferCompleted, done); err != nil {
+			return err
+		}
+		if order.Status == veza.OrderRefunded {
+			return s.StartReversal(ctx, tx, ins, t.ID)
+		}
+		return nil
+	})
+}
+
+// FinishReversal closes a reversal_pending transfer: reversed (with Stripe's
+// reversal id when there is one) or permanently_failed, with msg for ops. A
+// transfer that moved meanwhile is left alone.
+func (s *Settler) FinishReversal(ctx context.Context, tx pgx.Tx, transferID uuid.UUID, to veza.TransferStatus, reversalID *string, msg string) error {
+	err := store.TransitionTransfer(ctx, tx, transferID, veza.TransferReversalPending, to, store.TransferUpdate{StripeReversalID: reversalID, ErrorMessage: &msg})
+	if errors.Is(err, veza.ErrStaleState) {
+		return nil
+	}
+	return err
+}
+
+// PayoutStep is what a payout job does with its transfer now.
+type PayoutStep int
+
+const (
+	// PayoutSend: call Stripe.
+	PayoutSend PayoutStep = iota
+	// PayoutDone: the transfer is no longer pending; nothing to do.
+	PayoutDone
+	// PayoutWait: the order's refund is in flight; its outcome decides.
+	PayoutWait
+	// PayoutCloseUnpaid: the order was refunded first; never pay.
+	PayoutCloseUnpaid
+	// PayoutHold: it cannot be sent until an operator acts (the reason
+	// says what to do); it waits in failed, not in a retry loop.
+	PayoutHold
+)
+
+// NextPayoutStep decides from what the payout job read (the transfer, its
+// order's status, the seller's account) and whether Stripe Connect is on.
+func NextPayoutStep(v *store.PayoutView, stripeEnabled bool) (PayoutStep, string) {
+	t := v.Transfer
+	retry := "then POST /admin/transfers/" + t.ID.String() + "/retry"
+	switch {
+	case t.Status != veza.TransferPending:
+		return PayoutDone, ""
+	case v.OrderStatus == veza.OrderRefunded:
+		return PayoutCloseUnpaid, ReasonRefundedBeforePayout
+	case v.OrderStatus == veza.OrderRefundPending:
+		return PayoutWait, ""
+	case !stripeEnabled:
+		return PayoutHold, "Stripe Connect is not enabled (STRIPE_CONNECT_ENABLED): enable it, " + retry
+	case v.StripeAccountID == nil:
+		return PayoutHold, "seller has no Stripe Connect account: set it (PUT /v1/me/payout-account), " + retry
+	}
+	return PayoutSend, ""
+}
