@@ -1,25 +1,32 @@
 // Package migrations holds the service's SQL migrations, embedded in the
-// binary, and the runner that applies them together with River's own tables
-// (rivermigrate). Files are NNNN_name.up.sql / NNNN_name.down.sql; each
-// migration runs in its own transaction and records its version in
-// veza_schema_migrations. A session advisory lock serialises concurrent
-// runners (several pods starting at once).
+// binary, and applies them with pressly/goose (one transaction per
+// migration, a PostgreSQL session lock against concurrent runners) together
+// with River's own tables (rivermigrate). Files are NNNN_name.sql with
+// goose's -- +goose Up / Down sections; a down section may refuse (RAISE)
+// when reverting would lose data.
 package migrations
 
 import (
 	"context"
+	"crypto/sha256"
+	"database/sql"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/database"
+	"github.com/pressly/goose/v3/lock"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
 )
@@ -31,77 +38,89 @@ var files embed.FS
 type Migration struct {
 	Version int
 	Name    string
-	Up      string
-	Down    string
 }
 
 // Label is the file stem, e.g. 0001_accounts.
 func (m Migration) Label() string { return fmt.Sprintf("%04d_%s", m.Version, m.Name) }
 
-var fileRE = regexp.MustCompile(`^(\d{4})_([a-z0-9_]+)\.(up|down)\.sql$`)
+var fileRE = regexp.MustCompile(`^(\d{4})_([a-z0-9_]+)\.sql$`)
 
 // All returns the embedded migrations sorted by version.
-func All() ([]Migration, error) { return Parse(files) }
-
-// Parse reads migrations from fsys (exported for tests of the naming rules).
-func Parse(fsys fs.FS) ([]Migration, error) {
-	entries, err := fs.ReadDir(fsys, ".")
+func All() ([]Migration, error) {
+	entries, err := fs.ReadDir(files, ".")
 	if err != nil {
 		return nil, err
 	}
-	byVersion := map[int]*Migration{}
+	var out []Migration
 	for _, e := range entries {
 		m := fileRE.FindStringSubmatch(e.Name())
 		if m == nil {
-			return nil, fmt.Errorf("migration file %q does not match NNNN_name.up|down.sql", e.Name())
+			return nil, fmt.Errorf("migration file %q does not match NNNN_name.sql", e.Name())
 		}
 		v, _ := strconv.Atoi(m[1])
-		body, err := fs.ReadFile(fsys, e.Name())
-		if err != nil {
-			return nil, err
-		}
-		mig := byVersion[v]
-		if mig == nil {
-			mig = &Migration{Version: v, Name: m[2]}
-			byVersion[v] = mig
-		} else if mig.Name != m[2] {
-			return nil, fmt.Errorf("migration %04d has two names: %q and %q", v, mig.Name, m[2])
-		}
-		if m[3] == "up" {
-			mig.Up = string(body)
-		} else {
-			mig.Down = string(body)
-		}
+		out = append(out, Migration{Version: v, Name: m[2]})
 	}
-	out := make([]Migration, 0, len(byVersion))
-	for _, m := range byVersion {
-		if m.Up == "" || m.Down == "" {
-			return nil, fmt.Errorf("migration %s needs both an up and a down file", m.Label())
-		}
-		out = append(out, *m)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
-	for i, m := range out {
-		if m.Version != i+1 {
-			return nil, fmt.Errorf("migration versions must be contiguous from 0001: found %s at position %d", m.Label(), i+1)
-		}
-	}
+	slices.SortFunc(out, func(a, b Migration) int { return a.Version - b.Version })
 	return out, nil
 }
 
-// lockKey is the advisory lock every runner takes ("veza-mig" in ASCII).
+// Fingerprint identifies the embedded migrations' content (test databases
+// are cloned from a template named after it).
+func Fingerprint() (string, error) {
+	h := sha256.New()
+	err := fs.WalkDir(files, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		raw, err := fs.ReadFile(files, path)
+		fmt.Fprintf(h, "%s\x00%s\x00", path, raw)
+		return err
+	})
+	return hex.EncodeToString(h.Sum(nil)), err
+}
+
+// lockKey is the advisory lock every runner takes ("veza-mig" in ASCII): the
+// goose session lock, and the step that adopts a database migrated by the
+// runner before goose, which used the same key.
 const lockKey int64 = 0x7665_7a61_2d6d_6967
+
+// legacyTable is where the runner before goose recorded applied versions.
+const legacyTable = "veza_schema_migrations"
 
 // Runner applies and reports migrations on one database.
 type Runner struct {
-	pool  *pgxpool.Pool
-	river *rivermigrate.Migrator[pgx.Tx]
-	all   []Migration
+	pool     *pgxpool.Pool
+	db       *sql.DB
+	goose    *goose.Provider
+	newGoose func() (*goose.Provider, error)
+	store    database.Store
+	river    *rivermigrate.Migrator[pgx.Tx]
+	all      []Migration
 }
 
-// NewRunner builds a runner. logger receives River's migration lines.
+// NewRunner builds a runner. logger receives goose's and River's lines.
 func NewRunner(pool *pgxpool.Pool, logger *slog.Logger) (*Runner, error) {
 	all, err := All()
+	if err != nil {
+		return nil, err
+	}
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockKey), lock.WithLockTimeout(1, 600))
+	if err != nil {
+		return nil, err
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	newGoose := func() (*goose.Provider, error) {
+		p, err := goose.NewProvider(goose.DialectPostgres, db, files, goose.WithSessionLocker(locker), goose.WithSlog(logger))
+		if err != nil {
+			return nil, fmt.Errorf("error creating the migration provider: %w", err)
+		}
+		return p, nil
+	}
+	provider, err := newGoose()
+	if err != nil {
+		return nil, err
+	}
+	store, err := database.NewStore(goose.DialectPostgres, goose.DefaultTablename)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +128,7 @@ func NewRunner(pool *pgxpool.Pool, logger *slog.Logger) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("error creating River migrator: %w", err)
 	}
-	return &Runner{pool: pool, river: rm, all: all}, nil
+	return &Runner{pool: pool, db: db, goose: provider, newGoose: newGoose, store: store, river: rm, all: all}, nil
 }
 
 // Status is where a database stands against this binary.
@@ -162,40 +181,28 @@ func (s *Status) Describe() string {
 	return b.String()
 }
 
-const createTable = `CREATE TABLE IF NOT EXISTS veza_schema_migrations (
-    version    INTEGER PRIMARY KEY,
-    name       TEXT NOT NULL,
-    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-)`
-
-// Status reads the database's migration state without changing anything.
+// Status reads the database's migration state without changing anything
+// and without waiting for a running migration (readiness probes call it).
 func (r *Runner) Status(ctx context.Context) (*Status, error) {
-	st := &Status{Latest: len(r.all), RiverLatest: len(r.river.AllVersions())}
-
-	var exists bool
-	if err := r.pool.QueryRow(ctx, `SELECT to_regclass('veza_schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("error reading schema state: %w", err)
+	st := &Status{RiverLatest: len(r.river.AllVersions())}
+	if len(r.all) > 0 {
+		st.Latest = r.all[len(r.all)-1].Version
 	}
-	if exists {
-		rows, err := r.pool.Query(ctx, `SELECT version FROM veza_schema_migrations ORDER BY version`)
-		if err != nil {
-			return nil, fmt.Errorf("error reading applied migrations: %w", err)
-		}
-		st.Applied, err = pgx.CollectRows(rows, pgx.RowTo[int])
-		if err != nil {
-			return nil, fmt.Errorf("error reading applied migrations: %w", err)
-		}
+	applied, err := r.appliedVersions(ctx)
+	if err != nil {
+		return nil, err
 	}
-	applied := map[int]bool{}
-	for _, v := range st.Applied {
-		applied[v] = true
-		if v > st.Latest {
-			st.Unknown = append(st.Unknown, v)
-		}
-	}
+	st.Applied = applied
+	known := map[int]bool{}
 	for _, m := range r.all {
-		if !applied[m.Version] {
+		known[m.Version] = true
+		if !slices.Contains(applied, m.Version) {
 			st.Pending = append(st.Pending, m)
+		}
+	}
+	for _, v := range applied {
+		if !known[v] {
+			st.Unknown = append(st.Unknown, v)
 		}
 	}
 
@@ -203,14 +210,47 @@ func (r *Runner) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		// River reports a version its bundle lacks as an error: the
 		// database was migrated by a newer River.
-		if strings.Contains(err.Error(), "not found in migrator bundle") {
-			st.RiverUnknown = true
-		} else {
+		if !strings.Contains(err.Error(), "not found in migrator bundle") {
 			return nil, fmt.Errorf("error reading River migrations: %w", err)
 		}
+		st.RiverUnknown = true
 	}
 	st.RiverApplied = len(riverVersions)
 	return st, nil
+}
+
+// appliedVersions lists the app versions applied, ascending: from goose's
+// table, or from the legacy table of a database not yet adopted.
+func (r *Runner) appliedVersions(ctx context.Context) ([]int, error) {
+	var gooseTable, legacy bool
+	err := r.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL`,
+		r.store.Tablename(), legacyTable).Scan(&gooseTable, &legacy)
+	if err != nil {
+		return nil, fmt.Errorf("error reading schema state: %w", err)
+	}
+	var out []int
+	switch {
+	case gooseTable:
+		rows, err := r.store.ListMigrations(ctx, r.db)
+		if err != nil {
+			return nil, fmt.Errorf("error reading applied migrations: %w", err)
+		}
+		for _, m := range rows {
+			if m.IsApplied && m.Version > 0 {
+				out = append(out, int(m.Version))
+			}
+		}
+	case legacy:
+		rows, err := r.pool.Query(ctx, `SELECT version FROM `+legacyTable)
+		if err != nil {
+			return nil, fmt.Errorf("error reading applied migrations: %w", err)
+		}
+		if out, err = pgx.CollectRows(rows, pgx.RowTo[int]); err != nil {
+			return nil, fmt.Errorf("error reading applied migrations: %w", err)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // CheckCurrent returns nil when the schema is current, ErrBehind or ErrAhead
@@ -229,8 +269,10 @@ func (r *Runner) CheckCurrent(ctx context.Context) error {
 	return nil
 }
 
-// withLock runs fn on one connection holding the migration advisory lock.
-func (r *Runner) withLock(ctx context.Context, fn func(conn *pgxpool.Conn) error) error {
+// prepare holds the migration lock while it adopts a database migrated by
+// the runner before goose and runs fn (River's migrations). goose takes the
+// same lock on its own connection afterwards.
+func (r *Runner) prepare(ctx context.Context, fn func() error) error {
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("error connecting to the database: %w", err)
@@ -244,10 +286,50 @@ func (r *Runner) withLock(ctx context.Context, fn func(conn *pgxpool.Conn) error
 		// lock on a pooled connection would block the next runner.
 		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, lockKey)
 	}()
-	if _, err := conn.Exec(ctx, createTable); err != nil {
-		return fmt.Errorf("error creating veza_schema_migrations: %w", err)
+	if err := r.adoptLegacy(ctx, conn); err != nil {
+		return err
 	}
-	return fn(conn)
+	if fn == nil {
+		return nil
+	}
+	return fn()
+}
+
+// adoptLegacy moves the versions the runner before goose recorded into
+// goose's table, in one transaction: nothing is re-applied.
+func (r *Runner) adoptLegacy(ctx context.Context, conn *pgxpool.Conn) error {
+	var gooseTable, legacy bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL`,
+		r.store.Tablename(), legacyTable).Scan(&gooseTable, &legacy); err != nil {
+		return fmt.Errorf("error reading schema state: %w", err)
+	}
+	if gooseTable || !legacy {
+		return nil
+	}
+	applied, err := r.appliedVersions(ctx)
+	if err != nil {
+		return err
+	}
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := r.store.CreateVersionTable(ctx, tx); err != nil {
+		return err
+	}
+	for _, v := range append([]int{0}, applied...) { // goose records 0 at creation
+		if err := r.store.Insert(ctx, tx, database.InsertRequest{Version: int64(v)}); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `DROP TABLE `+legacyTable); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("error adopting %s: %w", legacyTable, err)
+	}
+	return nil
 }
 
 // Up applies River's migrations, then every pending app migration, each in
@@ -255,41 +337,42 @@ func (r *Runner) withLock(ctx context.Context, fn func(conn *pgxpool.Conn) error
 // database was already current. A database ahead of the binary is an error.
 func (r *Runner) Up(ctx context.Context) ([]string, error) {
 	var done []string
-	err := r.withLock(ctx, func(conn *pgxpool.Conn) error {
+	err := r.prepare(ctx, func() error {
 		// River migrates version by version in its own transactions (one
-		// adds an enum value that cannot be used in the same transaction);
-		// the advisory lock held on conn still serialises runners.
+		// adds an enum value that cannot be used in the same transaction).
 		res, err := r.river.Migrate(ctx, rivermigrate.DirectionUp, nil)
 		if err != nil {
 			return fmt.Errorf("error applying River migrations: %w", err)
 		}
 		for _, v := range res.Versions {
-			done = append(done, fmt.Sprintf("river_%03d_%s", v.Version, strings.ReplaceAll(v.Name, " ", "_")))
-		}
-
-		st, err := r.Status(ctx)
-		if err != nil {
-			return err
-		}
-		if len(st.Unknown) > 0 {
-			return fmt.Errorf("%w: database has versions %v, this binary knows up to %d", ErrAhead, st.Unknown, st.Latest)
-		}
-		for _, m := range st.Pending {
-			err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-				if _, err := tx.Exec(ctx, m.Up); err != nil {
-					return err
-				}
-				_, err := tx.Exec(ctx, `INSERT INTO veza_schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name)
-				return err
-			})
-			if err != nil {
-				return fmt.Errorf("error applying migration %s: %w", m.Label(), err)
-			}
-			done = append(done, m.Label())
+			done = append(done, riverLabel(v))
 		}
 		return nil
 	})
-	return done, err
+	if err != nil {
+		return done, err
+	}
+	if err := r.refuseAhead(ctx, "this binary knows up to %d"); err != nil {
+		return done, err
+	}
+	results, err := r.goose.Up(ctx)
+	done = append(done, labels(results, err)...)
+	if err != nil {
+		return done, fmt.Errorf("error applying migrations: %w", err)
+	}
+	return done, nil
+}
+
+// refuseAhead is ErrAhead when the database has versions this binary lacks.
+func (r *Runner) refuseAhead(ctx context.Context, detail string) error {
+	st, err := r.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if len(st.Unknown) > 0 {
+		return fmt.Errorf("%w: database has versions %v, "+detail, ErrAhead, st.Unknown, st.Latest)
+	}
+	return nil
 }
 
 // DownOpts says how far Down goes.
@@ -301,51 +384,71 @@ type DownOpts struct {
 	All bool
 }
 
-// Down reverts app migrations newest first. A down file may refuse (RAISE)
-// when reverting would lose data; the transaction then rolls back and the
-// error carries the migration's message.
+// Down reverts app migrations newest first, each in its own transaction. A
+// down section may refuse (RAISE) when reverting would lose data; its
+// transaction then rolls back and the error carries the migration's
+// message.
 func (r *Runner) Down(ctx context.Context, opts DownOpts) ([]string, error) {
 	if opts.Steps <= 0 {
 		opts.Steps = 1
 	}
+	if err := r.prepare(ctx, nil); err != nil {
+		return nil, err
+	}
+	if err := r.refuseAhead(ctx, "they must be reverted by the binary that applied them (this one knows up to %d)"); err != nil {
+		return nil, err
+	}
 	var done []string
-	err := r.withLock(ctx, func(conn *pgxpool.Conn) error {
-		st, err := r.Status(ctx)
+	if opts.All {
+		results, err := r.goose.DownTo(ctx, 0)
+		done = append(done, labels(results, err)...)
 		if err != nil {
-			return err
-		}
-		if len(st.Unknown) > 0 {
-			return fmt.Errorf("%w: versions %v must be reverted by the binary that applied them", ErrAhead, st.Unknown)
-		}
-		applied := st.Applied
-		for i := len(applied) - 1; i >= 0 && (opts.All || len(done) < opts.Steps); i-- {
-			m := r.all[applied[i]-1]
-			err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-				if _, err := tx.Exec(ctx, m.Down); err != nil {
-					return err
-				}
-				_, err := tx.Exec(ctx, `DELETE FROM veza_schema_migrations WHERE version = $1`, m.Version)
-				return err
-			})
-			if err != nil {
-				return fmt.Errorf("error reverting migration %s: %w", m.Label(), err)
-			}
-			done = append(done, m.Label())
-		}
-		if !opts.All {
-			return nil
+			return done, fmt.Errorf("error reverting migrations: %w", err)
 		}
 		res, err := r.river.Migrate(ctx, rivermigrate.DirectionDown, &rivermigrate.MigrateOpts{TargetVersion: -1})
 		if err != nil {
-			return fmt.Errorf("error reverting River migrations: %w", err)
+			return done, fmt.Errorf("error reverting River migrations: %w", err)
 		}
 		for _, v := range res.Versions {
-			done = append(done, fmt.Sprintf("river_%03d_%s", v.Version, strings.ReplaceAll(v.Name, " ", "_")))
+			done = append(done, riverLabel(v))
 		}
-		if _, err := conn.Exec(ctx, `DROP TABLE veza_schema_migrations`); err != nil {
-			return fmt.Errorf("error dropping veza_schema_migrations: %w", err)
+		if _, err := r.pool.Exec(ctx, `DROP TABLE `+r.store.Tablename()); err != nil {
+			return done, fmt.Errorf("error dropping %s: %w", r.store.Tablename(), err)
 		}
-		return nil
-	})
-	return done, err
+		// A provider creates its version table once in its life: a new one
+		// recreates it at the next up.
+		r.goose, err = r.newGoose()
+		return done, err
+	}
+	for range opts.Steps {
+		result, err := r.goose.Down(ctx)
+		if errors.Is(err, goose.ErrNoNextVersion) {
+			break
+		}
+		if err != nil {
+			return done, fmt.Errorf("error reverting migrations: %w", err)
+		}
+		done = append(done, labels([]*goose.MigrationResult{result}, nil)...)
+	}
+	return done, nil
+}
+
+// labels names the migrations goose ran: those in results, or, when a run
+// stopped at a failure, those it applied before it (in err).
+func labels(results []*goose.MigrationResult, err error) []string {
+	var partial *goose.PartialError
+	if errors.As(err, &partial) {
+		results = partial.Applied
+	}
+	out := make([]string, 0, len(results))
+	for _, res := range results {
+		if res != nil && res.Source != nil {
+			out = append(out, strings.TrimSuffix(res.Source.Path, ".sql"))
+		}
+	}
+	return out
+}
+
+func riverLabel(v rivermigrate.MigrateVersion) string {
+	return fmt.Sprintf("river_%03d_%s", v.Version, strings.ReplaceAll(v.Name, " ", "_"))
 }

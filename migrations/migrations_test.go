@@ -2,14 +2,15 @@ package migrations_test
 
 import (
 	"context"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
 	"testing"
-	"testing/fstest"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/migrations"
 	"github.com/veza/backend/store/dbtest"
 )
@@ -24,7 +25,7 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	pool := dbtest.PoolFor(t, dbtest.EmptyURL(t))
-	runner, err := migrations.NewRunner(pool, jobs.SlogLogger(zerolog.Nop()))
+	runner, err := migrations.NewRunner(pool, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	return &testBundle{pool: pool, runner: runner}
 }
@@ -94,7 +95,7 @@ func TestAheadIsReported(t *testing.T) {
 	require.NoError(t, err)
 
 	// A newer binary applied version 9999.
-	_, err = b.pool.Exec(ctx, `INSERT INTO veza_schema_migrations (version, name) VALUES (9999, 'from_the_future')`)
+	_, err = b.pool.Exec(ctx, `INSERT INTO goose_db_version (version_id, is_applied) VALUES (9999, true)`)
 	require.NoError(t, err)
 
 	st, err := b.runner.Status(ctx)
@@ -120,21 +121,87 @@ func TestConcurrentUpAppliesOnce(t *testing.T) {
 		require.NoError(t, <-errs)
 	}
 	var n int
-	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM veza_schema_migrations`).Scan(&n))
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM goose_db_version WHERE version_id > 0`).Scan(&n))
 	all, _ := migrations.All()
-	require.Equal(t, len(all), n)
+	require.Equal(t, len(all), n, "each applied once")
 }
 
-func TestParseRejectsBadFiles(t *testing.T) {
+func TestEveryMigrationHasBothDirections(t *testing.T) {
 	t.Parallel()
-	for name, fsys := range map[string]fstest.MapFS{
-		"missing down": {"0001_a.up.sql": {Data: []byte("SELECT 1")}},
-		"bad name":     {"1_a.up.sql": {Data: []byte("SELECT 1")}},
-		"gap":          {"0001_a.up.sql": {}, "0001_a.down.sql": {}, "0003_c.up.sql": {}, "0003_c.down.sql": {}},
-	} {
-		_, err := migrations.Parse(fsys)
-		require.Error(t, err, name)
+	all, err := migrations.All()
+	require.NoError(t, err)
+	require.NotEmpty(t, all)
+	for i, m := range all {
+		require.Equal(t, i+1, m.Version, "versions are contiguous from 0001")
+		raw, err := fs.ReadFile(os.DirFS("."), m.Label()+".sql")
+		require.NoError(t, err)
+		up, down, found := strings.Cut(string(raw), "-- +goose Down")
+		require.True(t, found, "%s has a down section", m.Label())
+		require.True(t, strings.HasPrefix(up, "-- +goose Up"), m.Label())
+		require.Contains(t, down, ";", "%s: the down section does something", m.Label())
 	}
+}
+
+// legacyHead builds what the runner before goose left: today's schema and
+// its veza_schema_migrations table (that runner's exact DDL), no goose table.
+func legacyHead(t *testing.T, b *testBundle) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := b.runner.Up(ctx)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(ctx, `DROP TABLE goose_db_version;
+		CREATE TABLE veza_schema_migrations (
+			version    INTEGER PRIMARY KEY,
+			name       TEXT NOT NULL,
+			applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
+		INSERT INTO veza_schema_migrations (version, name) VALUES
+			(1, 'accounts'), (2, 'orders_webhooks'), (3, 'payouts_refunds'), (4, 'reconcile'),
+			(5, 'track_storage'), (6, 'track_metadata'), (7, 'transfer_open_index')`)
+	require.NoError(t, err)
+}
+
+func TestDatabaseMigratedByTheOldRunnerUpgradesInPlace(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	legacyHead(t, b)
+	_, err := b.pool.Exec(ctx, `INSERT INTO users (email, password_hash) VALUES ('kept@example.test', 'h')`)
+	require.NoError(t, err)
+	require.NoError(t, b.runner.CheckCurrent(ctx), "the old bookkeeping reads as current: serve may run before migrate up")
+
+	applied, err := b.runner.Up(ctx)
+	require.NoError(t, err)
+	require.Empty(t, applied, "nothing re-applied")
+	require.NoError(t, b.runner.CheckCurrent(ctx))
+	var users int
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM users`).Scan(&users))
+	require.Equal(t, 1, users)
+	require.NotContains(t, tables(t, b.pool), "veza_schema_migrations", "adopted into goose's table")
+	st, err := b.runner.Status(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7}, st.Applied)
+
+	// And goose owns it from now on: one step down reverts the newest.
+	reverted, err := b.runner.Down(ctx, migrations.DownOpts{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"0007_transfer_open_index"}, reverted)
+}
+
+func TestConcurrentUpgradeOfAnOldDatabaseAdoptsOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	legacyHead(t, b)
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() { _, err := b.runner.Up(ctx); errs <- err }()
+	}
+	for range 3 {
+		require.NoError(t, <-errs)
+	}
+	var n int
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM goose_db_version`).Scan(&n))
+	require.Equal(t, 8, n, "version 0 and the seven, once each")
 }
 
 func TestReconcileDownRefusesWhileOrdersLackPaymentIDs(t *testing.T) {

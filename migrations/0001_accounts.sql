@@ -1,3 +1,4 @@
+-- +goose Up
 -- Accounts: users, bearer sessions and one-time email tokens.
 -- Every secret is stored as a SHA-256 hash; the raw value exists only in the
 -- response (sessions) or in the email the worker sends (email tokens).
@@ -39,3 +40,8 @@ CREATE TABLE email_tokens (
 );
 CREATE UNIQUE INDEX email_tokens_token_hash_key ON email_tokens (token_hash) WHERE token_hash IS NOT NULL;
 CREATE INDEX email_tokens_user_id_idx ON email_tokens (user_id, purpose) WHERE used_at IS NULL;
+
+-- +goose Down
+DROP TABLE email_tokens;
+DROP TABLE sessions;
+DROP TABLE users;

@@ -1,3 +1,4 @@
+-- +goose Up
 -- The status index covered every transfer, so completing one (a new status
 -- and updated_at) inserted a fresh entry beside the order's pending ones:
 -- `make bench` measured the payout's UPDATE at 0.55 ms of database time,
@@ -7,3 +8,7 @@
 DROP INDEX seller_transfers_status_idx;
 CREATE INDEX seller_transfers_open_idx ON seller_transfers (status, updated_at)
     WHERE status IN ('pending', 'failed', 'reversal_pending');
+
+-- +goose Down
+DROP INDEX seller_transfers_open_idx;
+CREATE INDEX seller_transfers_status_idx ON seller_transfers (status, updated_at);

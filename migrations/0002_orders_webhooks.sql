@@ -1,3 +1,4 @@
+-- +goose Up
 -- Tracks (the tracks issue extends them with storage), orders and their
 -- items, idempotency keys for POST /v1/orders, and the Hyperswitch webhook
 -- forensic log with its event dedupe table.
@@ -83,3 +84,11 @@ CREATE TABLE hyperswitch_events (
     received_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE INDEX hyperswitch_events_received_at_idx ON hyperswitch_events (received_at);
+
+-- +goose Down
+DROP TABLE hyperswitch_events;
+DROP TABLE hyperswitch_webhook_log;
+DROP TABLE idempotency_keys;
+DROP TABLE order_items;
+DROP TABLE orders;
+DROP TABLE tracks;

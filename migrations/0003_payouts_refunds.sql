@@ -1,3 +1,4 @@
+-- +goose Up
 -- Refunds and seller transfers (payouts to Stripe Connect accounts).
 -- Every status change of either goes through one guarded function in store.
 
@@ -42,3 +43,7 @@ CREATE TABLE seller_transfers (
     UNIQUE (order_id, seller_id)
 );
 CREATE INDEX seller_transfers_status_idx ON seller_transfers (status, updated_at);
+
+-- +goose Down
+DROP TABLE seller_transfers;
+DROP TABLE refunds;

@@ -1,5 +1,16 @@
+-- +goose Up
+-- Where a track's file lives. storage_key is the object key (set for both
+-- backends; for s3 it is the key in the bucket). The partial index serves
+-- migration-progress counts (GET /admin/storage/migration).
+ALTER TABLE tracks
+    ADD COLUMN storage_backend VARCHAR(16) NOT NULL DEFAULT 'local' CHECK (storage_backend IN ('local', 's3')),
+    ADD COLUMN storage_key VARCHAR(512) NULL;
+CREATE INDEX tracks_storage_backend_s3_idx ON tracks (id) WHERE storage_backend = 's3';
+
+-- +goose Down
 -- Safe only while every track is still local: dropping the columns would
 -- lose where the S3 objects are.
+-- +goose StatementBegin
 DO $$
 DECLARE
     on_s3 BIGINT;
@@ -10,5 +21,6 @@ BEGIN
     END IF;
 END
 $$;
+-- +goose StatementEnd
 DROP INDEX tracks_storage_backend_s3_idx;
 ALTER TABLE tracks DROP COLUMN storage_key, DROP COLUMN storage_backend;

@@ -1,3 +1,0 @@
-DROP TABLE email_tokens;
-DROP TABLE sessions;
-DROP TABLE users;

@@ -1,2 +1,0 @@
-DROP TABLE seller_transfers;
-DROP TABLE refunds;
