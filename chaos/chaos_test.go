@@ -7,15 +7,12 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,12 +23,15 @@ import (
 
 	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/hyperswitch/hyperswitchtest"
+	"github.com/veza/backend/internal/servicetest"
 	"github.com/veza/backend/mail/mailtest"
 	"github.com/veza/backend/store/dbtest"
 	"github.com/veza/backend/stripeconnect/stripetest"
 )
 
-func TestMain(m *testing.M) { dbtest.Main(m) }
+func TestMain(m *testing.M) {
+	dbtest.Main(m, servicetest.Cleanup)
+}
 
 const (
 	webhookSecret = "whsec_chaos_hash_key_9f3a"
@@ -46,17 +46,10 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// proc is one running binary.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  *os.File
-}
-
 type harness struct {
 	t      *testing.T
 	bin    string
-	env    []string
+	env    map[string]string
 	dir    string
 	base   string
 	db     *pgxpool.Pool
@@ -65,40 +58,21 @@ type harness struct {
 	smtp   *mailtest.Server
 
 	mu      sync.Mutex
-	procs   map[string]*proc
+	procs   map[string]*servicetest.Service
 	kills   int
-	starts  int
 	secrets []string
 }
 
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func build(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "app")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/app").CombinedOutput()
-	require.NoError(t, err, string(out))
-	return bin
-}
-
 func newHarness(t *testing.T) *harness {
-	h := &harness{t: t, bin: build(t), dir: t.TempDir(), procs: map[string]*proc{},
+	bin, err := servicetest.Build()
+	require.NoError(t, err)
+	h := &harness{t: t, bin: bin, dir: t.TempDir(), procs: map[string]*servicetest.Service{},
 		hs: hyperswitchtest.Start(t), stripe: stripetest.Start(t), smtp: mailtest.Start(t, "127.0.0.1:0")}
 	dbURL := dbtest.URL(t)
 	h.db = dbtest.PoolFor(t, dbURL)
-	addr := freeAddr(t)
-	h.base = "http://" + addr
-	vars := map[string]string{
-		"APP_ENV": "development", "DATABASE_URL": dbURL, "HTTP_ADDR": addr, "LOG_LEVEL": "info",
-		"HYPERSWITCH_ENABLED": "true", "HYPERSWITCH_BASE_URL": h.hs.URL, "HYPERSWITCH_API_KEY": hyperswitchtest.APIKey,
-		"HYPERSWITCH_WEBHOOK_SECRET": webhookSecret,
-		"STRIPE_CONNECT_ENABLED":     "true", "STRIPE_SECRET_KEY": stripetest.SecretKey, "STRIPE_API_BASE": h.stripe.URL,
-		"SMTP_HOST": h.smtp.Host, "SMTP_PORT": strconv.Itoa(h.smtp.Port), "SMTP_TLS": "none", "SMTP_FROM": "no-reply@veza.test",
+	h.env = servicetest.FakeEnv(h.hs, h.stripe, h.smtp, webhookSecret)
+	for k, v := range map[string]string{
+		"APP_ENV": "development", "DATABASE_URL": dbURL, "LOG_LEVEL": "info",
 		"SMTP_PASSWORD":     "smtp-secret-not-used",
 		"RIVER_UI_USERNAME": "ops", "RIVER_UI_PASSWORD": uiPassword,
 		// Killed jobs come back fast: River requires rescue >= timeout.
@@ -107,56 +81,63 @@ func newHarness(t *testing.T) *harness {
 		"REVERSAL_BACKOFF_BASE": "1s", "REVERSAL_BACKOFF_MAX": "2s", "REVERSAL_MAX_RETRIES": "25",
 		"RATE_LIMIT_PER_MINUTE": "100000", "RATE_LIMIT_AUTH_PER_MINUTE": "100000",
 		"SHUTDOWN_TIMEOUT": "5s", "TRACK_STORAGE_DIR": filepath.Join(h.dir, "tracks"),
-	}
-	h.env = []string{"PATH=" + os.Getenv("PATH")}
-	for k, v := range vars {
-		h.env = append(h.env, k+"="+v)
+	} {
+		h.env[k] = v
 	}
 	h.secrets = []string{webhookSecret, uiPassword, userPassword, hyperswitchtest.APIKey, stripetest.SecretKey, "smtp-secret-not-used"}
 	t.Cleanup(h.stopAll)
 	return h
 }
 
-// start runs `app <cmd>` as name (extra env overrides) and fails the test
-// if it cannot.
-func (h *harness) start(name string, extra ...string) {
+// start runs `app <command>` as name (its first word is the command), with
+// extra variables, and waits until it is ready.
+func (h *harness) start(name string, extra map[string]string) {
 	h.t.Helper()
-	require.NoError(h.t, h.launch(name, extra...))
+	env := map[string]string{}
+	for k, v := range h.env {
+		env[k] = v
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	svc, err := servicetest.Start(servicetest.Opts{Bin: h.bin, Command: strings.Fields(name)[0], Env: env,
+		LogPath: filepath.Join(h.dir, strings.ReplaceAll(name, " ", "_")+".log")})
+	require.NoError(h.t, err)
+	h.mu.Lock()
+	h.procs[name] = svc
+	h.mu.Unlock()
+	if svc.Addr() != "" {
+		h.base = svc.URL()
+	}
 }
 
 // kill sends SIGKILL: no graceful anything.
 func (h *harness) kill(name string) {
 	h.mu.Lock()
-	p := h.procs[name]
-	delete(h.procs, name)
+	svc := h.procs[name]
 	h.kills++
 	h.mu.Unlock()
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	_ = p.cmd.Wait()
-	p.log.Close()
+	_ = svc.Kill()
 }
 
-// launch starts `app <cmd>` as name, logging to its file. It returns an
-// error rather than failing the test: the killer goroutine restarts
-// processes with it and may outlive a failed test by a moment.
-func (h *harness) launch(name string, extra ...string) error {
-	args := strings.Fields(name)[:1]
-	logFile, err := os.OpenFile(filepath.Join(h.dir, strings.ReplaceAll(name, " ", "_")+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(h.bin, args...)
-	cmd.Env = append(append([]string{}, h.env...), extra...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return err
-	}
+// launch starts a killed process again without waiting for it: the next
+// kill may land while it boots. It returns an error rather than failing the
+// test: the killer goroutine may outlive a failed test by a moment.
+func (h *harness) launch(name string) error {
 	h.mu.Lock()
-	h.procs[name] = &proc{name: name, cmd: cmd, log: logFile}
-	h.starts++
+	svc := h.procs[name]
 	h.mu.Unlock()
-	return nil
+	return svc.Launch()
+}
+
+func (h *harness) starts() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, svc := range h.procs {
+		n += svc.Starts()
+	}
+	return n
 }
 
 // eventually waits for cond; on timeout it fails with what is not settled.
@@ -199,18 +180,10 @@ func (h *harness) killCount() int {
 func (h *harness) stopAll() {
 	h.mu.Lock()
 	procs := h.procs
-	h.procs = map[string]*proc{}
+	h.procs = map[string]*servicetest.Service{}
 	h.mu.Unlock()
-	for _, p := range procs {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = p.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = p.cmd.Process.Kill()
-		}
-		p.log.Close()
+	for _, svc := range procs {
+		_ = svc.Stop(15 * time.Second)
 	}
 }
 
@@ -293,18 +266,6 @@ func (h *harness) deliver(body []byte) {
 	}
 }
 
-func (h *harness) waitHealthy() {
-	h.t.Helper()
-	require.Eventually(h.t, func() bool {
-		resp, err := http.Get(h.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	}, 60*time.Second, 50*time.Millisecond)
-}
-
 func (h *harness) count(sql string, args ...any) int {
 	h.t.Helper()
 	var n int
@@ -328,15 +289,10 @@ func TestCrashSuite(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 
-	cmd := exec.Command(h.bin, "migrate", "up")
-	cmd.Env = h.env
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, string(out))
 	// serve works few jobs itself so the killable workers do most of it.
-	h.start("serve", "RIVER_WORKERS_PAYMENTS=1", "RIVER_WORKERS_DEFAULT=1", "RIVER_WORKERS_EMAIL=1", "RIVER_WORKERS_MAINTENANCE=1")
-	h.start("work 1")
-	h.start("work 2")
-	h.waitHealthy()
+	h.start("serve", map[string]string{"RIVER_WORKERS_PAYMENTS": "1", "RIVER_WORKERS_DEFAULT": "1", "RIVER_WORKERS_EMAIL": "1", "RIVER_WORKERS_MAINTENANCE": "1"})
+	h.start("work 1", nil)
+	h.start("work 2", nil)
 
 	// Sellers with Stripe accounts and a track each; buyers.
 	const sellers = 4
@@ -449,7 +405,7 @@ func TestCrashSuite(t *testing.T) {
 
 	t.Logf("settled after %s", time.Since(began))
 	violations := h.checkInvariants(purchases)
-	t.Logf("crash suite: purchases=%d refunds=%d kills=%d process starts=%d violations=%d", n, refunded, h.kills, h.starts, len(violations))
+	t.Logf("crash suite: purchases=%d refunds=%d kills=%d process starts=%d violations=%d", n, refunded, h.kills, h.starts(), len(violations))
 	require.Empty(t, violations)
 
 	// Secrets never in logs nor in job args; no panic anywhere.

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/hyperswitch/hyperswitchtest"
+	"github.com/veza/backend/internal/servicetest"
 	"github.com/veza/backend/store/dbtest"
 )
 
@@ -43,15 +43,14 @@ func TestDatabaseRestartUnderWebhookLoad(t *testing.T) {
 	admin.Close(ctx)
 	dbURL := dbtest.WithDatabase(cluster.URL, "veza")
 
-	bin := build(t)
-	addr := freeAddr(t)
-	base := "http://" + addr
-	env := []string{"PATH=" + os.Getenv("PATH"), "DATABASE_URL=" + dbURL, "HTTP_ADDR=" + addr,
-		"HYPERSWITCH_ENABLED=true", "HYPERSWITCH_BASE_URL=http://127.0.0.1:1", "HYPERSWITCH_API_KEY=k",
-		"HYPERSWITCH_WEBHOOK_SECRET=" + webhookSecret, "RIVER_FETCH_COOLDOWN=10ms", "SHUTDOWN_TIMEOUT=5s",
-		"DATABASE_MAX_CONNS=20", "TRACK_STORAGE_DIR=" + t.TempDir()}
+	bin, err := servicetest.Build()
+	require.NoError(t, err)
+	env := map[string]string{"DATABASE_URL": dbURL,
+		"HYPERSWITCH_ENABLED": "true", "HYPERSWITCH_BASE_URL": "http://127.0.0.1:1", "HYPERSWITCH_API_KEY": "k",
+		"HYPERSWITCH_WEBHOOK_SECRET": webhookSecret, "RIVER_FETCH_COOLDOWN": "10ms", "SHUTDOWN_TIMEOUT": "5s",
+		"DATABASE_MAX_CONNS": "20", "TRACK_STORAGE_DIR": t.TempDir()}
 	migrate := exec.Command(bin, "migrate", "up")
-	migrate.Env = env
+	migrate.Env = []string{"PATH=" + os.Getenv("PATH"), "DATABASE_URL=" + dbURL}
 	out, err := migrate.CombinedOutput()
 	require.NoError(t, err, string(out))
 
@@ -62,23 +61,10 @@ func TestDatabaseRestartUnderWebhookLoad(t *testing.T) {
 	require.NoError(t, err)
 	pool.Close()
 
-	logPath := filepath.Join(t.TempDir(), "serve.log")
-	logFile, err := os.Create(logPath)
+	serve, err := servicetest.Start(servicetest.Opts{Bin: bin, Command: "serve", Env: env, LogPath: filepath.Join(t.TempDir(), "serve.log")})
 	require.NoError(t, err)
-	serve := exec.Command(bin, "serve")
-	serve.Env = env
-	serve.Stdout, serve.Stderr = logFile, logFile
-	require.NoError(t, serve.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- serve.Wait() }()
-	t.Cleanup(func() { _ = serve.Process.Signal(syscall.SIGTERM); <-exited; logFile.Close() })
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == 200
-	}, 60*time.Second, 50*time.Millisecond)
+	t.Cleanup(func() { _ = serve.Stop(15 * time.Second) })
+	base := serve.URL()
 
 	// Watch readiness throughout.
 	var saw503, sawRecovery atomic.Bool
@@ -143,11 +129,7 @@ func TestDatabaseRestartUnderWebhookLoad(t *testing.T) {
 	require.Eventually(t, sawRecovery.Load, 30*time.Second, 20*time.Millisecond, "/readyz back to 200")
 	close(stopWatch)
 
-	select {
-	case err := <-exited:
-		t.Fatalf("the service exited during the outage: %v", err)
-	default:
-	}
+	require.NoError(t, serve.WaitReady(time.Second), "the service stayed up through the outage")
 
 	pool = dbtest.PoolFor(t, dbURL)
 	count := func(sql string) int {

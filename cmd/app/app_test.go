@@ -7,13 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,19 +19,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/veza/backend/internal/logtest"
+	"github.com/veza/backend/internal/servicetest"
 	"github.com/veza/backend/migrations"
 	"github.com/veza/backend/store/dbtest"
 )
 
-func TestMain(m *testing.M) { dbtest.Main(m) }
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func TestMain(m *testing.M) { dbtest.Main(m, servicetest.Cleanup) }
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
@@ -41,7 +32,7 @@ func envOf(m map[string]string) func(string) string { return func(k string) stri
 func baseEnv(t *testing.T, dbURL string) map[string]string {
 	return map[string]string{
 		"DATABASE_URL":      dbURL,
-		"HTTP_ADDR":         freeAddr(t),
+		"HTTP_ADDR":         "127.0.0.1:0",
 		"RIVER_UI_USERNAME": "ops",
 		"RIVER_UI_PASSWORD": "test-ui-password",
 		"SHUTDOWN_TIMEOUT":  "5s",
@@ -56,11 +47,11 @@ type running struct {
 	done   chan error
 }
 
-// start runs `app serve` in-process and waits for /healthz.
+// start runs `app serve` in-process on port 0 and waits for /readyz.
 func start(t *testing.T, env map[string]string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{base: "http://" + env["HTTP_ADDR"], logs: &logtest.Buffer{}, cancel: cancel, done: make(chan error, 1)}
+	r := &running{logs: &logtest.Buffer{}, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- run(ctx, []string{"app", "serve"}, envOf(env), r.logs, io.Discard) }()
 	t.Cleanup(func() {
 		cancel()
@@ -70,23 +61,29 @@ func start(t *testing.T, env map[string]string) *running {
 			t.Error("service did not stop")
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	listening, stop := context.WithTimeout(ctx, 30*time.Second)
+	defer stop()
+	go func() {
+		// An early exit ends the wait at once.
 		select {
 		case err := <-r.done:
-			t.Fatalf("service exited early: %v\nlogs:\n%s", err, r.logs.String())
-		default:
+			r.done <- err
+			stop()
+		case <-listening.Done():
 		}
-		if resp, err := http.Get(r.base + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return r
-			}
+	}()
+	addr, err := servicetest.WaitListening(listening, r.logs.String)
+	require.NoError(t, err, "logs:\n%s", r.logs.String())
+	r.base = "http://" + addr
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(r.base + "/readyz")
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("service did not answer /healthz\nlogs:\n%s", r.logs.String())
-	return nil
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, 30*time.Second, 20*time.Millisecond, "logs:\n%s", r.logs.String())
+	return r
 }
 
 func get(t *testing.T, url string, auth ...string) (int, string) {
@@ -276,25 +273,18 @@ func TestMigrateCommands(t *testing.T) {
 	require.Contains(t, runOut("up"), "applied river_001")
 }
 
-// TestBinary builds the real binary and checks what an operator sees: exit
+// TestBinary runs the real binary and checks what an operator sees: exit
 // codes and a graceful SIGTERM.
 func TestBinary(t *testing.T) {
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "app")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	buildOut, err := build.CombinedOutput()
-	require.NoError(t, err, string(buildOut))
-
-	envList := func(m map[string]string) []string {
-		list := []string{"PATH=" + os.Getenv("PATH")}
-		for k, v := range m {
-			list = append(list, k+"="+v)
-		}
-		return list
-	}
+	bin, err := servicetest.Build()
+	require.NoError(t, err)
 	exitCode := func(m map[string]string, args ...string) (int, string) {
 		cmd := exec.Command(bin, args...)
-		cmd.Env = envList(m)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+		for k, v := range m {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
 		out, _ := cmd.CombinedOutput()
 		return cmd.ProcessState.ExitCode(), string(out)
 	}
@@ -311,28 +301,7 @@ func TestBinary(t *testing.T) {
 	code, out = exitCode(env, "migrate", "up")
 	require.Equal(t, 0, code, out)
 
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = envList(env)
-	var logs logtest.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	require.NoError(t, cmd.Start())
-	require.Eventually(t, func() bool {
-		status, err := http.Get("http://" + env["HTTP_ADDR"] + "/readyz")
-		if err != nil {
-			return false
-		}
-		status.Body.Close()
-		return status.StatusCode == 200
-	}, 30*time.Second, 50*time.Millisecond, logs.String())
-
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	select {
-	case err := <-exited:
-		require.NoError(t, err, "exit code 0 on SIGTERM; logs:\n%s", logs.String())
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("no exit within 10s of SIGTERM")
-	}
+	serve, err := servicetest.Start(servicetest.Opts{Bin: bin, Command: "serve", Env: env, LogPath: filepath.Join(t.TempDir(), "serve.log")})
+	require.NoError(t, err)
+	require.NoError(t, serve.Stop(10*time.Second), "exit code 0 on SIGTERM")
 }

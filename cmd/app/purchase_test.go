@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/hyperswitch/hyperswitchtest"
+	"github.com/veza/backend/internal/servicetest"
 	"github.com/veza/backend/mail/mailtest"
 	"github.com/veza/backend/store/dbtest"
 	"github.com/veza/backend/stripeconnect/stripetest"
@@ -42,12 +42,11 @@ func startStack(t *testing.T, extra map[string]string) *stack {
 	smtp := mailtest.Start(t, "127.0.0.1:0")
 	dbURL := dbtest.URL(t)
 	env := baseEnv(t, dbURL)
+	for k, v := range servicetest.FakeEnv(hs, sc, smtp, testWebhookSecret) {
+		env[k] = v
+	}
 	for k, v := range map[string]string{
-		"HYPERSWITCH_ENABLED": "true", "HYPERSWITCH_BASE_URL": hs.URL, "HYPERSWITCH_API_KEY": hyperswitchtest.APIKey,
-		"HYPERSWITCH_WEBHOOK_SECRET": testWebhookSecret,
-		"STRIPE_CONNECT_ENABLED":     "true", "STRIPE_SECRET_KEY": stripetest.SecretKey, "STRIPE_API_BASE": sc.URL,
 		"TRANSFER_BACKOFF_BASE": "1s", "TRANSFER_BACKOFF_MAX": "2s", "REVERSAL_BACKOFF_BASE": "1s", "REVERSAL_BACKOFF_MAX": "2s",
-		"SMTP_HOST": smtp.Host, "SMTP_PORT": strconv.Itoa(smtp.Port), "SMTP_TLS": "none", "SMTP_FROM": "no-reply@veza.test",
 		"RIVER_FETCH_COOLDOWN": "10ms", "RATE_LIMIT_AUTH_PER_MINUTE": "1000",
 	} {
 		env[k] = v

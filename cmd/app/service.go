@@ -32,6 +32,13 @@ type app struct {
 	runner *migrations.Runner
 }
 
+// lifecycle is an info line printed whatever LOG_LEVEL: that the process is
+// up, where it listens and that it stopped are what an operator (and a test
+// harness waiting for a process on port 0) always needs.
+func lifecycle(log zerolog.Logger) *zerolog.Event {
+	return log.Log().Str(zerolog.LevelFieldName, zerolog.InfoLevel.String())
+}
+
 func newLogger(w io.Writer, level zerolog.Level) zerolog.Logger {
 	return zerolog.New(w).Level(level).With().Timestamp().Str("service", "veza").Logger()
 }
@@ -187,10 +194,10 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 			stopRiver(client, cfg.ShutdownTimeout, log)
 			return fmt.Errorf("error listening on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 		}
-		log.Info().Str("addr", ln.Addr().String()).Bool("river_ui", opts.RiverUI != nil).Msg("http server listening")
+		lifecycle(log).Str("addr", ln.Addr().String()).Bool("river_ui", opts.RiverUI != nil).Msg("http server listening")
 		go func() { serveErr <- srv.Serve(ln) }()
 	}
-	log.Info().Str("env", string(cfg.Env)).Str("version", version).Bool("http", withHTTP).Msg("service started")
+	lifecycle(log).Str("env", string(cfg.Env)).Str("version", version).Bool("http", withHTTP).Msg("service started")
 
 	select {
 	case <-ctx.Done():
@@ -209,7 +216,7 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 		cancel()
 	}
 	stopRiver(client, cfg.ShutdownTimeout, log)
-	log.Info().Msg("shutdown complete")
+	lifecycle(log).Msg("shutdown complete")
 	return nil
 }
 

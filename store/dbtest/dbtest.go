@@ -44,9 +44,13 @@ var (
 )
 
 // Main runs the package's tests and then stops an ephemeral server this
-// process started. Use it from TestMain.
-func Main(m *testing.M) {
+// process started, after running cleanups (such as servicetest.Cleanup).
+// Use it from TestMain.
+func Main(m *testing.M, cleanups ...func()) {
 	code := m.Run()
+	for _, c := range cleanups {
+		c()
+	}
 	if stopServer != nil {
 		stopServer()
 	}
