@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/veza/backend/jobargs"
+	"github.com/veza/backend/jobs"
+)
+
+// ingestFigures is webhook ingest at full speed.
+type ingestFigures struct {
+	rate     float64 // deliveries/s
+	p50, p99 float64 // ms
+}
+
+// ingest: webhook deliveries at the HTTP edge at full speed, as a ratio to
+// pgbench, then the p99 at half that rate with events processed meanwhile.
+func (b *bench) ingest(ctx context.Context) error {
+	full, err := b.ingestMax(ctx)
+	if err != nil {
+		return err
+	}
+	half, _, failed := b.load(ctx, 0, full.rate/2, 6*time.Second, nil, unknownPayment)
+	p99 := pct(half, 0.99)
+	b.add(Result{Name: "webhook ingest p99 at half the max rate", Value: p99, Unit: "ms", Target: "< 25 ms", Pass: pass(p99 < 25),
+		Note: fmt.Sprintf("%.0f deliveries/s offered with events processed meanwhile, p50 %.1f ms, %d failed", full.rate/2, pct(half, 0.5), failed)})
+	return b.drain(ctx)
+}
+
+// ingestMax measures webhook ingest at full speed, once: the edge alone, as
+// pgbench measures the statements alone, so the queue that processes the
+// events is paused meanwhile (settlement measures processing).
+func (b *bench) ingestMax(ctx context.Context) (ingestFigures, error) {
+	if b.ingestRate != nil {
+		return *b.ingestRate, nil
+	}
+	pg, err := b.pgbench(ctx)
+	if err != nil {
+		return ingestFigures{}, err
+	}
+	rssBefore := b.peakRSS()
+	client, err := jobs.NewInserter(b.pool, jobs.ClientOpts{Logger: zerolog.Nop()})
+	if err != nil {
+		return ingestFigures{}, err
+	}
+	if err := client.QueuePause(ctx, jobargs.QueuePayments, nil); err != nil {
+		return ingestFigures{}, err
+	}
+	time.Sleep(2 * time.Second) // workers see the pause
+	b.profile("ingest", 2*time.Second)
+	report := b.watchStatements(ctx, "ingest")
+	lat, elapsed, failed := b.load(ctx, b.size.ingest, 0, 60*time.Second, nil, unknownPayment)
+	report()
+	if err := client.QueueResume(ctx, jobargs.QueuePayments, nil); err != nil {
+		return ingestFigures{}, err
+	}
+	f := ingestFigures{rate: float64(len(lat)) / elapsed.Seconds(), p50: pct(lat, 0.5), p99: pct(lat, 0.99)}
+	b.add(Result{Name: "webhook ingest, max rate", Value: f.rate, Unit: "deliveries/s", Baseline: pg, Target: "ratio >= 0.5",
+		Pass: pass(f.rate/pg >= 0.5), Note: fmt.Sprintf("at the HTTP edge, event processing paused; p50 %.1f ms, p99 %.1f ms, %d failed", f.p50, f.p99, failed)})
+	b.add(Result{Name: "serve peak RSS during ingest", Value: b.peakRSS(), Unit: "MiB", Note: fmt.Sprintf("%.0f MiB before", rssBefore)})
+	b.ingestRate = &f
+	return f, b.drain(ctx)
+}

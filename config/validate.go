@@ -1,0 +1,131 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+
+	"github.com/rs/zerolog"
+
+	"github.com/veza/backend/jobargs"
+	"github.com/veza/backend/mail"
+)
+
+// ValidateForEnvironment applies the cross-variable rules. In production it
+// returns every broken rule (and every malformed value Load saw) joined in one
+// error; elsewhere it logs one warning per problem and repairs the config to
+// the safe default, returning nil.
+func (c *Config) ValidateForEnvironment(logger zerolog.Logger) error {
+	problems := append([]*VarError(nil), c.problems...)
+	prod := c.Env == Production
+	add := func(name, format string, args ...any) {
+		problems = append(problems, &VarError{Name: name, Reason: fmt.Sprintf(format, args...)})
+	}
+
+	// Storage backend: exactly "local" or "s3", case-sensitively.
+	switch c.TrackStorageBackend {
+	case "local":
+	case "s3":
+		if !c.S3.Enabled {
+			add("TRACK_STORAGE_BACKEND", `is "s3" but AWS_S3_ENABLED is not true: there would be no S3 client; using "local"`)
+			c.TrackStorageBackend = "local"
+		}
+	default:
+		add("TRACK_STORAGE_BACKEND", `must be exactly "local" or "s3", got %q; using "local"`, c.TrackStorageBackend)
+		c.TrackStorageBackend = "local"
+	}
+	if c.S3.Enabled && c.S3.Bucket == "" {
+		add("AWS_S3_BUCKET", "is required when AWS_S3_ENABLED=true; S3 disabled")
+		c.S3.Enabled = false
+		if c.TrackStorageBackend == "s3" {
+			c.TrackStorageBackend = "local"
+		}
+	}
+	if c.S3.Enabled && c.S3.Endpoint == "" {
+		add("AWS_S3_ENDPOINT", "is required when AWS_S3_ENABLED=true (host:port, no scheme); S3 disabled")
+		c.S3.Enabled = false
+		if c.TrackStorageBackend == "s3" {
+			c.TrackStorageBackend = "local"
+		}
+	}
+
+	if prod && !c.set["DATABASE_URL"] {
+		add("DATABASE_URL", "is required in production")
+	}
+	if prod && c.SMTP.Host == "" {
+		add("SMTP_HOST", "is required in production (an empty host only logs emails)")
+	}
+	if prod && c.SMTP.TLS == mail.TLSNone {
+		// A warning, not a failure: some relays sit on a private network.
+		logger.Warn().Str("var", "SMTP_TLS").Msg("SMTP_TLS=none in production: mail credentials and content travel in clear text")
+	}
+	if (c.RiverUIUsername == "") != (c.RiverUIPassword == "") || (prod && c.RiverUIUsername == "") {
+		name := "RIVER_UI_USERNAME"
+		if c.RiverUIUsername != "" {
+			name = "RIVER_UI_PASSWORD"
+		}
+		add(name, "RIVER_UI_USERNAME and RIVER_UI_PASSWORD are both required to serve River UI (and in production); River UI disabled")
+		c.RiverUIUsername, c.RiverUIPassword = "", ""
+	}
+
+	if c.PprofAddr != "" {
+		if host, _, err := net.SplitHostPort(c.PprofAddr); err != nil || (host != "127.0.0.1" && host != "localhost" && host != "::1") {
+			add("PPROF_ADDR", "must be a loopback address such as 127.0.0.1:6060 (profiles expose internals); pprof disabled")
+			c.PprofAddr = ""
+		}
+	}
+	if c.River.RescueStuckJobsAfter < c.River.JobTimeout {
+		add("RIVER_RESCUE_STUCK_JOBS_AFTER", "must be at least RIVER_JOB_TIMEOUT (%s), got %s (River requires it); using %s",
+			c.River.JobTimeout, c.River.RescueStuckJobsAfter, max(defaultRescueStuckJobsAfter, c.River.JobTimeout))
+		c.River.RescueStuckJobsAfter = max(defaultRescueStuckJobsAfter, c.River.JobTimeout)
+	}
+
+	if c.Hyperswitch.Enabled {
+		for name, v := range map[string]string{
+			"HYPERSWITCH_BASE_URL":       c.Hyperswitch.BaseURL,
+			"HYPERSWITCH_API_KEY":        c.Hyperswitch.APIKey,
+			"HYPERSWITCH_WEBHOOK_SECRET": c.Hyperswitch.WebhookSecret,
+		} {
+			if v == "" {
+				add(name, "is required when HYPERSWITCH_ENABLED=true; Hyperswitch disabled")
+				c.Hyperswitch.Enabled = false
+			}
+		}
+	}
+	if c.Stripe.Enabled && c.Stripe.SecretKey == "" {
+		add("STRIPE_SECRET_KEY", "is required when STRIPE_CONNECT_ENABLED=true; Stripe Connect disabled")
+		c.Stripe.Enabled = false
+	}
+	for name, r := range map[string]*jobargs.Retry{"TRANSFER_BACKOFF_MAX": &c.Transfer, "REVERSAL_BACKOFF_MAX": &c.Reversal.Retry} {
+		if r.Max < r.Base {
+			add(name, "must be at least the matching _BACKOFF_BASE (%s), got %s; using the base", r.Base, r.Max)
+			r.Max = r.Base
+		}
+	}
+	for name, raw := range map[string]string{"PUBLIC_BASE_URL": c.PublicBaseURL, "STRIPE_API_BASE": c.Stripe.APIBase, "HYPERSWITCH_BASE_URL": c.Hyperswitch.BaseURL} {
+		if raw == "" {
+			continue
+		}
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add(name, "must be an absolute http(s) URL, got %q", raw)
+		}
+	}
+
+	if len(problems) == 0 {
+		return nil
+	}
+	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Name < problems[j].Name })
+	if prod {
+		errs := make([]error, len(problems))
+		for i, pr := range problems {
+			errs[i] = pr
+		}
+		return fmt.Errorf("invalid configuration for APP_ENV=production: %w", errors.Join(errs...))
+	}
+	for _, pr := range problems {
+		logger.Warn().Str("var", pr.Name).Str("env", string(c.Env)).Msg(pr.Reason)
+	}
+	return nil
+}
