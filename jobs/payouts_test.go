@@ -58,6 +58,12 @@ func (b *payBundle) reversals() *jobs.ReversalWorker {
 	return &jobs.ReversalWorker{DB: b.db, Stripe: b.stripe.Client(), Settle: b.settle, Enabled: true, Logger: zerolog.Nop()}
 }
 
+// pay runs the payout worker's attempt on tr (of the 3 the bundle's policy
+// allows).
+func (b *payBundle) pay(tr *store.Transfer, attempt int) error {
+	return b.payouts().Work(context.Background(), job(jobargs.PayoutArgs{TransferID: tr.ID}, attempt, b.settle.Jobs.Payout.MaxAttempts))
+}
+
 // transfer inserts a pending transfer for seller i.
 func (b *payBundle) transfer(t *testing.T, i int) *store.Transfer {
 	t.Helper()
@@ -90,12 +96,10 @@ func TestPayoutPaysOnceEvenWhenRunTwice(t *testing.T) {
 	t.Parallel()
 	b := setupPay(t, 999)
 	tr := b.transfer(t, 0)
-	w := b.payouts()
-	ctx := context.Background()
 
 	// Stripe down for the first attempt: the row mirrors the retry.
 	b.stripe.FailNext(1, 503)
-	err := w.Work(ctx, job(jobargs.PayoutArgs{TransferID: tr.ID}, 1, 3))
+	err := b.pay(tr, 1)
 	require.Error(t, err)
 	got := b.get(t, tr.ID)
 	require.Equal(t, veza.TransferPending, got.Status)
@@ -104,14 +108,14 @@ func TestPayoutPaysOnceEvenWhenRunTwice(t *testing.T) {
 	require.Contains(t, *got.ErrorMessage, "stripe 503")
 
 	// Back up: completed with the Stripe id; the fake saw one transfer.
-	require.NoError(t, w.Work(ctx, job(jobargs.PayoutArgs{TransferID: tr.ID}, 2, 3)))
+	require.NoError(t, b.pay(tr, 2))
 	got = b.get(t, tr.ID)
 	require.Equal(t, veza.TransferCompleted, got.Status)
 	require.NotNil(t, got.StripeTransferID)
 	require.Nil(t, got.ErrorMessage)
 
 	// The job runs again (a rescued duplicate): nothing more is paid.
-	require.NoError(t, w.Work(ctx, job(jobargs.PayoutArgs{TransferID: tr.ID}, 1, 3)))
+	require.NoError(t, b.pay(tr, 1))
 	transfers := b.stripe.Transfers()
 	require.Len(t, transfers, 1)
 	require.EqualValues(t, 900, transfers[0].Amount)
@@ -131,7 +135,7 @@ func TestPayoutRetriedAfterLostAnswerIsNotPaidTwice(t *testing.T) {
 	// the retry reuses the idempotency key and gets the same transfer.
 	id, err := b.stripe.Client().CreateTransfer(ctx, stripeTransferParams(b, tr))
 	require.NoError(t, err)
-	require.NoError(t, b.payouts().Work(ctx, job(jobargs.PayoutArgs{TransferID: tr.ID}, 2, 3)))
+	require.NoError(t, b.pay(tr, 2))
 	require.Equal(t, id, *b.get(t, tr.ID).StripeTransferID)
 	require.Len(t, b.stripe.Transfers(), 1)
 }
@@ -141,7 +145,7 @@ func TestPayoutExhaustedWaitsInFailed(t *testing.T) {
 	b := setupPay(t, 500)
 	tr := b.transfer(t, 0)
 	b.stripe.FailNext(1, 500)
-	err := b.payouts().Work(context.Background(), job(jobargs.PayoutArgs{TransferID: tr.ID}, 3, 3))
+	err := b.pay(tr, 3)
 	require.Error(t, err)
 	got := b.get(t, tr.ID)
 	require.Equal(t, veza.TransferFailed, got.Status)
@@ -154,7 +158,7 @@ func TestPayoutWithoutStripeAccountFailsClearly(t *testing.T) {
 	tr := b.transfer(t, 0)
 	_, err := b.db.Primary().Exec(context.Background(), `UPDATE users SET stripe_account_id = NULL WHERE id = $1`, b.order.Sellers[0].ID)
 	require.NoError(t, err)
-	require.NoError(t, b.payouts().Work(context.Background(), job(jobargs.PayoutArgs{TransferID: tr.ID}, 1, 3)),
+	require.NoError(t, b.pay(tr, 1),
 		"no retry loop: the row waits for a human")
 	got := b.get(t, tr.ID)
 	require.Equal(t, veza.TransferFailed, got.Status)
@@ -166,16 +170,14 @@ func TestPayoutNeverPaysARefundedOrder(t *testing.T) {
 	t.Parallel()
 	b := setupPay(t, 500)
 	tr := b.transfer(t, 0)
-	w := b.payouts()
-	ctx := context.Background()
 
 	b.moveOrder(t, veza.OrderCompleted, veza.OrderRefundPending)
-	err := w.Work(ctx, job(jobargs.PayoutArgs{TransferID: tr.ID}, 1, 3))
+	err := b.pay(tr, 1)
 	var snooze *river.JobSnoozeError
 	require.ErrorAs(t, err, &snooze, "waits for the refund's outcome")
 
 	b.moveOrder(t, veza.OrderRefundPending, veza.OrderRefunded)
-	require.NoError(t, w.Work(ctx, job(jobargs.PayoutArgs{TransferID: tr.ID}, 1, 3)))
+	require.NoError(t, b.pay(tr, 1))
 	got := b.get(t, tr.ID)
 	require.Equal(t, veza.TransferPermanentlyFailed, got.Status)
 	require.Contains(t, *got.ErrorMessage, "refunded before payout")

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -204,59 +205,74 @@ func TestConcurrentUpgradeOfAnOldDatabaseAdoptsOnce(t *testing.T) {
 	require.Equal(t, 8, n, "version 0 and the seven, once each")
 }
 
-func TestReconcileDownRefusesWhileOrdersLackPaymentIDs(t *testing.T) {
+// The down steps that would lose data refuse, with a message naming what to
+// do, and leave the migration applied; once the data is fixed they run.
+func TestGuardedDownStepsRefuseUntilTheDataIsSafe(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	b := setup(t)
-	_, err := b.runner.Up(ctx)
-	require.NoError(t, err)
-	all, _ := migrations.All()
-	require.Equal(t, "0004_reconcile", all[3].Label(), "this test targets 0004")
-	_, err = b.pool.Exec(ctx, `WITH u AS (INSERT INTO users (email, password_hash) VALUES ('a@b.test', 'h') RETURNING id)
-		INSERT INTO orders (buyer_id, amount, currency, payment_id) SELECT id, 100, 'EUR', NULL FROM u`)
-	require.NoError(t, err)
+	for _, tc := range []struct {
+		label        string
+		unsafe, safe string // SQL that makes reverting lose data, and its fix
+		refusal      string
+		columns      []string // on tracks: kept while refused, gone after
+	}{{
+		label: "0004_reconcile",
+		unsafe: `WITH u AS (INSERT INTO users (email, password_hash) VALUES ('a@b.test', 'h') RETURNING id)
+			INSERT INTO orders (buyer_id, amount, currency, payment_id) SELECT id, 100, 'EUR', NULL FROM u`,
+		safe:    `UPDATE orders SET payment_id = 'legacy-1'`,
+		refusal: "refusing to revert 0004_reconcile: 1 orders have no payment_id",
+	}, {
+		label: "0005_track_storage",
+		unsafe: `WITH u AS (INSERT INTO users (email, password_hash) VALUES ('a@b.test', 'h') RETURNING id)
+			INSERT INTO tracks (owner_id, title, price_cents, currency, storage_backend, storage_key) SELECT id, 't', 1, 'EUR', 's3', 'tracks/a/b' FROM u`,
+		safe:    `UPDATE tracks SET storage_backend = 'local'`,
+		refusal: "refusing to revert 0005_track_storage: 1 tracks are stored in s3",
+		columns: []string{"storage_backend", "storage_key"},
+	}} {
+		t.Run(tc.label, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			b := setup(t)
+			_, err := b.runner.Up(ctx)
+			require.NoError(t, err)
+			all, _ := migrations.All()
+			i := slices.IndexFunc(all, func(m migrations.Migration) bool { return m.Label() == tc.label })
+			require.GreaterOrEqual(t, i, 0)
+			steps := len(all) - i // this one and everything after it
+			columns := func() int {
+				var n int
+				require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns WHERE table_name = 'tracks' AND column_name = ANY($1)`, tc.columns).Scan(&n))
+				return n
+			}
+			_, err = b.pool.Exec(ctx, tc.unsafe)
+			require.NoError(t, err)
 
-	_, err = b.runner.Down(ctx, migrations.DownOpts{Steps: len(all) - 3})
-	require.ErrorContains(t, err, "refusing to revert 0004_reconcile: 1 orders have no payment_id")
-	st, err := b.runner.Status(ctx)
-	require.NoError(t, err)
-	require.Contains(t, st.Applied, 4, "0004 was not reverted")
+			_, err = b.runner.Down(ctx, migrations.DownOpts{Steps: steps})
+			require.ErrorContains(t, err, tc.refusal)
+			st, err := b.runner.Status(ctx)
+			require.NoError(t, err)
+			require.Contains(t, st.Applied, all[i].Version, "not reverted")
+			require.Equal(t, len(tc.columns), columns())
 
-	_, err = b.pool.Exec(ctx, `UPDATE orders SET payment_id = 'legacy-1'`)
-	require.NoError(t, err)
-	_, err = b.runner.Down(ctx, migrations.DownOpts{Steps: len(all) - 3})
-	require.NoError(t, err)
+			_, err = b.pool.Exec(ctx, tc.safe)
+			require.NoError(t, err)
+			_, err = b.runner.Down(ctx, migrations.DownOpts{Steps: steps})
+			require.NoError(t, err)
+			require.Zero(t, columns(), "dropped")
+		})
+	}
 }
 
-func TestTrackStorageDownRefusesWhileTracksAreOnS3(t *testing.T) {
+func TestTrackStorageDownDropsItsIndex(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
 	_, err := b.runner.Up(ctx)
 	require.NoError(t, err)
 	all, _ := migrations.All()
-	require.Equal(t, "0005_track_storage", all[4].Label(), "this test targets 0005")
-	steps := len(all) - 4 // 0005 and everything after it
-	_, err = b.pool.Exec(ctx, `WITH u AS (INSERT INTO users (email, password_hash) VALUES ('a@b.test', 'h') RETURNING id)
-		INSERT INTO tracks (owner_id, title, price_cents, currency, storage_backend, storage_key) SELECT id, 't', 1, 'EUR', 's3', 'tracks/a/b' FROM u`)
+	require.Equal(t, "0005_track_storage", all[4].Label())
+	_, err = b.runner.Down(ctx, migrations.DownOpts{Steps: len(all) - 4})
 	require.NoError(t, err)
-
-	_, err = b.runner.Down(ctx, migrations.DownOpts{Steps: steps})
-	require.ErrorContains(t, err, "refusing to revert 0005_track_storage: 1 tracks are stored in s3")
-	st, err := b.runner.Status(ctx)
-	require.NoError(t, err)
-	require.Contains(t, st.Applied, 5)
-	var cols int
-	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns WHERE table_name = 'tracks' AND column_name IN ('storage_backend', 'storage_key')`).Scan(&cols))
-	require.Equal(t, 2, cols)
-
-	_, err = b.pool.Exec(ctx, `UPDATE tracks SET storage_backend = 'local'`)
-	require.NoError(t, err)
-	_, err = b.runner.Down(ctx, migrations.DownOpts{Steps: steps})
-	require.NoError(t, err)
-	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns WHERE table_name = 'tracks' AND column_name IN ('storage_backend', 'storage_key')`).Scan(&cols))
-	require.Zero(t, cols, "both columns dropped")
 	var idx int
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE indexname = 'tracks_storage_backend_s3_idx'`).Scan(&idx))
-	require.Zero(t, idx, "and the index")
+	require.Zero(t, idx)
 }

@@ -90,14 +90,10 @@ func TestPaymentEvents(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
 			o := storetest.PendingOrder(t, b.tx, 1000)
-			result, err := b.settle.ApplyEvent(b.ctx, b.tx, b.ins, event(tc.event, o.Order, tc.status))
-			require.NoError(t, err)
-			require.Equal(t, store.ResultOK, result)
+			require.Equal(t, store.ResultOK, b.apply(t, event(tc.event, o.Order, tc.status)))
 			require.Equal(t, tc.want, b.order(t, o.ID).Status)
 			// Terminal: a late success does not resurrect it.
-			result, err = b.settle.ApplyEvent(b.ctx, b.tx, b.ins, paid(o))
-			require.NoError(t, err)
-			require.Equal(t, store.ResultSkipped, result)
+			require.Equal(t, store.ResultSkipped, b.apply(t, paid(o)))
 			require.Equal(t, tc.want, b.order(t, o.ID).Status)
 			b.requireNoJobs(t)
 		})
@@ -109,33 +105,24 @@ func TestPaymentEventsThatChangeNothing(t *testing.T) {
 	b := setup(t)
 	o := storetest.PendingOrder(t, b.tx, 1000)
 
-	result, err := b.settle.ApplyEvent(b.ctx, b.tx, b.ins, event("payment_processing", o.Order, "processing"))
-	require.NoError(t, err)
-	require.Equal(t, store.ResultSkipped, result)
+	require.Equal(t, store.ResultSkipped, b.apply(t, event("payment_processing", o.Order, "processing")))
 	require.Equal(t, "processing", *b.order(t, o.ID).PaymentStatus, "the PSP status is recorded")
 
 	short := paid(o)
 	short.Object.Amount--
-	result, err = b.settle.ApplyEvent(b.ctx, b.tx, b.ins, short)
-	require.NoError(t, err)
+	result := b.apply(t, short)
 	require.Contains(t, result, "error: amount mismatch")
 	require.Contains(t, b.logs.String(), "payment amount does not match the order")
 
 	unknown := paid(o)
 	unknown.Object.PaymentID = "pay_not_ours"
-	result, err = b.settle.ApplyEvent(b.ctx, b.tx, b.ins, unknown)
-	require.NoError(t, err)
-	require.Equal(t, store.ResultSkipped, result)
+	require.Equal(t, store.ResultSkipped, b.apply(t, unknown))
 
-	result, err = b.settle.ApplyEvent(b.ctx, b.tx, b.ins, event("mandate_revoked", o.Order, ""))
-	require.NoError(t, err)
-	require.Equal(t, store.ResultSkipped, result)
+	require.Equal(t, store.ResultSkipped, b.apply(t, event("mandate_revoked", o.Order, "")))
 
 	dispute := event("dispute_opened", o.Order, "")
 	dispute.Object.DisputeID = "dp_1"
-	result, err = b.settle.ApplyEvent(b.ctx, b.tx, b.ins, dispute)
-	require.NoError(t, err)
-	require.Equal(t, store.ResultOK, result)
+	require.Equal(t, store.ResultOK, b.apply(t, dispute))
 	require.Contains(t, b.logs.String(), "dispute event received")
 
 	require.Equal(t, veza.OrderPending, b.order(t, o.ID).Status)
@@ -148,9 +135,7 @@ func TestPaymentSucceededOnACompletedOrderIsAReplay(t *testing.T) {
 	o := storetest.CompletedOrder(t, b.tx, 1000)
 	other := paid(o)
 	other.Object.Amount++
-	result, err := b.settle.ApplyEvent(b.ctx, b.tx, b.ins, other)
-	require.NoError(t, err)
-	require.Equal(t, store.ResultSkipped, result, "not a mismatch: the order moved on")
+	require.Equal(t, store.ResultSkipped, b.apply(t, other), "not a mismatch: the order moved on")
 	require.NotContains(t, b.logs.String(), "does not match")
 	b.requireNoJobs(t)
 }

@@ -97,24 +97,17 @@ func TestRefundEvents(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	o, _, refund := b.refunded(t)
-	ev := event("refund_succeeded", o.Order, "succeeded")
-	ev.Object.RefundID = store.RefundIDFor(refund.ID)
-	result, err := b.settle.ApplyEvent(b.ctx, b.tx, b.ins, ev)
-	require.NoError(t, err)
-	require.Equal(t, store.ResultOK, result)
+	ev := refundEvent("refund_succeeded", o.Order, refund, "succeeded")
+	require.Equal(t, store.ResultOK, b.apply(t, ev))
 	require.Equal(t, store.RefundIDFor(refund.ID), *b.refund(t, refund.ID).HyperswitchRefundID, "recorded when the webhook beats the submit job")
 	require.Equal(t, veza.OrderRefunded, b.order(t, o.ID).Status)
 
 	ev.EventType, ev.Object.Status = "refund_failed", "failed"
-	result, err = b.settle.ApplyEvent(b.ctx, b.tx, b.ins, ev)
-	require.NoError(t, err)
-	require.Equal(t, store.ResultSkipped, result, "terminal: a late contrary event changes nothing")
+	require.Equal(t, store.ResultSkipped, b.apply(t, ev), "terminal: a late contrary event changes nothing")
 	require.Equal(t, veza.RefundSucceeded, b.refund(t, refund.ID).Status)
 
 	ev.Object.RefundID = "ref_someone_elses"
-	result, err = b.settle.ApplyEvent(b.ctx, b.tx, b.ins, ev)
-	require.NoError(t, err)
-	require.Equal(t, store.ResultSkipped, result)
+	require.Equal(t, store.ResultSkipped, b.apply(t, ev))
 	b.requireJobs(t, reversalJob(), emailJob())
 }
 
@@ -122,11 +115,7 @@ func TestRefundFailedEventKeepsTheMessage(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	o, _, refund := b.refunded(t)
-	ev := event("refund_failed", o.Order, "failed")
-	ev.Object.RefundID = store.RefundIDFor(refund.ID)
-	result, err := b.settle.ApplyEvent(b.ctx, b.tx, b.ins, ev)
-	require.NoError(t, err)
-	require.Equal(t, store.ResultOK, result)
+	require.Equal(t, store.ResultOK, b.apply(t, refundEvent("refund_failed", o.Order, refund, "failed")))
 	require.Equal(t, "refund failed at the payment provider (no message)", *b.refund(t, refund.ID).ErrorMessage)
 	require.Equal(t, veza.OrderCompleted, b.order(t, o.ID).Status)
 	b.requireNoJobs(t)

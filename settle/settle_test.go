@@ -60,6 +60,15 @@ func setup(t *testing.T) *testBundle {
 	return &testBundle{ctx: ctx, db: store.New(pool, nil), tx: tx, ins: ins, settle: s, logs: logs}
 }
 
+// apply applies an event in the test's transaction and returns the log
+// row's result.
+func (b *testBundle) apply(t *testing.T, ev jobargs.ProcessEventArgs) string {
+	t.Helper()
+	result, err := b.settle.ApplyEvent(b.ctx, b.tx, b.ins, ev)
+	require.NoError(t, err)
+	return result
+}
+
 func (b *testBundle) order(t *testing.T, id uuid.UUID) *store.Order {
 	t.Helper()
 	o, err := store.GetOrder(b.ctx, b.tx, id)
@@ -128,6 +137,13 @@ func args[T any](t *testing.T, row *rivertype.JobRow) T {
 
 func paid(o *storetest.Order) jobargs.ProcessEventArgs {
 	return event("payment_succeeded", o.Order, "succeeded")
+}
+
+// refundEvent is a Hyperswitch event about our refund of o.
+func refundEvent(eventType string, o *store.Order, refund *store.Refund, status string) jobargs.ProcessEventArgs {
+	ev := event(eventType, o, status)
+	ev.Object.RefundID = store.RefundIDFor(refund.ID)
+	return ev
 }
 
 // event is a Hyperswitch event about o's payment (its amount), with status.

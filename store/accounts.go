@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/veza/backend"
+	veza "github.com/veza/backend"
 )
 
 // Roles.
@@ -43,14 +43,7 @@ const userColumns = `id, email, password_hash, email_verified_at IS NOT NULL, ro
 
 func scanUser(row pgx.Row) (*User, error) {
 	var u User
-	err := row.Scan(&u.ID, &u.Email, &u.PasswordHash, &u.EmailVerified, &u.Role, &u.StripeAccountID, &u.CreatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &u, nil
+	return one(&u, row.Scan(&u.ID, &u.Email, &u.PasswordHash, &u.EmailVerified, &u.Role, &u.StripeAccountID, &u.CreatedAt))
 }
 
 // CreateUser inserts a user. A taken email is a KindConflict "email_taken".

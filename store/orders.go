@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/veza/backend"
+	veza "github.com/veza/backend"
 )
 
 // Order is a purchase of one or more tracks.
@@ -74,14 +74,7 @@ const orderColumns = `id, buyer_id, status, amount, currency, COALESCE(payment_i
 
 func scanOrder(row pgx.Row) (*Order, error) {
 	var o Order
-	err := row.Scan(&o.ID, &o.BuyerID, &o.Status, &o.Amount, &o.Currency, &o.PaymentID, &o.PaymentStatus, &o.CreatedAt, &o.UpdatedAt, &o.CompletedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &o, nil
+	return one(&o, row.Scan(&o.ID, &o.BuyerID, &o.Status, &o.Amount, &o.Currency, &o.PaymentID, &o.PaymentStatus, &o.CreatedAt, &o.UpdatedAt, &o.CompletedAt))
 }
 
 // orderWithItems reads an order and its items in one round trip (two
@@ -99,11 +92,7 @@ const orderColumnsWithItems = orderColumns + `, COALESCE((
 func scanOrderWithItems(row pgx.Row) (*Order, error) {
 	var o Order
 	var items []byte
-	err := row.Scan(&o.ID, &o.BuyerID, &o.Status, &o.Amount, &o.Currency, &o.PaymentID, &o.PaymentStatus, &o.CreatedAt, &o.UpdatedAt, &o.CompletedAt, &items)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
+	if _, err := one(&o, row.Scan(&o.ID, &o.BuyerID, &o.Status, &o.Amount, &o.Currency, &o.PaymentID, &o.PaymentStatus, &o.CreatedAt, &o.UpdatedAt, &o.CompletedAt, &items)); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal(items, &o.Items); err != nil {

@@ -2,14 +2,13 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/veza/backend"
+	veza "github.com/veza/backend"
 )
 
 // Refund is a buyer's refund of an order.
@@ -44,14 +43,7 @@ const refundColumns = `id, order_id, status, amount, currency, reason, hyperswit
 
 func scanRefund(row pgx.Row) (*Refund, error) {
 	var r Refund
-	err := row.Scan(&r.ID, &r.OrderID, &r.Status, &r.Amount, &r.Currency, &r.Reason, &r.HyperswitchRefundID, &r.ErrorMessage, &r.CreatedAt, &r.UpdatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return one(&r, row.Scan(&r.ID, &r.OrderID, &r.Status, &r.Amount, &r.Currency, &r.Reason, &r.HyperswitchRefundID, &r.ErrorMessage, &r.CreatedAt, &r.UpdatedAt))
 }
 
 // CreateRefund inserts a pending refund without a PSP id.
@@ -76,17 +68,7 @@ func GetRefundForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*Refund, 
 
 // OrderRefunds lists an order's refunds, oldest first.
 func OrderRefunds(ctx context.Context, q Querier, orderID uuid.UUID) ([]Refund, error) {
-	rows, err := q.Query(ctx, `SELECT `+refundColumns+` FROM refunds WHERE order_id = $1 ORDER BY created_at, id`, orderID)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Refund, error) {
-		r, err := scanRefund(row)
-		if err != nil {
-			return Refund{}, err
-		}
-		return *r, nil
-	})
+	return all(scanRefund)(q.Query(ctx, `SELECT `+refundColumns+` FROM refunds WHERE order_id = $1 ORDER BY created_at, id`, orderID))
 }
 
 // SetRefundPSPID records the id Hyperswitch accepted the refund under.

@@ -147,6 +147,36 @@ func (db *DB) Close() {
 	db.primary.Close()
 }
 
+// one turns the outcome of a single-row Scan into v, ErrNotFound when there
+// was no row, or the error.
+func one[T any](v *T, err error) (*T, error) {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// all makes a single-row scanner collect a query's rows:
+// all(scanRefund)(q.Query(...)).
+func all[T any](scan func(pgx.Row) (*T, error)) func(pgx.Rows, error) ([]T, error) {
+	return func(rows pgx.Rows, err error) ([]T, error) {
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, func(row pgx.CollectableRow) (T, error) {
+			v, err := scan(row)
+			if err != nil {
+				var zero T
+				return zero, err
+			}
+			return *v, nil
+		})
+	}
+}
+
 // IsUniqueViolation reports whether err is PostgreSQL's unique_violation,
 // optionally on the named constraint.
 func IsUniqueViolation(err error, constraint string) bool {

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -34,29 +33,11 @@ const trackColumns = `id, owner_id, title, price_cents, currency, storage_backen
 
 func scanTrack(row pgx.Row) (*Track, error) {
 	var t Track
-	err := row.Scan(&t.ID, &t.OwnerID, &t.Title, &t.PriceCents, &t.Currency, &t.StorageBackend, &t.StorageKey, &t.SizeBytes,
-		&t.ContentType, &t.SHA256, &t.CreatedAt, &t.DeletedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &t, nil
+	return one(&t, row.Scan(&t.ID, &t.OwnerID, &t.Title, &t.PriceCents, &t.Currency, &t.StorageBackend, &t.StorageKey, &t.SizeBytes,
+		&t.ContentType, &t.SHA256, &t.CreatedAt, &t.DeletedAt))
 }
 
-func collectTracks(rows pgx.Rows, err error) ([]Track, error) {
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Track, error) {
-		t, err := scanTrack(row)
-		if err != nil {
-			return Track{}, err
-		}
-		return *t, nil
-	})
-}
+var collectTracks = all(scanTrack)
 
 // CreateTrackParams creates a track row. ID may be preset (the upload
 // writes the object under the id before the row exists).

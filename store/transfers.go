@@ -2,14 +2,13 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/veza/backend"
+	veza "github.com/veza/backend"
 )
 
 // Transfer is a payout to one seller for one order.
@@ -35,15 +34,8 @@ const transferColumns = `id, order_id, seller_id, amount, platform_fee, currency
 
 func scanTransfer(row pgx.Row) (*Transfer, error) {
 	var t Transfer
-	err := row.Scan(&t.ID, &t.OrderID, &t.SellerID, &t.Amount, &t.PlatformFee, &t.Currency, &t.Status, &t.StripeTransferID,
-		&t.StripeReversalID, &t.RetryCount, &t.NextRetryAt, &t.ErrorMessage, &t.CreatedAt, &t.UpdatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &t, nil
+	return one(&t, row.Scan(&t.ID, &t.OrderID, &t.SellerID, &t.Amount, &t.PlatformFee, &t.Currency, &t.Status, &t.StripeTransferID,
+		&t.StripeReversalID, &t.RetryCount, &t.NextRetryAt, &t.ErrorMessage, &t.CreatedAt, &t.UpdatedAt))
 }
 
 // NewTransfer is one seller's payout of an order.
@@ -68,7 +60,7 @@ func InsertTransfers(ctx context.Context, tx pgx.Tx, orderID uuid.UUID, currency
 	if err != nil {
 		return nil, fmt.Errorf("error inserting transfers: %w", err)
 	}
-	return collectTransfers(rows)
+	return collectTransfers(rows, nil)
 }
 
 // GetTransfer reads a transfer.
@@ -94,14 +86,8 @@ func GetPayoutView(ctx context.Context, q Querier, id uuid.UUID) (*PayoutView, e
 		FROM seller_transfers t JOIN orders o ON o.id = t.order_id JOIN users u ON u.id = t.seller_id WHERE t.id = $1`, id).
 		Scan(&t.ID, &t.OrderID, &t.SellerID, &t.Amount, &t.PlatformFee, &t.Currency, &t.Status, &t.StripeTransferID,
 			&t.StripeReversalID, &t.RetryCount, &t.NextRetryAt, &t.ErrorMessage, &t.CreatedAt, &t.UpdatedAt, &v.OrderStatus, &v.StripeAccountID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
 	v.Transfer = &t
-	return &v, nil
+	return one(&v, err)
 }
 
 // GetTransferForUpdate reads and locks a transfer.
@@ -111,32 +97,16 @@ func GetTransferForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*Transf
 
 // OrderTransfersForUpdate reads and locks every transfer of an order.
 func OrderTransfersForUpdate(ctx context.Context, tx pgx.Tx, orderID uuid.UUID) ([]Transfer, error) {
-	rows, err := tx.Query(ctx, `SELECT `+transferColumns+` FROM seller_transfers WHERE order_id = $1 ORDER BY id FOR UPDATE`, orderID)
-	if err != nil {
-		return nil, err
-	}
-	return collectTransfers(rows)
+	return collectTransfers(tx.Query(ctx, `SELECT `+transferColumns+` FROM seller_transfers WHERE order_id = $1 ORDER BY id FOR UPDATE`, orderID))
 }
 
 // ListTransfers returns transfers, newest first, optionally of one status.
 func ListTransfers(ctx context.Context, q Querier, status *veza.TransferStatus, limit int) ([]Transfer, error) {
-	rows, err := q.Query(ctx, `SELECT `+transferColumns+` FROM seller_transfers
-		WHERE ($1::text IS NULL OR status = $1::text) ORDER BY created_at DESC, id LIMIT $2`, status, limit)
-	if err != nil {
-		return nil, err
-	}
-	return collectTransfers(rows)
+	return collectTransfers(q.Query(ctx, `SELECT `+transferColumns+` FROM seller_transfers
+		WHERE ($1::text IS NULL OR status = $1::text) ORDER BY created_at DESC, id LIMIT $2`, status, limit))
 }
 
-func collectTransfers(rows pgx.Rows) ([]Transfer, error) {
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Transfer, error) {
-		t, err := scanTransfer(row)
-		if err != nil {
-			return Transfer{}, err
-		}
-		return *t, nil
-	})
-}
+var collectTransfers = all(scanTransfer)
 
 // TransferUpdate is what a transition records besides the status.
 type TransferUpdate struct {

@@ -37,24 +37,11 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 		return usagef("reconcile: give --order or --refund, not both")
 	}
 
-	a, err := boot(ctx, getenv, io.Discard, false)
-	if err != nil {
+	return command(ctx, getenv, func(a *app, inserter *jobs.Client) error {
+		ids, err := jobs.EnqueueReconcile(ctx, inserter, a.db, req)
+		for _, id := range ids {
+			fmt.Fprintf(stdout, "enqueued job %d\n", id)
+		}
 		return err
-	}
-	defer a.db.Close()
-	if err := a.runner.CheckCurrent(ctx); err != nil {
-		return err
-	}
-	inserter, err := jobs.NewInserter(a.db.Primary(), jobs.ClientOpts{Logger: a.log})
-	if err != nil {
-		return err
-	}
-	ids, err := jobs.EnqueueReconcile(ctx, inserter, a.db, req)
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		fmt.Fprintf(stdout, "enqueued job %d\n", id)
-	}
-	return nil
+	})
 }

@@ -78,6 +78,26 @@ func boot(ctx context.Context, getenv func(string) string, stdout io.Writer, val
 	return &app{cfg: cfg, log: log, db: db, runner: runner}, nil
 }
 
+// command boots a one-shot command on a current schema (configuration not
+// validated: it needs only the database) and runs fn with it, then closes
+// the pools. inserter is an insert-only River client for commands that
+// enqueue.
+func command(ctx context.Context, getenv func(string) string, fn func(a *app, inserter *jobs.Client) error) error {
+	a, err := boot(ctx, getenv, io.Discard, false)
+	if err != nil {
+		return err
+	}
+	defer a.db.Close()
+	if err := a.runner.CheckCurrent(ctx); err != nil {
+		return err
+	}
+	inserter, err := jobs.NewInserter(a.db.Primary(), jobs.ClientOpts{Logger: a.log})
+	if err != nil {
+		return err
+	}
+	return fn(a, inserter)
+}
+
 // runService runs workers (and, with withHTTP, the API and River UI) until
 // ctx ends, then shuts down gracefully: stop accepting, finish in-flight
 // requests, let running jobs finish within SHUTDOWN_TIMEOUT.

@@ -15,25 +15,15 @@ func runMigrateStorage(ctx context.Context, args []string, getenv func(string) s
 	if err := noFlags("migrate-storage", args, stderr); err != nil {
 		return err
 	}
-	a, err := boot(ctx, getenv, io.Discard, false)
-	if err != nil {
-		return err
-	}
-	defer a.db.Close()
-	if !a.cfg.S3.Enabled || a.cfg.S3.Bucket == "" || a.cfg.S3.Endpoint == "" {
-		return errors.New("migrate-storage needs S3: set AWS_S3_ENABLED=true, AWS_S3_ENDPOINT and AWS_S3_BUCKET (the workers copy to it)")
-	}
-	if err := a.runner.CheckCurrent(ctx); err != nil {
-		return err
-	}
-	inserter, err := jobs.NewInserter(a.db.Primary(), jobs.ClientOpts{Logger: a.log})
-	if err != nil {
-		return err
-	}
-	n, err := jobs.EnqueueStorageMigration(ctx, inserter, a.db)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "enqueued %d track migration jobs (progress: GET /admin/storage/migration)\n", n)
-	return nil
+	return command(ctx, getenv, func(a *app, inserter *jobs.Client) error {
+		if !a.cfg.S3.Enabled || a.cfg.S3.Bucket == "" || a.cfg.S3.Endpoint == "" {
+			return errors.New("migrate-storage needs S3: set AWS_S3_ENABLED=true, AWS_S3_ENDPOINT and AWS_S3_BUCKET (the workers copy to it)")
+		}
+		n, err := jobs.EnqueueStorageMigration(ctx, inserter, a.db)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "enqueued %d track migration jobs (progress: GET /admin/storage/migration)\n", n)
+		return nil
+	})
 }

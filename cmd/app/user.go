@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/veza/backend/auth"
+	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/store"
 )
 
@@ -34,30 +35,24 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		return usagef("user create-admin: --password must be at least 8 characters")
 	}
 
-	a, err := boot(ctx, getenv, io.Discard, false)
-	if err != nil {
-		return err
-	}
-	defer a.db.Close()
-	if err := a.runner.CheckCurrent(ctx); err != nil {
-		return err
-	}
-	hash, err := auth.HashPassword(*password)
-	if err != nil {
-		return err
-	}
-	var created bool
-	err = a.db.InTx(ctx, func(tx pgx.Tx) error {
-		_, created, err = store.UpsertAdmin(ctx, tx, addr, hash)
-		return err
+	return command(ctx, getenv, func(a *app, _ *jobs.Client) error {
+		hash, err := auth.HashPassword(*password)
+		if err != nil {
+			return err
+		}
+		var created bool
+		err = a.db.InTx(ctx, func(tx pgx.Tx) error {
+			_, created, err = store.UpsertAdmin(ctx, tx, addr, hash)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if created {
+			fmt.Fprintf(stdout, "created admin %s\n", addr)
+		} else {
+			fmt.Fprintf(stdout, "promoted %s to admin (password unchanged)\n", addr)
+		}
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	if created {
-		fmt.Fprintf(stdout, "created admin %s\n", addr)
-	} else {
-		fmt.Fprintf(stdout, "promoted %s to admin (password unchanged)\n", addr)
-	}
-	return nil
 }

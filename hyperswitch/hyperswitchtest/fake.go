@@ -12,30 +12,26 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/veza/backend/hyperswitch"
+	"github.com/veza/backend/internal/fake"
 )
 
 // APIKey is the key the fake accepts.
 const APIKey = "snd_test_api_key"
 
-// Server is the fake.
+// Server is the fake. Its controls (FailNext, SetLatency, Calls,
+// MaxInFlight) count calls by "METHOD /first-segment", e.g.
+// "POST /payments".
 type Server struct {
 	URL string
+	fake.Controls
 
 	mu       sync.Mutex
 	payments map[string]*hyperswitch.Payment
 	refunds  map[string]*hyperswitch.Refund
-	failNext int
-	failCode int
-	latency  time.Duration
-	calls    map[string]int
-
-	inFlight    atomic.Int64
-	maxInFlight atomic.Int64
 }
 
 // Start runs the fake until the test ends.
@@ -48,7 +44,7 @@ func Start(t testing.TB) *Server {
 
 // New runs the fake until stop is called (benchmarks, tools).
 func New() (*Server, func()) {
-	s := &Server{payments: map[string]*hyperswitch.Payment{}, refunds: map[string]*hyperswitch.Refund{}, calls: map[string]int{}}
+	s := &Server{payments: map[string]*hyperswitch.Payment{}, refunds: map[string]*hyperswitch.Refund{}}
 	srv := httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = srv.URL
 	return s, srv.Close
@@ -56,30 +52,6 @@ func New() (*Server, func()) {
 
 // Client returns a real client pointed at the fake.
 func (s *Server) Client() *hyperswitch.Client { return hyperswitch.New(s.URL, APIKey, nil) }
-
-// FailNext makes the next n calls answer status (e.g. 503).
-func (s *Server) FailNext(n, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failNext, s.failCode = n, status
-}
-
-// SetLatency delays every answer.
-func (s *Server) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.latency = d
-}
-
-// Calls counts requests by "METHOD /first-segment" (e.g. "POST /payments").
-func (s *Server) Calls(key string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls[key]
-}
-
-// MaxInFlight is the most concurrent requests seen.
-func (s *Server) MaxInFlight() int64 { return s.maxInFlight.Load() }
 
 // copyOf reads one stored object under the lock and returns a copy.
 func copyOf[T any](s *Server, m map[string]*T, id string) (T, bool) {
@@ -153,26 +125,9 @@ func writeError(w http.ResponseWriter, status int, typ, code, msg string) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	n := s.inFlight.Add(1)
-	defer s.inFlight.Add(-1)
-	for {
-		m := s.maxInFlight.Load()
-		if n <= m || s.maxInFlight.CompareAndSwap(m, n) {
-			break
-		}
-	}
-
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	s.mu.Lock()
-	s.calls[r.Method+" /"+parts[0]]++
-	latency := s.latency
-	fail := 0
-	if s.failNext > 0 {
-		s.failNext--
-		fail = s.failCode
-	}
-	s.mu.Unlock()
-	time.Sleep(latency)
+	fail, done := s.Begin(r.Method + " /" + parts[0])
+	defer done()
 
 	if r.Header.Get("api-key") != APIKey {
 		writeError(w, http.StatusUnauthorized, "invalid_request", "IR_01", "API key not provided or invalid API key used")

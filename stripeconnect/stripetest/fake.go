@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veza/backend/internal/fake"
 	"github.com/veza/backend/stripeconnect"
 )
 
@@ -52,18 +53,17 @@ type idemEntry struct {
 	body        []byte
 }
 
-// Server is the fake.
+// Server is the fake. Its controls (FailNext, SetLatency, Calls,
+// MaxInFlight) count calls by "METHOD path", e.g. "POST /v1/transfers",
+// with "POST reversals" and "GET transfer" for the per-transfer paths.
 type Server struct {
 	URL string
+	fake.Controls
 
 	mu          sync.Mutex
 	transfers   map[string]*Transfer
 	reversals   []Reversal
 	idem        map[string]idemEntry
-	failNext    int
-	failStatus  int
-	latency     time.Duration
-	calls       map[string]int
 	missingKeys int
 	seq         int
 }
@@ -78,7 +78,7 @@ func Start(t testing.TB) *Server {
 
 // New runs the fake until stop is called (benchmarks, tools).
 func New() (*Server, func()) {
-	s := &Server{transfers: map[string]*Transfer{}, idem: map[string]idemEntry{}, calls: map[string]int{}}
+	s := &Server{transfers: map[string]*Transfer{}, idem: map[string]idemEntry{}}
 	srv := httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = srv.URL
 	return s, srv.Close
@@ -86,20 +86,6 @@ func New() (*Server, func()) {
 
 // Client returns a real client pointed at the fake.
 func (s *Server) Client() *stripeconnect.Client { return stripeconnect.New(SecretKey, s.URL, nil) }
-
-// FailNext makes the next n calls answer status (503: Stripe down).
-func (s *Server) FailNext(n, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failNext, s.failStatus = n, status
-}
-
-// SetLatency delays every answer.
-func (s *Server) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.latency = d
-}
 
 // PutTransfer stores a transfer made outside the test (e.g. legacy data).
 func (s *Server) PutTransfer(tr Transfer) {
@@ -139,13 +125,6 @@ func (s *Server) Reversals() []Reversal {
 	return append([]Reversal(nil), s.reversals...)
 }
 
-// Calls counts requests, e.g. "POST /v1/transfers" or "POST reversals".
-func (s *Server) Calls(key string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls[key]
-}
-
 // MissingKeys counts POSTs that came without an Idempotency-Key.
 func (s *Server) MissingKeys() int {
 	s.mu.Lock()
@@ -181,16 +160,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	} else if r.Method == http.MethodGet && strings.HasPrefix(path, "/v1/transfers/") {
 		key = "GET transfer"
 	}
-	s.mu.Lock()
-	s.calls[key]++
-	latency := s.latency
-	fail := 0
-	if s.failNext > 0 {
-		s.failNext--
-		fail = s.failStatus
-	}
-	s.mu.Unlock()
-	time.Sleep(latency)
+	fail, done := s.Begin(key)
+	defer done()
 
 	if r.Header.Get("Authorization") != "Bearer "+SecretKey {
 		writeJSON(w, http.StatusUnauthorized, stripeError("invalid_request_error", "", "Invalid API Key provided", ""))
