@@ -5,13 +5,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/veza/backend"
+	veza "github.com/veza/backend"
 	"github.com/veza/backend/store"
 )
 
@@ -39,17 +40,9 @@ func idempotencyOf(c *fiber.Ctx) *idempotencyKey {
 	return k
 }
 
-// idempotent makes a mutating endpoint safe to retry (API.md): the request
-// must carry an Idempotency-Key. The first request with a key claims it
-// with a lease, runs the handler and stores its answer; a repeat with the
-// same body gets that answer again (header Idempotent-Replayed: true); with
-// another body, 422 idempotency_key_reused; while the first still runs, 409
-// idempotency_key_in_progress. An answer that says "try again" (5xx, 429)
-// is not stored: the key is released, and the retry resumes. Errors are
-// rendered by the one error handler before the answer is stored. It runs
-// after requireAuth (keys are per user) and decoded (a request that does
-// not validate claims no key).
-func (s *Server) idempotent(c *fiber.Ctx) error {
+// requireIdempotencyKey refuses a request without a usable Idempotency-Key
+// (400), before anything that would make it a 503 or claim the key.
+func requireIdempotencyKey(c *fiber.Ctx) error {
 	key := c.Get("Idempotency-Key")
 	if key == "" {
 		return veza.Errorf(veza.KindInvalid, "idempotency_key_required", "the Idempotency-Key header is required")
@@ -57,12 +50,28 @@ func (s *Server) idempotent(c *fiber.Ctx) error {
 	if len(key) > 255 {
 		return veza.Errorf(veza.KindInvalid, "invalid_idempotency_key", "Idempotency-Key must be at most 255 characters")
 	}
+	return c.Next()
+}
+
+// idempotent makes a mutating endpoint safe to retry (API.md). The first
+// request with a key claims it with a lease, runs the handler and stores
+// its answer; a repeat of the same request gets that answer again (header
+// Idempotent-Replayed: true); another request with the key, 422
+// idempotency_key_reused; while the first still runs, 409
+// idempotency_key_in_progress. An answer that says "try again" (5xx, 429)
+// is not stored: the key is released, and the retry resumes. Errors are
+// rendered by the one error handler before the answer is stored.
+//
+// It runs after requireAuth (keys are per user), decoded (a request that
+// does not validate claims no key; the decoded request is what identifies
+// it) and requireIdempotencyKey.
+func (s *Server) idempotent(c *fiber.Ctx) error {
 	hash, err := requestHash(c)
 	if err != nil {
 		return err
 	}
 	ctx := c.UserContext()
-	k := &idempotencyKey{userID: currentUser(c).ID, key: strings.Clone(key)} // Fiber reuses its buffers
+	k := &idempotencyKey{userID: currentUser(c).ID, key: strings.Clone(c.Get("Idempotency-Key"))} // Fiber reuses its buffers
 	rec, claimed, err := store.ClaimIdempotencyKey(ctx, s.opts.DB.Primary(), k.userID, k.key, hash)
 	if err != nil {
 		return err
@@ -101,26 +110,25 @@ func (s *Server) idempotent(c *fiber.Ctx) error {
 	return store.FinishIdempotencyKey(ctx, s.opts.DB.Primary(), k.userID, k.key, status, body)
 }
 
-// requestHash identifies a request for its key: the method, the route and
-// the body as canonical JSON (keys sorted, no insignificant space), so the
-// same request reformatted is the same request. A body that is not JSON is
-// refused as the handler would refuse it.
+// identified is a request that says what identifies it for its key, when
+// that is not the whole decoded request.
+type identified interface{ idempotencyIdentity() any }
+
+// requestHash identifies a request for its key: the SHA-256 of its decoded
+// form (what decoded put in c) as JSON, so the same request reformatted, or
+// with a field name in another case, is the same request.
 func requestHash(c *fiber.Ctx) ([]byte, error) {
-	canonical := []byte{}
-	if body := bytes.TrimSpace(c.Body()); len(body) > 0 {
-		var v any
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.UseNumber()
-		if err := dec.Decode(&v); err != nil {
-			return nil, invalidJSON(err)
-		}
-		var err error
-		if canonical, err = json.Marshal(v); err != nil {
-			return nil, err
-		}
+	req := c.Locals(requestLocal)
+	if req == nil {
+		return nil, errors.New("idempotent needs decoded before it on the route")
 	}
-	h := sha256.New()
-	h.Write([]byte(c.Method() + " " + c.Route().Path + "\n"))
-	h.Write(canonical)
-	return h.Sum(nil), nil
+	if id, ok := req.(identified); ok {
+		req = id.idempotencyIdentity()
+	}
+	raw, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(raw)
+	return sum[:], nil
 }

@@ -20,6 +20,14 @@ import (
 	"github.com/veza/backend/store/dbtest"
 )
 
+// testBody is the test endpoint's request.
+type testBody struct {
+	A int   `json:"a"`
+	B []int `json:"b"`
+}
+
+func (*testBody) Validate() error { return nil }
+
 type idemBundle struct {
 	app   *fiber.App
 	db    *store.DB
@@ -43,7 +51,7 @@ func setupIdempotency(t *testing.T) *idemBundle {
 	s := NewServer(ServerOpts{DB: b.db, Logger: zerolog.New(b.logs)})
 	b.app = s.App()
 	asUser := func(c *fiber.Ctx) error { c.Locals(localUser, b.user); return c.Next() }
-	b.app.Post("/test/idempotent", asUser, s.idempotent, func(c *fiber.Ctx) error {
+	b.app.Post("/test/idempotent", asUser, decoded[testBody](), requireIdempotencyKey, s.idempotent, func(c *fiber.Ctx) error {
 		b.calls.Add(1)
 		return b.answer(c)
 	})

@@ -25,6 +25,11 @@ type createOrderRequest struct {
 	ids []uuid.UUID
 }
 
+// idempotencyIdentity: an order request is its track ids, hashed as the
+// keys stored before the idempotent middleware were (so a client retrying
+// across that deploy gets its first answer).
+func (r *createOrderRequest) idempotencyIdentity() any { return r.TrackIDs }
+
 func (r *createOrderRequest) Validate() error {
 	if len(r.TrackIDs) == 0 {
 		return unprocessable("track_ids", "at least one track id is required")
@@ -91,8 +96,17 @@ func toOrderJSON(o *store.Order) orderJSON {
 
 var errPaymentsDisabled = veza.Errorf(veza.KindUnavailable, "payments_unavailable", "payments are not enabled on this server")
 
+// requirePayments answers 503 when Hyperswitch is not configured: after the
+// request's own checks (400, 422), before anything is claimed or written.
+func (s *Server) requirePayments(c *fiber.Ctx) error {
+	if s.opts.Hyperswitch == nil {
+		return errPaymentsDisabled
+	}
+	return c.Next()
+}
+
 // handleCreateOrder creates a pending order and its Hyperswitch payment,
-// behind decoded and the idempotent middleware. The order is created in one transaction
+// behind decoded, requirePayments and the idempotent middleware. The order is created in one transaction
 // that links it to the request's key; the payment is created outside any
 // transaction with payment_id derived from the order id. When the provider
 // is unreachable the answer is a 503 the key does not keep, so the client's
@@ -100,9 +114,6 @@ var errPaymentsDisabled = veza.Errorf(veza.KindUnavailable, "payments_unavailabl
 func (s *Server) handleCreateOrder() fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		req := requestOf[createOrderRequest](c)
-		if s.opts.Hyperswitch == nil {
-			return errPaymentsDisabled
-		}
 		ctx := c.UserContext()
 		key := idempotencyOf(c)
 		order, err := s.pendingOrder(ctx, currentUser(c), key, req.ids)

@@ -1,6 +1,8 @@
 package http_test
 
 import (
+	"crypto/sha256"
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -148,4 +150,41 @@ func TestOrdersNeedPayments(t *testing.T) {
 	r := b.doWith(t, "POST", "/v1/orders", buyer, orderBody("7b0e4f5c-3f6a-4a53-9d0b-2f0b1d6d2a11"), map[string]string{"Idempotency-Key": "x"})
 	require.Equal(t, 503, r.Status)
 	require.Equal(t, "payments_unavailable", r.errorCode())
+}
+
+// Keys stored before the idempotent middleware hashed the JSON of the
+// track ids alone: a client retrying across that deploy still gets its
+// first answer, and a key that resumes an order still resumes it.
+func TestCreateOrderKeysFromBeforeTheMiddlewareStillReplay(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	seller, _ := b.newUser(t, "seller")
+	buyer, token := b.newUser(t, "user")
+	tr := b.newTrack(t, seller, 999, "EUR")
+	ids, _ := json.Marshal([]string{tr.ID.String()})
+	legacy := sha256.Sum256(ids)
+	_, err := b.pool.Exec(t.Context(), `INSERT INTO idempotency_keys (user_id, key, request_hash, response_status, response_body)
+		VALUES ($1, 'before-deploy', $2, 201, '{"order":{"id":"from-before"}}')`, buyer.ID, legacy[:])
+	require.NoError(t, err)
+
+	r := b.doWith(t, "POST", "/v1/orders", token, orderBody(tr.ID.String()), map[string]string{"Idempotency-Key": "before-deploy"})
+	require.Equal(t, 201, r.Status, r.Raw)
+	require.Equal(t, "true", r.Header.Get("Idempotent-Replayed"))
+	require.JSONEq(t, `{"order":{"id":"from-before"}}`, r.Raw)
+	require.Zero(t, b.count(t, `SELECT count(*) FROM orders`))
+}
+
+// Payments not configured is a 503 after the request's own checks, and
+// claims no key.
+func TestOrdersWithoutPaymentsClaimNoKey(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t, func(o *vezahttp.ServerOpts) { o.Hyperswitch = nil })
+	_, buyer := b.newUser(t, "user")
+	r := b.doWith(t, "POST", "/v1/orders", buyer, `{"track_ids":"all"}`, map[string]string{"Idempotency-Key": "x"})
+	require.Equal(t, 400, r.Status, "malformed input first")
+	r = b.do(t, "POST", "/v1/orders", buyer, orderBody("7b0e4f5c-3f6a-4a53-9d0b-2f0b1d6d2a11"))
+	require.Equal(t, "idempotency_key_required", r.errorCode(), "a missing key first")
+	r = b.doWith(t, "POST", "/v1/orders", buyer, orderBody("7b0e4f5c-3f6a-4a53-9d0b-2f0b1d6d2a11"), map[string]string{"Idempotency-Key": "x"})
+	require.Equal(t, 503, r.Status)
+	require.Zero(t, b.count(t, `SELECT count(*) FROM idempotency_keys`))
 }

@@ -36,7 +36,7 @@ func (s *Server) routes() {
 	v1.Get("/tracks/:id", s.handleGetTrack())
 	v1.Get("/tracks/:id/stream", s.requireAuth, s.handleStreamTrack())
 	v1.Delete("/tracks/:id", s.requireAuth, s.handleDeleteTrack())
-	v1.Post("/orders", s.requireAuth, decoded[createOrderRequest](), s.idempotent, s.handleCreateOrder())
+	v1.Post("/orders", s.requireAuth, decoded[createOrderRequest](), requireIdempotencyKey, s.requirePayments, s.idempotent, s.handleCreateOrder())
 	v1.Get("/orders/:id", s.requireAuth, s.handleGetOrder())
 	v1.Post("/orders/:id/refund", s.requireAuth, s.handleRefundOrder())
 

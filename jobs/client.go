@@ -66,9 +66,10 @@ func NewClient(pool *pgxpool.Pool, opts ClientOpts) (*Client, error) {
 // working client's fetches.
 func NewInserter(pool *pgxpool.Pool, opts ClientOpts) (*Client, error) {
 	return river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Logger:        SlogLogger(opts.Logger),
-		Middleware:    opts.Middleware,
-		FetchCooldown: opts.River.FetchCooldown,
+		Logger:            SlogLogger(opts.Logger),
+		Middleware:        opts.Middleware,
+		FetchCooldown:     opts.River.FetchCooldown,
+		FetchPollInterval: opts.River.FetchPollInterval,
 	})
 }
 

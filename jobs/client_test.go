@@ -115,3 +115,16 @@ func TestTransactionalEnqueue(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT worked FROM test_notes WHERE id = $1`, noteID).Scan(&worked))
 	require.True(t, worked)
 }
+
+// The insert-only client takes the queue settings the working client
+// accepts: River refuses a poll interval under the fetch cooldown.
+func TestInserterAcceptsTheWorkingClientsSettings(t *testing.T) {
+	t.Parallel()
+	rc := riverConfig()
+	rc.FetchCooldown, rc.FetchPollInterval = 2*time.Second, 3*time.Second
+	pool := dbtest.Pool(t)
+	_, err := jobs.NewClient(pool, jobs.ClientOpts{River: rc, Logger: zerolog.Nop(), Workers: river.NewWorkers()})
+	require.NoError(t, err)
+	_, err = jobs.NewInserter(pool, jobs.ClientOpts{River: rc, Logger: zerolog.Nop()})
+	require.NoError(t, err)
+}

@@ -11,10 +11,15 @@ import (
 // legacyTable is where the runner before goose recorded applied versions.
 const legacyTable = "veza_schema_migrations"
 
-// prepare holds the migration lock while it adopts a database migrated by
-// the runner before goose and runs fn (River's migrations). goose takes the
-// same lock on its own connection afterwards.
-func (r *Runner) prepare(ctx context.Context, fn func() error) error {
+// withLock runs fn holding the migration lock, a PostgreSQL session-level
+// advisory lock taken on one connection for the whole command: River's
+// migrations, the ahead check and every goose step run under it, so two
+// runners (or a runner of the release before goose, which took the same
+// key) never interleave. pg_advisory_lock waits as long as the running
+// migration takes. goose's own locker is not used: it would lock each goose
+// call on its own and give up after a timeout. A database migrated before
+// goose is adopted first.
+func (r *Runner) withLock(ctx context.Context, fn func() error) error {
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("error connecting to the database: %w", err)
@@ -31,14 +36,14 @@ func (r *Runner) prepare(ctx context.Context, fn func() error) error {
 	if err := r.adoptLegacy(ctx, conn); err != nil {
 		return err
 	}
-	if fn == nil {
-		return nil
-	}
 	return fn()
 }
 
-// adoptLegacy moves the versions the runner before goose recorded into
-// goose's table, in one transaction: nothing is re-applied.
+// adoptLegacy copies the versions the runner before goose recorded into
+// goose's table, in one transaction: nothing is re-applied. The old table
+// stays as it was, so processes of the previous release (which read it for
+// readiness) stay ready during a rolling deploy and a rollback to it still
+// boots; a later release drops it.
 func (r *Runner) adoptLegacy(ctx context.Context, conn *pgxpool.Conn) error {
 	var gooseTable, legacy bool
 	if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL`,
@@ -64,9 +69,6 @@ func (r *Runner) adoptLegacy(ctx context.Context, conn *pgxpool.Conn) error {
 		if err := r.store.Insert(ctx, tx, database.InsertRequest{Version: int64(v)}); err != nil {
 			return err
 		}
-	}
-	if _, err := tx.ExecContext(ctx, `DROP TABLE `+legacyTable); err != nil {
-		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("error adopting %s: %w", legacyTable, err)

@@ -26,7 +26,6 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/database"
-	"github.com/pressly/goose/v3/lock"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
 )
@@ -79,9 +78,8 @@ func Fingerprint() (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), err
 }
 
-// lockKey is the advisory lock every runner takes ("veza-mig" in ASCII): the
-// goose session lock, and the step that adopts a database migrated by the
-// runner before goose, which used the same key.
+// lockKey is the advisory lock every runner takes ("veza-mig" in ASCII), the
+// key the runner before goose took too.
 const lockKey int64 = 0x7665_7a61_2d6d_6967
 
 // Runner applies and reports migrations on one database.
@@ -101,13 +99,10 @@ func NewRunner(pool *pgxpool.Pool, logger *slog.Logger) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockKey), lock.WithLockTimeout(1, 600))
-	if err != nil {
-		return nil, err
-	}
 	db := stdlib.OpenDBFromPool(pool)
 	newGoose := func() (*goose.Provider, error) {
-		p, err := goose.NewProvider(goose.DialectPostgres, db, files, goose.WithSessionLocker(locker), goose.WithSlog(logger))
+		// No goose locker: withLock holds one lock for the whole command.
+		p, err := goose.NewProvider(goose.DialectPostgres, db, files, goose.WithSlog(logger))
 		if err != nil {
 			return nil, fmt.Errorf("error creating the migration provider: %w", err)
 		}
@@ -129,11 +124,12 @@ func NewRunner(pool *pgxpool.Pool, logger *slog.Logger) (*Runner, error) {
 }
 
 // Up applies River's migrations, then every pending app migration, each in
-// its own transaction. It returns the labels it applied; none means the
-// database was already current. A database ahead of the binary is an error.
+// its own transaction, under the migration lock. It returns the labels it
+// applied; none means the database was already current. A database ahead
+// of the binary is an error.
 func (r *Runner) Up(ctx context.Context) ([]string, error) {
 	var done []string
-	err := r.prepare(ctx, func() error {
+	err := r.withLock(ctx, func() error {
 		// River migrates version by version in its own transactions (one
 		// adds an enum value that cannot be used in the same transaction).
 		res, err := r.river.Migrate(ctx, rivermigrate.DirectionUp, nil)
@@ -143,20 +139,17 @@ func (r *Runner) Up(ctx context.Context) ([]string, error) {
 		for _, v := range res.Versions {
 			done = append(done, riverLabel(v))
 		}
+		if err := r.refuseAhead(ctx, "this binary knows up to %d"); err != nil {
+			return err
+		}
+		results, err := r.goose.Up(ctx)
+		done = append(done, labels(results, err)...)
+		if err != nil {
+			return fmt.Errorf("error applying migrations: %w", err)
+		}
 		return nil
 	})
-	if err != nil {
-		return done, err
-	}
-	if err := r.refuseAhead(ctx, "this binary knows up to %d"); err != nil {
-		return done, err
-	}
-	results, err := r.goose.Up(ctx)
-	done = append(done, labels(results, err)...)
-	if err != nil {
-		return done, fmt.Errorf("error applying migrations: %w", err)
-	}
-	return done, nil
+	return done, err
 }
 
 // refuseAhead is ErrAhead when the database has versions this binary lacks.
@@ -180,53 +173,61 @@ type DownOpts struct {
 	All bool
 }
 
-// Down reverts app migrations newest first, each in its own transaction. A
-// down section may refuse (RAISE) when reverting would lose data; its
-// transaction then rolls back and the error carries the migration's
-// message.
+// Down reverts app migrations newest first, each in its own transaction,
+// under the migration lock. A down section may refuse (RAISE) when
+// reverting would lose data; its transaction then rolls back and the error
+// carries the migration's message.
 func (r *Runner) Down(ctx context.Context, opts DownOpts) ([]string, error) {
 	if opts.Steps <= 0 {
 		opts.Steps = 1
 	}
-	if err := r.prepare(ctx, nil); err != nil {
-		return nil, err
-	}
-	if err := r.refuseAhead(ctx, "they must be reverted by the binary that applied them (this one knows up to %d)"); err != nil {
-		return nil, err
-	}
 	var done []string
-	if opts.All {
-		results, err := r.goose.DownTo(ctx, 0)
-		done = append(done, labels(results, err)...)
-		if err != nil {
-			return done, fmt.Errorf("error reverting migrations: %w", err)
+	err := r.withLock(ctx, func() error {
+		if err := r.refuseAhead(ctx, "they must be reverted by the binary that applied them (this one knows up to %d)"); err != nil {
+			return err
 		}
-		res, err := r.river.Migrate(ctx, rivermigrate.DirectionDown, &rivermigrate.MigrateOpts{TargetVersion: -1})
-		if err != nil {
-			return done, fmt.Errorf("error reverting River migrations: %w", err)
+		if opts.All {
+			return r.downAll(ctx, &done)
 		}
-		for _, v := range res.Versions {
-			done = append(done, riverLabel(v))
+		for range opts.Steps {
+			result, err := r.goose.Down(ctx)
+			if errors.Is(err, goose.ErrNoNextVersion) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("error reverting migrations: %w", err)
+			}
+			done = append(done, labels([]*goose.MigrationResult{result}, nil)...)
 		}
-		if _, err := r.pool.Exec(ctx, `DROP TABLE `+r.store.Tablename()); err != nil {
-			return done, fmt.Errorf("error dropping %s: %w", r.store.Tablename(), err)
-		}
-		// A provider creates its version table once in its life: a new one
-		// recreates it at the next up.
-		r.goose, err = r.newGoose()
-		return done, err
+		return nil
+	})
+	return done, err
+}
+
+// downAll reverts every app migration, then River's tables, and drops
+// goose's table: an empty database.
+func (r *Runner) downAll(ctx context.Context, done *[]string) error {
+	results, err := r.goose.DownTo(ctx, 0)
+	*done = append(*done, labels(results, err)...)
+	if err != nil {
+		return fmt.Errorf("error reverting migrations: %w", err)
 	}
-	for range opts.Steps {
-		result, err := r.goose.Down(ctx)
-		if errors.Is(err, goose.ErrNoNextVersion) {
-			break
-		}
-		if err != nil {
-			return done, fmt.Errorf("error reverting migrations: %w", err)
-		}
-		done = append(done, labels([]*goose.MigrationResult{result}, nil)...)
+	res, err := r.river.Migrate(ctx, rivermigrate.DirectionDown, &rivermigrate.MigrateOpts{TargetVersion: -1})
+	if err != nil {
+		return fmt.Errorf("error reverting River migrations: %w", err)
 	}
-	return done, nil
+	for _, v := range res.Versions {
+		*done = append(*done, riverLabel(v))
+	}
+	for _, table := range []string{r.store.Tablename(), legacyTable} {
+		if _, err := r.pool.Exec(ctx, `DROP TABLE IF EXISTS `+table); err != nil {
+			return fmt.Errorf("error dropping %s: %w", table, err)
+		}
+	}
+	// A provider creates its version table once in its life: a new one
+	// recreates it at the next up.
+	r.goose, err = r.newGoose()
+	return err
 }
 
 // labels names the migrations goose ran: those in results, or, when a run

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -177,7 +178,9 @@ func TestDatabaseMigratedByTheOldRunnerUpgradesInPlace(t *testing.T) {
 	var users int
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM users`).Scan(&users))
 	require.Equal(t, 1, users)
-	require.NotContains(t, tables(t, b.pool), "veza_schema_migrations", "adopted into goose's table")
+	var legacy int
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM veza_schema_migrations`).Scan(&legacy))
+	require.Equal(t, 7, legacy, "the old table stays as it was: the previous release's processes stay ready and a rollback boots")
 	st, err := b.runner.Status(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7}, st.Applied)
@@ -275,4 +278,30 @@ func TestTrackStorageDownDropsItsIndex(t *testing.T) {
 	var idx int
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE indexname = 'tracks_storage_backend_s3_idx'`).Scan(&idx))
 	require.Zero(t, idx)
+}
+
+// A runner waits for the migration lock as long as another holds it (the
+// previous release's runner took the same key), then runs.
+func TestRunnerWaitsForTheMigrationLock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	holder, err := b.pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer holder.Release()
+	const vezaMig = 0x7665_7a61_2d6d_6967
+	_, err = holder.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(vezaMig))
+	require.NoError(t, err)
+
+	done := make(chan error, 1)
+	go func() { _, err := b.runner.Up(ctx); done <- err }()
+	select {
+	case err := <-done:
+		t.Fatalf("up ran while another runner held the lock: %v", err)
+	case <-time.After(1500 * time.Millisecond):
+	}
+	_, err = holder.Exec(ctx, `SELECT pg_advisory_unlock($1)`, int64(vezaMig))
+	require.NoError(t, err)
+	require.NoError(t, <-done)
+	require.NoError(t, b.runner.CheckCurrent(ctx))
 }
