@@ -22,14 +22,16 @@ import (
 
 // Payment is what we read of a Hyperswitch payment.
 type Payment struct {
-	PaymentID    string            `json:"payment_id"`
-	MerchantID   string            `json:"merchant_id,omitempty"`
-	Status       string            `json:"status"`
-	Amount       int64             `json:"amount"`
-	Currency     string            `json:"currency"`
-	ClientSecret string            `json:"client_secret,omitempty"`
-	ErrorMessage *string           `json:"error_message,omitempty"`
-	Metadata     map[string]string `json:"metadata,omitempty"`
+	PaymentID  string `json:"payment_id"`
+	MerchantID string `json:"merchant_id,omitempty"`
+	Status     string `json:"status"`
+	Amount     int64  `json:"amount"`
+	// AmountReceived is what was captured (null before any capture).
+	AmountReceived *int64            `json:"amount_received"`
+	Currency       string            `json:"currency"`
+	ClientSecret   string            `json:"client_secret,omitempty"`
+	ErrorMessage   *string           `json:"error_message,omitempty"`
+	Metadata       map[string]string `json:"metadata,omitempty"`
 }
 
 // Refund is what we read of a Hyperswitch refund.

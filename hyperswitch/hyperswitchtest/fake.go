@@ -1,8 +1,13 @@
 // Package hyperswitchtest is a stateful fake of Hyperswitch's API on an
-// httptest server, speaking its wire format: api-key auth, merchant-chosen
-// payment_id/refund_id, HE_01 on duplicates, its error envelope. Tests can
-// make it fail, slow it down and move payments and refunds between states,
-// and build signed webhook deliveries.
+// httptest server, speaking its wire format (../shared/PSP.md): api-key
+// auth, merchant-chosen payment_id/refund_id, HE_01 on duplicates, HE_02
+// 404 for an unknown id, its error envelope; a refund routed to Stripe
+// fails unless its reason is one Stripe takes. Tests move payments through
+// every status (a failed payment retried to success, a partial capture,
+// expiry, a cancel after capture) and refunds (pending, review, succeeded,
+// failed), make it fail before doing anything (FailNext) or do the work
+// and lose the answer (LoseNext: 502, reset, HTML 200, timeout), slow it
+// down, and build signed webhook deliveries.
 package hyperswitchtest
 
 import (
@@ -75,14 +80,37 @@ func (s *Server) PutPayment(p hyperswitch.Payment) {
 	s.payments[p.PaymentID] = &p
 }
 
-// SetPaymentStatus moves a payment (as the customer confirming it would).
+// SetPaymentStatus moves a payment to any IntentStatus (as the customer
+// confirming it, a manual retry of a failed payment, an expiry or a cancel
+// would); succeeded captures the whole amount.
 func (s *Server) SetPaymentStatus(id, status string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p, ok := s.payments[id]; ok {
 		p.Status = status
+		if status == "succeeded" {
+			received := p.Amount
+			p.AmountReceived = &received
+		}
 	}
 }
+
+// Capture captures received of a payment: all of it succeeds it, less is
+// partially_captured.
+func (s *Server) Capture(id string, received int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.payments[id]; ok {
+		p.AmountReceived = &received
+		p.Status = "succeeded"
+		if received < p.Amount {
+			p.Status = "partially_captured"
+		}
+	}
+}
+
+// stripeRefundReasons are the reasons a refund routed to Stripe may carry.
+var stripeRefundReasons = map[string]bool{"duplicate": true, "fraudulent": true, "requested_by_customer": true}
 
 // Refund returns a copy of a stored refund.
 func (s *Server) Refund(id string) (hyperswitch.Refund, bool) { return copyOf(s, s.refunds, id) }
@@ -128,6 +156,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	fail, done := s.Begin(r.Method + " /" + parts[0])
 	defer done()
+	s.Wait()
 
 	if r.Header.Get("api-key") != APIKey {
 		writeError(w, http.StatusUnauthorized, "invalid_request", "IR_01", "API key not provided or invalid API key used")
@@ -138,6 +167,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// The work is done, then the answer may be lost on its way back.
+	rec := httptest.NewRecorder()
+	s.route(rec, r, parts)
+	s.Deliver(w, rec, s.Loss(r.Method+" /"+parts[0]))
+}
+
+func (s *Server) route(w http.ResponseWriter, r *http.Request, parts []string) {
 	switch {
 	case r.Method == http.MethodPost && len(parts) == 1 && parts[0] == "payments":
 		s.createPayment(w, r)
@@ -192,8 +228,10 @@ func (s *Server) createPayment(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 	var p hyperswitch.CreateRefundParams
-	if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "IR_06", "Json deserialize error")
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields() // Hyperswitch refuses unknown fields here
+	if err := dec.Decode(&p); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "IR_06", "Json deserialize error: "+err.Error())
 		return
 	}
 	s.mu.Lock()
@@ -210,18 +248,38 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "HE_01", "Duplicate refund request. Refund already attempted with the refund ID")
 		return
 	}
-	if pay.Status != "succeeded" {
+	captured := pay.Amount
+	if pay.AmountReceived != nil {
+		captured = *pay.AmountReceived
+	}
+	if pay.Status != "succeeded" && pay.Status != "partially_captured" && pay.Status != "partially_captured_and_capturable" {
 		writeError(w, http.StatusBadRequest, "invalid_request", "IR_14", "This Payment could not be refund because it has a status of "+pay.Status)
 		return
 	}
 	amount := p.Amount
 	if amount == 0 {
-		amount = pay.Amount
+		amount = captured
+	}
+	var refunded int64
+	for _, rf := range s.refunds {
+		if rf.PaymentID == p.PaymentID && rf.Status != "failed" {
+			refunded += rf.Amount
+		}
+	}
+	if amount > captured-refunded {
+		writeError(w, http.StatusBadRequest, "invalid_request", "IR_13", "The refund amount exceeds the amount captured")
+		return
 	}
 	ref := &hyperswitch.Refund{RefundID: p.RefundID, PaymentID: p.PaymentID, Amount: amount, Currency: pay.Currency, Status: "pending"}
 	if p.Reason != "" {
 		reason := p.Reason
 		ref.Reason = &reason
+		if !stripeRefundReasons[reason] {
+			// The connector (Stripe) refuses the reason: the refund exists
+			// and failed.
+			msg := "Invalid reason: must be one of duplicate, fraudulent, requested_by_customer"
+			ref.Status, ref.ErrorMessage = "failed", &msg
+		}
 	}
 	s.refunds[p.RefundID] = ref
 	writeJSON(w, http.StatusOK, ref)

@@ -17,6 +17,7 @@ type Controls struct {
 	failStatus int
 	latency    time.Duration
 	calls      map[string]int
+	losses     losses
 
 	inFlight    atomic.Int64
 	maxInFlight atomic.Int64
@@ -47,9 +48,9 @@ func (c *Controls) Calls(key string) int {
 // MaxInFlight is the most calls seen at once.
 func (c *Controls) MaxInFlight() int64 { return c.maxInFlight.Load() }
 
-// Begin records a call under key and waits the latency. It returns the
-// status to fail the call with (0: serve it), and done, to call when the
-// answer is written.
+// Begin records a call under key. It returns the status to fail the call
+// with before doing anything (0: serve it), and done, to call when the
+// answer is written. The fake waits the latency (Wait) while it works.
 func (c *Controls) Begin(key string) (failStatus int, done func()) {
 	n := c.inFlight.Add(1)
 	for {
@@ -63,12 +64,18 @@ func (c *Controls) Begin(key string) (failStatus int, done func()) {
 		c.calls = map[string]int{}
 	}
 	c.calls[key]++
-	latency := c.latency
 	if c.failNext > 0 {
 		c.failNext--
 		failStatus = c.failStatus
 	}
 	c.mu.Unlock()
-	time.Sleep(latency)
 	return failStatus, func() { c.inFlight.Add(-1) }
+}
+
+// Wait sleeps the latency SetLatency set: the provider at work.
+func (c *Controls) Wait() {
+	c.mu.Lock()
+	d := c.latency
+	c.mu.Unlock()
+	time.Sleep(d)
 }

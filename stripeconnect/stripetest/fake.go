@@ -1,9 +1,23 @@
 // Package stripetest is a stateful fake of the Stripe Connect endpoints the
 // service uses, on an httptest server speaking Stripe's wire format
-// (form-encoded requests, its JSON objects and error envelope). It honours
-// Idempotency-Key like Stripe (same key and parameters → the first answer;
-// other parameters → idempotency_error), keeps transfers with their
-// reversed flag, and can be told to fail the next N calls or to slow down.
+// (form-encoded requests, its JSON objects and error envelope), and behaving
+// like Stripe where that is unkind to a client (../shared/PSP.md):
+//
+//   - Idempotency-Key: the status and body of the first request that began
+//     executing are saved, errors (4xx, 500) included, and replayed to every
+//     later request with that key; other parameters with the key answer 400
+//     idempotency_error; a concurrent request with the key answers 409
+//     idempotency_key_in_use. Requests refused before executing (an outage
+//     from FailNext, malformed parameters, 409) are not saved. Saved keys are
+//     forgotten after KeyTTL (24 h) on the fake's clock (Advance).
+//   - A transfer draws on the platform's available balance: with
+//     SetBalanceAvailable(false) it is refused, 400 balance_insufficient
+//     (saved, like any executed request). A reversal can fail the same way
+//     when the connected account lacks the balance.
+//   - Transfers are listed by transfer_group with their metadata.
+//   - An answer can be lost after the work is done (LoseNext, LoseRandomly:
+//     502, reset, HTML 200, timeout), and an executed request can end in a
+//     saved 500 without doing the work (SaveErrorNext).
 package stripetest
 
 import (
@@ -25,17 +39,21 @@ import (
 // SecretKey is the key the fake accepts.
 const SecretKey = "sk_test_fake_veza"
 
+// KeyTTL is how long Stripe keeps a key's saved result.
+const KeyTTL = 24 * time.Hour
+
 // Transfer is the fake's record of a transfer.
 type Transfer struct {
-	ID             string `json:"id"`
-	Object         string `json:"object"`
-	Amount         int64  `json:"amount"`
-	AmountReversed int64  `json:"amount_reversed"`
-	Currency       string `json:"currency"`
-	Destination    string `json:"destination"`
-	TransferGroup  string `json:"transfer_group"`
-	Reversed       bool   `json:"reversed"`
-	IdempotencyKey string `json:"-"`
+	ID             string            `json:"id"`
+	Object         string            `json:"object"`
+	Amount         int64             `json:"amount"`
+	AmountReversed int64             `json:"amount_reversed"`
+	Currency       string            `json:"currency"`
+	Destination    string            `json:"destination"`
+	TransferGroup  string            `json:"transfer_group"`
+	Reversed       bool              `json:"reversed"`
+	Metadata       map[string]string `json:"metadata"`
+	IdempotencyKey string            `json:"-"`
 }
 
 // Reversal is the fake's record of a reversal.
@@ -47,25 +65,33 @@ type Reversal struct {
 	Transfer string `json:"transfer"`
 }
 
-type idemEntry struct {
+type saved struct {
 	fingerprint string
 	status      int
 	body        []byte
+	at          time.Time
 }
 
 // Server is the fake. Its controls (FailNext, SetLatency, Calls,
-// MaxInFlight) count calls by "METHOD path", e.g. "POST /v1/transfers",
-// with "POST reversals" and "GET transfer" for the per-transfer paths.
+// MaxInFlight, LoseNext, LoseRandomly) count calls by "METHOD path", e.g.
+// "POST /v1/transfers", with "POST reversals", "GET transfer" and
+// "GET /v1/transfers" (the listing) for the others.
 type Server struct {
 	URL string
 	fake.Controls
 
-	mu          sync.Mutex
-	transfers   map[string]*Transfer
-	reversals   []Reversal
-	idem        map[string]idemEntry
-	missingKeys int
-	seq         int
+	mu           sync.Mutex
+	transfers    map[string]*Transfer
+	reversals    []Reversal
+	keys         map[string]saved
+	running      map[string]bool // keys of requests executing now
+	saveErrors   map[string][]int
+	noBalance    bool
+	poorAccounts map[string]bool
+	clockOffset  time.Duration
+	keyTTL       time.Duration
+	missingKeys  int
+	seq          int
 }
 
 // Start runs the fake until the test ends.
@@ -78,7 +104,8 @@ func Start(t testing.TB) *Server {
 
 // New runs the fake until stop is called (benchmarks, tools).
 func New() (*Server, func()) {
-	s := &Server{transfers: map[string]*Transfer{}, idem: map[string]idemEntry{}}
+	s := &Server{transfers: map[string]*Transfer{}, keys: map[string]saved{}, running: map[string]bool{},
+		saveErrors: map[string][]int{}, poorAccounts: map[string]bool{}, keyTTL: KeyTTL}
 	srv := httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = srv.URL
 	return s, srv.Close
@@ -86,6 +113,51 @@ func New() (*Server, func()) {
 
 // Client returns a real client pointed at the fake.
 func (s *Server) Client() *stripeconnect.Client { return stripeconnect.New(SecretKey, s.URL, nil) }
+
+// Advance moves the fake's clock: saved keys older than KeyTTL are then
+// forgotten, as Stripe prunes them.
+func (s *Server) Advance(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clockOffset += d
+}
+
+// SetKeyTTL shortens how long keys are kept, for a service whose key window
+// is shortened to match (the crash suite: keys expire while retries go on).
+func (s *Server) SetKeyTTL(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keyTTL = d
+}
+
+func (s *Server) now() time.Time { return time.Now().Add(s.clockOffset) }
+
+// SetBalanceAvailable says whether the platform's balance covers transfers
+// (false: every transfer is refused with balance_insufficient).
+func (s *Server) SetBalanceAvailable(ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noBalance = !ok
+}
+
+// SetAccountBalanceInsufficient makes reversals of transfers to acct fail
+// with balance_insufficient while poor is true.
+func (s *Server) SetAccountBalanceInsufficient(acct string, poor bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.poorAccounts[acct] = poor
+}
+
+// SaveErrorNext makes the next n requests under key (e.g. "POST reversals")
+// begin executing and end in status (500: Stripe's own failure) without
+// doing the work; the answer is saved under their idempotency key.
+func (s *Server) SaveErrorNext(key string, n, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.saveErrors[key] = append(s.saveErrors[key], status)
+	}
+}
 
 // PutTransfer stores a transfer made outside the test (e.g. legacy data).
 func (s *Server) PutTransfer(tr Transfer) {
@@ -132,13 +204,18 @@ func (s *Server) MissingKeys() int {
 	return s.missingKeys
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) []byte {
+func writeJSON(w http.ResponseWriter, status int, v any) {
 	body, _ := json.Marshal(v)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Request-Id", fmt.Sprintf("req_fake_%d", time.Now().UnixNano()))
+	switch {
+	case status == http.StatusConflict || status >= 500:
+		w.Header().Set("Stripe-Should-Retry", "true")
+	case status >= 400:
+		w.Header().Set("Stripe-Should-Retry", "false")
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
-	return body
 }
 
 func stripeError(typ, code, msg, param string) map[string]any {
@@ -168,6 +245,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if fail != 0 {
+		// An outage: refused before anything executes; nothing is saved.
 		writeJSON(w, fail, stripeError("api_error", "", "Stripe is having trouble (fake outage)", ""))
 		return
 	}
@@ -175,53 +253,91 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, stripeError("invalid_request_error", "", "malformed form", ""))
 		return
 	}
-
-	if r.Method == http.MethodPost {
-		idemKey := r.Header.Get("Idempotency-Key")
-		if idemKey == "" {
-			s.mu.Lock()
-			s.missingKeys++
-			s.mu.Unlock()
-		} else {
-			fingerprint := path + "?" + r.PostForm.Encode()
-			s.mu.Lock()
-			prev, seen := s.idem[idemKey]
-			s.mu.Unlock()
-			if seen {
-				if prev.fingerprint != fingerprint {
-					writeJSON(w, http.StatusBadRequest, stripeError("idempotency_error", "",
-						"Keys for idempotent requests can only be used with the same parameters they were first used with.", ""))
-					return
-				}
-				w.Header().Set("Content-Type", "application/json")
-				w.Header().Set("Idempotent-Replayed", "true")
-				w.WriteHeader(prev.status)
-				_, _ = w.Write(prev.body)
-				return
-			}
-			rec := &recorder{ResponseWriter: w}
-			s.route(rec, r, path)
-			if rec.status < 500 {
-				s.mu.Lock()
-				s.idem[idemKey] = idemEntry{fingerprint: fingerprint, status: rec.status, body: rec.body}
-				s.mu.Unlock()
-			}
-			return
-		}
+	if r.Method != http.MethodPost {
+		s.Wait()
+		rec := httptest.NewRecorder()
+		s.route(rec, r, path)
+		s.Deliver(w, rec, s.Loss(key))
+		return
 	}
-	s.route(w, r, path)
+	idemKey := r.Header.Get("Idempotency-Key")
+	if idemKey == "" {
+		s.mu.Lock()
+		s.missingKeys++
+		s.mu.Unlock()
+		s.Wait()
+		rec := httptest.NewRecorder()
+		s.route(rec, r, path)
+		s.Deliver(w, rec, s.Loss(key))
+		return
+	}
+	s.idempotent(w, r, path, key, idemKey)
 }
 
-type recorder struct {
-	http.ResponseWriter
-	status int
-	body   []byte
+// idempotent serves a POST with an Idempotency-Key as Stripe does.
+func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, path, callKey, idemKey string) {
+	fingerprint := path + "?" + r.PostForm.Encode()
+	s.mu.Lock()
+	prev, seen := s.keys[idemKey]
+	if seen && s.now().Sub(prev.at) > s.keyTTL {
+		delete(s.keys, idemKey) // pruned: the key is new again
+		seen = false
+	}
+	switch {
+	case seen && prev.fingerprint != fingerprint:
+		s.mu.Unlock()
+		writeJSON(w, http.StatusBadRequest, stripeError("idempotency_error", "",
+			"Keys for idempotent requests can only be used with the same parameters they were first used with.", ""))
+		return
+	case seen:
+		// The saved answer, which a proxy in the way may lose again.
+		s.mu.Unlock()
+		rec := httptest.NewRecorder()
+		rec.Header().Set("Content-Type", "application/json")
+		rec.Header().Set("Idempotent-Replayed", "true")
+		rec.WriteHeader(prev.status)
+		_, _ = rec.Write(prev.body)
+		s.Deliver(w, rec, s.Loss(callKey))
+		return
+	case s.running[idemKey]:
+		s.mu.Unlock()
+		writeJSON(w, http.StatusConflict, stripeError("idempotency_error", "idempotency_key_in_use",
+			"There is currently another in-progress request using this Idempotent Key.", ""))
+		return
+	}
+	s.running[idemKey] = true
+	var savedError int
+	if q := s.saveErrors[callKey]; len(q) > 0 {
+		savedError, s.saveErrors[callKey] = q[0], q[1:]
+	}
+	s.mu.Unlock()
+
+	s.Wait() // executing, the key held
+	rec := httptest.NewRecorder()
+	if savedError != 0 {
+		writeJSON(rec, savedError, stripeError("api_error", "", "An unknown error occurred (fake, saved under the key)", ""))
+	} else {
+		s.route(rec, r, path)
+	}
+	s.mu.Lock()
+	delete(s.running, idemKey)
+	if !refusedBeforeExecuting(rec) {
+		s.keys[idemKey] = saved{fingerprint: fingerprint, status: rec.Code, body: rec.Body.Bytes(), at: s.now()}
+	}
+	s.mu.Unlock()
+	s.Deliver(w, rec, s.Loss(callKey))
 }
 
-func (r *recorder) WriteHeader(status int) { r.status = status; r.ResponseWriter.WriteHeader(status) }
-func (r *recorder) Write(b []byte) (int, error) {
-	r.body = append(r.body, b...)
-	return r.ResponseWriter.Write(b)
+// refusedBeforeExecuting: a malformed parameter is refused before the
+// endpoint executes, and Stripe does not save it under the key.
+func refusedBeforeExecuting(rec *httptest.ResponseRecorder) bool {
+	var e struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(rec.Body.Bytes(), &e)
+	return rec.Code == http.StatusBadRequest && strings.HasPrefix(e.Error.Code, "parameter_")
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request, path string) {
@@ -229,6 +345,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, path string) {
 	switch {
 	case r.Method == http.MethodPost && path == "/v1/transfers":
 		s.createTransfer(w, r)
+	case r.Method == http.MethodGet && path == "/v1/transfers":
+		s.listTransfers(w, r)
 	case r.Method == http.MethodGet && len(parts) == 3 && parts[1] == "transfers":
 		cp, ok := s.Transfer(parts[2])
 		if !ok {
@@ -239,8 +357,19 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, path string) {
 	case r.Method == http.MethodPost && len(parts) == 4 && parts[1] == "transfers" && parts[3] == "reversals":
 		s.createReversal(w, r, parts[2])
 	default:
+		// A wrong URL: 404 without resource_missing.
 		writeJSON(w, http.StatusNotFound, stripeError("invalid_request_error", "", "Unrecognized request URL ("+r.Method+": "+path+")", ""))
 	}
+}
+
+func metadataOf(form map[string][]string) map[string]string {
+	md := map[string]string{}
+	for k, v := range form {
+		if rest, ok := strings.CutPrefix(k, "metadata["); ok && strings.HasSuffix(rest, "]") && len(v) > 0 {
+			md[strings.TrimSuffix(rest, "]")] = v[0]
+		}
+	}
+	return md
 }
 
 func (s *Server) createTransfer(w http.ResponseWriter, r *http.Request) {
@@ -256,11 +385,31 @@ func (s *Server) createTransfer(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.noBalance {
+		writeJSON(w, http.StatusBadRequest, stripeError("invalid_request_error", "balance_insufficient",
+			"You have insufficient available funds in your Stripe account.", ""))
+		return
+	}
 	s.seq++
 	t := &Transfer{ID: fmt.Sprintf("tr_fake%06d", s.seq), Object: "transfer", Amount: amount, Currency: r.PostForm.Get("currency"),
-		Destination: dest, TransferGroup: r.PostForm.Get("transfer_group"), IdempotencyKey: r.Header.Get("Idempotency-Key")}
+		Destination: dest, TransferGroup: r.PostForm.Get("transfer_group"), Metadata: metadataOf(r.PostForm),
+		IdempotencyKey: r.Header.Get("Idempotency-Key")}
 	s.transfers[t.ID] = t
 	writeJSON(w, http.StatusOK, t)
+}
+
+func (s *Server) listTransfers(w http.ResponseWriter, r *http.Request) {
+	group := r.URL.Query().Get("transfer_group")
+	var data []Transfer
+	for _, t := range s.Transfers() {
+		if group == "" || t.TransferGroup == group {
+			data = append(data, t)
+		}
+	}
+	if data == nil {
+		data = []Transfer{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "url": "/v1/transfers", "has_more": false, "data": data})
 }
 
 func (s *Server) createReversal(w http.ResponseWriter, r *http.Request, transferID string) {
@@ -284,6 +433,11 @@ func (s *Server) createReversal(w http.ResponseWriter, r *http.Request, transfer
 			return
 		}
 		amount = a
+	}
+	if s.poorAccounts[t.Destination] {
+		writeJSON(w, http.StatusBadRequest, stripeError("invalid_request_error", "balance_insufficient",
+			"The connected account has insufficient funds to cover this reversal.", ""))
+		return
 	}
 	t.AmountReversed += amount
 	t.Reversed = t.AmountReversed == t.Amount

@@ -1,0 +1,150 @@
+package stripetest_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/veza/backend/internal/fake"
+	"github.com/veza/backend/stripeconnect/stripetest"
+)
+
+type answer struct {
+	status   int
+	body     map[string]any
+	replayed bool
+}
+
+func post(t *testing.T, s *stripetest.Server, path, key string, form url.Values) answer {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Authorization", "Bearer "+stripetest.SecretKey)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return answer{}
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var body map[string]any
+	_ = json.Unmarshal(raw, &body)
+	return answer{status: resp.StatusCode, body: body, replayed: resp.Header.Get("Idempotent-Replayed") == "true"}
+}
+
+func transferForm(amount string) url.Values {
+	return url.Values{"amount": {amount}, "currency": {"eur"}, "destination": {"acct_1"}, "transfer_group": {"order_1"}, "metadata[transfer_id]": {"row_1"}}
+}
+
+func TestSavedResultsAreReplayedErrorsIncluded(t *testing.T) {
+	t.Parallel()
+	s := stripetest.Start(t)
+	first := post(t, s, "/v1/transfers", "k1", transferForm("500"))
+	require.Equal(t, 200, first.status)
+	again := post(t, s, "/v1/transfers", "k1", transferForm("500"))
+	require.True(t, again.replayed)
+	require.Equal(t, first.body["id"], again.body["id"])
+	require.Len(t, s.Transfers(), 1)
+
+	require.Equal(t, 400, post(t, s, "/v1/transfers", "k1", transferForm("600")).status, "same key, other parameters")
+
+	s.SaveErrorNext("POST /v1/transfers", 1, 500)
+	require.Equal(t, 500, post(t, s, "/v1/transfers", "k2", transferForm("500")).status)
+	replayed := post(t, s, "/v1/transfers", "k2", transferForm("500"))
+	require.Equal(t, 500, replayed.status, "a saved 500 cannot heal with its key")
+	require.True(t, replayed.replayed)
+
+	s.SetBalanceAvailable(false)
+	refused := post(t, s, "/v1/transfers", "k3", transferForm("500"))
+	require.Equal(t, "balance_insufficient", refused.body["error"].(map[string]any)["code"])
+	s.SetBalanceAvailable(true)
+	require.Equal(t, 400, post(t, s, "/v1/transfers", "k3", transferForm("500")).status, "the refusal is saved under k3")
+	require.Equal(t, 200, post(t, s, "/v1/transfers", "k4", transferForm("500")).status, "a new key is paid")
+	require.Len(t, s.Transfers(), 2)
+}
+
+func TestRefusalsBeforeExecutingAreNotSaved(t *testing.T) {
+	t.Parallel()
+	s := stripetest.Start(t)
+	s.FailNext(1, 503)
+	require.Equal(t, 503, post(t, s, "/v1/transfers", "k", transferForm("500")).status)
+	require.Equal(t, 400, post(t, s, "/v1/transfers", "k", transferForm("x")).status, "malformed")
+	require.Equal(t, 200, post(t, s, "/v1/transfers", "k", transferForm("500")).status, "neither was saved")
+}
+
+func TestKeysAreForgottenAfterADay(t *testing.T) {
+	t.Parallel()
+	s := stripetest.Start(t)
+	require.Equal(t, 200, post(t, s, "/v1/transfers", "k", transferForm("500")).status)
+	s.Advance(23 * time.Hour)
+	require.True(t, post(t, s, "/v1/transfers", "k", transferForm("500")).replayed)
+	s.Advance(2 * time.Hour)
+	again := post(t, s, "/v1/transfers", "k", transferForm("500"))
+	require.False(t, again.replayed)
+	require.Len(t, s.Transfers(), 2, "after 24 h the same key makes a second transfer")
+}
+
+func TestConcurrentRequestsWithOneKey(t *testing.T) {
+	t.Parallel()
+	s := stripetest.Start(t)
+	s.SetLatency(300 * time.Millisecond)
+	var wg sync.WaitGroup
+	statuses := make([]int, 2)
+	for i := range statuses {
+		wg.Add(1)
+		go func() { defer wg.Done(); statuses[i] = post(t, s, "/v1/transfers", "same", transferForm("500")).status }()
+		time.Sleep(100 * time.Millisecond)
+	}
+	wg.Wait()
+	require.ElementsMatch(t, []int{200, 409}, statuses)
+	require.Len(t, s.Transfers(), 1)
+}
+
+func TestAnswersLostAfterTheWork(t *testing.T) {
+	t.Parallel()
+	s := stripetest.Start(t)
+	for _, how := range []fake.Loss{fake.Lost502, fake.LostHTML200} {
+		s.LoseNext("POST /v1/transfers", 1, how)
+		lost := post(t, s, "/v1/transfers", "k-"+how.String(), transferForm("500"))
+		require.Nil(t, lost.body["id"], how.String())
+		replay := post(t, s, "/v1/transfers", "k-"+how.String(), transferForm("500"))
+		require.True(t, replay.replayed, "the work was done and saved: %s", how)
+	}
+	// A reset: Go's transport resends a request with an Idempotency-Key by
+	// itself, and gets the saved answer.
+	s.LoseNext("POST /v1/transfers", 1, fake.LostReset)
+	resent := post(t, s, "/v1/transfers", "k-reset", transferForm("500"))
+	require.True(t, resent.replayed)
+	require.Equal(t, 2, s.Calls("POST /v1/transfers")-4, "the reset call and its resend")
+	require.Len(t, s.Transfers(), 3, "one transfer per key")
+}
+
+func TestTransfersAreListedByGroupWithMetadata(t *testing.T) {
+	t.Parallel()
+	s := stripetest.Start(t)
+	require.Equal(t, 200, post(t, s, "/v1/transfers", "k", transferForm("500")).status)
+	req, _ := http.NewRequest(http.MethodGet, s.URL+"/v1/transfers?transfer_group=order_1&limit=100", nil)
+	req.Header.Set("Authorization", "Bearer "+stripetest.SecretKey)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var list struct {
+		Data []stripetest.Transfer `json:"data"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&list))
+	require.Len(t, list.Data, 1)
+	require.Equal(t, "row_1", list.Data[0].Metadata["transfer_id"])
+
+	wrong := post(t, s, "/v1/nowhere", "", nil)
+	require.Equal(t, 404, wrong.status)
+	require.Nil(t, wrong.body["error"].(map[string]any)["code"], "a wrong URL is a 404 without resource_missing")
+}
