@@ -23,13 +23,19 @@ const (
 	OrderCompleted     OrderStatus = "completed"
 	OrderFailed        OrderStatus = "failed"
 	OrderCancelled     OrderStatus = "cancelled"
+	OrderExpired       OrderStatus = "expired"
 	OrderRefundPending OrderStatus = "refund_pending"
 	OrderRefunded      OrderStatus = "refunded"
 )
 
 var orderMoves = map[OrderStatus][]OrderStatus{
-	OrderPending:       {OrderCompleted, OrderFailed, OrderCancelled},
-	OrderCompleted:     {OrderRefundPending},
+	OrderPending: {OrderCompleted, OrderFailed, OrderCancelled, OrderExpired},
+	// Only the provider's success for this order's payment, with its
+	// amount (a manual retry at Hyperswitch), completes a failed order.
+	OrderFailed: {OrderCompleted},
+	// refunded straight from completed: the money went back without our
+	// refund (a cancel after capture), or a refund we had failed succeeded.
+	OrderCompleted:     {OrderRefundPending, OrderRefunded},
 	OrderRefundPending: {OrderRefunded, OrderCompleted}, // a failed refund rolls back
 }
 
@@ -47,6 +53,9 @@ const (
 
 var refundMoves = map[RefundStatus][]RefundStatus{
 	RefundPending: {RefundSucceeded, RefundFailed},
+	// The provider reports a success for a refund we had given up on: the
+	// contradiction is repaired, loudly.
+	RefundFailed: {RefundSucceeded},
 }
 
 // CheckRefundMove returns nil when from → to is allowed.
@@ -62,13 +71,19 @@ const (
 	TransferPermanentlyFailed TransferStatus = "permanently_failed"
 	TransferReversalPending   TransferStatus = "reversal_pending"
 	TransferReversed          TransferStatus = "reversed"
+	// TransferReversalFailed: the reversal's retries ran out; an operator
+	// retries it (POST /admin/transfers/{id}/retry).
+	TransferReversalFailed TransferStatus = "reversal_failed"
 )
 
 var transferMoves = map[TransferStatus][]TransferStatus{
-	TransferPending:         {TransferCompleted, TransferFailed},
-	TransferFailed:          {TransferPending, TransferPermanentlyFailed},
+	TransferPending: {TransferCompleted, TransferFailed},
+	// completed from failed: a look-up at Stripe found the transfer an
+	// earlier attempt made (its answer was lost).
+	TransferFailed:          {TransferPending, TransferCompleted, TransferPermanentlyFailed},
 	TransferCompleted:       {TransferReversalPending},
-	TransferReversalPending: {TransferReversed, TransferPermanentlyFailed},
+	TransferReversalPending: {TransferReversed, TransferReversalFailed, TransferPermanentlyFailed},
+	TransferReversalFailed:  {TransferReversalPending, TransferReversed},
 }
 
 // CheckTransferMove returns nil when from → to is allowed.

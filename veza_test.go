@@ -13,6 +13,8 @@ func TestTransferMachine(t *testing.T) {
 	allowed := [][2]veza.TransferStatus{
 		{"pending", "completed"}, {"pending", "failed"}, {"failed", "pending"}, {"failed", "permanently_failed"},
 		{"completed", "reversal_pending"}, {"reversal_pending", "reversed"}, {"reversal_pending", "permanently_failed"},
+		{"failed", "completed"}, {"reversal_pending", "reversal_failed"}, {"reversal_failed", "reversal_pending"},
+		{"reversal_failed", "reversed"},
 	}
 	for _, m := range allowed {
 		require.NoError(t, veza.CheckTransferMove(m[0], m[1]), "%v", m)
@@ -20,6 +22,7 @@ func TestTransferMachine(t *testing.T) {
 	for _, m := range [][2]veza.TransferStatus{
 		{"completed", "pending"}, {"reversed", "reversal_pending"}, {"permanently_failed", "pending"},
 		{"pending", "reversed"}, {"completed", "completed"}, {"reversal_pending", "completed"},
+		{"reversal_failed", "completed"}, {"reversed", "reversal_failed"},
 	} {
 		require.ErrorIs(t, veza.CheckTransferMove(m[0], m[1]), veza.ErrInvalidTransition, "%v", m)
 	}
@@ -29,14 +32,18 @@ func TestOrderMachine(t *testing.T) {
 	t.Parallel()
 	require.NoError(t, veza.CheckOrderMove(veza.OrderPending, veza.OrderCompleted))
 	require.NoError(t, veza.CheckOrderMove(veza.OrderRefundPending, veza.OrderCompleted))
-	for _, terminal := range []veza.OrderStatus{veza.OrderFailed, veza.OrderCancelled, veza.OrderRefunded} {
+	for _, terminal := range []veza.OrderStatus{veza.OrderCancelled, veza.OrderExpired, veza.OrderRefunded} {
 		for _, to := range []veza.OrderStatus{veza.OrderPending, veza.OrderCompleted, veza.OrderFailed, veza.OrderRefunded} {
 			require.Error(t, veza.CheckOrderMove(terminal, to))
 		}
 	}
+	require.NoError(t, veza.CheckOrderMove(veza.OrderFailed, veza.OrderCompleted), "a manual retry at Hyperswitch succeeded")
+	require.Error(t, veza.CheckOrderMove(veza.OrderFailed, veza.OrderRefunded))
+	require.NoError(t, veza.CheckOrderMove(veza.OrderCompleted, veza.OrderRefunded), "a cancel after capture")
 	require.Error(t, veza.CheckOrderMove(veza.OrderCompleted, veza.OrderFailed), "a late payment_failed never undoes a success")
 	require.NoError(t, veza.CheckRefundMove(veza.RefundPending, veza.RefundFailed))
 	require.Error(t, veza.CheckRefundMove(veza.RefundSucceeded, veza.RefundFailed))
+	require.NoError(t, veza.CheckRefundMove(veza.RefundFailed, veza.RefundSucceeded), "the provider's late success is repaired")
 }
 
 func TestFormatMoney(t *testing.T) {

@@ -26,6 +26,15 @@ const (
 	Production  Environment = "production"
 )
 
+// Stripe keeps an idempotency key's saved result for 24 h and may forget it
+// after: a payout reuses its key at most DefaultKeyWindow, then looks the
+// transfer up and starts a new key. Budgets of 30 attempts with the
+// default backoff (1 min doubling to 1 h) span just over 24 h.
+const (
+	StripeKeyLifetime = 24 * time.Hour
+	DefaultKeyWindow  = jobargs.DefaultKeyWindow
+)
+
 // DefaultDatabaseURL is the local development database that `make run` creates.
 const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:55432/veza_dev?sslmode=disable"
 
@@ -68,6 +77,8 @@ type Config struct {
 	// Transfer is the payout jobs' budget (TRANSFER_*).
 	Transfer jobargs.Retry
 	Reversal ReversalConfig
+	// BalanceWait: TRANSFER_BALANCE_WAIT.
+	BalanceWait time.Duration
 
 	SMTP mail.Config
 
@@ -112,6 +123,8 @@ type StripeConfig struct {
 	SecretKey      string // secret
 	APIBase        string
 	PlatformFeeBPS int
+	// KeyWindow: STRIPE_KEY_REUSE_WINDOW, under Stripe's 24 h.
+	KeyWindow time.Duration
 }
 
 type ReversalConfig struct {
@@ -123,7 +136,7 @@ type ReversalConfig struct {
 
 // Policy is the retry policy of the jobs whose budget is configured.
 func (c *Config) Policy() jobargs.Policy {
-	return jobargs.Policy{Payout: c.Transfer, Reversal: c.Reversal.Retry}
+	return jobargs.Policy{Payout: c.Transfer, Reversal: c.Reversal.Retry, KeyWindow: c.Stripe.KeyWindow, BalanceWait: c.BalanceWait}
 }
 
 type RiverConfig struct {
@@ -230,21 +243,24 @@ func Load(getenv func(string) string) (*Config, error) {
 		SecretKey:      p.str("STRIPE_SECRET_KEY", ""),
 		APIBase:        p.str("STRIPE_API_BASE", "https://api.stripe.com"),
 		PlatformFeeBPS: p.integer("PLATFORM_FEE_BPS", 1000, 0, 10000),
+		KeyWindow:      p.duration("STRIPE_KEY_REUSE_WINDOW", DefaultKeyWindow, time.Second),
 	}
 
 	cfg.Transfer = jobargs.Retry{
-		MaxAttempts: p.integer("TRANSFER_MAX_ATTEMPTS", 5, 1, 100),
+		MaxAttempts: p.integer("TRANSFER_MAX_ATTEMPTS", 30, 1, 1000),
 		Base:        p.duration("TRANSFER_BACKOFF_BASE", time.Minute, time.Second),
 		Max:         p.duration("TRANSFER_BACKOFF_MAX", time.Hour, time.Second),
 	}
 	cfg.Reversal = ReversalConfig{
 		Enabled: p.boolean("REVERSAL_WORKER_ENABLED", true),
 		Retry: jobargs.Retry{
-			MaxAttempts: p.integer("REVERSAL_MAX_RETRIES", 5, 1, 100) + 1,
+			MaxAttempts: p.integer("REVERSAL_MAX_RETRIES", 29, 1, 1000) + 1,
 			Base:        p.duration("REVERSAL_BACKOFF_BASE", time.Minute, time.Second),
 			Max:         p.duration("REVERSAL_BACKOFF_MAX", time.Hour, time.Second),
 		},
 	}
+
+	cfg.BalanceWait = p.duration("TRANSFER_BALANCE_WAIT", time.Hour, time.Second)
 
 	smtp, smtpProblems := mail.LoadConfig(p.record)
 	cfg.SMTP = smtp

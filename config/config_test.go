@@ -50,8 +50,18 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, 5*time.Minute, cfg.Reconcile.RefundOrphanAfter)
 	require.Equal(t, 50, cfg.Reconcile.BatchLimit)
 	require.Equal(t, 1000, cfg.Stripe.PlatformFeeBPS)
-	require.Equal(t, jobargs.Retry{MaxAttempts: 5, Base: time.Minute, Max: time.Hour}, cfg.Transfer)
-	require.Equal(t, jobargs.Retry{MaxAttempts: 6, Base: time.Minute, Max: time.Hour}, cfg.Reversal.Retry, "REVERSAL_MAX_RETRIES=5 retries after the first attempt")
+	require.Equal(t, jobargs.Retry{MaxAttempts: 30, Base: time.Minute, Max: time.Hour}, cfg.Transfer)
+	require.Equal(t, jobargs.Retry{MaxAttempts: 30, Base: time.Minute, Max: time.Hour}, cfg.Reversal.Retry, "REVERSAL_MAX_RETRIES=29 retries after the first attempt")
+	require.Equal(t, 23*time.Hour, cfg.Stripe.KeyWindow)
+	require.Equal(t, time.Hour, cfg.BalanceWait)
+	// The default budgets outlast a day of Stripe trouble.
+	for _, r := range []jobargs.Retry{cfg.Transfer, cfg.Reversal.Retry} {
+		var span time.Duration
+		for retry := range r.MaxAttempts - 1 {
+			span += r.Delay(retry)
+		}
+		require.GreaterOrEqual(t, span, 24*time.Hour)
+	}
 	require.True(t, cfg.Reversal.Enabled)
 	require.Equal(t, mail.TLSMandatory, cfg.SMTP.TLS)
 	require.Equal(t, "http://localhost:8080", cfg.PublicBaseURL)
@@ -252,4 +262,20 @@ func TestConfigDriftCheck(t *testing.T) {
 		require.True(t, inTable[name], "%s is read by config but missing from the README's configuration table", name)
 	}
 	require.True(t, strings.Contains(string(template), "SMTP_HOST=localhost"), ".env.template ships the local SMTP catcher")
+}
+
+// A key window of Stripe's 24 h or more would let a retry reuse a key
+// Stripe has forgotten: a second transfer.
+func TestKeyWindowUnderStripesKeyLifetime(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"APP_ENV": "production", "STRIPE_KEY_REUSE_WINDOW": "24h"}
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	require.NoError(t, err)
+	err = cfg.ValidateForEnvironment(zerolog.Nop())
+	require.ErrorContains(t, err, "STRIPE_KEY_REUSE_WINDOW")
+
+	env["APP_ENV"] = "development"
+	cfg, _ = config.Load(func(k string) string { return env[k] })
+	require.NoError(t, cfg.ValidateForEnvironment(zerolog.Nop()))
+	require.Equal(t, config.DefaultKeyWindow, cfg.Stripe.KeyWindow, "falls back in development")
 }

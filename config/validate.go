@@ -98,6 +98,11 @@ func (c *Config) ValidateForEnvironment(logger zerolog.Logger) error {
 		add("STRIPE_SECRET_KEY", "is required when STRIPE_CONNECT_ENABLED=true; Stripe Connect disabled")
 		c.Stripe.Enabled = false
 	}
+	if c.Stripe.KeyWindow >= StripeKeyLifetime {
+		// A retry after Stripe forgot the key would make a second transfer.
+		add("STRIPE_KEY_REUSE_WINDOW", "must be under Stripe's 24h key lifetime, got %s; using %s", c.Stripe.KeyWindow, DefaultKeyWindow)
+		c.Stripe.KeyWindow = DefaultKeyWindow
+	}
 	for name, r := range map[string]*jobargs.Retry{"TRANSFER_BACKOFF_MAX": &c.Transfer, "REVERSAL_BACKOFF_MAX": &c.Reversal.Retry} {
 		if r.Max < r.Base {
 			add(name, "must be at least the matching _BACKOFF_BASE (%s), got %s; using the base", r.Base, r.Max)

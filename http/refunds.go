@@ -77,7 +77,7 @@ func (s *Server) handleAdminTransfers() fiber.Handler {
 			st := veza.TransferStatus(raw)
 			switch st {
 			case veza.TransferPending, veza.TransferCompleted, veza.TransferFailed, veza.TransferPermanentlyFailed,
-				veza.TransferReversalPending, veza.TransferReversed:
+				veza.TransferReversalPending, veza.TransferReversalFailed, veza.TransferReversed:
 				status = &st
 			default:
 				return unprocessable("status", "unknown transfer status %q", truncate(raw, 32))
@@ -98,8 +98,8 @@ func (s *Server) handleAdminTransfers() fiber.Handler {
 	}
 }
 
-// handleAdminRetryTransfer is an operator's retry of a failed transfer
-// (settle.RetryTransfer), in one transaction.
+// handleAdminRetryTransfer is an operator's retry of a failed payout or a
+// reversal_failed transfer (settle.RetryTransfer), in one transaction.
 func (s *Server) handleAdminRetryTransfer() fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id, err := uuid.Parse(c.Params("id"))
@@ -123,3 +123,38 @@ func (s *Server) handleAdminRetryTransfer() fiber.Handler {
 }
 
 var errTransferNotFound = veza.Errorf(veza.KindNotFound, "not_found", "transfer not found")
+
+type bulkRetryRequest struct {
+	Status string `json:"status"`
+}
+
+func (r *bulkRetryRequest) Validate() error {
+	for _, st := range settle.Retryable {
+		if r.Status == string(st) {
+			return nil
+		}
+	}
+	return unprocessable("status", "must be failed or reversal_failed")
+}
+
+// maxBulkRetry bounds one bulk retry's transaction; the operator repeats
+// the call while it answers enqueued > 0.
+const maxBulkRetry = 1000
+
+// handleAdminRetryTransfers retries every transfer in one retryable status
+// (after an outage), each as handleAdminRetryTransfer would.
+func (s *Server) handleAdminRetryTransfers() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		req := requestOf[bulkRetryRequest](c)
+		ctx := c.UserContext()
+		var n int
+		err := s.opts.DB.InTx(ctx, func(tx pgx.Tx) (err error) {
+			n, err = s.opts.Settle.RetryTransfers(ctx, tx, s.opts.Inserter, veza.TransferStatus(req.Status), maxBulkRetry)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"enqueued": n})
+	}
+}

@@ -151,4 +151,11 @@ func TestAdminTransfers(t *testing.T) {
 	r = b.do(t, "POST", "/admin/transfers/"+failed.ID.String()+"/retry", admin, nil)
 	require.Equal(t, 409, r.Status, "now pending")
 	require.Equal(t, "transfer_not_retryable", r.errorCode())
+
+	// The bulk form, after an outage: only the retryable statuses.
+	r = b.do(t, "POST", "/admin/transfers/retry", admin, map[string]string{"status": "completed"})
+	require.Equal(t, 422, r.Status, r.Raw)
+	r = b.do(t, "POST", "/admin/transfers/retry", admin, map[string]string{"status": "failed"})
+	require.Equal(t, 202, r.Status, r.Raw)
+	require.EqualValues(t, 0, r.Body["enqueued"], "the failed one is pending already")
 }

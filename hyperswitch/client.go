@@ -66,29 +66,39 @@ type CreateRefundParams struct {
 	RefundType string `json:"refund_type,omitempty"`
 }
 
-// Error is an error answer from Hyperswitch (or the network).
+// Error is an error answer from Hyperswitch (or the network, or a proxy).
 type Error struct {
 	HTTPStatus int    // 0 for a network error
 	Type       string `json:"type"`
 	Code       string `json:"code"`
 	Message    string `json:"message"`
-	cause      error
+	// Undecodable: a success status whose body is not Hyperswitch's JSON
+	// (a proxy's HTML page). The call may well have been done.
+	Undecodable bool
+	cause       error
 }
 
 func (e *Error) Error() string {
-	if e.HTTPStatus == 0 {
+	switch {
+	case e.HTTPStatus == 0:
 		return fmt.Sprintf("hyperswitch: network error: %v", e.cause)
+	case e.Undecodable:
+		return fmt.Sprintf("hyperswitch: %d with an answer that is not Hyperswitch's JSON (outcome unknown): %v", e.HTTPStatus, e.cause)
 	}
 	return fmt.Sprintf("hyperswitch: %d %s %s: %s", e.HTTPStatus, e.Type, e.Code, e.Message)
 }
 
 func (e *Error) Unwrap() error { return e.cause }
 
-// Transient reports whether retrying the same call later may succeed:
-// network errors, 408, 429 and 5xx.
+// Transient reports whether the outcome is unknown and asking again may
+// tell: network errors, undecodable answers, 408, 429, 5xx, and any error
+// that is not Hyperswitch's own envelope (a proxy's page).
 func (e *Error) Transient() bool {
-	return e.HTTPStatus == 0 || e.HTTPStatus == http.StatusRequestTimeout ||
-		e.HTTPStatus == http.StatusTooManyRequests || e.HTTPStatus >= 500
+	return e.HTTPStatus == 0 || e.Undecodable || e.Code == "" || e.HTTPStatus == http.StatusRequestTimeout ||
+		e.HTTPStatus == http.StatusTooManyRequests || e.HTTPStatus >= 500 ||
+		// Our key refused: a configuration error, not the provider's word on
+		// the payment or refund.
+		e.HTTPStatus == http.StatusUnauthorized || e.HTTPStatus == http.StatusForbidden
 }
 
 // IsTransient reports whether err is a Hyperswitch error worth retrying.
@@ -97,11 +107,16 @@ func IsTransient(err error) bool {
 	return errors.As(err, &e) && e.Transient()
 }
 
-// IsNotFound reports whether Hyperswitch answered 404.
+// IsNotFound reports whether Hyperswitch said the object does not exist:
+// code HE_02 (HTTP 404; 400 in older versions). A 404 without it (a wrong
+// URL, IR_02) says nothing about the object.
 func IsNotFound(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && e.HTTPStatus == http.StatusNotFound
+	return errors.As(err, &e) && e.Code == codeNotFound
 }
+
+// codeNotFound is Hyperswitch's "does not exist in our records".
+const codeNotFound = "HE_02"
 
 // codeDuplicate is Hyperswitch's "already exists" error code.
 const codeDuplicate = "HE_01"
@@ -226,7 +241,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		return e
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("hyperswitch: decoding %s %s: %w", method, path, err)
+		return &Error{HTTPStatus: resp.StatusCode, Undecodable: true, cause: fmt.Errorf("decoding %s %s: %w", method, path, err)}
 	}
 	return nil
 }

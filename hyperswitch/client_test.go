@@ -8,6 +8,7 @@ import (
 
 	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/hyperswitch/hyperswitchtest"
+	faults "github.com/veza/backend/internal/fake"
 )
 
 func TestCreatePaymentIsIdempotentByPaymentID(t *testing.T) {
@@ -87,7 +88,12 @@ func TestErrorsTellTransientFromPermanent(t *testing.T) {
 	require.ErrorAs(t, err, &herr)
 	require.Equal(t, 401, herr.HTTPStatus)
 	require.Equal(t, "IR_01", herr.Code)
-	require.False(t, herr.Transient())
+	require.True(t, herr.Transient(), "our key refused is a configuration error, not the provider's word on a refund")
+
+	fake.LoseNext("GET /payments", 1, faults.Lost502)
+	_, err = c.GetPayment(ctx, "nope")
+	require.True(t, hyperswitch.IsTransient(err), "a proxy's 502 page")
+	require.False(t, hyperswitch.IsNotFound(err))
 
 	_, err = hyperswitch.New("http://127.0.0.1:1", hyperswitchtest.APIKey, nil).GetPayment(ctx, "x")
 	require.True(t, hyperswitch.IsTransient(err), "network errors are transient")

@@ -52,13 +52,15 @@ type EventContent struct {
 // EventObject holds the fields of a payment or refund object the service
 // acts on; unknown fields are ignored.
 type EventObject struct {
-	PaymentID    string  `json:"payment_id"`
-	RefundID     string  `json:"refund_id,omitempty"`
-	DisputeID    string  `json:"dispute_id,omitempty"`
-	Status       string  `json:"status"`
-	Amount       int64   `json:"amount"`
-	Currency     string  `json:"currency"`
-	ErrorMessage *string `json:"error_message,omitempty"`
+	PaymentID string `json:"payment_id"`
+	RefundID  string `json:"refund_id,omitempty"`
+	DisputeID string `json:"dispute_id,omitempty"`
+	Status    string `json:"status"`
+	Amount    int64  `json:"amount"`
+	// AmountReceived is what was captured (payments; null before).
+	AmountReceived *int64  `json:"amount_received,omitempty"`
+	Currency       string  `json:"currency"`
+	ErrorMessage   *string `json:"error_message,omitempty"`
 }
 
 // ParseEvent decodes a webhook body and checks what the service stores of

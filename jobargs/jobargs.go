@@ -63,6 +63,25 @@ func (r Retry) NextRetry(attempt int) time.Time { return time.Now().Add(r.Delay(
 type Policy struct {
 	Payout   Retry
 	Reversal Retry
+	// KeyWindow is how long a payout may reuse its idempotency key: less
+	// than the 24 h Stripe keeps a key's saved result. After it, the next
+	// attempt looks the transfer up and starts a new round with a new key.
+	KeyWindow time.Duration
+	// BalanceWait is how long a payout or reversal that Stripe refused for
+	// balance_insufficient waits before it tries again, with a new key.
+	BalanceWait time.Duration
+}
+
+// DefaultKeyWindow is the key window of a Policy that sets none.
+const DefaultKeyWindow = 23 * time.Hour
+
+// KeyReuse is the key window, DefaultKeyWindow when unset: a zero window
+// would start a new round at every attempt.
+func (p Policy) KeyReuse() time.Duration {
+	if p.KeyWindow <= 0 {
+		return DefaultKeyWindow
+	}
+	return p.KeyWindow
 }
 
 // PayoutJob is the insert of one payout job.

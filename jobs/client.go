@@ -7,6 +7,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 
 	"github.com/jackc/pgx/v5"
@@ -86,7 +87,13 @@ func SlogLogger(logger zerolog.Logger) *slog.Logger {
 type errorHandler struct{ logger zerolog.Logger }
 
 func (h *errorHandler) HandleError(ctx context.Context, job *rivertype.JobRow, err error) *river.ErrorHandlerResult {
-	h.event(job).Err(err).Msg("job attempt failed")
+	ev := h.event(job)
+	var ce *configError
+	if errors.As(err, &ce) && job.Attempt < job.MaxAttempts {
+		ev = h.logger.Error().Int64("job_id", job.ID).Str("job_kind", job.Kind).Str("queue", job.Queue).
+			Int("attempt", job.Attempt).Int("max_attempts", job.MaxAttempts)
+	}
+	ev.Err(err).Msg("job attempt failed")
 	return nil
 }
 

@@ -81,11 +81,17 @@ func (w *ReconcileSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.
 }
 
 // paymentEvents maps a Hyperswitch payment status to the event its webhook
-// would carry; other statuses are not final and feed nothing.
+// would carry (crates/router/src/types/transformers.rs); other statuses
+// (processing, requires_*, ...) are not final for a pending order and feed
+// nothing.
 var paymentEvents = map[string]string{
-	"succeeded": "payment_succeeded",
-	"failed":    "payment_failed",
-	"cancelled": "payment_cancelled",
+	"succeeded":                         "payment_succeeded",
+	"failed":                            "payment_failed",
+	"cancelled":                         "payment_cancelled",
+	"cancelled_post_capture":            "payment_cancelled_post_capture",
+	"expired":                           "payment_expired",
+	"partially_captured":                "payment_captured",
+	"partially_captured_and_capturable": "payment_captured",
 }
 
 // ReconcileOrderWorker reads a stuck order's payment and feeds its status to
@@ -131,7 +137,7 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 		EventID:   "reconcile:" + order.PaymentID + ":" + payment.Status,
 		EventType: eventType,
 		Object: hyperswitch.EventObject{PaymentID: payment.PaymentID, Status: payment.Status, Amount: payment.Amount,
-			Currency: payment.Currency, ErrorMessage: payment.ErrorMessage},
+			AmountReceived: payment.AmountReceived, Currency: payment.Currency, ErrorMessage: payment.ErrorMessage},
 	}
 	if err := w.enqueueEvent(ctx, args); err != nil {
 		return err
@@ -182,27 +188,27 @@ func (w *ReconcileRefundWorker) Work(ctx context.Context, job *river.Job[jobargs
 		log.Warn().Err(err).Msg("reconcile: could not read the refund; will retry next sweep")
 		return nil
 	}
-	eventType, final := refundEvents[psp.Status]
-	if !final {
+	return w.sync(ctx, psp, log)
+}
+
+// sync feeds a refund's status read from Hyperswitch to the dispatcher.
+func (w *ReconcileRefundWorker) sync(ctx context.Context, psp *hyperswitch.Refund, log zerolog.Logger) error {
+	if _, final := refundEvents[psp.Status]; !final {
 		log.Info().Str("psp_status", psp.Status).Msg("reconcile: refund still not final")
 		return nil
 	}
-	args := jobargs.ProcessEventArgs{
-		EventID:   "reconcile:" + psp.RefundID + ":" + psp.Status,
-		EventType: eventType,
-		Object: hyperswitch.EventObject{RefundID: psp.RefundID, PaymentID: psp.PaymentID, Status: psp.Status,
-			Amount: psp.Amount, Currency: psp.Currency, ErrorMessage: psp.ErrorMessage},
-	}
-	if err := w.enqueueEvent(ctx, args); err != nil {
+	if err := w.DB.InTx(ctx, func(tx pgx.Tx) error { return feedRefund(ctx, tx, w.Inserter, "reconcile", psp) }); err != nil {
 		return err
 	}
-	log.Info().Str("status_synced", psp.Status).Str("event_type", eventType).Msg("reconcile: refund synced from the PSP")
+	log.Info().Str("status_synced", psp.Status).Msg("reconcile: refund synced from the PSP")
 	return nil
 }
 
-// orphan fails a refund that never reached the PSP, unless its submit job
-// is still alive (retrying through a PSP outage): failing it then could
-// race a refund the PSP is about to make.
+// orphan handles a pending refund with no PSP id, once its submit job is
+// gone (one still retrying through an outage could race a refund the PSP is
+// about to make). Its submission's answer may have been lost: it is read at
+// Hyperswitch by our own refund_id first, and synced when found. Only
+// Hyperswitch's word that it does not know that id (HE_02) fails it.
 func (w *ReconcileRefundWorker) orphan(ctx context.Context, refund *store.Refund, log zerolog.Logger) error {
 	if time.Since(refund.CreatedAt) < w.Settings.RefundOrphanAfter {
 		log.Info().Msg("reconcile: refund not yet submitted, too recent to call an orphan")
@@ -216,8 +222,24 @@ func (w *ReconcileRefundWorker) orphan(ctx context.Context, refund *store.Refund
 		log.Info().Msg("reconcile: refund submission still being retried; not an orphan")
 		return nil
 	}
-	msg := "orphan: the refund never reached the payment provider; the order is completed again"
-	err = w.DB.InTx(ctx, func(tx pgx.Tx) error { return w.Settle.FailRefund(ctx, tx, refund.ID, refund.OrderID, msg) })
+	if w.Hyperswitch == nil {
+		log.Warn().Msg("reconcile: hyperswitch is not enabled: the orphan refund cannot be read; left pending")
+		return nil
+	}
+	psp, err := w.Hyperswitch.GetRefund(ctx, store.RefundIDFor(refund.ID))
+	switch {
+	case err == nil:
+		if err := store.SetRefundPSPID(ctx, w.DB.Primary(), refund.ID, psp.RefundID); err != nil {
+			return err
+		}
+		log.Warn().Str("psp_status", psp.Status).Msg("reconcile: refund found at the PSP by our refund_id (its submission's answer was lost)")
+		return w.sync(ctx, psp, log)
+	case !hyperswitch.IsNotFound(err):
+		log.Warn().Err(err).Msg("reconcile: could not read the orphan refund; will retry next sweep")
+		return nil
+	}
+	msg := "orphan: the payment provider does not know this refund (HE_02); the order is completed again"
+	err = w.DB.InTx(ctx, func(tx pgx.Tx) error { return w.Settle.FailRefund(ctx, tx, refund, msg) })
 	if errors.Is(err, veza.ErrStaleState) {
 		return nil // settled meanwhile
 	}

@@ -9,8 +9,9 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
-	"github.com/veza/backend"
+	veza "github.com/veza/backend"
 	"github.com/veza/backend/hyperswitch"
+	"github.com/veza/backend/ingest"
 	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/settle"
 	"github.com/veza/backend/store"
@@ -18,12 +19,18 @@ import (
 
 // SubmitRefundWorker creates the refund at Hyperswitch with refund_id
 // derived from our row, so a retried call cannot refund twice, and stores
-// the PSP id. The terminal state arrives by webhook.
+// the PSP id. An unknown outcome (a network error, a 5xx, an answer that
+// is not Hyperswitch's JSON) is retried, never taken as a failure: when the
+// attempts run out the refund stays pending and the reconcile sweep reads
+// it by our refund_id. Only Hyperswitch's own refusal fails it. The terminal
+// state arrives by webhook, or from the create's answer when it is final
+// already (Hyperswitch sends no event for some outcomes).
 type SubmitRefundWorker struct {
 	river.WorkerDefaults[jobargs.SubmitRefundArgs]
 	DB          *store.DB
 	Hyperswitch *hyperswitch.Client
 	Settle      *settle.Settler
+	Inserter    settle.Inserter
 	Logger      zerolog.Logger
 }
 
@@ -46,9 +53,11 @@ func (w *SubmitRefundWorker) Work(ctx context.Context, job *river.Job[jobargs.Su
 	if err != nil {
 		return err
 	}
-	reason := ""
-	if r.Reason != nil {
-		reason = *r.Reason
+	// The buyer's words stay in our row: connectors take only a few
+	// reasons (Stripe: duplicate, fraudulent, requested_by_customer).
+	reason := "requested_by_customer"
+	if r.Automatic {
+		reason = ""
 	}
 	psp, err := w.Hyperswitch.CreateRefund(ctx, hyperswitch.CreateRefundParams{
 		RefundID: store.RefundIDFor(r.ID), PaymentID: order.PaymentID, Amount: r.Amount, Reason: reason, RefundType: "instant",
@@ -60,7 +69,29 @@ func (w *SubmitRefundWorker) Work(ctx context.Context, job *river.Job[jobargs.Su
 		// Hyperswitch refused for good: the refund failed, the order is
 		// completed again.
 		w.Logger.Error().Err(err).Str("refund_id", r.ID.String()).Str("order_id", order.ID.String()).Msg("hyperswitch refused the refund")
-		return w.DB.InTx(ctx, func(tx pgx.Tx) error { return w.Settle.FailRefund(ctx, tx, r.ID, r.OrderID, err.Error()) })
+		return w.DB.InTx(ctx, func(tx pgx.Tx) error { return w.Settle.FailRefund(ctx, tx, r, err.Error()) })
 	}
-	return store.SetRefundPSPID(ctx, pool, r.ID, psp.RefundID)
+	return w.DB.InTx(ctx, func(tx pgx.Tx) error {
+		if err := store.SetRefundPSPID(ctx, tx, r.ID, psp.RefundID); err != nil {
+			return err
+		}
+		return feedRefund(ctx, tx, w.Inserter, "submit", psp)
+	})
+}
+
+// feedRefund feeds a refund's final status, read from Hyperswitch, to the
+// same path as its webhook (a synthetic event, once per status). A status
+// that is not final (pending, review) feeds nothing.
+func feedRefund(ctx context.Context, tx pgx.Tx, ins settle.Inserter, source string, psp *hyperswitch.Refund) error {
+	eventType, final := refundEvents[psp.Status]
+	if !final {
+		return nil
+	}
+	_, err := ingest.EnqueueEvent(ctx, tx, ins, jobargs.ProcessEventArgs{
+		EventID:   source + ":" + psp.RefundID + ":" + psp.Status,
+		EventType: eventType,
+		Object: hyperswitch.EventObject{RefundID: psp.RefundID, PaymentID: psp.PaymentID, Status: psp.Status,
+			Amount: psp.Amount, Currency: psp.Currency, ErrorMessage: psp.ErrorMessage},
+	})
+	return err
 }

@@ -130,7 +130,7 @@ func TestReversalExhausted(t *testing.T) {
 	b.stripe.FailNext(1, 503)
 	require.Error(t, b.reverse(t, *tr, b.settle.Jobs.Reversal.MaxAttempts), "the last attempt's error: River discards the job")
 	got := b.get(t, tr.ID)
-	require.Equal(t, veza.TransferPermanentlyFailed, got.Status)
+	require.Equal(t, veza.TransferReversalFailed, got.Status, "an operator's to retry, never closed with the seller paid")
 	require.Contains(t, *got.ErrorMessage, "retries exhausted")
 }
 

@@ -18,15 +18,24 @@ import (
 	"github.com/veza/backend/stripeconnect"
 )
 
+// The two workers that move money at Stripe Connect. Stripe saves the
+// answer of every request that began executing under its idempotency key,
+// errors included, and forgets keys after a day; answers get lost after the
+// work was done. So neither worker concludes from an error that nothing
+// happened: an unknown outcome is retried and then read back, a new key is
+// sent only after a read-back (a new round), and a transfer is closed
+// unpaid only when Stripe's listing lacks it.
+
 // PayoutWorker pays one transfer: it reads the transfer, lets settle decide
 // whether to send it, calls Stripe Connect outside any transaction with the
-// transfer row id as idempotency key, and has settle record the result.
+// round's idempotency key, and has settle record the result.
 type PayoutWorker struct {
 	river.WorkerDefaults[jobargs.PayoutArgs]
 	DB       *store.DB
 	Stripe   *stripeconnect.Client // nil when Stripe Connect is disabled
 	Settle   *settle.Settler
 	Inserter settle.Inserter
+	Logger   zerolog.Logger
 }
 
 func (w *PayoutWorker) NextRetry(job *river.Job[jobargs.PayoutArgs]) time.Time {
@@ -48,41 +57,125 @@ func (w *PayoutWorker) Work(ctx context.Context, job *river.Job[jobargs.PayoutAr
 	case settle.PayoutWait:
 		return river.JobSnooze(time.Minute)
 	case settle.PayoutCloseUnpaid:
-		return w.DB.InTx(ctx, func(tx pgx.Tx) error { return w.Settle.CloseUnpaid(ctx, tx, t.ID, reason) })
+		if w.Stripe == nil {
+			return river.JobSnooze(15 * time.Minute) // nothing to look at: wait for Stripe Connect
+		}
+		return w.closeUnpaid(ctx, t, reason)
 	case settle.PayoutHold:
 		return w.fail(ctx, t.ID, reason)
 	}
 
+	if t.PayoutKeySentAt != nil && time.Since(*t.PayoutKeySentAt) > w.Settle.Jobs.KeyReuse() {
+		// Stripe may have forgotten this key: a new round.
+		if err := store.StartPayoutRound(ctx, w.DB.Primary(), t.ID); err != nil {
+			return err
+		}
+		t.PayoutRound, t.PayoutKeySentAt = t.PayoutRound+1, nil
+	}
+	if t.PayoutRound > 0 && t.PayoutKeySentAt == nil {
+		// A new round starts with a look-up: an earlier round may have paid.
+		if found, err := w.lookup(ctx, t); err != nil || found {
+			return err
+		}
+	}
+	if _, err := store.MarkPayoutKeySent(ctx, w.DB.Primary(), t.ID); err != nil {
+		return err
+	}
 	stripeID, err := w.Stripe.CreateTransfer(ctx, stripeconnect.TransferParams{
 		Amount:         t.Amount,
 		Currency:       t.Currency,
-		Destination:    *view.StripeAccountID,
+		Destination:    *t.Destination,
 		TransferGroup:  t.OrderID.String(),
-		IdempotencyKey: t.ID.String(),
+		IdempotencyKey: t.PayoutKey(),
 		Metadata:       map[string]string{"order_id": t.OrderID.String(), "transfer_id": t.ID.String()},
 	})
 	if err != nil {
-		return w.stripeFailed(ctx, job, t.ID, err)
+		return w.stripeFailed(ctx, job, t, err)
 	}
 	return w.Settle.RecordPayout(ctx, w.DB, w.Inserter, t, stripeID)
 }
 
-// stripeFailed mirrors a transient error's retry on the row; a permanent
-// error, or the last attempt, leaves the row failed for an operator.
-func (w *PayoutWorker) stripeFailed(ctx context.Context, job *river.Job[jobargs.PayoutArgs], id uuid.UUID, err error) error {
-	msg := stripeconnect.Describe(err)
-	transient := stripeconnect.IsTransient(err)
-	if transient && job.Attempt < job.MaxAttempts {
-		if rerr := store.RecordTransferRetry(ctx, w.DB.Primary(), id, job.Attempt, w.NextRetry(job), msg); rerr != nil {
-			return rerr
+// lookup lists the order's transfers at Stripe and, when one was made for
+// this row, records it (adopted: completed, and reversed when the order was
+// refunded). found is false when Stripe lists none: the provider's word
+// that no transfer was made.
+func (w *PayoutWorker) lookup(ctx context.Context, t *store.Transfer) (found bool, err error) {
+	made, err := w.Stripe.FindTransfers(ctx, t.OrderID.String(), t.ID.String())
+	if err != nil {
+		return false, wrapConfig(fmt.Errorf("looking up transfer %s at Stripe: %w", t.ID, err))
+	}
+	if len(made) == 0 {
+		return false, nil
+	}
+	if len(made) > 1 {
+		ids := make([]string, len(made))
+		for i, m := range made {
+			ids[i] = m.ID
 		}
+		w.Logger.Error().Str("transfer_id", t.ID.String()).Str("order_id", t.OrderID.String()).Strs("stripe_transfer_ids", ids).
+			Msg("Stripe holds more than one transfer for one payout: the seller was paid twice; reverse the extra ones at Stripe")
+	}
+	w.Logger.Warn().Str("transfer_id", t.ID.String()).Str("stripe_transfer_id", made[0].ID).Str("status", string(t.Status)).
+		Msg("payout found at Stripe by look-up (an answer was lost): recorded")
+	return true, w.Settle.RecordPayout(ctx, w.DB, w.Inserter, t, made[0].ID)
+}
+
+// closeUnpaid settles the payout of a refunded order: a transfer Stripe
+// made anyway is recorded and reversed; only when Stripe lists none is the
+// row closed unpaid.
+func (w *PayoutWorker) closeUnpaid(ctx context.Context, t *store.Transfer, reason string) error {
+	if found, err := w.lookup(ctx, t); err != nil || found {
 		return err
 	}
-	if ferr := w.fail(ctx, id, msg); ferr != nil {
-		return ferr
-	}
-	if !transient {
+	return w.DB.InTx(ctx, func(tx pgx.Tx) error { return w.Settle.CloseUnpaid(ctx, tx, t.ID, reason) })
+}
+
+// stripeFailed handles an error from CreateTransfer by what it says:
+//   - balance_insufficient (saved under the key) heals with time: a new
+//     round after TRANSFER_BALANCE_WAIT, without using an attempt;
+//   - an unknown outcome is retried with the same key while attempts last,
+//     then read back: the row fails (for an operator) only if Stripe lists
+//     no transfer;
+//   - a refusal saved under the key fails the row for an operator, whose
+//     retry starts a new round.
+func (w *PayoutWorker) stripeFailed(ctx context.Context, job *river.Job[jobargs.PayoutArgs], t *store.Transfer, err error) error {
+	msg := stripeconnect.Describe(err)
+	switch stripeconnect.Classify(err) {
+	case stripeconnect.Balance:
+		wait := w.Settle.Jobs.BalanceWait
+		if err := store.StartPayoutRound(ctx, w.DB.Primary(), t.ID); err != nil {
+			return err
+		}
+		note := "waiting for the platform's available balance (Stripe balance_insufficient); tries again with a new key: " + msg
+		if err := store.RecordTransferRetry(ctx, w.DB.Primary(), t.ID, t.RetryCount, time.Now().Add(wait), note); err != nil {
+			return err
+		}
+		return river.JobSnooze(wait)
+	case stripeconnect.Refused, stripeconnect.Missing:
+		if ferr := w.fail(ctx, t.ID, msg); ferr != nil {
+			return ferr
+		}
 		return river.JobCancel(err)
+	}
+	if job.Attempt < job.MaxAttempts {
+		if rerr := store.RecordTransferRetry(ctx, w.DB.Primary(), t.ID, job.Attempt, w.NextRetry(job), msg); rerr != nil {
+			return rerr
+		}
+		return wrapConfig(err)
+	}
+	// Out of attempts with the outcome unknown: ask Stripe.
+	found, lerr := w.lookup(ctx, t)
+	switch {
+	case found && lerr == nil:
+		return nil
+	case lerr != nil:
+		msg = "outcome unknown after " + fmt.Sprint(job.Attempt) + " attempts, and the look-up at Stripe failed (" + lerr.Error() +
+			"); a retry looks up first: " + msg
+	default:
+		msg = "Stripe lists no transfer after " + fmt.Sprint(job.Attempt) + " attempts: " + msg
+	}
+	if ferr := w.fail(ctx, t.ID, msg); ferr != nil {
+		return ferr
 	}
 	return err // exhausted: River discards the job, the row waits in failed
 }
@@ -91,7 +184,10 @@ func (w *PayoutWorker) fail(ctx context.Context, id uuid.UUID, reason string) er
 	return w.DB.InTx(ctx, func(tx pgx.Tx) error { return w.Settle.FailPayout(ctx, tx, id, reason) })
 }
 
-// ReversalWorker reverses one transfer in full at Stripe (SPEC §4).
+// ReversalWorker reverses one transfer in full at Stripe (SPEC §4). Each
+// retry reads the transfer back first and then sends a new key: a saved
+// error cannot repeat, and a reversal an earlier attempt made is found
+// (Stripe refuses to reverse a fully reversed transfer twice).
 type ReversalWorker struct {
 	river.WorkerDefaults[jobargs.ReversalArgs]
 	DB      *store.DB
@@ -136,8 +232,30 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[jobargs.Revers
 		log.Warn().Msg("reversal waits: Stripe Connect is not enabled")
 		return river.JobSnooze(15 * time.Minute)
 	}
-
-	revID, err := w.Stripe.ReverseTransfer(ctx, *t.StripeTransferID, "reversal-"+t.ID.String(), nil)
+	if t.ReversalRound > 0 || t.ReversalKeySentAt != nil {
+		// Not the first attempt: did an earlier one reverse it?
+		state, err := w.Stripe.GetTransfer(ctx, *t.StripeTransferID)
+		switch {
+		case errors.Is(err, stripeconnect.ErrTransferNotFound):
+			return w.notFound(ctx, t, log)
+		case err != nil:
+			return w.retry(ctx, job, t, err, log)
+		case state.Reversed || state.AmountReversed >= state.Amount:
+			log.Info().Str("stripe_transfer_id", state.ID).Msg("read back: the transfer is reversed at Stripe (an earlier attempt's answer was lost): marking reversed")
+			return w.finish(ctx, t.ID, veza.TransferReversed, nil, "")
+		}
+		if t.ReversalKeySentAt != nil {
+			// The earlier key may hold a saved error: a new key.
+			if err := store.StartReversalRound(ctx, w.DB.Primary(), t.ID); err != nil {
+				return err
+			}
+			t.ReversalRound++
+		}
+	}
+	if _, err := store.MarkReversalKeySent(ctx, w.DB.Primary(), t.ID); err != nil {
+		return err
+	}
+	revID, err := w.Stripe.ReverseTransfer(ctx, *t.StripeTransferID, t.ReversalKey(), nil)
 	switch {
 	case err == nil:
 		return w.finish(ctx, t.ID, veza.TransferReversed, &revID, "")
@@ -145,13 +263,34 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[jobargs.Revers
 		log.Info().Str("stripe_transfer_id", *t.StripeTransferID).Msg("transfer was already reversed at Stripe: marking reversed")
 		return w.finish(ctx, t.ID, veza.TransferReversed, nil, "")
 	case errors.Is(err, stripeconnect.ErrTransferNotFound):
-		log.Error().Str("stripe_transfer_id", *t.StripeTransferID).Msg("Stripe does not know this transfer (resource_missing): permanently failed")
-		return w.finish(ctx, t.ID, veza.TransferPermanentlyFailed, nil, "Stripe: transfer not found (resource_missing)")
+		return w.notFound(ctx, t, log)
 	}
+	switch stripeconnect.Classify(err) {
+	case stripeconnect.Balance:
+		wait := w.Settle.Jobs.BalanceWait
+		note := "waiting for the connected account's balance (Stripe balance_insufficient); tries again with a new key: " + stripeconnect.Describe(err)
+		if err := store.RecordTransferRetry(ctx, w.DB.Primary(), t.ID, t.RetryCount, time.Now().Add(wait), note); err != nil {
+			return err
+		}
+		return river.JobSnooze(wait)
+	case stripeconnect.Refused:
+		msg := "Stripe refused the reversal: " + stripeconnect.Describe(err) + "; fix the cause, then POST /admin/transfers/" + t.ID.String() + "/retry"
+		if ferr := w.finish(ctx, t.ID, veza.TransferReversalFailed, nil, msg); ferr != nil {
+			return ferr
+		}
+		return river.JobCancel(err)
+	}
+	return w.retry(ctx, job, t, err, log)
+}
 
+// retry mirrors an unknown outcome's retry on the row; out of attempts, the
+// reversal waits in reversal_failed for an operator (never closed for good:
+// the seller would keep the money).
+func (w *ReversalWorker) retry(ctx context.Context, job *river.Job[jobargs.ReversalArgs], t *store.Transfer, err error, log zerolog.Logger) error {
 	msg := stripeconnect.Describe(err)
 	if job.Attempt >= job.MaxAttempts {
-		if ferr := w.finish(ctx, t.ID, veza.TransferPermanentlyFailed, nil, "retries exhausted: "+msg); ferr != nil {
+		msg = "retries exhausted: " + msg + "; POST /admin/transfers/" + t.ID.String() + "/retry"
+		if ferr := w.finish(ctx, t.ID, veza.TransferReversalFailed, nil, msg); ferr != nil {
 			return ferr
 		}
 		return err // River discards the job: visible to ops with the row
@@ -160,9 +299,32 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[jobargs.Revers
 	if rerr := store.RecordTransferRetry(ctx, w.DB.Primary(), t.ID, t.RetryCount+1, next, msg); rerr != nil {
 		return rerr
 	}
-	return err
+	return wrapConfig(err)
+}
+
+// notFound: Stripe says (resource_missing) the transfer does not exist.
+func (w *ReversalWorker) notFound(ctx context.Context, t *store.Transfer, log zerolog.Logger) error {
+	log.Error().Str("stripe_transfer_id", *t.StripeTransferID).Msg("Stripe does not know this transfer (resource_missing): permanently failed; check it in Stripe's dashboard")
+	return w.finish(ctx, t.ID, veza.TransferPermanentlyFailed, nil, "Stripe: transfer not found (resource_missing)")
 }
 
 func (w *ReversalWorker) finish(ctx context.Context, id uuid.UUID, to veza.TransferStatus, reversalID *string, msg string) error {
 	return w.DB.InTx(ctx, func(tx pgx.Tx) error { return w.Settle.FinishReversal(ctx, tx, id, to, reversalID, msg) })
+}
+
+// configError is a provider error that says our configuration is wrong (a
+// 404 without resource_missing: a wrong STRIPE_API_BASE or proxy). The job
+// retries; the error handler logs it at ERROR.
+type configError struct{ err error }
+
+func (e *configError) Error() string {
+	return "configuration error (check STRIPE_API_BASE, proxies): " + e.err.Error()
+}
+func (e *configError) Unwrap() error { return e.err }
+
+func wrapConfig(err error) error {
+	if stripeconnect.IsWrongURL(err) {
+		return &configError{err: err}
+	}
+	return err
 }

@@ -44,9 +44,9 @@ func NewWorkers(d Deps) *river.Workers {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &EmailWorker{DB: d.DB, Sender: d.Mail, PublicBaseURL: d.Config.PublicBaseURL, Logger: d.Logger})
 	river.AddWorker(workers, &ProcessEventWorker{DB: d.DB, Settle: d.Settle, Inserter: d.Inserter})
-	river.AddWorker(workers, &PayoutWorker{DB: d.DB, Stripe: d.Stripe, Settle: d.Settle, Inserter: d.Inserter})
+	river.AddWorker(workers, &PayoutWorker{DB: d.DB, Stripe: d.Stripe, Settle: d.Settle, Inserter: d.Inserter, Logger: d.Logger})
 	river.AddWorker(workers, &ReversalWorker{DB: d.DB, Stripe: d.Stripe, Settle: d.Settle, Enabled: d.Config.Reversal.Enabled, Logger: d.Logger})
-	river.AddWorker(workers, &SubmitRefundWorker{DB: d.DB, Hyperswitch: d.Hyperswitch, Settle: d.Settle, Logger: d.Logger})
+	river.AddWorker(workers, &SubmitRefundWorker{DB: d.DB, Hyperswitch: d.Hyperswitch, Settle: d.Settle, Inserter: d.Inserter, Logger: d.Logger})
 
 	reconciler := &Reconciler{DB: d.DB, Hyperswitch: d.Hyperswitch, Settle: d.Settle, Inserter: d.Inserter, Settings: d.Config.Reconcile, Logger: d.Logger}
 	river.AddWorker(workers, &ReconcileSweepWorker{Reconciler: reconciler})

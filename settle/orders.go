@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
-	"github.com/veza/backend"
+	veza "github.com/veza/backend"
 	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/mail"
@@ -28,19 +28,24 @@ func (s *Settler) CompletePaidOrder(ctx context.Context, tx pgx.Tx, ins Inserter
 	if err != nil {
 		return nil, err
 	}
+	return order, s.orderPaid(ctx, tx, ins, order)
+}
+
+// orderPaid is what a completed order implies: one transfer per seller
+// with its payout job, and the receipt, in one batch (one round trip).
+func (s *Settler) orderPaid(ctx context.Context, tx pgx.Tx, ins Inserter, order *store.Order) error {
 	transfers, err := store.InsertTransfers(ctx, tx, order.ID, order.Currency, s.shares(order))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	// One batch, one round trip: the receipt and every payout.
 	batch := []river.InsertManyParams{{Args: jobargs.EmailArgs{Template: mail.TemplatePurchaseReceipt, UserID: order.BuyerID, OrderID: &order.ID}}}
 	for _, t := range transfers {
 		batch = append(batch, s.Jobs.PayoutJob(t.ID))
 	}
 	if _, err := ins.InsertManyTx(ctx, tx, batch); err != nil {
-		return nil, fmt.Errorf("error enqueueing the receipt and payouts of order %s: %w", order.ID, err)
+		return fmt.Errorf("error enqueueing the receipt and payouts of order %s: %w", order.ID, err)
 	}
-	return order, nil
+	return nil
 }
 
 // shares is one transfer per seller of the order: their items' gross minus
@@ -65,20 +70,23 @@ func (s *Settler) shares(order *store.Order) []store.NewTransfer {
 	return shares
 }
 
-// paymentTargets are the payment events that close a pending order.
-var paymentTargets = map[string]veza.OrderStatus{
-	"payment_succeeded": veza.OrderCompleted,
+// paymentCloses are the payment events that close a pending order.
+var paymentCloses = map[string]veza.OrderStatus{
 	"payment_failed":    veza.OrderFailed,
 	"payment_cancelled": veza.OrderCancelled,
+	"payment_expired":   veza.OrderExpired,
 }
 
-// applyPayment applies a payment_* event. A success for the order's amount
-// completes it (CompletePaidOrder); a failure or cancellation closes a
-// pending order; anything else only records the PSP's status.
+// applyPayment applies a payment_* event (every type in PSP.md has an
+// outcome here):
+//   - succeeded, and captured: the money was taken (paymentTaken);
+//   - failed, cancelled, expired: a pending order closes;
+//   - cancelled_post_capture: the money went back to the buyer;
+//   - processing, action_required, authorized, ...: the status is recorded.
 func (s *Settler) applyPayment(ctx context.Context, tx pgx.Tx, ins Inserter, ev jobargs.ProcessEventArgs) (string, error) {
 	obj := ev.Object
-	if ev.EventType == "payment_succeeded" {
-		// The common case in one statement.
+	if ev.EventType == "payment_succeeded" && (obj.AmountReceived == nil || *obj.AmountReceived == obj.Amount) {
+		// The common case in one statement: a pending order paid in full.
 		_, err := s.CompletePaidOrder(ctx, tx, ins, obj)
 		if err == nil {
 			return store.ResultOK, nil
@@ -95,30 +103,127 @@ func (s *Settler) applyPayment(ctx context.Context, tx pgx.Tx, ins Inserter, ev 
 	if err != nil {
 		return "", err
 	}
-	to, closes := paymentTargets[ev.EventType]
-	if closes && order.Status == veza.OrderPending && to != veza.OrderCompleted {
+	switch ev.EventType {
+	case "payment_succeeded", "payment_captured":
+		return s.paymentTaken(ctx, tx, ins, ev, order)
+	case "payment_cancelled_post_capture":
+		return s.paymentReturned(ctx, tx, ins, ev, order)
+	}
+	if to, closes := paymentCloses[ev.EventType]; closes && order.Status == veza.OrderPending {
 		if err := store.TransitionOrderWithPayment(ctx, tx, order.ID, veza.OrderPending, to, obj.Status); err != nil {
-			if errors.Is(err, veza.ErrStaleState) {
-				return store.ResultSkipped, nil
-			}
 			return "", err
+		}
+		if to == veza.OrderExpired {
+			// The key that created it may make a new order.
+			return store.ResultOK, store.ReleaseOrderKeys(ctx, tx, order.ID)
 		}
 		return store.ResultOK, nil
 	}
-	// Intermediate statuses, an order that moved on (terminal states never
-	// move again), or a success that is not this order's amount: only the
-	// PSP's status is recorded.
-	if obj.Status != "" {
-		if err := store.SetOrderPaymentStatus(ctx, tx, order.ID, obj.Status); err != nil {
+	// Intermediate statuses, or an order that moved on (terminal states
+	// never move again): only the PSP's status is recorded.
+	return store.ResultSkipped, s.recordStatus(ctx, tx, order, obj.Status)
+}
+
+func (s *Settler) recordStatus(ctx context.Context, tx pgx.Tx, order *store.Order, status string) error {
+	if status == "" {
+		return nil
+	}
+	return store.SetOrderPaymentStatus(ctx, tx, order.ID, status)
+}
+
+// paymentTaken applies the provider's word that money was taken: all of
+// the order's amount completes a pending order, or a failed one (a manual
+// retry at Hyperswitch succeeded after a failure). Anything else holds
+// money the buyer must get back: a capture of part of the amount, another
+// amount or currency, a payment on an order already closed. That money is
+// refunded automatically and logged at ERROR.
+func (s *Settler) paymentTaken(ctx context.Context, tx pgx.Tx, ins Inserter, ev jobargs.ProcessEventArgs, order *store.Order) (string, error) {
+	obj := ev.Object
+	received := obj.Amount
+	if obj.AmountReceived != nil {
+		received = *obj.AmountReceived
+	}
+	inFull := received == order.Amount && strings.EqualFold(obj.Currency, order.Currency)
+	log := s.Logger.Error().Str("event_id", ev.EventID).Str("order_id", order.ID.String()).Str("payment_id", order.PaymentID).
+		Str("order_status", string(order.Status)).Int64("received", received).Str("received_currency", obj.Currency).
+		Int64("order_amount", order.Amount).Str("currency", order.Currency)
+	switch {
+	case order.Status == veza.OrderPending && inFull:
+		if err := store.TransitionOrderWithPayment(ctx, tx, order.ID, veza.OrderPending, veza.OrderCompleted, obj.Status); err != nil {
 			return "", err
 		}
+		return store.ResultOK, s.orderPaid(ctx, tx, ins, order)
+	case order.Status == veza.OrderFailed && inFull:
+		log.Msg("payment succeeded after the order was failed (a retry at the provider): order completed, sellers paid")
+		if err := store.TransitionOrderWithPayment(ctx, tx, order.ID, veza.OrderFailed, veza.OrderCompleted, obj.Status); err != nil {
+			return "", err
+		}
+		return store.ResultOK, s.orderPaid(ctx, tx, ins, order)
+	case order.Status == veza.OrderCompleted || order.Status == veza.OrderRefundPending || order.Status == veza.OrderRefunded:
+		// A replay, or a capture event after the success: nothing new.
+		return store.ResultSkipped, s.recordStatus(ctx, tx, order, obj.Status)
 	}
-	mismatch := to == veza.OrderCompleted && order.Status == veza.OrderPending &&
-		(obj.Amount != order.Amount || !strings.EqualFold(obj.Currency, order.Currency))
-	if !mismatch {
-		return store.ResultSkipped, nil
+	// Money the order does not account for.
+	if order.Status == veza.OrderPending {
+		if err := store.TransitionOrderWithPayment(ctx, tx, order.ID, veza.OrderPending, veza.OrderFailed, obj.Status); err != nil {
+			return "", err
+		}
+	} else if err := s.recordStatus(ctx, tx, order, obj.Status); err != nil {
+		return "", err
 	}
-	s.Logger.Error().Str("order_id", order.ID.String()).Int64("paid", obj.Amount).Str("paid_currency", obj.Currency).
-		Int64("expected", order.Amount).Str("currency", order.Currency).Msg("payment amount does not match the order: not completing it")
-	return store.ResultError(fmt.Sprintf("amount mismatch: paid %d %s, order is %d %s", obj.Amount, obj.Currency, order.Amount, order.Currency)), nil
+	why := fmt.Sprintf("automatic: %d %s taken for order %s (%s, %d %s)", received, obj.Currency, order.ID, order.Status, order.Amount, order.Currency)
+	refund, err := s.autoRefund(ctx, tx, ins, order, received, why)
+	if err != nil {
+		return "", err
+	}
+	if refund == nil {
+		return store.ResultSkipped, nil // refunded already: a replay
+	}
+	log.Str("refund_id", refund.ID.String()).Msg("payment the order does not account for: refunding it automatically; the buyer is emailed when it settles")
+	return store.ResultOK, nil
+}
+
+// autoRefund refunds amount of the order's payment by itself: a refund row
+// (automatic) and its submit job, in tx. An order that has a live or
+// succeeded automatic refund already gets none (nil).
+func (s *Settler) autoRefund(ctx context.Context, tx pgx.Tx, ins Inserter, order *store.Order, amount int64, why string) (*store.Refund, error) {
+	if amount <= 0 {
+		return nil, nil
+	}
+	refunds, err := store.OrderRefunds(ctx, tx, order.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range refunds {
+		if r.Automatic && r.Status != veza.RefundFailed {
+			return nil, nil
+		}
+	}
+	refund, err := store.CreateAutomaticRefund(ctx, tx, order.ID, amount, order.Currency, why)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ins.InsertTx(ctx, tx, jobargs.SubmitRefundArgs{RefundID: refund.ID}, nil); err != nil {
+		return nil, err
+	}
+	return refund, nil
+}
+
+// paymentReturned applies a cancel after capture: the provider gave the
+// money back to the buyer, so it settles like a full refund (order
+// refunded, every payout taken back). A pending order is cancelled.
+func (s *Settler) paymentReturned(ctx context.Context, tx pgx.Tx, ins Inserter, ev jobargs.ProcessEventArgs, order *store.Order) (string, error) {
+	status := ev.Object.Status
+	switch order.Status {
+	case veza.OrderPending:
+		return store.ResultOK, store.TransitionOrderWithPayment(ctx, tx, order.ID, veza.OrderPending, veza.OrderCancelled, status)
+	case veza.OrderCompleted, veza.OrderRefundPending:
+		if err := store.TransitionOrderWithPayment(ctx, tx, order.ID, order.Status, veza.OrderRefunded, status); err != nil {
+			return "", err
+		}
+		s.Logger.Error().Str("event_id", ev.EventID).Str("order_id", order.ID.String()).Str("payment_id", order.PaymentID).
+			Msg("payment cancelled after capture: the buyer has the money back; order refunded, payouts taken back")
+		return store.ResultOK, s.takeBackPayouts(ctx, tx, ins, order.ID)
+	}
+	return store.ResultSkipped, s.recordStatus(ctx, tx, order, status)
 }

@@ -6,7 +6,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
-	"github.com/veza/backend"
+	veza "github.com/veza/backend"
 	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/mail"
 	"github.com/veza/backend/store"
@@ -77,7 +77,7 @@ func TestPlatformKeepingEverythingMakesNoTransfer(t *testing.T) {
 	b.requireJobs(t, emailJob())
 }
 
-func TestPaymentEvents(t *testing.T) {
+func TestPaymentEventsCloseAPendingOrder(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		event, status string
@@ -85,6 +85,7 @@ func TestPaymentEvents(t *testing.T) {
 	}{
 		{"payment_failed", "failed", veza.OrderFailed},
 		{"payment_cancelled", "cancelled", veza.OrderCancelled},
+		{"payment_expired", "expired", veza.OrderExpired},
 	} {
 		t.Run(tc.event, func(t *testing.T) {
 			t.Parallel()
@@ -92,12 +93,73 @@ func TestPaymentEvents(t *testing.T) {
 			o := storetest.PendingOrder(t, b.tx, 1000)
 			require.Equal(t, store.ResultOK, b.apply(t, event(tc.event, o.Order, tc.status)))
 			require.Equal(t, tc.want, b.order(t, o.ID).Status)
-			// Terminal: a late success does not resurrect it.
-			require.Equal(t, store.ResultSkipped, b.apply(t, paid(o)))
-			require.Equal(t, tc.want, b.order(t, o.ID).Status)
+			require.Equal(t, store.ResultSkipped, b.apply(t, event(tc.event, o.Order, tc.status)), "a replay")
 			b.requireNoJobs(t)
 		})
 	}
+}
+
+// Hyperswitch lets a failed payment be retried on the same payment_id.
+func TestSuccessAfterFailureCompletesTheOrder(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.PendingOrder(t, b.tx, 1000)
+	require.Equal(t, store.ResultOK, b.apply(t, event("payment_failed", o.Order, "failed")))
+	require.Equal(t, store.ResultOK, b.apply(t, paid(o)))
+	require.Equal(t, veza.OrderCompleted, b.order(t, o.ID).Status)
+	require.Len(t, b.transfers(t, o.ID), 1)
+	b.requireJobs(t, emailJob(), payoutJob())
+	require.Contains(t, b.logs.String(), "payment succeeded after the order was failed")
+}
+
+// Money taken for an order closed meanwhile goes back to the buyer.
+func TestSuccessOnAClosedOrderIsRefunded(t *testing.T) {
+	t.Parallel()
+	for _, closed := range []string{"payment_cancelled", "payment_expired"} {
+		t.Run(closed, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			o := storetest.PendingOrder(t, b.tx, 1000)
+			require.Equal(t, store.ResultOK, b.apply(t, event(closed, o.Order, "x")))
+			was := b.order(t, o.ID).Status
+			require.Equal(t, store.ResultOK, b.apply(t, paid(o)))
+			require.Equal(t, was, b.order(t, o.ID).Status, "terminal: it stays closed")
+			refund := b.onlyRefund(t, o.ID)
+			require.True(t, refund.Automatic)
+			require.EqualValues(t, 1000, refund.Amount)
+			b.requireJobs(t, rivertestJob(&jobargs.SubmitRefundArgs{}, jobargs.QueuePayments))
+			require.Equal(t, store.ResultSkipped, b.apply(t, paid(o)), "a replay refunds nothing more")
+			require.Contains(t, b.logs.String(), "refunding it automatically")
+		})
+	}
+}
+
+// A capture of part of the amount: not completed, the part refunded.
+func TestPartialCaptureFailsTheOrderAndRefundsThePart(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.PendingOrder(t, b.tx, 1000)
+	ev := event("payment_captured", o.Order, "partially_captured")
+	received := int64(600)
+	ev.Object.AmountReceived = &received
+	require.Equal(t, store.ResultOK, b.apply(t, ev))
+	require.Equal(t, veza.OrderFailed, b.order(t, o.ID).Status)
+	require.Empty(t, b.transfers(t, o.ID), "no seller is paid")
+	require.EqualValues(t, 600, b.onlyRefund(t, o.ID).Amount)
+	b.requireJobs(t, rivertestJob(&jobargs.SubmitRefundArgs{}, jobargs.QueuePayments))
+}
+
+// A cancel after capture gave the money back: like a full refund.
+func TestCancelAfterCaptureTakesThePayoutsBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.CompletedOrder(t, b.tx, 1000, 500)
+	paidOut, notYet := o.Transfer(t, b.tx, 0, veza.TransferCompleted), o.Transfer(t, b.tx, 1, veza.TransferPending)
+	require.Equal(t, store.ResultOK, b.apply(t, event("payment_cancelled_post_capture", o.Order, "cancelled_post_capture")))
+	require.Equal(t, veza.OrderRefunded, b.order(t, o.ID).Status)
+	require.Equal(t, veza.TransferReversalPending, b.transfer(t, paidOut.ID).Status)
+	jobs := b.requireJobs(t, reversalJob(), payoutJob())
+	require.Equal(t, notYet.ID, args[jobargs.PayoutArgs](t, jobs[1]).TransferID, "it looks at Stripe before closing unpaid")
 }
 
 func TestPaymentEventsThatChangeNothing(t *testing.T) {
@@ -107,12 +169,6 @@ func TestPaymentEventsThatChangeNothing(t *testing.T) {
 
 	require.Equal(t, store.ResultSkipped, b.apply(t, event("payment_processing", o.Order, "processing")))
 	require.Equal(t, "processing", *b.order(t, o.ID).PaymentStatus, "the PSP status is recorded")
-
-	short := paid(o)
-	short.Object.Amount--
-	result := b.apply(t, short)
-	require.Contains(t, result, "error: amount mismatch")
-	require.Contains(t, b.logs.String(), "payment amount does not match the order")
 
 	unknown := paid(o)
 	unknown.Object.PaymentID = "pay_not_ours"
@@ -129,6 +185,21 @@ func TestPaymentEventsThatChangeNothing(t *testing.T) {
 	b.requireNoJobs(t)
 }
 
+// A payment of another amount than the order's is not the order's: the
+// order fails and the money goes back.
+func TestPaymentOfAnotherAmountIsRefunded(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.PendingOrder(t, b.tx, 1000)
+	short := paid(o)
+	short.Object.Amount--
+	require.Equal(t, store.ResultOK, b.apply(t, short))
+	require.Equal(t, veza.OrderFailed, b.order(t, o.ID).Status)
+	require.EqualValues(t, 999, b.onlyRefund(t, o.ID).Amount)
+	require.Contains(t, b.logs.String(), "payment the order does not account for")
+	require.Empty(t, b.transfers(t, o.ID))
+}
+
 func TestPaymentSucceededOnACompletedOrderIsAReplay(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -138,4 +209,18 @@ func TestPaymentSucceededOnACompletedOrderIsAReplay(t *testing.T) {
 	require.Equal(t, store.ResultSkipped, b.apply(t, other), "not a mismatch: the order moved on")
 	require.NotContains(t, b.logs.String(), "does not match")
 	b.requireNoJobs(t)
+}
+
+// An expired order's Idempotency-Key may make a new order.
+func TestExpiryReleasesTheOrdersKey(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.PendingOrder(t, b.tx, 1000)
+	_, _, err := store.ClaimIdempotencyKey(b.ctx, b.tx, o.Buyer.ID, "k", []byte("h"))
+	require.NoError(t, err)
+	require.NoError(t, store.SetIdempotencyOrder(b.ctx, b.tx, o.Buyer.ID, "k", o.ID))
+	require.Equal(t, store.ResultOK, b.apply(t, event("payment_expired", o.Order, "expired")))
+	rec, claimed, err := store.ClaimIdempotencyKey(b.ctx, b.tx, o.Buyer.ID, "k", []byte("other"))
+	require.NoError(t, err)
+	require.True(t, claimed, "released: %+v", rec)
 }

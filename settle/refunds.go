@@ -6,8 +6,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 
-	"github.com/veza/backend"
+	veza "github.com/veza/backend"
 	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/mail"
 	"github.com/veza/backend/store"
@@ -56,35 +57,30 @@ func (s *Settler) RequestRefund(ctx context.Context, tx pgx.Tx, ins Inserter, re
 	return refund, nil
 }
 
-// SettleRefund applies a refund's success, in tx: refund succeeded, order
-// refunded, every paid transfer on its way back (reversal_pending and a
-// reversal job), every failed one closed unpaid, and the confirmation email.
-// The buyer's refund completes whatever Stripe's health: reversals are jobs
-// of their own. A pending transfer is left to its payout job, which finds
-// the order refunded and never pays.
+// SettleRefund applies a refund's success, in tx: the refund succeeded
+// (from pending, or repaired from failed when the provider reports a
+// success for a refund we had given up on), the order refunded with every
+// payout taken back, and the confirmation email. The buyer's refund
+// completes whatever Stripe's health: reversals are jobs of their own. An
+// automatic refund of an order that was never completed moves no order.
 func (s *Settler) SettleRefund(ctx context.Context, tx pgx.Tx, ins Inserter, refund *store.Refund) error {
 	order, err := store.GetOrderSummaryForUpdate(ctx, tx, refund.OrderID)
 	if err != nil {
 		return err
 	}
-	if err := store.TransitionRefund(ctx, tx, refund.ID, veza.RefundPending, veza.RefundSucceeded, nil); err != nil {
+	if err := store.TransitionRefund(ctx, tx, refund.ID, refund.Status, veza.RefundSucceeded, nil); err != nil {
 		return err
 	}
-	if err := store.TransitionOrder(ctx, tx, order.ID, veza.OrderRefundPending, veza.OrderRefunded); err != nil {
-		return err
+	if refund.Status == veza.RefundFailed {
+		s.Logger.Error().Str("refund_id", refund.ID.String()).Str("order_id", order.ID.String()).Str("order_status", string(order.Status)).
+			Msg("a refund we had marked failed succeeded at the provider: repaired; the order is refunded and its payouts taken back")
 	}
-	transfers, err := store.OrderTransfersForUpdate(ctx, tx, order.ID)
-	if err != nil {
-		return err
-	}
-	for _, t := range transfers {
-		switch t.Status {
-		case veza.TransferCompleted:
-			err = s.StartReversal(ctx, tx, ins, t.ID)
-		case veza.TransferFailed:
-			err = s.CloseUnpaid(ctx, tx, t.ID, ReasonRefundedBeforePayout)
+	switch order.Status {
+	case veza.OrderRefundPending, veza.OrderCompleted:
+		if err := store.TransitionOrder(ctx, tx, order.ID, order.Status, veza.OrderRefunded); err != nil {
+			return err
 		}
-		if err != nil {
+		if err := s.takeBackPayouts(ctx, tx, ins, order.ID); err != nil {
 			return err
 		}
 	}
@@ -92,13 +88,49 @@ func (s *Settler) SettleRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ref
 	return err
 }
 
-// FailRefund marks a pending refund failed (msg kept for ops) and rolls its
-// order back to completed, in tx.
-func (s *Settler) FailRefund(ctx context.Context, tx pgx.Tx, refundID, orderID uuid.UUID, msg string) error {
-	if err := store.TransitionRefund(ctx, tx, refundID, veza.RefundPending, veza.RefundFailed, &msg); err != nil {
+// takeBackPayouts undoes the payouts of an order whose money went back to
+// the buyer, in tx: a completed transfer is reversed; a pending or failed
+// one gets a payout job, which looks at Stripe for a transfer an attempt
+// may have made (its answer lost) and reverses it, or closes the row unpaid
+// when Stripe lists none.
+func (s *Settler) takeBackPayouts(ctx context.Context, tx pgx.Tx, ins Inserter, orderID uuid.UUID) error {
+	transfers, err := store.OrderTransfersForUpdate(ctx, tx, orderID)
+	if err != nil {
 		return err
 	}
-	return store.TransitionOrder(ctx, tx, orderID, veza.OrderRefundPending, veza.OrderCompleted)
+	var look []river.InsertManyParams
+	for _, t := range transfers {
+		switch t.Status {
+		case veza.TransferCompleted:
+			if err := s.StartReversal(ctx, tx, ins, t.ID); err != nil {
+				return err
+			}
+		case veza.TransferFailed, veza.TransferPending:
+			// Unique: a pending transfer's own job may still be alive.
+			look = append(look, jobargs.Unique(s.Jobs.PayoutJob(t.ID)))
+		}
+	}
+	if len(look) == 0 {
+		return nil
+	}
+	_, err = ins.InsertManyTx(ctx, tx, look)
+	return err
+}
+
+// FailRefund marks a pending refund failed (msg kept for ops) on the
+// provider's word, in tx. A buyer's refund puts its order back to
+// completed; an automatic one leaves the order and is logged at ERROR: the
+// money must be returned by hand.
+func (s *Settler) FailRefund(ctx context.Context, tx pgx.Tx, refund *store.Refund, msg string) error {
+	if err := store.TransitionRefund(ctx, tx, refund.ID, veza.RefundPending, veza.RefundFailed, &msg); err != nil {
+		return err
+	}
+	if refund.Automatic {
+		s.Logger.Error().Str("refund_id", refund.ID.String()).Str("order_id", refund.OrderID.String()).Int64("amount", refund.Amount).
+			Str("currency", refund.Currency).Str("error", msg).Msg("automatic refund failed at the provider: return the money to the buyer by hand")
+		return nil
+	}
+	return store.TransitionOrder(ctx, tx, refund.OrderID, veza.OrderRefundPending, veza.OrderCompleted)
 }
 
 // applyRefund applies a refund_* event to the refund row our refund_id
@@ -123,19 +155,15 @@ func (s *Settler) applyRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ev j
 			return "", err
 		}
 	}
-	if refund.Status != veza.RefundPending {
-		return store.ResultSkipped, nil // terminal: a late or repeated event
-	}
-	switch ev.EventType {
-	case "refund_succeeded":
+	switch {
+	case ev.EventType == "refund_succeeded" && (refund.Status == veza.RefundPending || refund.Status == veza.RefundFailed):
 		return store.ResultOK, s.SettleRefund(ctx, tx, ins, refund)
-	case "refund_failed":
+	case ev.EventType == "refund_failed" && refund.Status == veza.RefundPending:
 		msg := "refund failed at the payment provider (no message)"
 		if obj.ErrorMessage != nil {
 			msg = *obj.ErrorMessage
 		}
-		return store.ResultOK, s.FailRefund(ctx, tx, refund.ID, refund.OrderID, msg)
-	default:
-		return store.ResultSkipped, nil
+		return store.ResultOK, s.FailRefund(ctx, tx, refund, msg)
 	}
+	return store.ResultSkipped, nil // terminal: a late or repeated event
 }

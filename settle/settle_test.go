@@ -90,6 +90,15 @@ func (b *testBundle) transfers(t *testing.T, orderID uuid.UUID) []store.Transfer
 	return ts
 }
 
+// onlyRefund is the order's one refund.
+func (b *testBundle) onlyRefund(t *testing.T, orderID uuid.UUID) store.Refund {
+	t.Helper()
+	refunds, err := store.OrderRefunds(b.ctx, b.tx, orderID)
+	require.NoError(t, err)
+	require.Len(t, refunds, 1)
+	return refunds[0]
+}
+
 func (b *testBundle) refund(t *testing.T, id uuid.UUID) *store.Refund {
 	t.Helper()
 	r, err := store.GetRefund(b.ctx, b.tx, id)

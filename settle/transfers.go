@@ -9,7 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
-	"github.com/veza/backend"
+	veza "github.com/veza/backend"
+	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/store"
 )
 
@@ -49,25 +50,62 @@ func (s *Settler) CloseUnpaid(ctx context.Context, tx pgx.Tx, transferID uuid.UU
 	return nil
 }
 
-// RetryTransfer is an operator's retry of a failed payout: failed →
-// pending (a new round of retries) and a payout job, in tx. It returns the
-// job's id; a 409 transfer_not_retryable for any other state.
+// RetryTransfer is an operator's retry, in tx, of a transfer waiting for
+// one: a failed payout (failed → pending) or a reversal whose retries ran
+// out (reversal_failed → reversal_pending). Either starts a new round: its
+// job first looks at Stripe for what earlier rounds did, then sends a new
+// key, so a retry a day later cannot pay or reverse twice. A payout planned
+// while its seller had no account takes the seller's account now. It
+// returns the job's id; a 409 transfer_not_retryable for any other state.
 func (s *Settler) RetryTransfer(ctx context.Context, tx pgx.Tx, ins Inserter, transferID uuid.UUID) (int64, error) {
 	t, err := store.GetTransferForUpdate(ctx, tx, transferID)
 	if err != nil {
 		return 0, err
 	}
-	if t.Status != veza.TransferFailed {
-		return 0, veza.Errorf(veza.KindConflict, "transfer_not_retryable", "only a failed transfer can be retried; this one is %s", t.Status)
+	var job river.InsertManyParams
+	switch t.Status {
+	case veza.TransferFailed:
+		if err := store.SetTransferDestination(ctx, tx, t.ID); err != nil {
+			return 0, err
+		}
+		if err := store.TransitionTransfer(ctx, tx, t.ID, veza.TransferFailed, veza.TransferPending,
+			store.TransferUpdate{ResetRetries: true, NextPayoutRound: true}); err != nil {
+			return 0, err
+		}
+		job = s.Jobs.PayoutJob(t.ID)
+	case veza.TransferReversalFailed:
+		if err := store.TransitionTransfer(ctx, tx, t.ID, veza.TransferReversalFailed, veza.TransferReversalPending,
+			store.TransferUpdate{ResetRetries: true, NextReversalRound: true}); err != nil {
+			return 0, err
+		}
+		job = s.Jobs.ReversalJob(t.ID)
+	default:
+		return 0, veza.Errorf(veza.KindConflict, "transfer_not_retryable",
+			"only a failed payout or a reversal_failed transfer can be retried; this one is %s", t.Status)
 	}
-	if err := store.TransitionTransfer(ctx, tx, transferID, veza.TransferFailed, veza.TransferPending, store.TransferUpdate{ResetRetries: true}); err != nil {
-		return 0, err
-	}
-	res, err := ins.InsertManyTx(ctx, tx, []river.InsertManyParams{s.Jobs.PayoutJob(transferID)})
+	res, err := ins.InsertManyTx(ctx, tx, []river.InsertManyParams{jobargs.Unique(job)})
 	if err != nil {
 		return 0, err
 	}
 	return res[0].Job.ID, nil
+}
+
+// Retryable are the statuses an operator may retry.
+var Retryable = []veza.TransferStatus{veza.TransferFailed, veza.TransferReversalFailed}
+
+// RetryTransfers retries every transfer in status (one of Retryable), up to
+// limit of them, in tx, and returns how many: after an outage.
+func (s *Settler) RetryTransfers(ctx context.Context, tx pgx.Tx, ins Inserter, status veza.TransferStatus, limit int) (int, error) {
+	ids, err := store.TransferIDsInStatus(ctx, tx, status, limit)
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		if _, err := s.RetryTransfer(ctx, tx, ins, id); err != nil {
+			return 0, err
+		}
+	}
+	return len(ids), nil
 }
 
 // FailPayout moves a pending transfer to failed, where it waits for an
@@ -81,7 +119,8 @@ func (s *Settler) FailPayout(ctx context.Context, tx pgx.Tx, transferID uuid.UUI
 	return err
 }
 
-// RecordPayout records the transfer Stripe made for a pending row. The
+// RecordPayout records the transfer Stripe made for a pending row, or one a
+// look-up found for a failed row (an attempt whose answer was lost). The
 // common case is one statement with no transaction around it: completed
 // unless the order is refunded. It share-locks the order before the
 // transfer, as the refund path locks them, so the two never deadlock and it
@@ -94,7 +133,7 @@ func (s *Settler) RecordPayout(ctx context.Context, db *store.DB, ins Inserter, 
 	done := store.TransferUpdate{StripeTransferID: &stripeTransferID, ErrorMessage: &clear}
 	guarded := done
 	guarded.UnlessOrderIs = veza.OrderRefunded
-	err := store.TransitionTransfer(ctx, db.Primary(), t.ID, veza.TransferPending, veza.TransferCompleted, guarded)
+	err := store.TransitionTransfer(ctx, db.Primary(), t.ID, t.Status, veza.TransferCompleted, guarded)
 	if !errors.Is(err, veza.ErrStaleState) {
 		return err
 	}
@@ -105,7 +144,7 @@ func (s *Settler) RecordPayout(ctx context.Context, db *store.DB, ins Inserter, 
 		if err != nil {
 			return err
 		}
-		if err := store.TransitionTransfer(ctx, tx, t.ID, veza.TransferPending, veza.TransferCompleted, done); err != nil {
+		if err := store.TransitionTransfer(ctx, tx, t.ID, t.Status, veza.TransferCompleted, done); err != nil {
 			return err
 		}
 		if order.Status == veza.OrderRefunded {
@@ -144,21 +183,22 @@ const (
 )
 
 // NextPayoutStep decides from what the payout job read (the transfer, its
-// order's status, the seller's account) and whether Stripe Connect is on.
+// order's status) and whether Stripe Connect is on.
 func NextPayoutStep(v *store.PayoutView, stripeEnabled bool) (PayoutStep, string) {
 	t := v.Transfer
 	retry := "then POST /admin/transfers/" + t.ID.String() + "/retry"
 	switch {
+	case (t.Status == veza.TransferPending || t.Status == veza.TransferFailed) && v.OrderStatus == veza.OrderRefunded:
+		// Closed unpaid only after a look-up at Stripe finds no transfer.
+		return PayoutCloseUnpaid, ReasonRefundedBeforePayout
 	case t.Status != veza.TransferPending:
 		return PayoutDone, ""
-	case v.OrderStatus == veza.OrderRefunded:
-		return PayoutCloseUnpaid, ReasonRefundedBeforePayout
 	case v.OrderStatus == veza.OrderRefundPending:
 		return PayoutWait, ""
 	case !stripeEnabled:
 		return PayoutHold, "Stripe Connect is not enabled (STRIPE_CONNECT_ENABLED): enable it, " + retry
-	case v.StripeAccountID == nil:
-		return PayoutHold, "seller has no Stripe Connect account: set it (PUT /v1/me/payout-account), " + retry
+	case t.Destination == nil:
+		return PayoutHold, "seller had no Stripe Connect account when the order was paid: set it (PUT /v1/me/payout-account), " + retry
 	}
 	return PayoutSend, ""
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/veza/backend"
+	veza "github.com/veza/backend"
 	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/settle"
 	"github.com/veza/backend/store"
@@ -63,6 +63,7 @@ func TestRetryTransfer(t *testing.T) {
 	_, err = b.settle.RetryTransfer(b.ctx, b.tx, b.ins, completed.ID)
 	require.True(t, veza.IsKind(err, veza.KindConflict), "%v", err)
 	require.ErrorContains(t, err, "this one is completed")
+	require.Equal(t, 1, b.transfer(t, failed.ID).PayoutRound, "a new round: the job looks up before a new key")
 	_, err = b.settle.RetryTransfer(b.ctx, b.tx, b.ins, o.ID)
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
@@ -102,9 +103,11 @@ func TestNextPayoutStep(t *testing.T) {
 		{"refund in flight", veza.TransferPending, veza.OrderRefundPending, &account, true, settle.PayoutWait, ""},
 		{"refunded first", veza.TransferPending, veza.OrderRefunded, &account, true, settle.PayoutCloseUnpaid, settle.ReasonRefundedBeforePayout},
 		{"no account", veza.TransferPending, veza.OrderCompleted, nil, true, settle.PayoutHold, "no Stripe Connect account"},
+		{"failed, then refunded", veza.TransferFailed, veza.OrderRefunded, &account, true, settle.PayoutCloseUnpaid, settle.ReasonRefundedBeforePayout},
+		{"failed", veza.TransferFailed, veza.OrderCompleted, &account, true, settle.PayoutDone, ""},
 		{"stripe off", veza.TransferPending, veza.OrderCompleted, &account, false, settle.PayoutHold, "STRIPE_CONNECT_ENABLED"},
 	} {
-		v := &store.PayoutView{Transfer: &store.Transfer{Status: tc.transfer}, OrderStatus: tc.order, StripeAccountID: tc.account}
+		v := &store.PayoutView{Transfer: &store.Transfer{Status: tc.transfer, Destination: tc.account}, OrderStatus: tc.order}
 		step, reason := settle.NextPayoutStep(v, tc.stripe)
 		require.Equal(t, tc.want, step, tc.name)
 		require.Contains(t, reason, tc.reason, tc.name)
@@ -146,4 +149,43 @@ func TestRecordPayout(t *testing.T) {
 	require.NoError(t, b.db.Primary().QueryRow(context.Background(), `SELECT kind, max_attempts FROM river_job WHERE args->>'transfer_id' = $1`, raced.ID.String()).Scan(&kind, &maxAttempts))
 	require.Equal(t, jobargs.ReversalArgs{}.Kind(), kind)
 	require.Equal(t, reversalAttempts, maxAttempts)
+}
+
+func TestRetryAReversalThatRanOut(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.CompletedOrder(t, b.tx, 1000)
+	tr := o.Transfer(t, b.tx, 0, veza.TransferReversalPending)
+	require.NoError(t, b.settle.FinishReversal(b.ctx, b.tx, tr.ID, veza.TransferReversalFailed, nil, "retries exhausted"))
+	_, err := b.settle.RetryTransfer(b.ctx, b.tx, b.ins, tr.ID)
+	require.NoError(t, err)
+	got := b.transfer(t, tr.ID)
+	require.Equal(t, veza.TransferReversalPending, got.Status)
+	require.Equal(t, 1, got.ReversalRound, "a new round: read back, then a new key")
+	b.requireJobs(t, reversalJob())
+}
+
+func TestBulkRetryAfterAnOutage(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.CompletedOrder(t, b.tx, 100, 200, 300)
+	o.Transfer(t, b.tx, 0, veza.TransferFailed)
+	o.Transfer(t, b.tx, 1, veza.TransferFailed)
+	o.Transfer(t, b.tx, 2, veza.TransferCompleted)
+	n, err := b.settle.RetryTransfers(b.ctx, b.tx, b.ins, veza.TransferFailed, 100)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	b.requireJobs(t, payoutJob(), payoutJob())
+}
+
+// A transfer keeps the account its seller had when the order was paid.
+func TestDestinationIsFrozenWhenPlanned(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.CompletedOrder(t, b.tx, 1000)
+	tr := o.Transfer(t, b.tx, 0, veza.TransferPending)
+	require.Equal(t, o.Sellers[0].StripeAccountID, tr.Destination)
+	_, err := store.SetPayoutAccount(b.ctx, b.tx, o.Sellers[0].ID, "acct_changed_later")
+	require.NoError(t, err)
+	require.Equal(t, *o.Sellers[0].StripeAccountID, *b.transfer(t, tr.ID).Destination)
 }

@@ -275,3 +275,10 @@ func ReleaseIdempotencyKey(ctx context.Context, q Querier, userID uuid.UUID, key
 func GetOrderSummaryForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*Order, error) {
 	return scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1 FOR UPDATE`, id))
 }
+
+// ReleaseOrderKeys forgets the Idempotency-Keys that created an order, so
+// a client may use them again for a new order (the order expired).
+func ReleaseOrderKeys(ctx context.Context, tx pgx.Tx, orderID uuid.UUID) error {
+	_, err := tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE order_id = $1`, orderID)
+	return err
+}

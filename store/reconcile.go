@@ -66,7 +66,7 @@ func HasLiveJob(ctx context.Context, q Querier, kind, argKey string, id uuid.UUI
 // openTransferStatuses is the predicate of seller_transfers_open_idx. A
 // query by status repeats it, so that a generic plan, which cannot read $1,
 // still proves the partial index applies.
-const openTransferStatuses = `('pending', 'failed', 'reversal_pending')`
+const openTransferStatuses = `('pending', 'failed', 'reversal_pending', 'reversal_failed')`
 
 // TransfersWithoutJob returns transfers in status (an open one: pending,
 // failed or reversal_pending), unchanged for longer than olderThan, that

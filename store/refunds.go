@@ -21,8 +21,11 @@ type Refund struct {
 	Reason              *string           `json:"reason"`
 	HyperswitchRefundID *string           `json:"-"`
 	ErrorMessage        *string           `json:"error_message"`
-	CreatedAt           time.Time         `json:"created_at"`
-	UpdatedAt           time.Time         `json:"updated_at"`
+	// Automatic: the service started it (money taken for an order that was
+	// not paid in full or was closed), not the buyer.
+	Automatic bool      `json:"automatic"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // RefundIDFor is the Hyperswitch refund_id we choose for a refund row, so a
@@ -39,11 +42,11 @@ func RefundRowID(pspRefundID string) (uuid.UUID, bool) {
 	return id, err == nil
 }
 
-const refundColumns = `id, order_id, status, amount, currency, reason, hyperswitch_refund_id, error_message, created_at, updated_at`
+const refundColumns = `id, order_id, status, amount, currency, reason, hyperswitch_refund_id, error_message, automatic, created_at, updated_at`
 
 func scanRefund(row pgx.Row) (*Refund, error) {
 	var r Refund
-	return one(&r, row.Scan(&r.ID, &r.OrderID, &r.Status, &r.Amount, &r.Currency, &r.Reason, &r.HyperswitchRefundID, &r.ErrorMessage, &r.CreatedAt, &r.UpdatedAt))
+	return one(&r, row.Scan(&r.ID, &r.OrderID, &r.Status, &r.Amount, &r.Currency, &r.Reason, &r.HyperswitchRefundID, &r.ErrorMessage, &r.Automatic, &r.CreatedAt, &r.UpdatedAt))
 }
 
 // CreateRefund inserts a pending refund without a PSP id.
@@ -52,6 +55,17 @@ func CreateRefund(ctx context.Context, tx pgx.Tx, orderID uuid.UUID, amount int6
 		orderID, amount, currency, reason))
 	if err != nil {
 		return nil, fmt.Errorf("error inserting refund: %w", err)
+	}
+	return r, nil
+}
+
+// CreateAutomaticRefund inserts a pending refund the service starts by
+// itself, for amount of the order's payment.
+func CreateAutomaticRefund(ctx context.Context, tx pgx.Tx, orderID uuid.UUID, amount int64, currency, reason string) (*Refund, error) {
+	r, err := scanRefund(tx.QueryRow(ctx, `INSERT INTO refunds (order_id, amount, currency, reason, automatic) VALUES ($1, $2, $3, $4, true) RETURNING `+refundColumns,
+		orderID, amount, currency, reason))
+	if err != nil {
+		return nil, fmt.Errorf("error inserting automatic refund: %w", err)
 	}
 	return r, nil
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -27,15 +28,45 @@ type Transfer struct {
 	ErrorMessage     *string             `json:"error_message"`
 	CreatedAt        time.Time           `json:"created_at"`
 	UpdatedAt        time.Time           `json:"updated_at"`
+	// Destination is the seller's Stripe account when the transfer was
+	// planned; a payout is sent there, whatever the seller's account now.
+	Destination *string `json:"destination"`
+	// The rounds of idempotency keys (see PayoutKey, ReversalKey) and when
+	// the current round's key was first sent to Stripe.
+	PayoutRound       int        `json:"payout_round"`
+	PayoutKeySentAt   *time.Time `json:"payout_key_sent_at"`
+	ReversalRound     int        `json:"reversal_round"`
+	ReversalKeySentAt *time.Time `json:"reversal_key_sent_at"`
+}
+
+// PayoutKey is the Stripe idempotency key of the transfer's current payout
+// round: the row id in the first round (keys sent before rounds existed),
+// then "<row id>:<round>".
+func (t *Transfer) PayoutKey() string { return roundKey(t.ID.String(), t.PayoutRound) }
+
+// ReversalKey is the key of the current reversal round.
+func (t *Transfer) ReversalKey() string { return roundKey("reversal-"+t.ID.String(), t.ReversalRound) }
+
+func roundKey(base string, round int) string {
+	if round == 0 {
+		return base
+	}
+	return fmt.Sprintf("%s:%d", base, round)
 }
 
 const transferColumns = `id, order_id, seller_id, amount, platform_fee, currency, status, stripe_transfer_id, stripe_reversal_id,
-	retry_count, next_retry_at, error_message, created_at, updated_at`
+	retry_count, next_retry_at, error_message, created_at, updated_at, destination, payout_round, payout_key_sent_at,
+	reversal_round, reversal_key_sent_at`
+
+func transferFields(t *Transfer) []any {
+	return []any{&t.ID, &t.OrderID, &t.SellerID, &t.Amount, &t.PlatformFee, &t.Currency, &t.Status, &t.StripeTransferID,
+		&t.StripeReversalID, &t.RetryCount, &t.NextRetryAt, &t.ErrorMessage, &t.CreatedAt, &t.UpdatedAt, &t.Destination,
+		&t.PayoutRound, &t.PayoutKeySentAt, &t.ReversalRound, &t.ReversalKeySentAt}
+}
 
 func scanTransfer(row pgx.Row) (*Transfer, error) {
 	var t Transfer
-	return one(&t, row.Scan(&t.ID, &t.OrderID, &t.SellerID, &t.Amount, &t.PlatformFee, &t.Currency, &t.Status, &t.StripeTransferID,
-		&t.StripeReversalID, &t.RetryCount, &t.NextRetryAt, &t.ErrorMessage, &t.CreatedAt, &t.UpdatedAt))
+	return one(&t, row.Scan(transferFields(&t)...))
 }
 
 // NewTransfer is one seller's payout of an order.
@@ -54,8 +85,11 @@ func InsertTransfers(ctx context.Context, tx pgx.Tx, orderID uuid.UUID, currency
 	for i, t := range ts {
 		sellers[i], amounts[i], fees[i] = t.SellerID, t.Amount, t.Fee
 	}
-	rows, err := tx.Query(ctx, `INSERT INTO seller_transfers (order_id, seller_id, amount, platform_fee, currency)
-		SELECT $1, s, a, f, $2 FROM unnest($3::uuid[], $4::bigint[], $5::bigint[]) AS x(s, a, f)
+	// The destination is frozen here: the seller's account when the order
+	// was paid.
+	rows, err := tx.Query(ctx, `INSERT INTO seller_transfers (order_id, seller_id, amount, platform_fee, currency, destination)
+		SELECT $1, s, a, f, $2, u.stripe_account_id FROM unnest($3::uuid[], $4::bigint[], $5::bigint[]) AS x(s, a, f)
+		JOIN users u ON u.id = x.s
 		ON CONFLICT (order_id, seller_id) DO NOTHING RETURNING `+transferColumns, orderID, currency, sellers, amounts, fees)
 	if err != nil {
 		return nil, fmt.Errorf("error inserting transfers: %w", err)
@@ -69,25 +103,30 @@ func GetTransfer(ctx context.Context, q Querier, id uuid.UUID) (*Transfer, error
 }
 
 // PayoutView is what a payout job reads before calling Stripe, in one round
-// trip: the transfer, its order's status and the seller's account.
+// trip: the transfer and its order's status.
 type PayoutView struct {
-	Transfer        *Transfer
-	OrderStatus     veza.OrderStatus
-	StripeAccountID *string
+	Transfer    *Transfer
+	OrderStatus veza.OrderStatus
 }
 
-// GetPayoutView reads a transfer with its order's status and its seller's
-// Stripe account.
+// GetPayoutView reads a transfer with its order's status.
 func GetPayoutView(ctx context.Context, q Querier, id uuid.UUID) (*PayoutView, error) {
 	var v PayoutView
 	var t Transfer
-	err := q.QueryRow(ctx, `SELECT t.id, t.order_id, t.seller_id, t.amount, t.platform_fee, t.currency, t.status, t.stripe_transfer_id,
-			t.stripe_reversal_id, t.retry_count, t.next_retry_at, t.error_message, t.created_at, t.updated_at, o.status, u.stripe_account_id
-		FROM seller_transfers t JOIN orders o ON o.id = t.order_id JOIN users u ON u.id = t.seller_id WHERE t.id = $1`, id).
-		Scan(&t.ID, &t.OrderID, &t.SellerID, &t.Amount, &t.PlatformFee, &t.Currency, &t.Status, &t.StripeTransferID,
-			&t.StripeReversalID, &t.RetryCount, &t.NextRetryAt, &t.ErrorMessage, &t.CreatedAt, &t.UpdatedAt, &v.OrderStatus, &v.StripeAccountID)
+	err := q.QueryRow(ctx, `SELECT `+prefixed("t.", transferColumns)+`, o.status
+		FROM seller_transfers t JOIN orders o ON o.id = t.order_id WHERE t.id = $1`, id).
+		Scan(append(transferFields(&t), &v.OrderStatus)...)
 	v.Transfer = &t
 	return one(&v, err)
+}
+
+// prefixed qualifies a column list with a table alias.
+func prefixed(alias, columns string) string {
+	parts := strings.Split(columns, ",")
+	for i, p := range parts {
+		parts[i] = alias + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // GetTransferForUpdate reads and locks a transfer.
@@ -116,6 +155,10 @@ type TransferUpdate struct {
 	ErrorMessage *string
 	// ResetRetries zeroes retry_count and next_retry_at (a new round).
 	ResetRetries bool
+	// NextPayoutRound and NextReversalRound start a new round of
+	// idempotency keys: the next attempt looks up at Stripe what earlier
+	// rounds did, then sends a new key.
+	NextPayoutRound, NextReversalRound bool
 	// UnlessOrderIs, when set, makes the move depend on the transfer's
 	// order: the statement share-locks the order row first (the order the
 	// refund path locks in, so the two cannot deadlock) and moves nothing
@@ -126,13 +169,17 @@ type TransferUpdate struct {
 	UnlessOrderIs veza.OrderStatus
 }
 
-// transferMoveSet is TransitionTransfer's SET list ($3 to $8).
+// transferMoveSet is TransitionTransfer's SET list ($3 to $10).
 const transferMoveSet = `status = $3::text,
 	stripe_transfer_id = COALESCE($4, t.stripe_transfer_id),
 	stripe_reversal_id = COALESCE($5, t.stripe_reversal_id),
 	error_message = CASE WHEN $6 THEN $7 ELSE t.error_message END,
 	retry_count = CASE WHEN $8 THEN 0 ELSE t.retry_count END,
 	next_retry_at = CASE WHEN $8 OR $3::text IN ('completed', 'reversed', 'permanently_failed') THEN NULL ELSE t.next_retry_at END,
+	payout_round = t.payout_round + CASE WHEN $9 THEN 1 ELSE 0 END,
+	payout_key_sent_at = CASE WHEN $9 THEN NULL ELSE t.payout_key_sent_at END,
+	reversal_round = t.reversal_round + CASE WHEN $10 THEN 1 ELSE 0 END,
+	reversal_key_sent_at = CASE WHEN $10 THEN NULL ELSE t.reversal_key_sent_at END,
 	updated_at = now()`
 
 // TransitionTransfer is the only code that writes a transfer's status: one
@@ -149,14 +196,15 @@ func TransitionTransfer(ctx context.Context, q Querier, id uuid.UUID, from, to v
 		errMsg = u.ErrorMessage
 	}
 	sql := `UPDATE seller_transfers t SET ` + transferMoveSet + ` WHERE t.id = $1 AND t.status = $2::text`
-	args := []any{id, string(from), string(to), u.StripeTransferID, u.StripeReversalID, setErr, errMsg, u.ResetRetries}
+	args := []any{id, string(from), string(to), u.StripeTransferID, u.StripeReversalID, setErr, errMsg, u.ResetRetries,
+		u.NextPayoutRound, u.NextReversalRound}
 	if u.UnlessOrderIs != "" {
 		// The order's share lock is taken while the join produces the row,
 		// before the UPDATE locks the transfer. The order id comes from a
 		// plain read of the transfer: order_id never changes.
 		sql = `UPDATE seller_transfers t SET ` + transferMoveSet + `
 			FROM (SELECT id, status FROM orders WHERE id = (SELECT order_id FROM seller_transfers WHERE id = $1) FOR SHARE) o
-			WHERE t.id = $1 AND t.status = $2::text AND o.id = t.order_id AND o.status <> $9::text`
+			WHERE t.id = $1 AND t.status = $2::text AND o.id = t.order_id AND o.status <> $11::text`
 		args = append(args, string(u.UnlessOrderIs))
 	}
 	tag, err := q.Exec(ctx, sql, args...)
@@ -175,4 +223,51 @@ func RecordTransferRetry(ctx context.Context, q Querier, id uuid.UUID, retryCoun
 	_, err := q.Exec(ctx, `UPDATE seller_transfers SET retry_count = $2, next_retry_at = $3, error_message = $4, updated_at = now() WHERE id = $1`,
 		id, retryCount, nextRetryAt, errMsg)
 	return err
+}
+
+// StartPayoutRound starts a new round of payout keys on a transfer that
+// stays in its status (balance_insufficient, a key near Stripe's 24 h, an
+// error saved under the old key): the next attempt looks up, then sends a
+// new key. It never changes status.
+func StartPayoutRound(ctx context.Context, q Querier, id uuid.UUID) error {
+	_, err := q.Exec(ctx, `UPDATE seller_transfers SET payout_round = payout_round + 1, payout_key_sent_at = NULL, updated_at = now() WHERE id = $1`, id)
+	return err
+}
+
+// StartReversalRound is StartPayoutRound for reversal keys.
+func StartReversalRound(ctx context.Context, q Querier, id uuid.UUID) error {
+	_, err := q.Exec(ctx, `UPDATE seller_transfers SET reversal_round = reversal_round + 1, reversal_key_sent_at = NULL, updated_at = now() WHERE id = $1`, id)
+	return err
+}
+
+// MarkPayoutKeySent records when the current payout key is first sent
+// (before sending: a crash after it still leaves the key's age known) and
+// returns that time.
+func MarkPayoutKeySent(ctx context.Context, q Querier, id uuid.UUID) (time.Time, error) {
+	var at time.Time
+	err := q.QueryRow(ctx, `UPDATE seller_transfers SET payout_key_sent_at = COALESCE(payout_key_sent_at, now()) WHERE id = $1 RETURNING payout_key_sent_at`, id).Scan(&at)
+	return at, err
+}
+
+// MarkReversalKeySent is MarkPayoutKeySent for reversal keys.
+func MarkReversalKeySent(ctx context.Context, q Querier, id uuid.UUID) (time.Time, error) {
+	var at time.Time
+	err := q.QueryRow(ctx, `UPDATE seller_transfers SET reversal_key_sent_at = COALESCE(reversal_key_sent_at, now()) WHERE id = $1 RETURNING reversal_key_sent_at`, id).Scan(&at)
+	return at, err
+}
+
+// SetTransferDestination gives a transfer planned without one the seller's
+// current account: an operator's retry of a transfer whose seller had no
+// account when it was planned.
+func SetTransferDestination(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
+	_, err := tx.Exec(ctx, `UPDATE seller_transfers t SET destination = u.stripe_account_id FROM users u
+		WHERE t.id = $1 AND u.id = t.seller_id AND t.destination IS NULL`, id)
+	return err
+}
+
+// TransferIDsInStatus lists up to limit transfers in an open status, oldest
+// change first, locked (others skipped) for an operator's bulk retry.
+func TransferIDsInStatus(ctx context.Context, tx pgx.Tx, status veza.TransferStatus, limit int) ([]uuid.UUID, error) {
+	return collectIDs(tx.Query(ctx, `SELECT id FROM seller_transfers WHERE status = $1 AND status IN `+openTransferStatuses+`
+		ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED`, string(status), limit))
 }

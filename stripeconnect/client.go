@@ -99,7 +99,7 @@ func (c *Client) CreateTransfer(ctx context.Context, p TransferParams) (string, 
 
 // ReverseTransfer reverses the transfer in full (amount nil) or in part.
 // It returns ErrTransferNotFound or ErrTransferAlreadyReversed for those
-// outcomes; other errors are Stripe's, see IsTransient.
+// outcomes; other errors are Stripe's, see Classify.
 func (c *Client) ReverseTransfer(ctx context.Context, transferID, idempotencyKey string, amount *int64) (string, error) {
 	if idempotencyKey == "" {
 		return "", ErrMissingIdempotencyKey
@@ -114,13 +114,13 @@ func (c *Client) ReverseTransfer(ctx context.Context, transferID, idempotencyKey
 	if !errors.As(err, &se) {
 		return "", err
 	}
-	if se.Code == stripe.ErrorCodeResourceMissing || se.HTTPStatusCode == http.StatusNotFound {
+	if isMissing(se) {
 		return "", fmt.Errorf("%w: %s", ErrTransferNotFound, transferID)
 	}
-	if se.HTTPStatusCode == http.StatusBadRequest && se.Type == stripe.ErrorTypeInvalidRequest {
+	if se.HTTPStatusCode == http.StatusBadRequest && se.Type == stripe.ErrorTypeInvalidRequest && se.Code == "" {
 		// "Already reversed" has no code of its own: confirm by reading the
 		// transfer back instead of matching message text.
-		tr, gerr := c.sc.V1Transfers.Retrieve(ctx, transferID, nil)
+		tr, gerr := c.GetTransfer(ctx, transferID)
 		if gerr == nil && tr.Reversed {
 			return "", fmt.Errorf("%w: %s", ErrTransferAlreadyReversed, transferID)
 		}
@@ -128,18 +128,120 @@ func (c *Client) ReverseTransfer(ctx context.Context, transferID, idempotencyKey
 	return "", err
 }
 
-// IsTransient reports whether a later retry of the same call may succeed:
-// network errors, 409 (concurrent use of an idempotency key), 429 and 5xx.
-func IsTransient(err error) bool {
+// isMissing is Stripe saying the object does not exist: code
+// resource_missing. A 404 without it is a wrong URL (a misconfigured
+// STRIPE_API_BASE or proxy), which says nothing about the object.
+func isMissing(se *stripe.Error) bool {
+	return se.Code == stripe.ErrorCodeResourceMissing && se.HTTPStatusCode == http.StatusNotFound
+}
+
+// TransferState is what a read of a transfer tells.
+type TransferState struct {
+	ID             string
+	Amount         int64
+	AmountReversed int64
+	Reversed       bool // fully
+}
+
+// GetTransfer reads a transfer; ErrTransferNotFound on resource_missing.
+func (c *Client) GetTransfer(ctx context.Context, transferID string) (*TransferState, error) {
+	tr, err := c.sc.V1Transfers.Retrieve(ctx, transferID, nil)
+	if err != nil {
+		var se *stripe.Error
+		if errors.As(err, &se) && isMissing(se) {
+			return nil, fmt.Errorf("%w: %s", ErrTransferNotFound, transferID)
+		}
+		return nil, err
+	}
+	return &TransferState{ID: tr.ID, Amount: tr.Amount, AmountReversed: tr.AmountReversed, Reversed: tr.Reversed}, nil
+}
+
+// FindTransfers lists the transfers of a transfer group (our order id) and
+// returns those made for our row (metadata transfer_id): how the service
+// learns whether an attempt whose answer was lost, or whose key Stripe has
+// forgotten, made the transfer.
+func (c *Client) FindTransfers(ctx context.Context, transferGroup, transferID string) ([]TransferState, error) {
+	params := &stripe.TransferListParams{TransferGroup: stripe.String(transferGroup)}
+	params.Limit = stripe.Int64(100)
+	var found []TransferState
+	for tr, err := range c.sc.V1Transfers.List(ctx, params) {
+		if err != nil {
+			return nil, err
+		}
+		if tr.Metadata["transfer_id"] == transferID {
+			found = append(found, TransferState{ID: tr.ID, Amount: tr.Amount, AmountReversed: tr.AmountReversed, Reversed: tr.Reversed})
+		}
+	}
+	return found, nil
+}
+
+// Outcome is what an error from Stripe says about the request.
+type Outcome int
+
+const (
+	// Unknown: the request may or may not have been done (network error,
+	// timeout, 5xx, an answer that cannot be decoded, a concurrent request
+	// with the key). Ask again, then read back; never conclude failure.
+	Unknown Outcome = iota
+	// RateLimited: refused before executing (429); retry later.
+	RateLimited
+	// Balance: balance_insufficient. Saved under the key, and it heals with
+	// time: wait, then a new key.
+	Balance
+	// Refused: a 4xx Stripe saved under the key; retrying the key replays
+	// it. Done with this key.
+	Refused
+	// Missing: resource_missing, Stripe's word that the object does not
+	// exist.
+	Missing
+)
+
+// Classify reads an error of a Stripe call.
+func Classify(err error) Outcome {
+	if errors.Is(err, ErrTransferNotFound) {
+		return Missing
+	}
+	if errors.Is(err, ErrMissingIdempotencyKey) {
+		return Refused // a bug of ours: never retried
+	}
 	var se *stripe.Error
 	if !errors.As(err, &se) {
-		return !errors.Is(err, ErrMissingIdempotencyKey) && !errors.Is(err, ErrTransferNotFound) && !errors.Is(err, ErrTransferAlreadyReversed)
+		return Unknown
 	}
 	switch {
-	case se.HTTPStatusCode == 0, se.HTTPStatusCode == http.StatusConflict, se.HTTPStatusCode == http.StatusTooManyRequests, se.HTTPStatusCode >= 500:
-		return true
+	case se.HTTPStatusCode == http.StatusTooManyRequests:
+		return RateLimited
+	case se.Code == stripe.ErrorCodeBalanceInsufficient:
+		return Balance
+	case isMissing(se):
+		return Missing
+	case se.HTTPStatusCode == 0 || se.HTTPStatusCode >= 500 || se.HTTPStatusCode == http.StatusConflict:
+		return Unknown
+	case se.HTTPStatusCode == http.StatusNotFound:
+		return Unknown // a wrong URL: a configuration error, retried
+	case shouldRetry(se):
+		return Unknown
+	default:
+		return Refused
 	}
-	return false
+}
+
+// shouldRetry is Stripe's Stripe-Should-Retry: true on the answer.
+func shouldRetry(se *stripe.Error) bool {
+	return se.LastResponse != nil && se.LastResponse.Header.Get("Stripe-Should-Retry") == "true"
+}
+
+// IsTransient reports whether a later retry of the same call may succeed.
+func IsTransient(err error) bool {
+	o := Classify(err)
+	return o == Unknown || o == RateLimited
+}
+
+// IsWrongURL reports a 404 without resource_missing: the request reached
+// something that is not Stripe's API for that object.
+func IsWrongURL(err error) bool {
+	var se *stripe.Error
+	return errors.As(err, &se) && se.HTTPStatusCode == http.StatusNotFound && !isMissing(se)
 }
 
 // Describe is a short, secret-free description of a Stripe error for rows
