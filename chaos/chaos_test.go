@@ -23,6 +23,7 @@ import (
 
 	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/hyperswitch/hyperswitchtest"
+	"github.com/veza/backend/internal/fake"
 	"github.com/veza/backend/internal/servicetest"
 	"github.com/veza/backend/mail/mailtest"
 	"github.com/veza/backend/store/dbtest"
@@ -32,6 +33,10 @@ import (
 func TestMain(m *testing.M) {
 	dbtest.Main(m, servicetest.Cleanup)
 }
+
+// keyTTL is how long the fake Stripe keeps keys here: a little longer
+// than the service's STRIPE_KEY_REUSE_WINDOW, as 24 h is longer than 23 h.
+const keyTTL = 4 * time.Second
 
 const (
 	webhookSecret = "whsec_chaos_hash_key_9f3a"
@@ -77,8 +82,12 @@ func newHarness(t *testing.T) *harness {
 		"RIVER_UI_USERNAME": "ops", "RIVER_UI_PASSWORD": uiPassword,
 		// Killed jobs come back fast: River requires rescue >= timeout.
 		"RIVER_JOB_TIMEOUT": "3s", "RIVER_RESCUE_STUCK_JOBS_AFTER": "4s", "RIVER_FETCH_COOLDOWN": "10ms",
-		"TRANSFER_BACKOFF_BASE": "1s", "TRANSFER_BACKOFF_MAX": "2s", "TRANSFER_MAX_ATTEMPTS": "25",
-		"REVERSAL_BACKOFF_BASE": "1s", "REVERSAL_BACKOFF_MAX": "2s", "REVERSAL_MAX_RETRIES": "25",
+		"TRANSFER_BACKOFF_BASE": "1s", "TRANSFER_BACKOFF_MAX": "2s", "TRANSFER_MAX_ATTEMPTS": "25", "TRANSFER_BALANCE_WAIT": "1s",
+		// Keys live seconds here (the fake Stripe forgets them after
+		// keyTTL): retries outlive their keys, as a day of Stripe trouble
+		// would, and new rounds with look-ups happen all the time.
+		"STRIPE_KEY_REUSE_WINDOW": "3s",
+		"REVERSAL_BACKOFF_BASE":   "1s", "REVERSAL_BACKOFF_MAX": "2s", "REVERSAL_MAX_RETRIES": "25",
 		"RATE_LIMIT_PER_MINUTE": "100000", "RATE_LIMIT_AUTH_PER_MINUTE": "100000",
 		"SHUTDOWN_TIMEOUT": "5s", "TRACK_STORAGE_DIR": filepath.Join(h.dir, "tracks"),
 	} {
@@ -321,9 +330,18 @@ func TestCrashSuite(t *testing.T) {
 		h.secrets = append(h.secrets, login["token"].(string))
 	}
 
-	// Slow providers keep calls in flight, so kills land mid-call.
+	// Slow providers keep calls in flight, so kills land mid-call. And the
+	// weather of real providers (PSP.md): a share of the calls do their
+	// work and lose the answer, a share of Stripe's end in a 500 saved
+	// under their key, and Stripe forgets keys after keyTTL.
 	h.stripe.SetLatency(80 * time.Millisecond)
 	h.hs.SetLatency(20 * time.Millisecond)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("provider weather seed %d", seed)
+	h.stripe.SetKeyTTL(keyTTL)
+	h.stripe.LoseRandomly(0.15, seed, fake.Lost502, fake.LostReset, fake.LostHTML200)
+	h.stripe.SaveErrorsRandomly(0.1, seed+1)
+	h.hs.LoseRandomly(0.1, seed+2, fake.Lost502, fake.LostHTML200)
 
 	// The killer: kill -9 a random worker process at random moments, every
 	// 0.3 to 2.5 s, until it has killed wantKills times.
@@ -406,6 +424,9 @@ func TestCrashSuite(t *testing.T) {
 	t.Logf("settled after %s", time.Since(began))
 	violations := h.checkInvariants(purchases)
 	t.Logf("crash suite: purchases=%d refunds=%d kills=%d process starts=%d violations=%d", n, refunded, h.kills, h.starts(), len(violations))
+	t.Logf("provider weather: stripe answers lost %d, saved 500s %d; hyperswitch answers lost %d; transfers that needed a new key round: payouts %d, reversals %d",
+		h.stripe.Lost(), h.stripe.SavedErrors(), h.hs.Lost(), h.count(`SELECT count(*) FROM seller_transfers WHERE payout_round > 0`),
+		h.count(`SELECT count(*) FROM seller_transfers WHERE reversal_round > 0`))
 	require.Empty(t, violations)
 
 	// Secrets never in logs nor in job args; no panic anywhere.
@@ -513,6 +534,56 @@ func (h *harness) checkInvariants(purchases []purchase) []string {
 	}
 	if n := len(h.stripe.Transfers()); n != 2*len(purchases) {
 		bad("%d transfers at Stripe, want %d", n, 2*len(purchases))
+	}
+
+	// No transfer created twice: one per row, whatever the rounds of keys.
+	perRow := map[string]int{}
+	for _, tr := range h.stripe.Transfers() {
+		perRow[tr.Metadata["transfer_id"]]++
+	}
+	for row, n := range perRow {
+		if n != 1 {
+			bad("transfer row %s has %d transfers at Stripe", row, n)
+		}
+	}
+
+	// The money, to the cent: what the sellers hold plus what the platform
+	// keeps is what the buyers paid minus what they got back.
+	var transferred, reversed, fees, paid, refunded int64
+	for _, tr := range h.stripe.Transfers() {
+		transferred += tr.Amount
+	}
+	for _, r := range h.stripe.Reversals() {
+		reversed += r.Amount
+	}
+	for _, p := range purchases {
+		paid += p.amount
+		if p.refund {
+			continue
+		}
+		var f int64
+		_ = h.db.QueryRow(ctx, `SELECT COALESCE(sum(platform_fee), 0) FROM seller_transfers WHERE order_id = $1`, p.orderID).Scan(&f)
+		fees += f
+	}
+	for _, rf := range h.hs.Refunds() {
+		if rf.Status == "succeeded" {
+			refunded += rf.Amount
+		}
+	}
+	if transferred-reversed+fees != paid-refunded {
+		bad("money: transfers %d - reversals %d + fees %d = %d, but paid %d - refunded %d = %d",
+			transferred, reversed, fees, transferred-reversed+fees, paid, refunded, paid-refunded)
+	}
+
+	// No row left open.
+	for what, sql := range map[string]string{
+		"orders not settled":    `SELECT count(*) FROM orders WHERE status NOT IN ('completed', 'refunded')`,
+		"refunds not succeeded": `SELECT count(*) FROM refunds WHERE status <> 'succeeded'`,
+		"transfers open":        `SELECT count(*) FROM seller_transfers WHERE status NOT IN ('completed', 'reversed')`,
+	} {
+		if n := h.count(sql); n != 0 {
+			bad("%d %s", n, what)
+		}
 	}
 	return v
 }

@@ -38,6 +38,14 @@ type losses struct {
 	rateAs  []Loss
 	rng     *rand.Rand
 	timeout time.Duration
+	lost    int
+}
+
+// Lost counts the answers lost so far.
+func (c *Controls) Lost() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.losses.lost
 }
 
 // LoseNext makes the next n calls under key do their work and then lose
@@ -76,9 +84,11 @@ func (c *Controls) Loss(key string) Loss {
 	defer c.mu.Unlock()
 	if q := c.losses.next[key]; len(q) > 0 {
 		c.losses.next[key] = q[1:]
+		c.losses.lost++
 		return q[0]
 	}
 	if c.losses.rate > 0 && len(c.losses.rateAs) > 0 && c.losses.rng.Float64() < c.losses.rate {
+		c.losses.lost++
 		return c.losses.rateAs[c.losses.rng.IntN(len(c.losses.rateAs))]
 	}
 	return Delivered

@@ -23,6 +23,7 @@ package stripetest
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -86,6 +87,9 @@ type Server struct {
 	keys         map[string]saved
 	running      map[string]bool // keys of requests executing now
 	saveErrors   map[string][]int
+	savedShare   float64 // of executing POSTs that end in a saved 500
+	savedErrors  int
+	rng          *rand.Rand
 	noBalance    bool
 	poorAccounts map[string]bool
 	clockOffset  time.Duration
@@ -157,6 +161,22 @@ func (s *Server) SaveErrorNext(key string, n, status int) {
 	for range n {
 		s.saveErrors[key] = append(s.saveErrors[key], status)
 	}
+}
+
+// SaveErrorsRandomly makes a share (0 to 1) of the POSTs that begin
+// executing end in a saved 500 without doing the work (the crash suite's
+// weather).
+func (s *Server) SaveErrorsRandomly(share float64, seed uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.savedShare, s.rng = share, rand.New(rand.NewPCG(seed, 0x500))
+}
+
+// SavedErrors counts the errors saved under keys (SaveErrorNext, SaveErrorsRandomly).
+func (s *Server) SavedErrors() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.savedErrors
 }
 
 // PutTransfer stores a transfer made outside the test (e.g. legacy data).
@@ -309,6 +329,8 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, path, callKe
 	var savedError int
 	if q := s.saveErrors[callKey]; len(q) > 0 {
 		savedError, s.saveErrors[callKey] = q[0], q[1:]
+	} else if s.savedShare > 0 && s.rng.Float64() < s.savedShare {
+		savedError = http.StatusInternalServerError
 	}
 	s.mu.Unlock()
 
@@ -320,6 +342,9 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, path, callKe
 		s.route(rec, r, path)
 	}
 	s.mu.Lock()
+	if savedError != 0 {
+		s.savedErrors++
+	}
 	delete(s.running, idemKey)
 	if !refusedBeforeExecuting(rec) {
 		s.keys[idemKey] = saved{fingerprint: fingerprint, status: rec.Code, body: rec.Body.Bytes(), at: s.now()}
