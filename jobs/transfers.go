@@ -78,8 +78,10 @@ func (w *PayoutWorker) Work(ctx context.Context, job *river.Job[jobargs.PayoutAr
 			return err
 		}
 	}
-	if _, err := store.MarkPayoutKeySent(ctx, w.DB.Primary(), t.ID); err != nil {
-		return err
+	if t.PayoutKeySentAt == nil {
+		if _, err := store.MarkPayoutKeySent(ctx, w.DB.Primary(), t.ID); err != nil {
+			return err
+		}
 	}
 	stripeID, err := w.Stripe.CreateTransfer(ctx, stripeconnect.TransferParams{
 		Amount:         t.Amount,

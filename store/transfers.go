@@ -86,9 +86,11 @@ func InsertTransfers(ctx context.Context, tx pgx.Tx, orderID uuid.UUID, currency
 		sellers[i], amounts[i], fees[i] = t.SellerID, t.Amount, t.Fee
 	}
 	// The destination is frozen here: the seller's account when the order
-	// was paid.
-	rows, err := tx.Query(ctx, `INSERT INTO seller_transfers (order_id, seller_id, amount, platform_fee, currency, destination)
-		SELECT $1, s, a, f, $2, u.stripe_account_id FROM unnest($3::uuid[], $4::bigint[], $5::bigint[]) AS x(s, a, f)
+	// was paid. The first round's key window starts now, before its first
+	// send (a little early is safe: a new round only looks up first), which
+	// spares the payout a statement.
+	rows, err := tx.Query(ctx, `INSERT INTO seller_transfers (order_id, seller_id, amount, platform_fee, currency, destination, payout_key_sent_at)
+		SELECT $1, s, a, f, $2, u.stripe_account_id, now() FROM unnest($3::uuid[], $4::bigint[], $5::bigint[]) AS x(s, a, f)
 		JOIN users u ON u.id = x.s
 		ON CONFLICT (order_id, seller_id) DO NOTHING RETURNING `+transferColumns, orderID, currency, sellers, amounts, fees)
 	if err != nil {
