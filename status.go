@@ -80,10 +80,13 @@ var transferMoves = map[TransferStatus][]TransferStatus{
 	TransferPending: {TransferCompleted, TransferFailed},
 	// completed from failed: a look-up at Stripe found the transfer an
 	// earlier attempt made (its answer was lost).
-	TransferFailed:          {TransferPending, TransferCompleted, TransferPermanentlyFailed},
-	TransferCompleted:       {TransferReversalPending},
-	TransferReversalPending: {TransferReversed, TransferReversalFailed, TransferPermanentlyFailed},
-	TransferReversalFailed:  {TransferReversalPending, TransferReversed},
+	TransferFailed: {TransferPending, TransferCompleted, TransferPermanentlyFailed},
+	// A transfer closed unpaid that Stripe made after all (its call was on
+	// its way when the look-up found nothing): repaired, loudly.
+	TransferPermanentlyFailed: {TransferCompleted},
+	TransferCompleted:         {TransferReversalPending},
+	TransferReversalPending:   {TransferReversed, TransferReversalFailed, TransferPermanentlyFailed},
+	TransferReversalFailed:    {TransferReversalPending, TransferReversed},
 }
 
 // CheckTransferMove returns nil when from → to is allowed.

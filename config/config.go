@@ -33,6 +33,7 @@ const (
 const (
 	StripeKeyLifetime = 24 * time.Hour
 	DefaultKeyWindow  = jobargs.DefaultKeyWindow
+	maxKeyWindow      = StripeKeyLifetime - 30*time.Minute
 )
 
 // DefaultDatabaseURL is the local development database that `make run` creates.

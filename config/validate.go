@@ -98,9 +98,10 @@ func (c *Config) ValidateForEnvironment(logger zerolog.Logger) error {
 		add("STRIPE_SECRET_KEY", "is required when STRIPE_CONNECT_ENABLED=true; Stripe Connect disabled")
 		c.Stripe.Enabled = false
 	}
-	if c.Stripe.KeyWindow >= StripeKeyLifetime {
-		// A retry after Stripe forgot the key would make a second transfer.
-		add("STRIPE_KEY_REUSE_WINDOW", "must be under Stripe's 24h key lifetime, got %s; using %s", c.Stripe.KeyWindow, DefaultKeyWindow)
+	if c.Stripe.KeyWindow > maxKeyWindow {
+		// A retry after Stripe forgot the key would make a second transfer;
+		// the margin covers a request in flight and clock skew.
+		add("STRIPE_KEY_REUSE_WINDOW", "must be at most %s (Stripe keeps keys 24h), got %s; using %s", maxKeyWindow, c.Stripe.KeyWindow, DefaultKeyWindow)
 		c.Stripe.KeyWindow = DefaultKeyWindow
 	}
 	for name, r := range map[string]*jobargs.Retry{"TRANSFER_BACKOFF_MAX": &c.Transfer, "REVERSAL_BACKOFF_MAX": &c.Reversal.Retry} {

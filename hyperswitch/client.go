@@ -94,7 +94,7 @@ func (e *Error) Unwrap() error { return e.cause }
 // tell: network errors, undecodable answers, 408, 429, 5xx, and any error
 // that is not Hyperswitch's own envelope (a proxy's page).
 func (e *Error) Transient() bool {
-	return e.HTTPStatus == 0 || e.Undecodable || e.Code == "" || e.HTTPStatus == http.StatusRequestTimeout ||
+	return e.HTTPStatus == 0 || e.Undecodable || e.Code == "" || e.Code == codeWrongURL || e.HTTPStatus == http.StatusRequestTimeout ||
 		e.HTTPStatus == http.StatusTooManyRequests || e.HTTPStatus >= 500 ||
 		// Our key refused: a configuration error, not the provider's word on
 		// the payment or refund.
@@ -117,6 +117,10 @@ func IsNotFound(err error) bool {
 
 // codeNotFound is Hyperswitch's "does not exist in our records".
 const codeNotFound = "HE_02"
+
+// codeWrongURL is "Unrecognized request URL": a configuration error
+// (HYPERSWITCH_BASE_URL), not the provider's word on anything.
+const codeWrongURL = "IR_02"
 
 // codeDuplicate is Hyperswitch's "already exists" error code.
 const codeDuplicate = "HE_01"

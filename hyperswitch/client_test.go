@@ -95,6 +95,10 @@ func TestErrorsTellTransientFromPermanent(t *testing.T) {
 	require.True(t, hyperswitch.IsTransient(err), "a proxy's 502 page")
 	require.False(t, hyperswitch.IsNotFound(err))
 
+	_, err = hyperswitch.New(fake.URL+"/v2-wrong-prefix", hyperswitchtest.APIKey, nil).GetPayment(ctx, "x")
+	require.True(t, hyperswitch.IsTransient(err), "IR_02, a wrong URL, is a configuration error: %v", err)
+	require.False(t, hyperswitch.IsNotFound(err))
+
 	_, err = hyperswitch.New("http://127.0.0.1:1", hyperswitchtest.APIKey, nil).GetPayment(ctx, "x")
 	require.True(t, hyperswitch.IsTransient(err), "network errors are transient")
 }

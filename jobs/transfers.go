@@ -67,8 +67,8 @@ func (w *PayoutWorker) Work(ctx context.Context, job *river.Job[jobargs.PayoutAr
 
 	if t.PayoutKeySentAt != nil && time.Since(*t.PayoutKeySentAt) > w.Settle.Jobs.KeyReuse() {
 		// Stripe may have forgotten this key: a new round.
-		if err := store.StartPayoutRound(ctx, w.DB.Primary(), t.ID); err != nil {
-			return err
+		if moved, err := store.StartPayoutRound(ctx, w.DB.Primary(), t.ID, t.PayoutRound); err != nil || !moved {
+			return roundMoved(err)
 		}
 		t.PayoutRound, t.PayoutKeySentAt = t.PayoutRound+1, nil
 	}
@@ -79,8 +79,8 @@ func (w *PayoutWorker) Work(ctx context.Context, job *river.Job[jobargs.PayoutAr
 		}
 	}
 	if t.PayoutKeySentAt == nil {
-		if _, err := store.MarkPayoutKeySent(ctx, w.DB.Primary(), t.ID); err != nil {
-			return err
+		if marked, err := store.MarkPayoutKeySent(ctx, w.DB.Primary(), t.ID, t.PayoutRound); err != nil || !marked {
+			return roundMoved(err)
 		}
 	}
 	stripeID, err := w.Stripe.CreateTransfer(ctx, stripeconnect.TransferParams{
@@ -145,8 +145,8 @@ func (w *PayoutWorker) stripeFailed(ctx context.Context, job *river.Job[jobargs.
 	switch stripeconnect.Classify(err) {
 	case stripeconnect.Balance:
 		wait := w.Settle.Jobs.BalanceWait
-		if err := store.StartPayoutRound(ctx, w.DB.Primary(), t.ID); err != nil {
-			return err
+		if moved, err := store.StartPayoutRound(ctx, w.DB.Primary(), t.ID, t.PayoutRound); err != nil || !moved {
+			return roundMoved(err)
 		}
 		note := "waiting for the platform's available balance (Stripe balance_insufficient); tries again with a new key: " + msg
 		if err := store.RecordTransferRetry(ctx, w.DB.Primary(), t.ID, t.RetryCount, time.Now().Add(wait), note); err != nil {
@@ -158,6 +158,13 @@ func (w *PayoutWorker) stripeFailed(ctx context.Context, job *river.Job[jobargs.
 			return ferr
 		}
 		return river.JobCancel(err)
+	}
+	if stripeconnect.IsReplayedError(err) {
+		// An error Stripe saved under this key: it would only repeat. The
+		// next attempt looks up, then sends a new key.
+		if moved, rerr := store.StartPayoutRound(ctx, w.DB.Primary(), t.ID, t.PayoutRound); rerr != nil || !moved {
+			return roundMoved(rerr)
+		}
 	}
 	if job.Attempt < job.MaxAttempts {
 		if rerr := store.RecordTransferRetry(ctx, w.DB.Primary(), t.ID, job.Attempt, w.NextRetry(job), msg); rerr != nil {
@@ -180,6 +187,15 @@ func (w *PayoutWorker) stripeFailed(ctx context.Context, job *river.Job[jobargs.
 		return ferr
 	}
 	return err // exhausted: River discards the job, the row waits in failed
+}
+
+// roundMoved: another job moved the row's key round meanwhile; this one
+// reads the row again soon, without using an attempt.
+func roundMoved(err error) error {
+	if err != nil {
+		return err
+	}
+	return river.JobSnooze(time.Second)
 }
 
 func (w *PayoutWorker) fail(ctx context.Context, id uuid.UUID, reason string) error {

@@ -11,6 +11,9 @@
 ALTER TABLE orders DROP CONSTRAINT orders_status_check;
 ALTER TABLE orders ADD CONSTRAINT orders_status_check
     CHECK (status IN ('pending', 'completed', 'failed', 'cancelled', 'expired', 'refund_pending', 'refunded'));
+-- Hyperswitch's IntentStatus values run to 41 characters
+-- (partially_authorized_and_requires_capture).
+ALTER TABLE orders ALTER COLUMN payment_status TYPE VARCHAR(64);
 
 ALTER TABLE seller_transfers DROP CONSTRAINT seller_transfers_status_check;
 ALTER TABLE seller_transfers ADD CONSTRAINT seller_transfers_status_check
@@ -23,7 +26,9 @@ ALTER TABLE seller_transfers
     ADD COLUMN reversal_key_sent_at TIMESTAMPTZ NULL;
 -- Transfers planned before this release are sent to the account their
 -- seller had at this migration.
-UPDATE seller_transfers t SET destination = u.stripe_account_id FROM users u
+-- Their key's first send is dated to their creation: one older than the key
+-- window starts a new round, with a look-up, at its next attempt.
+UPDATE seller_transfers t SET destination = u.stripe_account_id, payout_key_sent_at = t.created_at FROM users u
     WHERE u.id = t.seller_id AND t.status IN ('pending', 'failed');
 
 DROP INDEX seller_transfers_open_idx;
@@ -54,6 +59,8 @@ ALTER TABLE seller_transfers DROP COLUMN reversal_key_sent_at, DROP COLUMN rever
 ALTER TABLE seller_transfers DROP CONSTRAINT seller_transfers_status_check;
 ALTER TABLE seller_transfers ADD CONSTRAINT seller_transfers_status_check
     CHECK (status IN ('pending', 'completed', 'failed', 'permanently_failed', 'reversal_pending', 'reversed'));
+UPDATE orders SET payment_status = left(payment_status, 32);
+ALTER TABLE orders ALTER COLUMN payment_status TYPE VARCHAR(32);
 ALTER TABLE orders DROP CONSTRAINT orders_status_check;
 ALTER TABLE orders ADD CONSTRAINT orders_status_check
     CHECK (status IN ('pending', 'completed', 'failed', 'cancelled', 'refund_pending', 'refunded'));

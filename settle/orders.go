@@ -103,10 +103,13 @@ func (s *Settler) applyPayment(ctx context.Context, tx pgx.Tx, ins Inserter, ev 
 	if err != nil {
 		return "", err
 	}
-	switch ev.EventType {
-	case "payment_succeeded", "payment_captured":
+	switch {
+	case ev.EventType == "payment_captured" && obj.Status == "partially_captured_and_capturable":
+		// More may still be captured: not the payment's last word.
+		return store.ResultSkipped, s.recordStatus(ctx, tx, order, obj.Status)
+	case ev.EventType == "payment_succeeded" || ev.EventType == "payment_captured":
 		return s.paymentTaken(ctx, tx, ins, ev, order)
-	case "payment_cancelled_post_capture":
+	case ev.EventType == "payment_cancelled_post_capture":
 		return s.paymentReturned(ctx, tx, ins, ev, order)
 	}
 	if to, closes := paymentCloses[ev.EventType]; closes && order.Status == veza.OrderPending {
@@ -154,6 +157,13 @@ func (s *Settler) paymentTaken(ctx context.Context, tx pgx.Tx, ins Inserter, ev 
 		}
 		return store.ResultOK, s.orderPaid(ctx, tx, ins, order)
 	case order.Status == veza.OrderFailed && inFull:
+		refunding, err := s.hasAutomaticRefund(ctx, tx, order.ID)
+		if err != nil || refunding {
+			// Its money is already on its way back (a partial capture): the
+			// order cannot be completed on top of that.
+			log.Msg("payment succeeded on a failed order whose money is being refunded automatically: order left failed; settle it by hand")
+			return store.ResultSkipped, err
+		}
 		log.Msg("payment succeeded after the order was failed (a retry at the provider): order completed, sellers paid")
 		if err := store.TransitionOrderWithPayment(ctx, tx, order.ID, veza.OrderFailed, veza.OrderCompleted, obj.Status); err != nil {
 			return "", err
@@ -190,14 +200,8 @@ func (s *Settler) autoRefund(ctx context.Context, tx pgx.Tx, ins Inserter, order
 	if amount <= 0 {
 		return nil, nil
 	}
-	refunds, err := store.OrderRefunds(ctx, tx, order.ID)
-	if err != nil {
+	if refunding, err := s.hasAutomaticRefund(ctx, tx, order.ID); err != nil || refunding {
 		return nil, err
-	}
-	for _, r := range refunds {
-		if r.Automatic && r.Status != veza.RefundFailed {
-			return nil, nil
-		}
 	}
 	refund, err := store.CreateAutomaticRefund(ctx, tx, order.ID, amount, order.Currency, why)
 	if err != nil {
@@ -207,6 +211,21 @@ func (s *Settler) autoRefund(ctx context.Context, tx pgx.Tx, ins Inserter, order
 		return nil, err
 	}
 	return refund, nil
+}
+
+// hasAutomaticRefund reports whether the order has an automatic refund live
+// or succeeded.
+func (s *Settler) hasAutomaticRefund(ctx context.Context, tx pgx.Tx, orderID uuid.UUID) (bool, error) {
+	refunds, err := store.OrderRefunds(ctx, tx, orderID)
+	if err != nil {
+		return false, err
+	}
+	for _, r := range refunds {
+		if r.Automatic && r.Status != veza.RefundFailed {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // paymentReturned applies a cancel after capture: the provider gave the

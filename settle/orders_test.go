@@ -224,3 +224,24 @@ func TestExpiryReleasesTheOrdersKey(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, claimed, "released: %+v", rec)
 }
+
+// A capture of part of the amount that may still grow is not final; a
+// success after a partial capture was refunded cannot complete the order.
+func TestPartialCaptureNeverCompletesOnTopOfItsRefund(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.PendingOrder(t, b.tx, 1000)
+	part := int64(400)
+	more := event("payment_captured", o.Order, "partially_captured_and_capturable")
+	more.Object.AmountReceived = &part
+	require.Equal(t, store.ResultSkipped, b.apply(t, more))
+	require.Equal(t, veza.OrderPending, b.order(t, o.ID).Status, "more may be captured")
+
+	final := event("payment_captured", o.Order, "partially_captured")
+	final.Object.AmountReceived = &part
+	require.Equal(t, store.ResultOK, b.apply(t, final))
+	require.Equal(t, store.ResultSkipped, b.apply(t, paid(o)))
+	require.Equal(t, veza.OrderFailed, b.order(t, o.ID).Status)
+	require.Empty(t, b.transfers(t, o.ID), "no seller paid on top of the refund")
+	require.Contains(t, b.logs.String(), "settle it by hand")
+}

@@ -75,8 +75,10 @@ func (s *Settler) SettleRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ref
 		s.Logger.Error().Str("refund_id", refund.ID.String()).Str("order_id", order.ID.String()).Str("order_status", string(order.Status)).
 			Msg("a refund we had marked failed succeeded at the provider: repaired; the order is refunded and its payouts taken back")
 	}
-	switch order.Status {
-	case veza.OrderRefundPending, veza.OrderCompleted:
+	switch {
+	case refund.Automatic:
+		// Money the order never accounted for: no order moves.
+	case order.Status == veza.OrderRefundPending || order.Status == veza.OrderCompleted:
 		if err := store.TransitionOrder(ctx, tx, order.ID, order.Status, veza.OrderRefunded); err != nil {
 			return err
 		}
@@ -106,8 +108,16 @@ func (s *Settler) takeBackPayouts(ctx context.Context, tx pgx.Tx, ins Inserter, 
 				return err
 			}
 		case veza.TransferFailed, veza.TransferPending:
-			// Unique: a pending transfer's own job may still be alive.
-			look = append(look, jobargs.Unique(s.Jobs.PayoutJob(t.ID)))
+			// A payout job of its own still alive (perhaps mid-call at
+			// Stripe) sees the refunded order itself; a second job could
+			// close the row unpaid while that call is on its way.
+			live, err := store.HasLiveJob(ctx, tx, jobargs.PayoutArgs{}.Kind(), "transfer_id", t.ID)
+			if err != nil {
+				return err
+			}
+			if !live {
+				look = append(look, jobargs.Unique(s.Jobs.PayoutJob(t.ID)))
+			}
 		}
 	}
 	if len(look) == 0 {
@@ -130,7 +140,15 @@ func (s *Settler) FailRefund(ctx context.Context, tx pgx.Tx, refund *store.Refun
 			Str("currency", refund.Currency).Str("error", msg).Msg("automatic refund failed at the provider: return the money to the buyer by hand")
 		return nil
 	}
-	return store.TransitionOrder(ctx, tx, refund.OrderID, veza.OrderRefundPending, veza.OrderCompleted)
+	err := store.TransitionOrder(ctx, tx, refund.OrderID, veza.OrderRefundPending, veza.OrderCompleted)
+	if errors.Is(err, veza.ErrStaleState) {
+		// The order moved on meanwhile (its money went back another way: a
+		// cancel after capture, a repaired refund): the refund closes alone.
+		s.Logger.Warn().Str("refund_id", refund.ID.String()).Str("order_id", refund.OrderID.String()).
+			Msg("refund failed for an order that is no longer refund_pending: order left as it is")
+		return nil
+	}
+	return err
 }
 
 // applyRefund applies a refund_* event to the refund row our refund_id

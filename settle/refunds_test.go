@@ -152,3 +152,16 @@ func TestAutomaticRefundFailureNeedsAHuman(t *testing.T) {
 	require.Equal(t, veza.OrderCancelled, b.order(t, o.ID).Status)
 	require.Contains(t, b.logs.String(), "return the money to the buyer by hand")
 }
+
+// A buyer's refund that fails after the order's money went back another way
+// (a cancel after capture) closes without moving the order.
+func TestRefundFailureAfterTheOrderMovedOn(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o, _, refund := b.refunded(t)
+	require.Equal(t, store.ResultOK, b.apply(t, event("payment_cancelled_post_capture", o.Order, "cancelled_post_capture")))
+	require.Equal(t, veza.OrderRefunded, b.order(t, o.ID).Status)
+	require.Equal(t, store.ResultOK, b.apply(t, refundEvent("refund_failed", o.Order, refund, "failed")))
+	require.Equal(t, veza.RefundFailed, b.refund(t, refund.ID).Status)
+	require.Equal(t, veza.OrderRefunded, b.order(t, o.ID).Status)
+}

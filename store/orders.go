@@ -157,7 +157,7 @@ func TransitionOrderWithPayment(ctx context.Context, tx pgx.Tx, id uuid.UUID, fr
 	}
 	tag, err := tx.Exec(ctx, `UPDATE orders SET status = $3::text, updated_at = now(),
 		completed_at = CASE WHEN $3::text = 'completed' AND completed_at IS NULL THEN now() ELSE completed_at END,
-		payment_status = COALESCE(NULLIF($4::text, ''), payment_status)
+		payment_status = COALESCE(NULLIF(left($4::text, 64), ''), payment_status)
 		WHERE id = $1 AND status = $2::text`, id, string(from), string(to), paymentStatus)
 	if err != nil {
 		return fmt.Errorf("error moving order %s %s → %s: %w", id, from, to, err)
@@ -181,7 +181,7 @@ func CompletePaidOrder(ctx context.Context, tx pgx.Tx, paymentID string, amount 
 	}
 	o, err := scanOrderWithItems(tx.QueryRow(ctx, `UPDATE orders SET status = $2::text, updated_at = now(),
 		completed_at = COALESCE(completed_at, now()),
-		payment_status = COALESCE(NULLIF($6::text, ''), payment_status)
+		payment_status = COALESCE(NULLIF(left($6::text, 64), ''), payment_status)
 		WHERE payment_id = $1 AND status = $3::text AND amount = $4 AND lower(currency) = lower($5::text)
 		RETURNING `+orderColumnsWithItems,
 		paymentID, string(veza.OrderCompleted), string(veza.OrderPending), amount, currency, paymentStatus))
@@ -196,7 +196,7 @@ func CompletePaidOrder(ctx context.Context, tx pgx.Tx, paymentID string, amount 
 
 // SetOrderPaymentStatus records the PSP's last reported payment status.
 func SetOrderPaymentStatus(ctx context.Context, q Querier, id uuid.UUID, status string) error {
-	_, err := q.Exec(ctx, `UPDATE orders SET payment_status = $2, updated_at = now() WHERE id = $1`, id, status)
+	_, err := q.Exec(ctx, `UPDATE orders SET payment_status = left($2, 64), updated_at = now() WHERE id = $1`, id, status)
 	return err
 }
 

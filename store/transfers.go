@@ -231,9 +231,12 @@ func RecordTransferRetry(ctx context.Context, q Querier, id uuid.UUID, retryCoun
 // stays in its status (balance_insufficient, a key near Stripe's 24 h, an
 // error saved under the old key): the next attempt looks up, then sends a
 // new key. It never changes status.
-func StartPayoutRound(ctx context.Context, q Querier, id uuid.UUID) error {
-	_, err := q.Exec(ctx, `UPDATE seller_transfers SET payout_round = payout_round + 1, payout_key_sent_at = NULL, updated_at = now() WHERE id = $1`, id)
-	return err
+// It moves from round only (compare and set): false when another job moved
+// the round meanwhile, and the caller reads the row again.
+func StartPayoutRound(ctx context.Context, q Querier, id uuid.UUID, round int) (bool, error) {
+	tag, err := q.Exec(ctx, `UPDATE seller_transfers SET payout_round = payout_round + 1, payout_key_sent_at = NULL, updated_at = now()
+		WHERE id = $1 AND payout_round = $2`, id, round)
+	return tag.RowsAffected() == 1, err
 }
 
 // StartReversalRound is StartPayoutRound for reversal keys.
@@ -242,13 +245,13 @@ func StartReversalRound(ctx context.Context, q Querier, id uuid.UUID) error {
 	return err
 }
 
-// MarkPayoutKeySent records when the current payout key is first sent
-// (before sending: a crash after it still leaves the key's age known) and
-// returns that time.
-func MarkPayoutKeySent(ctx context.Context, q Querier, id uuid.UUID) (time.Time, error) {
-	var at time.Time
-	err := q.QueryRow(ctx, `UPDATE seller_transfers SET payout_key_sent_at = COALESCE(payout_key_sent_at, now()) WHERE id = $1 RETURNING payout_key_sent_at`, id).Scan(&at)
-	return at, err
+// MarkPayoutKeySent records when round's payout key is first sent (before
+// sending: a crash after it still leaves the key's age known). False when
+// the row is in another round now (the caller reads it again).
+func MarkPayoutKeySent(ctx context.Context, q Querier, id uuid.UUID, round int) (bool, error) {
+	tag, err := q.Exec(ctx, `UPDATE seller_transfers SET payout_key_sent_at = COALESCE(payout_key_sent_at, now())
+		WHERE id = $1 AND payout_round = $2`, id, round)
+	return tag.RowsAffected() == 1, err
 }
 
 // MarkReversalKeySent is MarkPayoutKeySent for reversal keys.

@@ -121,7 +121,11 @@ func (c *Client) ReverseTransfer(ctx context.Context, transferID, idempotencyKey
 		// "Already reversed" has no code of its own: confirm by reading the
 		// transfer back instead of matching message text.
 		tr, gerr := c.GetTransfer(ctx, transferID)
-		if gerr == nil && tr.Reversed {
+		switch {
+		case gerr != nil:
+			// Unconfirmed: the read's error (retried) rather than the 400.
+			return "", gerr
+		case tr.Reversed:
 			return "", fmt.Errorf("%w: %s", ErrTransferAlreadyReversed, transferID)
 		}
 	}
@@ -235,6 +239,14 @@ func shouldRetry(se *stripe.Error) bool {
 func IsTransient(err error) bool {
 	o := Classify(err)
 	return o == Unknown || o == RateLimited
+}
+
+// IsReplayedError reports a 5xx Stripe replayed from a key's saved answer
+// (Idempotent-Replayed: true): retrying that key cannot heal it.
+func IsReplayedError(err error) bool {
+	var se *stripe.Error
+	return errors.As(err, &se) && se.HTTPStatusCode >= 500 && se.LastResponse != nil &&
+		se.LastResponse.Header.Get("Idempotent-Replayed") == "true"
 }
 
 // IsWrongURL reports a 404 without resource_missing: the request reached

@@ -2,6 +2,7 @@ package stripeconnect_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -84,4 +85,23 @@ func TestBadRequestIsNotTransient(t *testing.T) {
 	_, err = stripeconnect.New("sk_wrong", fake.URL, nil).CreateTransfer(context.Background(), stripeconnect.TransferParams{Amount: 5, Currency: "EUR", Destination: "acct_1", IdempotencyKey: "k2"})
 	require.Error(t, err)
 	require.False(t, stripeconnect.IsTransient(err))
+}
+
+// The look-up pages through a group's transfers as Stripe lists them.
+func TestFindTransfersPagesThroughTheGroup(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	fake := stripetest.Start(t)
+	c := fake.Client()
+	for i := range 130 {
+		_, err := c.CreateTransfer(ctx, stripeconnect.TransferParams{Amount: 100, Currency: "EUR", Destination: "acct_1",
+			TransferGroup: "order_many", IdempotencyKey: fmt.Sprint("k", i), Metadata: map[string]string{"transfer_id": fmt.Sprint("row_", i%3)}})
+		require.NoError(t, err)
+	}
+	found, err := c.FindTransfers(ctx, "order_many", "row_0")
+	require.NoError(t, err)
+	require.Len(t, found, 44, "every page read")
+	none, err := c.FindTransfers(ctx, "order_other", "row_0")
+	require.NoError(t, err)
+	require.Empty(t, none)
 }

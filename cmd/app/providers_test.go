@@ -313,3 +313,30 @@ func TestReversalA404WithoutResourceMissingIsRetried(t *testing.T) {
 	s.eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "reversed") }, s.state(t, orderID))
 	require.Zero(t, s.sellerNet(orderID))
 }
+
+// The refund settles while the payout's Stripe call is still on its way:
+// the look-up finds nothing yet, and the transfer Stripe then makes must
+// still be taken back.
+func TestRefundWhilePayoutIsInFlightNetsZero(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, nil)
+	s.stripe.SetLatency(3 * time.Second)
+	orderID, _, buyer := s.paidOrder(t, 1000)
+	s.eventually(t, func() bool { return s.stripe.Calls("POST /v1/transfers") == 1 }, s.state(t, orderID))
+	s.stripe.SetLatency(0)
+	_, psp := s.refund(t, buyer, orderID)
+	s.refundSucceeds(t, psp)
+	s.eventually(t, func() bool { return s.transfersAtStripe(orderID) == 1 && s.sellerNet(orderID) == 0 }, s.state(t, orderID))
+	s.eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "reversed") }, s.state(t, orderID))
+}
+
+// A payout whose first request ended in a 500 Stripe saved under its key:
+// the same key would replay it for a day; a new round pays now.
+func TestSavedPayoutErrorIsNotReplayedForADay(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, nil)
+	s.stripe.SaveErrorNext("POST /v1/transfers", 1, 500)
+	orderID, _, _ := s.paidOrder(t, 1000)
+	s.eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, s.state(t, orderID))
+	require.Equal(t, 1, s.transfersAtStripe(orderID))
+}

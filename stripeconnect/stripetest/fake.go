@@ -423,18 +423,37 @@ func (s *Server) createTransfer(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, t)
 }
 
+// listTransfers pages as Stripe does: newest first, limit (default 10, at
+// most 100) per page, starting_after an id, has_more.
 func (s *Server) listTransfers(w http.ResponseWriter, r *http.Request) {
-	group := r.URL.Query().Get("transfer_group")
-	var data []Transfer
-	for _, t := range s.Transfers() {
-		if group == "" || t.TransferGroup == group {
-			data = append(data, t)
+	q := r.URL.Query()
+	group := q.Get("transfer_group")
+	limit, err := strconv.Atoi(q.Get("limit"))
+	if err != nil || limit <= 0 {
+		limit = 10
+	}
+	limit = min(limit, 100)
+	all := s.Transfers()
+	sort.Slice(all, func(i, j int) bool { return all[i].ID > all[j].ID }) // newest first
+	data := []Transfer{}
+	after := q.Get("starting_after")
+	started := after == ""
+	more := false
+	for _, t := range all {
+		if !started {
+			started = t.ID == after
+			continue
 		}
+		if group != "" && t.TransferGroup != group {
+			continue
+		}
+		if len(data) == limit {
+			more = true
+			break
+		}
+		data = append(data, t)
 	}
-	if data == nil {
-		data = []Transfer{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "url": "/v1/transfers", "has_more": false, "data": data})
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "url": "/v1/transfers", "has_more": more, "data": data})
 }
 
 func (s *Server) createReversal(w http.ResponseWriter, r *http.Request, transferID string) {
