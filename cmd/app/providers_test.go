@@ -49,12 +49,19 @@ func (s *stack) transfersAtStripe(orderID string) int {
 	return n
 }
 
-// paidOrder is an order of one track from a new seller, paid by webhook.
-func (s *stack) paidOrder(t *testing.T, price int64) (orderID, paymentID, buyer string) {
+// pendingOrder is an order of one track from a new seller, by a new buyer.
+func (s *stack) pendingOrder(t *testing.T, price int64) (orderID, paymentID string, amount int64, buyer string) {
 	t.Helper()
 	_, track, _ := s.seller(t, price)
 	_, buyer = s.account(t, uuid.NewString()[:8]+"@buyers.test")
-	orderID, paymentID, amount := s.buy(t, buyer, track)
+	orderID, paymentID, amount = s.buy(t, buyer, track)
+	return orderID, paymentID, amount, buyer
+}
+
+// paidOrder is a pendingOrder, paid by webhook.
+func (s *stack) paidOrder(t *testing.T, price int64) (orderID, paymentID, buyer string) {
+	t.Helper()
+	orderID, paymentID, amount, buyer := s.pendingOrder(t, price)
 	s.paid(t, paymentID, amount)
 	return orderID, paymentID, buyer
 }
@@ -238,9 +245,7 @@ func TestOrphanSweepReadsOurRefundIDFirst(t *testing.T) {
 func TestPaymentRetriedAfterFailureCompletesTheOrder(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, nil)
-	_, track, _ := s.seller(t, 1000)
-	_, buyer := s.account(t, "buyer@retry.test")
-	orderID, paymentID, amount := s.buy(t, buyer, track)
+	orderID, paymentID, amount, buyer := s.pendingOrder(t, 1000)
 	s.hs.SetPaymentStatus(paymentID, "failed")
 	s.paymentEvent(t, "payment_failed", paymentID, map[string]any{"status": "failed", "amount": amount, "currency": "EUR"})
 	s.eventually(t, func() bool { return s.orderStatus(t, buyer, orderID) == "failed" }, s.state(t, orderID))
@@ -256,9 +261,7 @@ func TestPaymentRetriedAfterFailureCompletesTheOrder(t *testing.T) {
 func TestPartialCaptureIsRefunded(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, nil)
-	_, track, _ := s.seller(t, 1000)
-	_, buyer := s.account(t, "buyer@partial.test")
-	orderID, paymentID, amount := s.buy(t, buyer, track)
+	orderID, paymentID, amount, buyer := s.pendingOrder(t, 1000)
 	s.hs.Capture(paymentID, 600)
 	s.paymentEvent(t, "payment_captured", paymentID, map[string]any{"status": "partially_captured", "amount": amount, "amount_received": 600, "currency": "EUR"})
 	require.Eventually(t, func() bool {
@@ -291,9 +294,7 @@ func TestCancelAfterCaptureReversesThePayouts(t *testing.T) {
 func TestExpiredPaymentClosesTheOrder(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, nil)
-	_, track, _ := s.seller(t, 1000)
-	_, buyer := s.account(t, "buyer@expired.test")
-	orderID, paymentID, amount := s.buy(t, buyer, track)
+	orderID, paymentID, amount, buyer := s.pendingOrder(t, 1000)
 	s.hs.SetPaymentStatus(paymentID, "expired")
 	s.paymentEvent(t, "payment_expired", paymentID, map[string]any{"status": "expired", "amount": amount, "currency": "EUR"})
 	s.eventually(t, func() bool { return s.orderStatus(t, buyer, orderID) == "expired" }, s.state(t, orderID))
