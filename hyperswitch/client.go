@@ -1,5 +1,6 @@
 // Package hyperswitch is the client of Hyperswitch's payments API: create
-// and read payments and refunds, plus webhook signature verification.
+// and read payments and refunds, read disputes, plus webhook parsing and
+// signature verification.
 //
 // Hyperswitch has no idempotency header: the merchant chooses payment_id and
 // refund_id. The client refuses to create either without one (a retried
@@ -195,6 +196,18 @@ func (c *Client) CreateRefund(ctx context.Context, p CreateRefundParams) (*Refun
 func (c *Client) GetRefund(ctx context.Context, refundID string) (*Refund, error) {
 	var out Refund
 	if err := c.do(ctx, http.MethodGet, "/refunds/"+url.PathEscape(refundID), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetDispute reads a dispute (GET /disputes/{dispute_id}). The answer is a
+// DisputeResponse, decoded as leniently as a webhook's object (amount is a
+// string of minor units, the status is dispute_status), so a reconcile
+// read feeds the same code path as a delivery.
+func (c *Client) GetDispute(ctx context.Context, disputeID string) (*EventObject, error) {
+	var out EventObject
+	if err := c.do(ctx, http.MethodGet, "/disputes/"+url.PathEscape(disputeID), nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -125,3 +125,90 @@ func TestEventTypeOf(t *testing.T) {
 	require.Equal(t, "", hyperswitch.EventTypeOf([]byte(`{"event_type":42}`)))
 	require.Equal(t, "", hyperswitch.EventTypeOf([]byte(`garbage`)))
 }
+
+func TestParseEventReadsARealDisputeBody(t *testing.T) {
+	t.Parallel()
+	// As Hyperswitch sends it: amount a string, status as dispute_status,
+	// times without a zone, fields we never read (numbers, nulls, objects).
+	body := []byte(`{"merchant_id":"merchant_veza","event_id":"evt_d1","event_type":"dispute_opened",
+	 "content":{"type":"dispute_details","object":{"dispute_id":"dp_1","payment_id":"veza_ord_1","attempt_id":"a_1",
+	  "amount":"1500","currency":"EUR","dispute_stage":"pre_arbitration","dispute_status":"dispute_opened",
+	  "connector":"stripe","connector_status":"needs_response","connector_dispute_id":"du_1",
+	  "connector_reason":"fraudulent","connector_reason_code":null,"challenge_required_by":"2026-12-09T10:00:00.000Z",
+	  "connector_created_at":null,"created_at":"2026-12-02T10:00:00.000Z","profile_id":null,
+	  "is_already_refunded":false,"additional_details":{"network":"visa","score":0.9},"status":{"unexpected":true}}},
+	 "timestamp":"2026-12-02T10:00:00.123Z","processor_merchant_id":42}`)
+	ev, err := hyperswitch.ParseEvent(body)
+	require.NoError(t, err)
+	o := ev.Content.Object
+	require.Equal(t, "dispute_details", ev.Content.Type)
+	require.Equal(t, int64(1500), o.Amount, "a string of minor units")
+	require.Equal(t, "dp_1", o.DisputeID)
+	require.Equal(t, "veza_ord_1", o.PaymentID)
+	require.Equal(t, "dispute_opened", o.DisputeStatus)
+	require.Equal(t, "pre_arbitration", o.DisputeStage)
+	require.Equal(t, "du_1", o.ConnectorDisputeID)
+	require.Equal(t, "needs_response", o.ConnectorStatus)
+	require.Equal(t, "fraudulent", o.ConnectorReason)
+	require.Equal(t, "2026-12-09T10:00:00.000Z", o.ChallengeRequiredBy)
+	require.Equal(t, "", o.Status, "a status of the wrong type is ignored, not an error")
+
+	// A payment's amount stays a number; amount_received may be null.
+	ev, err = hyperswitch.ParseEvent([]byte(`{"event_id":"e","event_type":"payment_succeeded","content":{"type":"payment_details",
+	 "object":{"payment_id":"p","status":"succeeded","amount":1999,"amount_received":null,"currency":"EUR","metadata":{"n":1}}}}`))
+	require.NoError(t, err)
+	require.Equal(t, int64(1999), ev.Content.Object.Amount)
+	require.Nil(t, ev.Content.Object.AmountReceived)
+
+	// Content we do not act on (a mandate, a payout) parses.
+	for _, b := range []string{
+		`{"event_id":"e","event_type":"mandate_active","content":{"type":"mandate_details","object":{"mandate_id":"m","amount":{"x":1}}}}`,
+		`{"event_id":"e","event_type":"payout_success","content":{"type":"payout_details","object":[1,2]}}`,
+		`{"event_id":"e","event_type":"invoice_paid","content":"text"}`,
+	} {
+		_, err := hyperswitch.ParseEvent([]byte(b))
+		require.NoError(t, err, b)
+	}
+	// What we key on must be there, as strings, storable.
+	for _, b := range []string{
+		`{"event_type":"dispute_won"}`, `{"event_id":7,"event_type":"dispute_won"}`, `[]`, `{"event_id":"e\u0000","event_type":"x"}`,
+		`{"event_id":"e","event_type":"dispute_won","content":{"object":{"dispute_id":"d\u0000"}}}`,
+	} {
+		_, err := hyperswitch.ParseEvent([]byte(b))
+		require.Error(t, err, b)
+	}
+	// Free text loses its NULs instead of failing the delivery.
+	ev, err = hyperswitch.ParseEvent([]byte(`{"event_id":"e","event_type":"dispute_lost","content":{"object":{"connector_reason":"a\u0000b"}}}`))
+	require.NoError(t, err)
+	require.Equal(t, "ab", ev.Content.Object.ConnectorReason)
+}
+
+func TestGetDispute(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	fake := hyperswitchtest.Start(t)
+	c := fake.Client()
+	fake.PutPayment(hyperswitch.Payment{PaymentID: "veza_ord_d", Status: "succeeded", Amount: 3000, Currency: "EUR"})
+	d := fake.OpenDispute("veza_ord_d", 1200)
+	require.Equal(t, "1200", d.Amount)
+
+	got, err := c.GetDispute(ctx, d.DisputeID)
+	require.NoError(t, err)
+	require.Equal(t, int64(1200), got.Amount)
+	require.Equal(t, "dispute_opened", got.DisputeStatus)
+	require.Equal(t, "veza_ord_d", got.PaymentID)
+	require.NotEmpty(t, got.ChallengeRequiredBy)
+
+	fake.SetDisputeStatus(d.DisputeID, "dispute_lost")
+	got, err = c.GetDispute(ctx, d.DisputeID)
+	require.NoError(t, err)
+	require.Equal(t, "dispute_lost", got.DisputeStatus)
+
+	_, err = c.GetDispute(ctx, "dp_missing")
+	require.True(t, hyperswitch.IsNotFound(err))
+
+	ev, err := hyperswitch.ParseEvent(fake.DisputeWebhook("evt_x", d.DisputeID))
+	require.NoError(t, err)
+	require.Equal(t, "dispute_lost", ev.EventType)
+	require.Equal(t, int64(1200), ev.Content.Object.Amount)
+}

@@ -5,7 +5,8 @@
 // fails unless its reason is one Stripe takes. Tests move payments through
 // every status (a failed payment retried to success, a partial capture,
 // expiry, a cancel after capture) and refunds (pending, review, succeeded,
-// failed), make it fail before doing anything (FailNext) or do the work
+// failed) and disputes (opened, challenged, won, lost, ...: DisputeResponse
+// with its string amount), make it fail before doing anything (FailNext) or do the work
 // and lose the answer (LoseNext: 502, reset, HTML 200, timeout), slow it
 // down, and build signed webhook deliveries.
 package hyperswitchtest
@@ -15,6 +16,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -37,6 +39,7 @@ type Server struct {
 	mu       sync.Mutex
 	payments map[string]*hyperswitch.Payment
 	refunds  map[string]*hyperswitch.Refund
+	disputes map[string]*Dispute
 }
 
 // Start runs the fake until the test ends.
@@ -49,7 +52,7 @@ func Start(t testing.TB) *Server {
 
 // New runs the fake until stop is called (benchmarks, tools).
 func New() (*Server, func()) {
-	s := &Server{payments: map[string]*hyperswitch.Payment{}, refunds: map[string]*hyperswitch.Refund{}}
+	s := &Server{payments: map[string]*hyperswitch.Payment{}, refunds: map[string]*hyperswitch.Refund{}, disputes: map[string]*Dispute{}}
 	srv := httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = srv.URL
 	return s, srv.Close
@@ -191,6 +194,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, parts []string) {
 		} else {
 			writeError(w, http.StatusNotFound, "invalid_request", "HE_02", "Refund does not exist in our records")
 		}
+	case r.Method == http.MethodGet && len(parts) == 2 && parts[0] == "disputes":
+		if d, ok := s.Dispute(parts[1]); ok {
+			writeJSON(w, http.StatusOK, d)
+		} else {
+			writeError(w, http.StatusNotFound, "invalid_request", "HE_02", "Dispute does not exist in our records")
+		}
 	default:
 		writeError(w, http.StatusNotFound, "invalid_request", "IR_02", "Unrecognized request URL")
 	}
@@ -285,6 +294,116 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ref)
 }
 
+// Dispute is Hyperswitch's DisputeResponse on the wire
+// (crates/api_models/src/disputes.rs): the amount is a string of minor
+// units, the status is dispute_status, times are ISO 8601 without a zone
+// (PrimitiveDateTime), and there are fields the service never reads.
+type Dispute struct {
+	DisputeID           string  `json:"dispute_id"`
+	PaymentID           string  `json:"payment_id"`
+	AttemptID           string  `json:"attempt_id"`
+	Amount              string  `json:"amount"`
+	Currency            string  `json:"currency"`
+	DisputeStage        string  `json:"dispute_stage"`
+	DisputeStatus       string  `json:"dispute_status"`
+	Connector           string  `json:"connector"`
+	ConnectorStatus     string  `json:"connector_status"`
+	ConnectorDisputeID  string  `json:"connector_dispute_id"`
+	ConnectorReason     *string `json:"connector_reason"`
+	ConnectorReasonCode *string `json:"connector_reason_code"`
+	ChallengeRequiredBy *string `json:"challenge_required_by"`
+	ConnectorCreatedAt  *string `json:"connector_created_at"`
+	ConnectorUpdatedAt  *string `json:"connector_updated_at"`
+	CreatedAt           string  `json:"created_at"`
+	ProfileID           *string `json:"profile_id"`
+	MerchantConnectorID *string `json:"merchant_connector_id"`
+	IsAlreadyRefunded   bool    `json:"is_already_refunded"`
+	AdditionalDetails   any     `json:"additional_details"`
+}
+
+// primitiveTime is how Hyperswitch writes a PrimitiveDateTime.
+func primitiveTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// stripeDisputeStatus is what Stripe (the connector) calls each status.
+var stripeDisputeStatus = map[string]string{
+	"dispute_opened": "needs_response", "dispute_challenged": "under_review", "dispute_won": "won",
+	"dispute_lost": "lost", "dispute_accepted": "lost", "dispute_expired": "lost", "dispute_cancelled": "warning_closed",
+}
+
+// OpenDispute opens a dispute on a payment for amount (0: all that was
+// captured), as the connector reports it: stage "dispute", status
+// dispute_opened, evidence due in 7 days, reason "fraudulent".
+func (s *Server) OpenDispute(paymentID string, amount int64) Dispute {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pay, ok := s.payments[paymentID]
+	if !ok {
+		panic("hyperswitchtest: OpenDispute on unknown payment " + paymentID)
+	}
+	if amount == 0 {
+		amount = pay.Amount
+		if pay.AmountReceived != nil {
+			amount = *pay.AmountReceived
+		}
+	}
+	n := len(s.disputes) + 1
+	now := time.Now()
+	reason, code, due, created := "fraudulent", "10.4", primitiveTime(now.Add(7*24*time.Hour)), primitiveTime(now)
+	profile, mca := "pro_veza", "mca_stripe"
+	d := &Dispute{
+		DisputeID: fmt.Sprintf("dp_%s_%d", paymentID, n), PaymentID: paymentID, AttemptID: paymentID + "_1",
+		Amount: fmt.Sprint(amount), Currency: pay.Currency, DisputeStage: "dispute", DisputeStatus: "dispute_opened",
+		Connector: "stripe", ConnectorStatus: "needs_response", ConnectorDisputeID: fmt.Sprintf("dp_stripe_%d", n),
+		ConnectorReason: &reason, ConnectorReasonCode: &code, ChallengeRequiredBy: &due,
+		ConnectorCreatedAt: &created, ConnectorUpdatedAt: &created, CreatedAt: created,
+		ProfileID: &profile, MerchantConnectorID: &mca,
+		AdditionalDetails: map[string]any{"network": "visa", "score": 0.93},
+	}
+	s.disputes[d.DisputeID] = d
+	return *d
+}
+
+// Dispute returns a copy of a dispute.
+func (s *Server) Dispute(id string) (Dispute, bool) { return copyOf(s, s.disputes, id) }
+
+// SetDisputeStatus moves a dispute (dispute_challenged, dispute_won, ...)
+// and returns it; the stage moves to pre_arbitration when asked.
+func (s *Server) SetDisputeStatus(id, status string) Dispute {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.disputes[id]
+	if !ok {
+		panic("hyperswitchtest: SetDisputeStatus on unknown dispute " + id)
+	}
+	updated := primitiveTime(time.Now())
+	d.DisputeStatus, d.ConnectorStatus, d.ConnectorUpdatedAt = status, stripeDisputeStatus[status], &updated
+	if status == "dispute_lost" {
+		var refunded int64
+		for _, rf := range s.refunds {
+			if rf.PaymentID == d.PaymentID && rf.Status == "succeeded" {
+				refunded += rf.Amount
+			}
+		}
+		amount, _ := strconv.ParseInt(d.Amount, 10, 64)
+		captured := s.payments[d.PaymentID].Amount
+		if r := s.payments[d.PaymentID].AmountReceived; r != nil {
+			captured = *r
+		}
+		d.IsAlreadyRefunded = amount+refunded > captured
+	}
+	return *d
+}
+
+// DisputeWebhook is the body Hyperswitch posts for a dispute in its
+// current status (event type = dispute_status).
+func (s *Server) DisputeWebhook(eventID, disputeID string) []byte {
+	d, ok := s.Dispute(disputeID)
+	if !ok {
+		panic("hyperswitchtest: DisputeWebhook on unknown dispute " + disputeID)
+	}
+	return WebhookBody(eventID, d.DisputeStatus, d)
+}
+
 // WebhookBody builds the body Hyperswitch posts for an event.
 func WebhookBody(eventID, eventType string, object any) []byte {
 	contentType := "payment_details"
@@ -294,11 +413,12 @@ func WebhookBody(eventID, eventType string, object any) []byte {
 		contentType = "dispute_details"
 	}
 	body, _ := json.Marshal(map[string]any{
-		"merchant_id": "merchant_veza",
-		"event_id":    eventID,
-		"event_type":  eventType,
-		"content":     map[string]any{"type": contentType, "object": object},
-		"timestamp":   time.Now().UTC().Format(time.RFC3339Nano),
+		"merchant_id":           "merchant_veza",
+		"processor_merchant_id": "merchant_veza",
+		"event_id":              eventID,
+		"event_type":            eventType,
+		"content":               map[string]any{"type": contentType, "object": object},
+		"timestamp":             time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
 	})
 	return body
 }
