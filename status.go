@@ -19,11 +19,17 @@ var ErrInvalidTransition = errors.New("invalid status transition")
 type OrderStatus string
 
 const (
-	OrderPending       OrderStatus = "pending"
-	OrderCompleted     OrderStatus = "completed"
-	OrderFailed        OrderStatus = "failed"
-	OrderCancelled     OrderStatus = "cancelled"
-	OrderExpired       OrderStatus = "expired"
+	OrderPending   OrderStatus = "pending"
+	OrderCompleted OrderStatus = "completed"
+	OrderFailed    OrderStatus = "failed"
+	OrderCancelled OrderStatus = "cancelled"
+	OrderExpired   OrderStatus = "expired"
+	// OrderDisputed: the buyer disputes the payment; refunds are refused
+	// and payouts not yet sent wait for the outcome.
+	OrderDisputed OrderStatus = "disputed"
+	// OrderChargedBack: the dispute was lost (or accepted): the buyer has
+	// the money back through the card network.
+	OrderChargedBack   OrderStatus = "charged_back"
 	OrderRefundPending OrderStatus = "refund_pending"
 	OrderRefunded      OrderStatus = "refunded"
 )
@@ -35,7 +41,10 @@ var orderMoves = map[OrderStatus][]OrderStatus{
 	OrderFailed: {OrderCompleted},
 	// refunded straight from completed: the money went back without our
 	// refund (a cancel after capture), or a refund we had failed succeeded.
-	OrderCompleted:     {OrderRefundPending, OrderRefunded},
+	OrderCompleted: {OrderRefundPending, OrderRefunded, OrderDisputed,
+		OrderChargedBack}, // charged back with no "opened" seen first: events come out of order
+	OrderDisputed: {OrderCompleted, OrderChargedBack,
+		OrderRefunded}, // a refund we had failed succeeded after all
 	OrderRefundPending: {OrderRefunded, OrderCompleted}, // a failed refund rolls back
 }
 
@@ -100,3 +109,31 @@ func checkMove[S ~string](moves map[S][]S, from, to S) error {
 	}
 	return fmt.Errorf("%w: %s → %s", ErrInvalidTransition, from, to)
 }
+
+// DisputeStatus is a dispute's state: Hyperswitch's dispute_status without
+// its "dispute_" prefix.
+type DisputeStatus string
+
+const (
+	DisputeOpened     DisputeStatus = "opened"
+	DisputeChallenged DisputeStatus = "challenged"
+	DisputeWon        DisputeStatus = "won"
+	DisputeLost       DisputeStatus = "lost"
+	DisputeAccepted   DisputeStatus = "accepted"
+	DisputeCancelled  DisputeStatus = "cancelled"
+	DisputeExpired    DisputeStatus = "expired"
+)
+
+var disputeMoves = map[DisputeStatus][]DisputeStatus{
+	DisputeOpened:     {DisputeChallenged, DisputeWon, DisputeLost, DisputeAccepted, DisputeCancelled, DisputeExpired},
+	DisputeChallenged: {DisputeWon, DisputeLost, DisputeCancelled, DisputeExpired},
+}
+
+// CheckDisputeMove returns nil when from → to is allowed.
+func CheckDisputeMove(from, to DisputeStatus) error { return checkMove(disputeMoves, from, to) }
+
+// Open reports whether the dispute still waits for its outcome.
+func (s DisputeStatus) Open() bool { return s == DisputeOpened || s == DisputeChallenged }
+
+// Lost reports whether the buyer got the money back (lost or accepted).
+func (s DisputeStatus) Lost() bool { return s == DisputeLost || s == DisputeAccepted }

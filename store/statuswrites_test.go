@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,17 +17,17 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// A write of seller_transfers.status in SQL: an UPDATE that sets status, or
-// an INSERT naming the column.
-var statusWrite = regexp.MustCompile(`(?is)(update\s+seller_transfers\b.*\bset\b.*\bstatus\s*=|insert\s+into\s+seller_transfers\s*\([^)]*\bstatus\b)`)
-
-// allowedWriter is the one function that may write a transfer's status.
-const allowedWriter = "store/transfers.go:TransitionTransfer"
+// statusWrite matches a write of table.status in SQL: an UPDATE that sets
+// status, or an INSERT naming the column.
+func statusWrite(table string) *regexp.Regexp {
+	return regexp.MustCompile(`(?is)(update\s+` + table + `\b.*\bset\b.*\bstatus\s*=|insert\s+into\s+` + table + `\s*\([^)]*\bstatus\b)`)
+}
 
 // findStatusWrites returns "file:line" for every Go string (literals and
-// the package's string constants, joined with +) outside allowedWriter that
-// writes a transfer's status.
-func findStatusWrites(t *testing.T, fsys fs.FS) []string {
+// the package's string constants, joined with +) outside the allowed
+// writers ("file:Func") that writes table's status.
+func findStatusWrites(t *testing.T, fsys fs.FS, table string, allowed ...string) []string {
+	write := statusWrite(table)
 	t.Helper()
 	type parsed struct {
 		path string
@@ -105,7 +106,7 @@ func findStatusWrites(t *testing.T, fsys fs.FS) []string {
 				if !ok {
 					return true
 				}
-				if statusWrite.MatchString(s) && owner != allowedWriter {
+				if write.MatchString(s) && !slices.Contains(allowed, owner) {
 					found = append(found, f.fset.Position(n.Pos()).String())
 				}
 				return false
@@ -150,7 +151,19 @@ func TestTransferStatusIsWrittenOnlyByTheStateMachine(t *testing.T) {
 	root, err := filepath.Abs("..")
 	require.NoError(t, err)
 	require.FileExists(t, filepath.Join(root, "go.mod"))
-	require.Empty(t, findStatusWrites(t, os.DirFS(root)), "write transfer statuses only through store.TransitionTransfer")
+	require.Empty(t, findStatusWrites(t, os.DirFS(root), "seller_transfers", "store/transfers.go:TransitionTransfer"),
+		"write transfer statuses only through store.TransitionTransfer")
+}
+
+// TestDisputeStatusIsWrittenOnlyByTheStateMachine: a dispute's status is
+// set when it is first recorded (in whatever status its first event
+// carries: events come out of order) and then only by TransitionDispute.
+func TestDisputeStatusIsWrittenOnlyByTheStateMachine(t *testing.T) {
+	t.Parallel()
+	root, err := filepath.Abs("..")
+	require.NoError(t, err)
+	require.Empty(t, findStatusWrites(t, os.DirFS(root), "disputes", "store/disputes.go:TransitionDispute", "store/disputes.go:InsertDispute"),
+		"write dispute statuses only through store.TransitionDispute")
 }
 
 // TestScannerCatchesViolations proves the check can fail.
@@ -166,7 +179,7 @@ func TestScannerCatchesViolations(t *testing.T) {
 		"jobs/fine.go":       {Data: []byte("package jobs\nvar fine = `UPDATE seller_transfers SET retry_count = 1 WHERE id = $1`\nvar r = `SELECT status FROM seller_transfers`\n")},
 		"jobs/a_test.go":     {Data: []byte("package jobs\nvar q = `UPDATE seller_transfers SET status = 'x'`\n")},
 	}
-	found := findStatusWrites(t, fsys)
+	found := findStatusWrites(t, fsys, "seller_transfers", "store/transfers.go:TransitionTransfer")
 	require.Len(t, found, 4, "%v", found)
 	require.Contains(t, strings.Join(found, " "), "jobs/viaconst.go:4")
 	require.Contains(t, strings.Join(found, " "), "jobs/sneaky.go:3")

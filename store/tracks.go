@@ -93,15 +93,15 @@ func SoftDeleteTrack(ctx context.Context, tx pgx.Tx, id uuid.UUID) (bool, error)
 }
 
 // CanStream reports whether user may stream the track: its owner, or the
-// buyer of a completed order of it (a refund in flight keeps access until
-// it succeeds).
+// buyer of a completed order of it (a refund in flight, or a dispute, keeps
+// access until it succeeds; a charged-back order has none).
 func CanStream(ctx context.Context, q Querier, userID uuid.UUID, t *Track) (bool, error) {
 	if t.OwnerID == userID {
 		return true, nil
 	}
 	var ok bool
 	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM order_items i JOIN orders o ON o.id = i.order_id
-		WHERE i.track_id = $1 AND o.buyer_id = $2 AND o.status IN ('completed', 'refund_pending'))`, t.ID, userID).Scan(&ok)
+		WHERE i.track_id = $1 AND o.buyer_id = $2 AND o.status IN ('completed', 'refund_pending', 'disputed'))`, t.ID, userID).Scan(&ok)
 	return ok, err
 }
 

@@ -37,6 +37,9 @@ type Transfer struct {
 	PayoutKeySentAt   *time.Time `json:"payout_key_sent_at"`
 	ReversalRound     int        `json:"reversal_round"`
 	ReversalKeySentAt *time.Time `json:"reversal_key_sent_at"`
+	// ReversalAmount is how much the reversal takes back (a dispute's
+	// share); nil is the whole transfer.
+	ReversalAmount *int64 `json:"reversal_amount"`
 }
 
 // PayoutKey is the Stripe idempotency key of the transfer's current payout
@@ -56,12 +59,12 @@ func roundKey(base string, round int) string {
 
 const transferColumns = `id, order_id, seller_id, amount, platform_fee, currency, status, stripe_transfer_id, stripe_reversal_id,
 	retry_count, next_retry_at, error_message, created_at, updated_at, destination, payout_round, payout_key_sent_at,
-	reversal_round, reversal_key_sent_at`
+	reversal_round, reversal_key_sent_at, reversal_amount`
 
 func transferFields(t *Transfer) []any {
 	return []any{&t.ID, &t.OrderID, &t.SellerID, &t.Amount, &t.PlatformFee, &t.Currency, &t.Status, &t.StripeTransferID,
 		&t.StripeReversalID, &t.RetryCount, &t.NextRetryAt, &t.ErrorMessage, &t.CreatedAt, &t.UpdatedAt, &t.Destination,
-		&t.PayoutRound, &t.PayoutKeySentAt, &t.ReversalRound, &t.ReversalKeySentAt}
+		&t.PayoutRound, &t.PayoutKeySentAt, &t.ReversalRound, &t.ReversalKeySentAt, &t.ReversalAmount}
 }
 
 func scanTransfer(row pgx.Row) (*Transfer, error) {

@@ -1,0 +1,158 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/veza/backend"
+)
+
+// Dispute is a chargeback of an order's payment, as Hyperswitch reports it.
+type Dispute struct {
+	ID                  uuid.UUID          `json:"id"`
+	DisputeID           string             `json:"dispute_id"`
+	OrderID             uuid.UUID          `json:"order_id"`
+	Amount              int64              `json:"amount"`
+	Currency            string             `json:"currency"`
+	Stage               *string            `json:"stage"`
+	Status              veza.DisputeStatus `json:"status"`
+	Reason              *string            `json:"reason"`
+	ConnectorDisputeID  *string            `json:"connector_dispute_id"`
+	ChallengeRequiredBy *time.Time         `json:"challenge_required_by"`
+	OpenedAt            time.Time          `json:"opened_at"`
+	ClosedAt            *time.Time         `json:"closed_at"`
+	UpdatedAt           time.Time          `json:"updated_at"`
+}
+
+const disputeColumns = `id, dispute_id, order_id, amount, currency, stage, status, reason, connector_dispute_id,
+	challenge_required_by, opened_at, closed_at, updated_at`
+
+func scanDispute(row pgx.Row) (*Dispute, error) {
+	var d Dispute
+	return one(&d, row.Scan(&d.ID, &d.DisputeID, &d.OrderID, &d.Amount, &d.Currency, &d.Stage, &d.Status, &d.Reason,
+		&d.ConnectorDisputeID, &d.ChallengeRequiredBy, &d.OpenedAt, &d.ClosedAt, &d.UpdatedAt))
+}
+
+// NewDispute is a dispute's first report.
+type NewDispute struct {
+	DisputeID           string
+	OrderID             uuid.UUID
+	Amount              int64
+	Currency            string
+	Stage, Reason       string
+	ConnectorDisputeID  string
+	ChallengeRequiredBy *time.Time
+	Status              veza.DisputeStatus
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// InsertDispute records a dispute in the status of the first event seen
+// for it (events come out of order: the first may be its outcome), or
+// returns the row that exists, locked, with created false.
+func InsertDispute(ctx context.Context, tx pgx.Tx, d NewDispute) (dispute *Dispute, created bool, err error) {
+	closed := "NULL"
+	if !d.Status.Open() {
+		closed = "now()"
+	}
+	dispute, err = scanDispute(tx.QueryRow(ctx, `INSERT INTO disputes (dispute_id, order_id, amount, currency, stage, status, reason,
+			connector_dispute_id, challenge_required_by, closed_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, `+closed+`)
+		ON CONFLICT (dispute_id) DO NOTHING RETURNING `+disputeColumns,
+		d.DisputeID, d.OrderID, d.Amount, d.Currency, nullable(d.Stage), string(d.Status), nullable(d.Reason),
+		nullable(d.ConnectorDisputeID), d.ChallengeRequiredBy))
+	if err == nil {
+		return dispute, true, nil
+	}
+	if err != ErrNotFound {
+		return nil, false, fmt.Errorf("error inserting dispute: %w", err)
+	}
+	dispute, err = scanDispute(tx.QueryRow(ctx, `SELECT `+disputeColumns+` FROM disputes WHERE dispute_id = $1 FOR UPDATE`, d.DisputeID))
+	return dispute, false, err
+}
+
+// TransitionDispute moves a dispute through its status machine with a
+// guarded UPDATE, recording the stage and deadline its event carries.
+func TransitionDispute(ctx context.Context, tx pgx.Tx, id uuid.UUID, from, to veza.DisputeStatus, stage string, deadline *time.Time) error {
+	if err := veza.CheckDisputeMove(from, to); err != nil {
+		return err
+	}
+	tag, err := tx.Exec(ctx, `UPDATE disputes SET status = $3::text, stage = COALESCE($4, stage),
+		challenge_required_by = COALESCE($5, challenge_required_by),
+		closed_at = CASE WHEN $3::text IN ('opened', 'challenged') THEN NULL ELSE now() END, updated_at = now()
+		WHERE id = $1 AND status = $2::text`, id, string(from), string(to), nullable(stage), deadline)
+	if err != nil {
+		return fmt.Errorf("error moving dispute %s %s → %s: %w", id, from, to, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("dispute %s %s → %s: %w", id, from, to, veza.ErrStaleState)
+	}
+	return nil
+}
+
+// OrderHasOpenDispute reports whether another dispute of the order than
+// except is still open.
+func OrderHasOpenDispute(ctx context.Context, q Querier, orderID, except uuid.UUID) (bool, error) {
+	var open bool
+	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM disputes WHERE order_id = $1 AND id <> $2 AND status IN ('opened', 'challenged'))`,
+		orderID, except).Scan(&open)
+	return open, err
+}
+
+// ListDisputes returns disputes, optionally of one status: open ones first,
+// the nearest challenge deadline first, then the newest.
+func ListDisputes(ctx context.Context, q Querier, status *veza.DisputeStatus, limit int) ([]Dispute, error) {
+	return all(scanDispute)(q.Query(ctx, `SELECT `+disputeColumns+` FROM disputes
+		WHERE ($1::text IS NULL OR status = $1::text)
+		ORDER BY status IN ('opened', 'challenged') DESC, challenge_required_by NULLS LAST, opened_at DESC LIMIT $2`, status, limit))
+}
+
+// StuckDisputes returns open disputes opened before olderThan, those
+// reconciled longest ago (or never) first.
+func StuckDisputes(ctx context.Context, q Querier, olderThan time.Duration, limit int) ([]uuid.UUID, error) {
+	return collectIDs(q.Query(ctx, `SELECT id FROM disputes
+		WHERE status IN ('opened', 'challenged') AND opened_at < now() - make_interval(secs => $1)
+		ORDER BY reconciled_at NULLS FIRST, opened_at LIMIT $2`, olderThan.Seconds(), limit))
+}
+
+// GetDispute reads a dispute.
+func GetDispute(ctx context.Context, q Querier, id uuid.UUID) (*Dispute, error) {
+	return scanDispute(q.QueryRow(ctx, `SELECT `+disputeColumns+` FROM disputes WHERE id = $1`, id))
+}
+
+// MarkDisputeReconciled records that a dispute was just looked at.
+func MarkDisputeReconciled(ctx context.Context, q Querier, id uuid.UUID) error {
+	_, err := q.Exec(ctx, `UPDATE disputes SET reconciled_at = now() WHERE id = $1`, id)
+	return err
+}
+
+// SetReversalAmount records how much of a completed transfer its reversal
+// takes back (a share of a dispute); nil is the whole transfer.
+func SetReversalAmount(ctx context.Context, tx pgx.Tx, transferID uuid.UUID, amount int64) error {
+	_, err := tx.Exec(ctx, `UPDATE seller_transfers SET reversal_amount = $2 WHERE id = $1`, transferID, amount)
+	return err
+}
+
+// SellerChargeback is what a charged-back order takes back from a seller:
+// their transfers' reversal amounts (the whole transfer when unset).
+func SellerChargeback(ctx context.Context, q Querier, orderID, sellerID uuid.UUID) (int64, string, error) {
+	var amount int64
+	var currency string
+	err := q.QueryRow(ctx, `SELECT COALESCE(sum(COALESCE(reversal_amount, amount)), 0), COALESCE(min(currency), '') FROM seller_transfers
+		WHERE order_id = $1 AND seller_id = $2 AND status IN ('reversal_pending', 'reversal_failed', 'reversed')`, orderID, sellerID).Scan(&amount, &currency)
+	return amount, currency, err
+}
+
+// OrderDisputes returns an order's disputes, the first opened first.
+func OrderDisputes(ctx context.Context, q Querier, orderID uuid.UUID) ([]Dispute, error) {
+	return all(scanDispute)(q.Query(ctx, `SELECT `+disputeColumns+` FROM disputes WHERE order_id = $1 ORDER BY opened_at, id`, orderID))
+}
