@@ -41,3 +41,45 @@ func SplitShare(gross int64, feeBPS int) Share {
 	fee := gross * int64(feeBPS) / 10_000
 	return Share{Gross: gross, Fee: fee, Net: gross - fee}
 }
+
+// ProportionalShares splits num/den of the amounts' total across them in
+// proportion, in integer arithmetic: the shares sum exactly to
+// floor(total·num/den + 1/2), each is at most its amount, and the cents
+// rounding leaves over go to the largest remainders (the first on ties).
+// A dispute of part of a payment takes that part back from each seller.
+func ProportionalShares(amounts []int64, num, den int64) []int64 {
+	shares := make([]int64, len(amounts))
+	if den <= 0 || num <= 0 {
+		return shares
+	}
+	if num >= den {
+		copy(shares, amounts)
+		return shares
+	}
+	var total int64
+	for _, a := range amounts {
+		total += a
+	}
+	target := (2*total*num + den) / (2 * den)
+	rem := make([]int64, len(amounts))
+	var given int64
+	for i, a := range amounts {
+		shares[i] = a * num / den
+		rem[i] = a * num % den
+		given += shares[i]
+	}
+	for ; given < target; given++ {
+		best := -1
+		for i := range amounts {
+			if shares[i] < amounts[i] && (best < 0 || rem[i] > rem[best]) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		shares[best]++
+		rem[best] = -1
+	}
+	return shares
+}

@@ -69,3 +69,18 @@ func TestSplitShareNeverLosesACent(t *testing.T) {
 		}
 	}
 }
+
+func TestProportionalShares(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, []int64{900, 450}, veza.ProportionalShares([]int64{900, 450}, 1500, 1500), "the whole payment: everything")
+	require.Equal(t, []int64{450, 225}, veza.ProportionalShares([]int64{900, 450}, 750, 1500))
+	// 1/3 of 100 + 100 + 100 + 1 = 100.33...: 100, shared 34, 33, 33, 0.
+	got := veza.ProportionalShares([]int64{100, 100, 100, 1}, 1, 3)
+	require.Equal(t, []int64{34, 33, 33, 0}, got)
+	var sum int64
+	for _, s := range veza.ProportionalShares([]int64{333, 667, 1}, 517, 1001) {
+		sum += s
+	}
+	require.EqualValues(t, (2*1001*517+1001)/(2*1001), sum, "the sum is exact")
+	require.Equal(t, []int64{0, 0}, veza.ProportionalShares([]int64{5, 5}, 0, 10))
+}
