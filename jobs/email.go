@@ -86,6 +86,15 @@ func (w *EmailWorker) Work(ctx context.Context, job *river.Job[jobargs.EmailArgs
 			items[i] = map[string]string{"Title": it.Title, "Amount": veza.FormatMoney(it.Amount, it.Currency)}
 		}
 		data["OrderID"], data["Items"], data["Total"] = order.ID.String(), items, veza.FormatMoney(order.Amount, order.Currency)
+	case mail.TemplateChargeback:
+		if args.OrderID == nil {
+			return river.JobCancel(fmt.Errorf("template %s needs an order_id", args.Template))
+		}
+		amount, currency, err := store.SellerChargeback(ctx, w.DB.Primary(), *args.OrderID, args.UserID)
+		if err != nil {
+			return err
+		}
+		data["OrderID"], data["Total"] = args.OrderID.String(), veza.FormatMoney(amount, currency)
 	case mail.TemplateRefundConfirmation:
 		if args.RefundID == nil {
 			return river.JobCancel(fmt.Errorf("template %s needs a refund_id", args.Template))

@@ -239,7 +239,7 @@ func (w *ReconcileRefundWorker) orphan(ctx context.Context, refund *store.Refund
 		return nil
 	}
 	msg := "orphan: the payment provider does not know this refund (HE_02); the order is completed again"
-	err = w.DB.InTx(ctx, func(tx pgx.Tx) error { return w.Settle.FailRefund(ctx, tx, refund, msg) })
+	err = w.DB.InTx(ctx, func(tx pgx.Tx) error { return w.Settle.FailRefund(ctx, tx, w.Inserter, refund, msg) })
 	if errors.Is(err, veza.ErrStaleState) {
 		return nil // settled meanwhile
 	}

@@ -55,6 +55,9 @@ func (w *PayoutWorker) Work(ctx context.Context, job *river.Job[jobargs.PayoutAr
 	case settle.PayoutDone:
 		return nil
 	case settle.PayoutWait:
+		if view.OrderStatus == veza.OrderDisputed {
+			return river.JobSnooze(15 * time.Minute) // disputes take weeks
+		}
 		return river.JobSnooze(time.Minute)
 	case settle.PayoutCloseUnpaid:
 		if w.Stripe == nil {
@@ -258,7 +261,7 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[jobargs.Revers
 			return w.notFound(ctx, t, log)
 		case err != nil:
 			return w.retry(ctx, job, t, err, log)
-		case state.Reversed || state.AmountReversed >= state.Amount:
+		case state.Reversed || state.AmountReversed >= reversalTarget(t):
 			log.Info().Str("stripe_transfer_id", state.ID).Msg("read back: the transfer is reversed at Stripe (an earlier attempt's answer was lost): marking reversed")
 			return w.finish(ctx, t.ID, veza.TransferReversed, nil, "")
 		}
@@ -273,7 +276,7 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[jobargs.Revers
 	if _, err := store.MarkReversalKeySent(ctx, w.DB.Primary(), t.ID); err != nil {
 		return err
 	}
-	revID, err := w.Stripe.ReverseTransfer(ctx, *t.StripeTransferID, t.ReversalKey(), nil)
+	revID, err := w.Stripe.ReverseTransfer(ctx, *t.StripeTransferID, t.ReversalKey(), t.ReversalAmount)
 	switch {
 	case err == nil:
 		return w.finish(ctx, t.ID, veza.TransferReversed, &revID, "")
@@ -299,6 +302,15 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[jobargs.Revers
 		return river.JobCancel(err)
 	}
 	return w.retry(ctx, job, t, err, log)
+}
+
+// reversalTarget is how much of the transfer its reversal takes back: a
+// dispute's share, or all of it.
+func reversalTarget(t *store.Transfer) int64 {
+	if t.ReversalAmount != nil {
+		return *t.ReversalAmount
+	}
+	return t.Amount
 }
 
 // retry mirrors an unknown outcome's retry on the row; out of attempts, the

@@ -16,6 +16,9 @@ const (
 	TemplatePasswordReset      = "password_reset"
 	TemplatePurchaseReceipt    = "purchase_receipt"
 	TemplateRefundConfirmation = "refund_confirmation"
+	// TemplateChargeback tells a seller a lost dispute takes back their
+	// share of an order.
+	TemplateChargeback = "chargeback"
 )
 
 //go:embed templates
@@ -27,7 +30,7 @@ var (
 )
 
 func init() {
-	for _, name := range []string{TemplateVerifyEmail, TemplatePasswordReset, TemplatePurchaseReceipt, TemplateRefundConfirmation} {
+	for _, name := range []string{TemplateVerifyEmail, TemplatePasswordReset, TemplatePurchaseReceipt, TemplateRefundConfirmation, TemplateChargeback} {
 		textTemplates[name] = texttemplate.Must(texttemplate.New(name).Option("missingkey=error").ParseFS(templateFS, "templates/"+name+".txt"))
 		htmlTemplates[name] = htmltemplate.Must(htmltemplate.New(name).Option("missingkey=error").ParseFS(templateFS, "templates/"+name+".html"))
 	}

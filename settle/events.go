@@ -26,11 +26,7 @@ func (s *Settler) ApplyEvent(ctx context.Context, tx pgx.Tx, ins Inserter, ev jo
 	case strings.HasPrefix(ev.EventType, "refund_"):
 		return s.applyRefund(ctx, tx, ins, ev)
 	case strings.HasPrefix(ev.EventType, "dispute_"):
-		// Disputes need a human: surface them loudly, change nothing.
-		s.Logger.Error().Str("event_id", ev.EventID).Str("event_type", ev.EventType).
-			Str("payment_id", ev.Object.PaymentID).Str("dispute_id", ev.Object.DisputeID).
-			Msg("dispute event received: needs attention")
-		return store.ResultOK, nil
+		return s.applyDispute(ctx, tx, ins, ev)
 	default:
 		return store.ResultSkipped, nil
 	}

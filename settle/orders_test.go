@@ -176,11 +176,6 @@ func TestPaymentEventsThatChangeNothing(t *testing.T) {
 
 	require.Equal(t, store.ResultSkipped, b.apply(t, event("mandate_revoked", o.Order, "")))
 
-	dispute := event("dispute_opened", o.Order, "")
-	dispute.Object.DisputeID = "dp_1"
-	require.Equal(t, store.ResultOK, b.apply(t, dispute))
-	require.Contains(t, b.logs.String(), "dispute event received")
-
 	require.Equal(t, veza.OrderPending, b.order(t, o.ID).Status)
 	b.requireNoJobs(t)
 }

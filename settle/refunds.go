@@ -41,6 +41,9 @@ func (s *Settler) RequestRefund(ctx context.Context, tx pgx.Tx, ins Inserter, re
 	if err != nil {
 		return nil, err
 	}
+	if order.Status == veza.OrderDisputed {
+		return nil, ErrOrderDisputed
+	}
 	if order.Status != veza.OrderCompleted {
 		return nil, ErrNotRefundable
 	}
@@ -78,7 +81,9 @@ func (s *Settler) SettleRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ref
 	switch {
 	case refund.Automatic:
 		// Money the order never accounted for: no order moves.
-	case order.Status == veza.OrderRefundPending || order.Status == veza.OrderCompleted:
+	case order.Status == veza.OrderRefundPending || order.Status == veza.OrderCompleted || order.Status == veza.OrderDisputed:
+		// Disputed: the refund we had failed did reach the buyer; the
+		// dispute's outcome, when it comes, then moves no money.
 		if err := store.TransitionOrder(ctx, tx, order.ID, order.Status, veza.OrderRefunded); err != nil {
 			return err
 		}
@@ -100,38 +105,48 @@ func (s *Settler) takeBackPayouts(ctx context.Context, tx pgx.Tx, ins Inserter, 
 	if err != nil {
 		return err
 	}
-	var look []river.InsertManyParams
 	for _, t := range transfers {
-		switch t.Status {
-		case veza.TransferCompleted:
+		if t.Status == veza.TransferCompleted {
 			if err := s.StartReversal(ctx, tx, ins, t.ID); err != nil {
 				return err
 			}
-		case veza.TransferFailed, veza.TransferPending:
-			// A payout job of its own still alive (perhaps mid-call at
-			// Stripe) sees the refunded order itself; a second job could
-			// close the row unpaid while that call is on its way.
-			live, err := store.HasLiveJob(ctx, tx, jobargs.PayoutArgs{}.Kind(), "transfer_id", t.ID)
-			if err != nil {
-				return err
-			}
-			if !live {
-				look = append(look, jobargs.Unique(s.Jobs.PayoutJob(t.ID)))
-			}
 		}
 	}
-	if len(look) == 0 {
-		return nil
+	var look []river.InsertManyParams
+	if err := s.takeBackUnpaid(ctx, tx, transfers, &look); err != nil || len(look) == 0 {
+		return err
 	}
 	_, err = ins.InsertManyTx(ctx, tx, look)
 	return err
+}
+
+// takeBackUnpaid adds to jobs a payout job for each transfer of a refunded
+// or charged-back order that was not paid (pending, failed): it looks at
+// Stripe for a transfer an attempt made anyway (its answer lost) and
+// reverses it, or closes the row unpaid. A row whose own payout job is
+// still alive (perhaps mid-call at Stripe) is left to it: a second job
+// could close the row while that call is on its way.
+func (s *Settler) takeBackUnpaid(ctx context.Context, tx pgx.Tx, transfers []store.Transfer, jobs *[]river.InsertManyParams) error {
+	for _, t := range transfers {
+		if t.Status != veza.TransferFailed && t.Status != veza.TransferPending {
+			continue
+		}
+		live, err := store.HasLiveJob(ctx, tx, jobargs.PayoutArgs{}.Kind(), "transfer_id", t.ID)
+		if err != nil {
+			return err
+		}
+		if !live {
+			*jobs = append(*jobs, jobargs.Unique(s.Jobs.PayoutJob(t.ID)))
+		}
+	}
+	return nil
 }
 
 // FailRefund marks a pending refund failed (msg kept for ops) on the
 // provider's word, in tx. A buyer's refund puts its order back to
 // completed; an automatic one leaves the order and is logged at ERROR: the
 // money must be returned by hand.
-func (s *Settler) FailRefund(ctx context.Context, tx pgx.Tx, refund *store.Refund, msg string) error {
+func (s *Settler) FailRefund(ctx context.Context, tx pgx.Tx, ins Inserter, refund *store.Refund, msg string) error {
 	if err := store.TransitionRefund(ctx, tx, refund.ID, veza.RefundPending, veza.RefundFailed, &msg); err != nil {
 		return err
 	}
@@ -148,7 +163,10 @@ func (s *Settler) FailRefund(ctx context.Context, tx pgx.Tx, refund *store.Refun
 			Msg("refund failed for an order that is no longer refund_pending: order left as it is")
 		return nil
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return s.reapplyDisputes(ctx, tx, ins, refund.OrderID)
 }
 
 // applyRefund applies a refund_* event to the refund row our refund_id
@@ -181,7 +199,7 @@ func (s *Settler) applyRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ev j
 		if obj.ErrorMessage != nil {
 			msg = *obj.ErrorMessage
 		}
-		return store.ResultOK, s.FailRefund(ctx, tx, refund, msg)
+		return store.ResultOK, s.FailRefund(ctx, tx, ins, refund, msg)
 	}
 	return store.ResultSkipped, nil // terminal: a late or repeated event
 }

@@ -18,6 +18,9 @@ import (
 // unpaid because its order was refunded first.
 const ReasonRefundedBeforePayout = "order refunded before payout; not paid"
 
+// ReasonChargedBackBeforePayout: the order's dispute was lost first.
+const ReasonChargedBackBeforePayout = "order charged back (dispute lost) before payout; not paid"
+
 // StartReversal moves a completed transfer to reversal_pending (a new round
 // of retries) and enqueues its reversal job, in tx.
 func (s *Settler) StartReversal(ctx context.Context, tx pgx.Tx, ins Inserter, transferID uuid.UUID) error {
@@ -210,9 +213,12 @@ func NextPayoutStep(v *store.PayoutView, stripeEnabled bool) (PayoutStep, string
 	case (t.Status == veza.TransferPending || t.Status == veza.TransferFailed) && v.OrderStatus == veza.OrderRefunded:
 		// Closed unpaid only after a look-up at Stripe finds no transfer.
 		return PayoutCloseUnpaid, ReasonRefundedBeforePayout
+	case (t.Status == veza.TransferPending || t.Status == veza.TransferFailed) && v.OrderStatus == veza.OrderChargedBack:
+		return PayoutCloseUnpaid, ReasonChargedBackBeforePayout
 	case t.Status != veza.TransferPending:
 		return PayoutDone, ""
-	case v.OrderStatus == veza.OrderRefundPending:
+	case v.OrderStatus == veza.OrderRefundPending || v.OrderStatus == veza.OrderDisputed:
+		// The refund's or the dispute's outcome decides.
 		return PayoutWait, ""
 	case !stripeEnabled:
 		return PayoutHold, "Stripe Connect is not enabled (STRIPE_CONNECT_ENABLED): enable it, " + retry

@@ -106,6 +106,10 @@ func TestNextPayoutStep(t *testing.T) {
 		{"failed, then refunded", veza.TransferFailed, veza.OrderRefunded, &account, true, settle.PayoutCloseUnpaid, settle.ReasonRefundedBeforePayout},
 		{"failed", veza.TransferFailed, veza.OrderCompleted, &account, true, settle.PayoutDone, ""},
 		{"stripe off", veza.TransferPending, veza.OrderCompleted, &account, false, settle.PayoutHold, "STRIPE_CONNECT_ENABLED"},
+		{"disputed", veza.TransferPending, veza.OrderDisputed, &account, true, settle.PayoutWait, ""},
+		{"charged back first", veza.TransferPending, veza.OrderChargedBack, &account, true, settle.PayoutCloseUnpaid, settle.ReasonChargedBackBeforePayout},
+		{"failed, then charged back", veza.TransferFailed, veza.OrderChargedBack, &account, true, settle.PayoutCloseUnpaid, settle.ReasonChargedBackBeforePayout},
+		{"paid, then charged back", veza.TransferCompleted, veza.OrderChargedBack, &account, true, settle.PayoutDone, ""},
 	} {
 		v := &store.PayoutView{Transfer: &store.Transfer{Status: tc.transfer, Destination: tc.account}, OrderStatus: tc.order}
 		step, reason := settle.NextPayoutStep(v, tc.stripe)

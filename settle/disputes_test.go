@@ -1,0 +1,306 @@
+package settle_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	veza "github.com/veza/backend"
+	"github.com/veza/backend/jobargs"
+	"github.com/veza/backend/mail"
+	"github.com/veza/backend/settle"
+	"github.com/veza/backend/store"
+	"github.com/veza/backend/store/storetest"
+)
+
+// disputeEvent is a dispute_* event as Hyperswitch sends it: the dispute's
+// status in dispute_status, its amount (here already decoded from the
+// string), its stage and deadline.
+func disputeEvent(eventType string, o *store.Order, disputeID string, amount int64) jobargs.ProcessEventArgs {
+	ev := event(eventType, o, "")
+	ev.Object.Amount = amount
+	ev.Object.DisputeID, ev.Object.DisputeStatus, ev.Object.DisputeStage = disputeID, eventType, "dispute"
+	ev.Object.ConnectorDisputeID, ev.Object.ConnectorReason = "du_"+disputeID, "fraudulent"
+	ev.Object.ChallengeRequiredBy = "2026-12-20T10:00:00.000Z"
+	return ev
+}
+
+func (b *testBundle) dispute(t *testing.T, orderID uuid.UUID) store.Dispute {
+	t.Helper()
+	ds, err := store.OrderDisputes(b.ctx, b.tx, orderID)
+	require.NoError(t, err)
+	require.Len(t, ds, 1)
+	return ds[0]
+}
+
+func TestDisputeOpenedHoldsTheOrder(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.CompletedOrder(t, b.tx, 1000)
+	o.Transfer(t, b.tx, 0, veza.TransferPending)
+
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_opened", o.Order, "dp_1", 1000)))
+	require.Equal(t, veza.OrderDisputed, b.order(t, o.ID).Status)
+	d := b.dispute(t, o.ID)
+	require.Equal(t, veza.DisputeOpened, d.Status)
+	require.EqualValues(t, 1000, d.Amount)
+	require.Equal(t, "EUR", d.Currency)
+	require.Equal(t, "dispute", *d.Stage)
+	require.Equal(t, "fraudulent", *d.Reason)
+	require.Equal(t, time.Date(2026, 12, 20, 10, 0, 0, 0, time.UTC), d.ChallengeRequiredBy.UTC())
+	require.Nil(t, d.ClosedAt)
+	require.Contains(t, b.logs.String(), `"level":"error"`)
+	require.Contains(t, b.logs.String(), "dispute opened")
+
+	_, err := b.settle.RequestRefund(b.ctx, b.tx, b.ins, settle.RefundRequest{OrderID: o.ID, BuyerID: o.Buyer.ID})
+	require.ErrorIs(t, err, settle.ErrOrderDisputed)
+	require.Equal(t, "order_disputed", veza.AsError(err).Code)
+	require.True(t, veza.IsKind(err, veza.KindConflict))
+	b.requireNoJobs(t)
+
+	// Challenged (evidence submitted): still open, the deadline kept.
+	challenged := disputeEvent("dispute_challenged", o.Order, "dp_1", 1000)
+	challenged.Object.ChallengeRequiredBy = ""
+	require.Equal(t, store.ResultOK, b.apply(t, challenged))
+	require.Equal(t, veza.DisputeChallenged, b.dispute(t, o.ID).Status)
+	require.NotNil(t, b.dispute(t, o.ID).ChallengeRequiredBy)
+	require.Equal(t, veza.OrderDisputed, b.order(t, o.ID).Status)
+}
+
+func TestDisputeWonCompletesTheOrderAgain(t *testing.T) {
+	for _, outcome := range []string{"dispute_won", "dispute_cancelled", "dispute_expired"} {
+		t.Run(outcome, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			o := storetest.CompletedOrder(t, b.tx, 1000)
+			paidOut := o.Transfer(t, b.tx, 0, veza.TransferCompleted)
+			require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_opened", o.Order, "dp_1", 1000)))
+			require.Equal(t, store.ResultOK, b.apply(t, disputeEvent(outcome, o.Order, "dp_1", 1000)))
+			require.Equal(t, veza.OrderCompleted, b.order(t, o.ID).Status)
+			d := b.dispute(t, o.ID)
+			require.NotNil(t, d.ClosedAt)
+			require.Equal(t, veza.TransferCompleted, b.transfer(t, paidOut.ID).Status, "the seller keeps the money")
+			b.requireNoJobs(t)
+
+			_, err := b.settle.RequestRefund(b.ctx, b.tx, b.ins, settle.RefundRequest{OrderID: o.ID, BuyerID: o.Buyer.ID})
+			require.NoError(t, err, "refundable again")
+		})
+	}
+}
+
+func TestDisputeLostTakesThePayoutsBack(t *testing.T) {
+	for _, outcome := range []string{"dispute_lost", "dispute_accepted"} {
+		t.Run(outcome, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			o := storetest.CompletedOrder(t, b.tx, 1000, 700, 500)
+			paidOut := o.Transfer(t, b.tx, 0, veza.TransferCompleted)
+			failed := o.Transfer(t, b.tx, 1, veza.TransferFailed)
+			held := o.Transfer(t, b.tx, 2, veza.TransferPending)
+			require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_opened", o.Order, "dp_1", o.Amount)))
+			require.Equal(t, store.ResultOK, b.apply(t, disputeEvent(outcome, o.Order, "dp_1", o.Amount)))
+
+			require.Equal(t, veza.OrderChargedBack, b.order(t, o.ID).Status)
+			require.Equal(t, veza.TransferReversalPending, b.transfer(t, paidOut.ID).Status)
+			require.Nil(t, b.transfer(t, paidOut.ID).ReversalAmount, "the whole payment is disputed: the whole transfer")
+			require.Equal(t, veza.TransferFailed, b.transfer(t, failed.ID).Status, "its payout job looks at Stripe first")
+			require.Equal(t, veza.TransferPending, b.transfer(t, held.ID).Status)
+			jobs := b.requireJobs(t, reversalJob(), emailJob(), payoutJob(), payoutJob())
+			require.Equal(t, paidOut.ID, args[jobargs.ReversalArgs](t, jobs[0]).TransferID)
+			require.ElementsMatch(t, []any{failed.ID, held.ID},
+				[]any{args[jobargs.PayoutArgs](t, jobs[2]).TransferID, args[jobargs.PayoutArgs](t, jobs[3]).TransferID})
+			email := args[jobargs.EmailArgs](t, jobs[1])
+			require.Equal(t, mail.TemplateChargeback, email.Template)
+			require.Equal(t, paidOut.SellerID, email.UserID, "only the seller who was paid loses money")
+			require.Contains(t, b.logs.String(), "dispute lost")
+
+			// The outcome never moves again.
+			require.Equal(t, store.ResultSkipped, b.apply(t, disputeEvent("dispute_won", o.Order, "dp_1", o.Amount)))
+			require.Equal(t, store.ResultSkipped, b.apply(t, disputeEvent(outcome, o.Order, "dp_1", o.Amount)))
+			require.Equal(t, veza.OrderChargedBack, b.order(t, o.ID).Status)
+			b.requireJobs(t, reversalJob(), emailJob(), payoutJob(), payoutJob())
+		})
+	}
+}
+
+// A dispute of part of the payment takes back that part of each payout,
+// the cents summing exactly to the disputed share.
+func TestPartialDisputeLostTakesBackTheDisputedShare(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.CompletedOrder(t, b.tx, 999, 333, 1001)
+	ts := []*store.Transfer{
+		o.Transfer(t, b.tx, 0, veza.TransferCompleted),
+		o.Transfer(t, b.tx, 1, veza.TransferCompleted),
+		o.Transfer(t, b.tx, 2, veza.TransferCompleted),
+	}
+	const disputed = 1000 // of 2,333
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_lost", o.Order, "dp_1", disputed)))
+	require.Equal(t, veza.OrderChargedBack, b.order(t, o.ID).Status)
+
+	var paid, back int64
+	for _, tr := range ts {
+		got := b.transfer(t, tr.ID)
+		require.Equal(t, veza.TransferReversalPending, got.Status)
+		require.NotNil(t, got.ReversalAmount)
+		require.Positive(t, *got.ReversalAmount)
+		require.Less(t, *got.ReversalAmount, got.Amount)
+		// Each share within a cent of the exact proportion.
+		exact := float64(got.Amount) * disputed / float64(o.Amount)
+		require.InDelta(t, exact, float64(*got.ReversalAmount), 1)
+		paid += got.Amount
+		back += *got.ReversalAmount
+	}
+	require.Equal(t, (2*paid*disputed+o.Amount)/(2*o.Amount), back, "the reversals sum to the disputed share of the payouts, rounded once")
+	b.requireJobs(t, reversalJob(), reversalJob(), reversalJob(), emailJob(), emailJob(), emailJob())
+
+	var chargeback int64
+	for _, tr := range ts {
+		amount, currency, err := store.SellerChargeback(b.ctx, b.tx, o.ID, tr.SellerID)
+		require.NoError(t, err)
+		require.Equal(t, "EUR", currency)
+		chargeback += amount
+	}
+	require.Equal(t, back, chargeback, "the sellers' emails tell what is taken back")
+}
+
+// Hyperswitch keeps no order: the outcome may come first, an event twice.
+func TestDisputeEventsOutOfOrder(t *testing.T) {
+	t.Parallel()
+	t.Run("won before opened", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		o := storetest.CompletedOrder(t, b.tx, 1000)
+		require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_won", o.Order, "dp_1", 1000)))
+		require.Equal(t, store.ResultSkipped, b.apply(t, disputeEvent("dispute_opened", o.Order, "dp_1", 1000)))
+		require.Equal(t, store.ResultSkipped, b.apply(t, disputeEvent("dispute_challenged", o.Order, "dp_1", 1000)))
+		require.Equal(t, veza.OrderCompleted, b.order(t, o.ID).Status)
+		require.Equal(t, veza.DisputeWon, b.dispute(t, o.ID).Status)
+		b.requireNoJobs(t)
+	})
+	t.Run("lost before opened", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		o := storetest.CompletedOrder(t, b.tx, 1000)
+		paidOut := o.Transfer(t, b.tx, 0, veza.TransferCompleted)
+		require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_lost", o.Order, "dp_1", 1000)))
+		require.Equal(t, store.ResultSkipped, b.apply(t, disputeEvent("dispute_opened", o.Order, "dp_1", 1000)))
+		require.Equal(t, veza.OrderChargedBack, b.order(t, o.ID).Status)
+		require.Equal(t, veza.TransferReversalPending, b.transfer(t, paidOut.ID).Status)
+		b.requireJobs(t, reversalJob(), emailJob())
+	})
+	t.Run("the same event twice", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		o := storetest.CompletedOrder(t, b.tx, 1000)
+		ev := disputeEvent("dispute_opened", o.Order, "dp_1", 1000)
+		require.Equal(t, store.ResultOK, b.apply(t, ev))
+		require.Equal(t, store.ResultSkipped, b.apply(t, ev))
+		require.Equal(t, veza.OrderDisputed, b.order(t, o.ID).Status)
+	})
+}
+
+// Two disputes of one order: the order is completed again only when
+// neither is open.
+func TestTwoDisputesOfOneOrder(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.CompletedOrder(t, b.tx, 1000)
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_opened", o.Order, "dp_1", 400)))
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_opened", o.Order, "dp_2", 600)))
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_won", o.Order, "dp_1", 400)))
+	require.Equal(t, veza.OrderDisputed, b.order(t, o.ID).Status, "dp_2 is still open")
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_expired", o.Order, "dp_2", 600)))
+	require.Equal(t, veza.OrderCompleted, b.order(t, o.ID).Status)
+}
+
+// A dispute on a refunded order: the PSP should not allow it; it is
+// recorded, no money moves, and ops are told.
+func TestDisputeOnARefundedOrderMovesNoMoney(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.CompletedOrder(t, b.tx, 1000)
+	reversed := o.Transfer(t, b.tx, 0, veza.TransferReversed)
+	o.Move(t, b.tx, veza.OrderCompleted, veza.OrderRefunded)
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_opened", o.Order, "dp_1", 1000)))
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_lost", o.Order, "dp_1", 1000)))
+	require.Equal(t, veza.OrderRefunded, b.order(t, o.ID).Status)
+	require.Equal(t, veza.DisputeLost, b.dispute(t, o.ID).Status, "recorded")
+	require.Equal(t, veza.TransferReversed, b.transfer(t, reversed.ID).Status)
+	require.Contains(t, b.logs.String(), "dispute on an order that is not completed")
+	require.Contains(t, b.logs.String(), `"level":"error"`)
+	b.requireNoJobs(t)
+}
+
+// A dispute that came while a refund was pending waits for the refund: if
+// the refund fails, the dispute decides the order.
+func TestDisputeDuringAFailedRefund(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		events []string
+		want   veza.OrderStatus
+	}{
+		{[]string{"dispute_opened"}, veza.OrderDisputed},
+		{[]string{"dispute_opened", "dispute_lost"}, veza.OrderChargedBack},
+		{[]string{"dispute_won"}, veza.OrderCompleted},
+	} {
+		b := setup(t)
+		o := storetest.CompletedOrder(t, b.tx, 1000)
+		paidOut := o.Transfer(t, b.tx, 0, veza.TransferCompleted)
+		refund, err := b.settle.RequestRefund(b.ctx, b.tx, b.ins, settle.RefundRequest{OrderID: o.ID, BuyerID: o.Buyer.ID})
+		require.NoError(t, err)
+		for _, e := range tc.events {
+			require.Equal(t, store.ResultOK, b.apply(t, disputeEvent(e, o.Order, "dp_1", 1000)))
+		}
+		require.Equal(t, veza.OrderRefundPending, b.order(t, o.ID).Status, "nothing moves while the refund is out")
+		require.NoError(t, b.settle.FailRefund(b.ctx, b.tx, b.ins, refund, "card closed"))
+		require.Equal(t, tc.want, b.order(t, o.ID).Status, tc.events)
+		if tc.want == veza.OrderChargedBack {
+			require.Equal(t, veza.TransferReversalPending, b.transfer(t, paidOut.ID).Status)
+		} else {
+			require.Equal(t, veza.TransferCompleted, b.transfer(t, paidOut.ID).Status)
+		}
+	}
+}
+
+// A refund we had failed that succeeded after all, on a disputed order:
+// the buyer has the money, so the order is refunded and the payouts come
+// back; the dispute's outcome then moves nothing.
+func TestRepairedRefundOnADisputedOrder(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.CompletedOrder(t, b.tx, 1000)
+	paidOut := o.Transfer(t, b.tx, 0, veza.TransferCompleted)
+	refund, err := b.settle.RequestRefund(b.ctx, b.tx, b.ins, settle.RefundRequest{OrderID: o.ID, BuyerID: o.Buyer.ID})
+	require.NoError(t, err)
+	require.NoError(t, b.settle.FailRefund(b.ctx, b.tx, b.ins, refund, "timeout"))
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_opened", o.Order, "dp_1", 1000)))
+	require.Equal(t, veza.OrderDisputed, b.order(t, o.ID).Status)
+
+	require.Equal(t, store.ResultOK, b.apply(t, refundEvent("refund_succeeded", o.Order, b.refund(t, refund.ID), "succeeded")))
+	require.Equal(t, veza.OrderRefunded, b.order(t, o.ID).Status)
+	require.Equal(t, veza.TransferReversalPending, b.transfer(t, paidOut.ID).Status)
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_lost", o.Order, "dp_1", 1000)))
+	require.Equal(t, veza.OrderRefunded, b.order(t, o.ID).Status)
+}
+
+func TestDisputeEventsWeCannotUse(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.CompletedOrder(t, b.tx, 1000)
+	noID := disputeEvent("dispute_opened", o.Order, "", 1000)
+	require.Equal(t, store.ResultSkipped, b.apply(t, noID))
+	unknownStatus := disputeEvent("dispute_opened", o.Order, "dp_1", 1000)
+	unknownStatus.Object.DisputeStatus, unknownStatus.EventType = "dispute_reopened", "dispute_reopened"
+	require.Equal(t, store.ResultSkipped, b.apply(t, unknownStatus))
+	notOurs := disputeEvent("dispute_opened", o.Order, "dp_2", 1000)
+	notOurs.Object.PaymentID = "pay_not_ours"
+	require.Equal(t, store.ResultSkipped, b.apply(t, notOurs))
+	pending := storetest.PendingOrder(t, b.tx, 1000)
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_opened", pending.Order, "dp_3", 1000)))
+	require.Equal(t, veza.OrderPending, b.order(t, pending.ID).Status, "recorded; a pending order is not disputed")
+	require.Equal(t, veza.OrderCompleted, b.order(t, o.ID).Status)
+	b.requireNoJobs(t)
+}
