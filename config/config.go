@@ -116,6 +116,9 @@ type ReconcileConfig struct {
 	OrderStuckAfter   time.Duration
 	RefundStuckAfter  time.Duration
 	RefundOrphanAfter time.Duration
+	// DisputeStuckAfter: an open dispute older than this is read at
+	// Hyperswitch (its outcome webhook may have been lost).
+	DisputeStuckAfter time.Duration
 	BatchLimit        int
 }
 
@@ -236,6 +239,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		OrderStuckAfter:   p.duration("RECONCILE_ORDER_STUCK_AFTER", 30*time.Minute, time.Second),
 		RefundStuckAfter:  p.duration("RECONCILE_REFUND_STUCK_AFTER", 30*time.Minute, time.Second),
 		RefundOrphanAfter: p.duration("RECONCILE_REFUND_ORPHAN_AFTER", 5*time.Minute, time.Second),
+		DisputeStuckAfter: p.duration("RECONCILE_DISPUTE_STUCK_AFTER", 7*24*time.Hour, time.Second),
 		BatchLimit:        p.integer("RECONCILE_BATCH_LIMIT", 50, 1, 10000),
 	}
 

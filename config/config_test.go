@@ -48,6 +48,7 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, 30*time.Minute, cfg.Reconcile.OrderStuckAfter)
 	require.Equal(t, 30*time.Minute, cfg.Reconcile.RefundStuckAfter)
 	require.Equal(t, 5*time.Minute, cfg.Reconcile.RefundOrphanAfter)
+	require.Equal(t, 7*24*time.Hour, cfg.Reconcile.DisputeStuckAfter)
 	require.Equal(t, 50, cfg.Reconcile.BatchLimit)
 	require.Equal(t, 1000, cfg.Stripe.PlatformFeeBPS)
 	require.Equal(t, jobargs.Retry{MaxAttempts: 30, Base: time.Minute, Max: time.Hour}, cfg.Transfer)
@@ -79,6 +80,7 @@ func TestTypedParsing(t *testing.T) {
 	cfg, err := config.Load(envFunc(map[string]string{
 		"RECONCILE_INTERVAL":                     "5m",
 		"RECONCILE_BATCH_LIMIT":                  "10",
+		"RECONCILE_DISPUTE_STUCK_AFTER":          "2d12h",
 		"AWS_S3_USE_SSL":                         "false",
 		"RIVER_WORKERS_EMAIL":                    "3",
 		"HYPERSWITCH_WEBHOOK_LOG_RETENTION_DAYS": "-4",
@@ -87,6 +89,7 @@ func TestTypedParsing(t *testing.T) {
 	require.NoError(t, cfg.ValidateForEnvironment(zerolog.Nop()))
 	require.Equal(t, 5*time.Minute, cfg.Reconcile.Interval)
 	require.Equal(t, 10, cfg.Reconcile.BatchLimit)
+	require.Equal(t, 60*time.Hour, cfg.Reconcile.DisputeStuckAfter, "days are accepted")
 	require.False(t, cfg.S3.UseSSL)
 	require.Equal(t, 3, cfg.River.Workers[jobargs.QueueEmail])
 	require.Equal(t, 90, cfg.Hyperswitch.WebhookLogRetentionDays, "0 or negative means the default")
@@ -133,6 +136,8 @@ func TestRules(t *testing.T) {
 			func(t *testing.T, c *config.Config) { require.False(t, c.RiverUIEnabled()) }},
 		{"malformed duration", map[string]string{"RECONCILE_INTERVAL": "often"}, nil, "RECONCILE_INTERVAL",
 			func(t *testing.T, c *config.Config) { require.Equal(t, time.Hour, c.Reconcile.Interval) }},
+		{"malformed days", map[string]string{"RECONCILE_DISPUTE_STUCK_AFTER": "xd"}, nil, "RECONCILE_DISPUTE_STUCK_AFTER",
+			func(t *testing.T, c *config.Config) { require.Equal(t, 7*24*time.Hour, c.Reconcile.DisputeStuckAfter) }},
 		{"malformed int", map[string]string{"RECONCILE_BATCH_LIMIT": "fifty"}, nil, "RECONCILE_BATCH_LIMIT",
 			func(t *testing.T, c *config.Config) { require.Equal(t, 50, c.Reconcile.BatchLimit) }},
 		{"int out of range", map[string]string{"PLATFORM_FEE_BPS": "10001"}, nil, "PLATFORM_FEE_BPS",

@@ -72,12 +72,34 @@ func (p *parser) duration(name string, def, lo time.Duration) time.Duration {
 	if !ok {
 		return def
 	}
-	d, err := time.ParseDuration(v)
+	d, err := parseDuration(v)
 	if err != nil || d < lo {
-		p.fail(name, fmt.Sprintf("must be a duration such as 30s or 5m, at least %s; got %q; using %s", lo, v, def))
+		p.fail(name, fmt.Sprintf("must be a duration such as 30s, 5m or 7d, at least %s; got %q; using %s", lo, v, def))
 		return def
 	}
 	return d
+}
+
+// parseDuration is time.ParseDuration plus a leading whole number of days
+// ("7d", "1d12h"), as operators write retention and grace periods.
+func parseDuration(v string) (time.Duration, error) {
+	days, rest, ok := strings.Cut(v, "d")
+	if !ok {
+		return time.ParseDuration(v)
+	}
+	n, err := strconv.Atoi(days)
+	if err != nil || n < 0 || n > 36500 {
+		return 0, fmt.Errorf("bad number of days in %q", v)
+	}
+	d := time.Duration(n) * 24 * time.Hour
+	if rest == "" {
+		return d, nil
+	}
+	r, err := time.ParseDuration(rest)
+	if err != nil || r < 0 {
+		return 0, fmt.Errorf("bad duration %q", v)
+	}
+	return d + r, nil
 }
 
 func (p *parser) logLevel(name string, def zerolog.Level) zerolog.Level {

@@ -37,6 +37,18 @@ func (ReconcileRefundArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueMaintenance, MaxAttempts: 3, UniqueOpts: OneLiveJob}
 }
 
+// ReconcileDisputeArgs reads one open dispute at Hyperswitch (its outcome
+// may never have been delivered).
+type ReconcileDisputeArgs struct {
+	DisputeID uuid.UUID `json:"dispute_id" river:"unique"`
+}
+
+func (ReconcileDisputeArgs) Kind() string { return "reconcile_dispute" }
+
+func (ReconcileDisputeArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueMaintenance, MaxAttempts: 3, UniqueOpts: OneLiveJob}
+}
+
 // WebhookLogCleanupArgs deletes webhook log rows past their retention.
 type WebhookLogCleanupArgs struct{}
 

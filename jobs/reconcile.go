@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -59,12 +60,19 @@ func (w *ReconcileSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.
 	if err != nil {
 		return fmt.Errorf("error finding orphan refunds: %w", err)
 	}
-	params := make([]river.InsertManyParams, 0, len(orders)+len(stuck)+len(orphans))
+	disputes, err := store.StuckDisputes(ctx, pool, s.DisputeStuckAfter, s.BatchLimit)
+	if err != nil {
+		return fmt.Errorf("error finding stuck disputes: %w", err)
+	}
+	params := make([]river.InsertManyParams, 0, len(orders)+len(stuck)+len(orphans)+len(disputes))
 	for _, id := range orders {
 		params = append(params, river.InsertManyParams{Args: jobargs.ReconcileOrderArgs{OrderID: id}})
 	}
 	for _, id := range append(stuck, orphans...) {
 		params = append(params, river.InsertManyParams{Args: jobargs.ReconcileRefundArgs{RefundID: id}})
+	}
+	for _, id := range disputes {
+		params = append(params, river.InsertManyParams{Args: jobargs.ReconcileDisputeArgs{DisputeID: id}})
 	}
 	if len(params) > 0 {
 		err := w.DB.InTx(ctx, func(tx pgx.Tx) error {
@@ -76,7 +84,7 @@ func (w *ReconcileSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.
 		}
 	}
 	w.Logger.Info().Str("component", "reconcile").Int("stuck_orders", len(orders)).Int("stuck_refunds", len(stuck)).
-		Int("orphan_refunds", len(orphans)).Msg("reconcile sweep enqueued row jobs")
+		Int("orphan_refunds", len(orphans)).Int("stuck_disputes", len(disputes)).Msg("reconcile sweep enqueued row jobs")
 	return nil
 }
 
@@ -247,6 +255,68 @@ func (w *ReconcileRefundWorker) orphan(ctx context.Context, refund *store.Refund
 		return err
 	}
 	log.Error().Str("status_synced", string(veza.RefundFailed)).Msg("reconcile: orphan refund failed and its order rolled back to completed")
+	return nil
+}
+
+// ReconcileDisputeWorker reads an open dispute at Hyperswitch and, when its
+// status moved, feeds it to the dispatcher as a synthetic dispute event:
+// the same code path as a delivery, so a lost dispute_lost webhook still
+// charges the order back.
+type ReconcileDisputeWorker struct {
+	river.WorkerDefaults[jobargs.ReconcileDisputeArgs]
+	*Reconciler
+}
+
+func (w *ReconcileDisputeWorker) Work(ctx context.Context, job *river.Job[jobargs.ReconcileDisputeArgs]) error {
+	if w.Hyperswitch == nil {
+		return river.JobCancel(errors.New("hyperswitch is not enabled: nothing to reconcile against"))
+	}
+	pool := w.DB.Primary()
+	d, err := store.GetDispute(ctx, pool, job.Args.DisputeID)
+	if errors.Is(err, store.ErrNotFound) {
+		return river.JobCancel(fmt.Errorf("dispute %s does not exist", job.Args.DisputeID))
+	}
+	if err != nil {
+		return err
+	}
+	log := w.Logger.With().Str("component", "reconcile").Str("dispute_id", d.DisputeID).Str("order_id", d.OrderID.String()).
+		Dur("open_for", time.Since(d.OpenedAt)).Logger()
+	if !d.Status.Open() {
+		log.Info().Str("status", string(d.Status)).Msg("reconcile: dispute needs nothing (closed)")
+		return nil
+	}
+	if err := store.MarkDisputeReconciled(ctx, pool, d.ID); err != nil {
+		return err
+	}
+	psp, err := w.Hyperswitch.GetDispute(ctx, d.DisputeID)
+	if err != nil {
+		log.Warn().Err(err).Msg("reconcile: could not read the dispute; will retry next sweep")
+		return nil
+	}
+	status := veza.DisputeStatus(strings.TrimPrefix(psp.DisputeStatus, "dispute_"))
+	if status == d.Status || psp.DisputeStatus == "" {
+		log.Info().Str("psp_status", psp.DisputeStatus).Msg("reconcile: dispute unchanged at the PSP")
+		return nil
+	}
+	if psp.DisputeID == "" {
+		psp.DisputeID = d.DisputeID
+	}
+	if psp.PaymentID == "" {
+		order, err := store.GetOrderSummary(ctx, pool, d.OrderID)
+		if err != nil {
+			return err
+		}
+		psp.PaymentID = order.PaymentID
+	}
+	args := jobargs.ProcessEventArgs{
+		EventID:   "reconcile:" + d.DisputeID + ":" + psp.DisputeStatus,
+		EventType: "dispute_" + string(status),
+		Object:    *psp,
+	}
+	if err := w.enqueueEvent(ctx, args); err != nil {
+		return err
+	}
+	log.Info().Str("status_synced", psp.DisputeStatus).Msg("reconcile: dispute synced from the PSP")
 	return nil
 }
 

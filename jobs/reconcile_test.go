@@ -285,3 +285,57 @@ func countJobs(t *testing.T, db *store.DB, kind, state string) int {
 		`SELECT count(*) FROM river_job WHERE kind = $1 AND ($2 = '' OR state = $2::river_job_state)`, kind, state).Scan(&n))
 	return n
 }
+
+// dispute inserts a disputed order with an open dispute opened age ago,
+// whose dispute the fake Hyperswitch knows in pspStatus.
+func (b *recBundle) dispute(t *testing.T, age time.Duration, pspStatus string) (disputeID, orderID uuid.UUID) {
+	t.Helper()
+	orderID = b.order(t, veza.OrderDisputed, 30*24*time.Hour, "succeeded")
+	d := b.hs.OpenDispute(store.PaymentIDFor(orderID), 0)
+	if pspStatus != "dispute_opened" {
+		b.hs.SetDisputeStatus(d.DisputeID, pspStatus)
+	}
+	require.NoError(t, b.db.Primary().QueryRow(context.Background(), `INSERT INTO disputes (dispute_id, order_id, amount, currency, status, opened_at)
+		VALUES ($1, $2, 1000, 'EUR', 'opened', now() - make_interval(secs => $3)) RETURNING id`, d.DisputeID, orderID, age.Seconds()).Scan(&disputeID))
+	return disputeID, orderID
+}
+
+func (b *recBundle) disputeStatus(t *testing.T, id uuid.UUID) veza.DisputeStatus {
+	t.Helper()
+	d, err := store.GetDispute(context.Background(), b.db.Primary(), id)
+	require.NoError(t, err)
+	return d.Status
+}
+
+func TestReconcileDisputes(t *testing.T) {
+	t.Parallel()
+	b := setupReconcile(t, 50)
+	lost, lostOrder := b.dispute(t, 8*24*time.Hour, "dispute_lost")
+	won, wonOrder := b.dispute(t, 8*24*time.Hour, "dispute_won")
+	open, openOrder := b.dispute(t, 8*24*time.Hour, "dispute_opened")
+	recent, recentOrder := b.dispute(t, 24*time.Hour, "dispute_lost")
+
+	b.hs.FailNext(1, 503) // the first read fails: that row waits for the next sweep
+	b.sweep(t)
+	require.Equal(t, 3, b.hs.Calls("GET /disputes"), "only the three old open disputes were read")
+	require.Contains(t, b.logs.String(), "could not read the dispute")
+	b.sweep(t)
+	require.Equal(t, 5, b.hs.Calls("GET /disputes"), "the failed one and the still-open one again; the synced one is closed")
+
+	require.Equal(t, veza.DisputeLost, b.disputeStatus(t, lost))
+	require.Equal(t, veza.OrderChargedBack, b.orderStatus(t, lostOrder), "a lost outcome whose webhook never came still charges back")
+	require.Equal(t, veza.DisputeWon, b.disputeStatus(t, won))
+	require.Equal(t, veza.OrderCompleted, b.orderStatus(t, wonOrder))
+	require.Equal(t, veza.DisputeOpened, b.disputeStatus(t, open))
+	require.Equal(t, veza.OrderDisputed, b.orderStatus(t, openOrder))
+	require.Equal(t, veza.DisputeOpened, b.disputeStatus(t, recent), "younger than RECONCILE_DISPUTE_STUCK_AFTER: not read")
+	require.Equal(t, veza.OrderDisputed, b.orderStatus(t, recentOrder))
+
+	var eventID string
+	require.NoError(t, b.db.Primary().QueryRow(context.Background(),
+		`SELECT args->>'event_id' FROM river_job WHERE kind = 'hyperswitch_event' AND args->>'event_type' = 'dispute_lost'`).Scan(&eventID))
+	d, err := store.GetDispute(context.Background(), b.db.Primary(), lost)
+	require.NoError(t, err)
+	require.Equal(t, "reconcile:"+d.DisputeID+":dispute_lost", eventID)
+	require.Contains(t, b.logs.String(), `"status_synced":"dispute_lost"`)
+}

@@ -52,6 +52,7 @@ func NewWorkers(d Deps) *river.Workers {
 	river.AddWorker(workers, &ReconcileSweepWorker{Reconciler: reconciler})
 	river.AddWorker(workers, &ReconcileOrderWorker{Reconciler: reconciler})
 	river.AddWorker(workers, &ReconcileRefundWorker{Reconciler: reconciler})
+	river.AddWorker(workers, &ReconcileDisputeWorker{Reconciler: reconciler})
 	river.AddWorker(workers, &WebhookLogCleanupWorker{DB: d.DB, RetentionDays: d.Config.Hyperswitch.WebhookLogRetentionDays,
 		BatchSize: 2_000, Pause: 100 * time.Millisecond, Logger: d.Logger})
 	river.AddWorker(workers, &SafetyNetWorker{DB: d.DB, Inserter: d.Inserter, Jobs: d.Settle.Jobs,
