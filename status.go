@@ -132,7 +132,16 @@ var disputeMoves = map[DisputeStatus][]DisputeStatus{
 // CheckDisputeMove returns nil when from → to is allowed.
 func CheckDisputeMove(from, to DisputeStatus) error { return checkMove(disputeMoves, from, to) }
 
-// Open reports whether the dispute still waits for its outcome.
+// Known reports whether s is one of the statuses above.
+func (s DisputeStatus) Known() bool {
+	switch s {
+	case DisputeOpened, DisputeChallenged, DisputeWon, DisputeLost, DisputeAccepted, DisputeCancelled, DisputeExpired:
+		return true
+	}
+	return false
+}
+
+// Open reports whether the dispute still awaits its outcome.
 func (s DisputeStatus) Open() bool { return s == DisputeOpened || s == DisputeChallenged }
 
 // Lost reports whether the buyer got the money back (lost or accepted).

@@ -8,7 +8,36 @@ import (
 
 	"github.com/veza/backend"
 	"github.com/veza/backend/jobs"
+	"github.com/veza/backend/store"
 )
+
+// handleAdminDisputes lists disputes, optionally of one status: open ones
+// first, the nearest challenge deadline first (evidence is submitted in
+// Hyperswitch's dashboard before it).
+func (s *Server) handleAdminDisputes() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		var status *veza.DisputeStatus
+		if raw := c.Query("status"); raw != "" {
+			st := veza.DisputeStatus(raw)
+			if !st.Known() {
+				return unprocessable("status", "unknown dispute status %q (opened, challenged, won, lost, accepted, cancelled, expired)", truncate(raw, 32))
+			}
+			status = &st
+		}
+		limit, err := queryLimit(c, 100, 1000)
+		if err != nil {
+			return err
+		}
+		disputes, err := store.ListDisputes(c.UserContext(), s.opts.DB.ForRead(), status, limit)
+		if err != nil {
+			return err
+		}
+		if disputes == nil {
+			disputes = []store.DisputeLine{}
+		}
+		return c.JSON(fiber.Map{"disputes": disputes})
+	}
+}
 
 type reconcileRequest struct {
 	OrderID  *string `json:"order_id"`

@@ -101,6 +101,10 @@ func TestHostileInputs(t *testing.T) {
 	for _, q := range []string{"limit=-5", "limit=1000000", "signature_valid=1", "signature_valid=%27"} {
 		check("GET /admin/webhooks?"+q, b.do(t, "GET", "/admin/webhooks?"+q, admin, nil))
 	}
+	for _, q := range []string{"status=" + url.QueryEscape("opened' OR '1'='1"), "status=%00", "limit=0", "limit=1e10"} {
+		check("GET /admin/disputes?"+q, b.do(t, "GET", "/admin/disputes?"+q, admin, nil))
+	}
+	check("GET /admin/webhooks?event_type=%00", b.do(t, "GET", "/admin/webhooks?event_type=%00", admin, nil))
 	check("GET /admin/transfers?status=...", b.do(t, "GET", "/admin/transfers?status="+url.QueryEscape("failed' OR '1'='1"), admin, nil))
 	for _, id := range []string{"1", "-1", "null", "%27%20OR%201%3D1", "7b0e4f5c-3f6a-4a53-9d0b-2f0b1d6d2a1", strings.Repeat("f", 300), "%E2%80%AE"} {
 		check("GET /v1/orders/"+id, b.do(t, "GET", "/v1/orders/"+id, token, nil))

@@ -99,6 +99,7 @@ func TestAccessControlMatrix(t *testing.T) {
 		{"POST", "/webhooks/hyperswitch", map[string]string{"event_id": "e"}, nil, anyone(401)},
 		{"GET", "/admin/webhooks", nil, nil, adminOnly(200)},
 		{"GET", "/admin/transfers", nil, nil, adminOnly(200)},
+		{"GET", "/admin/disputes", nil, nil, adminOnly(200)},
 		{"POST", "/admin/transfers/retry", map[string]string{"status": "reversal_failed"}, nil, adminOnly(202)},
 		{"POST", "/admin/transfers/" + tid + "/retry", nil, nil, adminOnly(202)},
 		{"POST", "/admin/reconcile", map[string]any{}, nil, adminOnly(202)},

@@ -46,6 +46,7 @@ func (s *Server) routes() {
 	admin := s.app.Group("/admin", s.requireAuth, requireRole(store.RoleAdmin))
 	admin.Get("/webhooks", s.handleAdminWebhooks())
 	admin.Get("/transfers", s.handleAdminTransfers())
+	admin.Get("/disputes", s.handleAdminDisputes())
 	admin.Post("/transfers/retry", decoded[bulkRetryRequest](), s.handleAdminRetryTransfers())
 	admin.Post("/transfers/:id/retry", s.handleAdminRetryTransfer())
 	admin.Post("/reconcile", s.handleAdminReconcile())

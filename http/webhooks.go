@@ -110,7 +110,11 @@ func (s *Server) handleAdminWebhooks() fiber.Handler {
 		if err != nil {
 			return err
 		}
-		logs, err := store.ListWebhookLogs(c.UserContext(), s.opts.DB.ForRead(), valid, limit)
+		eventType := c.Query("event_type")
+		if len(eventType) > 64 || strings.ContainsRune(eventType, 0) {
+			return unprocessable("event_type", "must be an event type (dispute_lost) or a family (dispute), at most 64 bytes")
+		}
+		logs, err := store.ListWebhookLogs(c.UserContext(), s.opts.DB.ForRead(), valid, eventType, limit)
 		if err != nil {
 			return err
 		}

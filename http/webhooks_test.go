@@ -189,8 +189,18 @@ func TestAdminWebhooks(t *testing.T) {
 		require.Equal(t, false, row.(map[string]any)["signature_valid"])
 		require.Equal(t, "signature_invalid", row.(map[string]any)["processing_result"])
 	}
+	dispute := hyperswitchtest.WebhookBody("evt_dp", "dispute_opened", map[string]any{"dispute_id": "dp_1", "payment_id": "p",
+		"amount": "1", "currency": "EUR", "dispute_status": "dispute_opened", "dispute_stage": "dispute"})
+	require.Equal(t, 200, b.deliver(t, dispute, hyperswitch.Sign(webhookSecret, dispute)).Status)
 	r = b.do(t, "GET", "/admin/webhooks", admin, nil)
-	require.Len(t, r.Body["webhooks"], 4)
+	require.Len(t, r.Body["webhooks"], 5)
+	for q, want := range map[string]int{"dispute": 1, "dispute_opened": 1, "dispute_lost": 0, "payment": 1, "disp": 0, "payment_succeeded": 1} {
+		r = b.do(t, "GET", "/admin/webhooks?event_type="+q, admin, nil)
+		require.Equal(t, 200, r.Status, r.Raw)
+		require.Len(t, r.Body["webhooks"], want, q)
+	}
+	require.Equal(t, "evt_dp", b.do(t, "GET", "/admin/webhooks?event_type=dispute", admin, nil).Body["webhooks"].([]any)[0].(map[string]any)["event_id"])
+	require.Equal(t, 422, b.do(t, "GET", "/admin/webhooks?event_type="+strings.Repeat("x", 65), admin, nil).Status)
 
 	require.Equal(t, 403, b.do(t, "GET", "/admin/webhooks", user, nil).Status)
 	require.Equal(t, 401, b.do(t, "GET", "/admin/webhooks", "", nil).Status)

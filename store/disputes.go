@@ -108,12 +108,32 @@ func OrderHasOpenDispute(ctx context.Context, q Querier, orderID, except uuid.UU
 	return open, err
 }
 
+// DisputeLine is a dispute as ops see it: with its order's payment id (to
+// find it in Hyperswitch's dashboard) and status.
+type DisputeLine struct {
+	Dispute
+	PaymentID   string           `json:"payment_id"`
+	OrderStatus veza.OrderStatus `json:"order_status"`
+}
+
 // ListDisputes returns disputes, optionally of one status: open ones first,
 // the nearest challenge deadline first, then the newest.
-func ListDisputes(ctx context.Context, q Querier, status *veza.DisputeStatus, limit int) ([]Dispute, error) {
-	return all(scanDispute)(q.Query(ctx, `SELECT `+disputeColumns+` FROM disputes
-		WHERE ($1::text IS NULL OR status = $1::text)
-		ORDER BY status IN ('opened', 'challenged') DESC, challenge_required_by NULLS LAST, opened_at DESC LIMIT $2`, status, limit))
+func ListDisputes(ctx context.Context, q Querier, status *veza.DisputeStatus, limit int) ([]DisputeLine, error) {
+	rows, err := q.Query(ctx, `SELECT d.id, d.dispute_id, d.order_id, d.amount, d.currency, d.stage, d.status, d.reason,
+		d.connector_dispute_id, d.challenge_required_by, d.opened_at, d.closed_at, d.updated_at, COALESCE(o.payment_id, ''), o.status
+		FROM disputes d JOIN orders o ON o.id = d.order_id
+		WHERE ($1::text IS NULL OR d.status = $1::text)
+		ORDER BY d.status IN ('opened', 'challenged') DESC, d.challenge_required_by NULLS LAST, d.opened_at DESC, d.id LIMIT $2`, status, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (DisputeLine, error) {
+		var l DisputeLine
+		d := &l.Dispute
+		err := row.Scan(&d.ID, &d.DisputeID, &d.OrderID, &d.Amount, &d.Currency, &d.Stage, &d.Status, &d.Reason,
+			&d.ConnectorDisputeID, &d.ChallengeRequiredBy, &d.OpenedAt, &d.ClosedAt, &d.UpdatedAt, &l.PaymentID, &l.OrderStatus)
+		return l, err
+	})
 }
 
 // StuckDisputes returns open disputes opened before olderThan, those

@@ -124,10 +124,15 @@ func RecordEvent(ctx context.Context, tx pgx.Tx, eventID, eventType string) (fir
 
 // ListWebhookLogs returns recent deliveries, newest first, optionally only
 // those with the given signature validity.
-func ListWebhookLogs(ctx context.Context, q Querier, signatureValid *bool, limit int) ([]WebhookLog, error) {
+//
+// eventType, when not empty, keeps one event type ("dispute_lost") or one
+// family ("dispute": every dispute_* line).
+func ListWebhookLogs(ctx context.Context, q Querier, signatureValid *bool, eventType string, limit int) ([]WebhookLog, error) {
 	rows, err := q.Query(ctx, `SELECT id, received_at, request_id, source_ip, user_agent, signature_valid, event_id, event_type,
 		payload, processing_result, processed_at FROM hyperswitch_webhook_log
-		WHERE ($1::boolean IS NULL OR signature_valid = $1) ORDER BY received_at DESC LIMIT $2`, signatureValid, limit)
+		WHERE ($1::boolean IS NULL OR signature_valid = $1)
+		  AND ($3 = '' OR event_type = $3 OR starts_with(event_type, $3 || '_'))
+		ORDER BY received_at DESC LIMIT $2`, signatureValid, limit, eventType)
 	if err != nil {
 		return nil, err
 	}
