@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/veza/backend"
 	"github.com/veza/backend/jobargs"
@@ -125,7 +126,10 @@ func (s *Settler) disputeMoney(ctx context.Context, tx pgx.Tx, ins Inserter, ord
 		}
 		s.Logger.Info().Str("dispute_id", d.DisputeID).Str("order_id", order.ID.String()).Str("dispute_status", string(d.Status)).
 			Msg("dispute closed in the seller's favour: order completed again, held payouts go out")
-		return store.TransitionOrder(ctx, tx, order.ID, veza.OrderDisputed, veza.OrderCompleted)
+		if err := store.TransitionOrder(ctx, tx, order.ID, veza.OrderDisputed, veza.OrderCompleted); err != nil {
+			return err
+		}
+		return s.wakeHeldPayouts(ctx, tx, ins, order.ID)
 	}
 }
 
@@ -172,11 +176,38 @@ func (s *Settler) chargeBack(ctx context.Context, tx pgx.Tx, ins Inserter, order
 	if err := s.takeBackUnpaid(ctx, tx, transfers, &jobs); err != nil {
 		return err
 	}
+	if err := s.wakeHeldPayouts(ctx, tx, ins, order.ID); err != nil {
+		return err // held payouts close unpaid now, not after their snooze
+	}
 	if len(jobs) == 0 {
 		return nil
 	}
 	_, err = ins.InsertManyTx(ctx, tx, jobs)
 	return err
+}
+
+// Waker makes a waiting job run now, in tx (river.Client.JobRetryTx).
+type Waker interface {
+	JobRetryTx(ctx context.Context, tx pgx.Tx, id int64) (*rivertype.JobRow, error)
+}
+
+// wakeHeldPayouts makes the payout jobs a dispute held (snoozed) run now.
+// An inserter that cannot wake jobs leaves them to their snooze.
+func (s *Settler) wakeHeldPayouts(ctx context.Context, tx pgx.Tx, ins Inserter, orderID uuid.UUID) error {
+	w, ok := ins.(Waker)
+	if !ok {
+		return nil
+	}
+	ids, err := store.HeldPayoutJobs(ctx, tx, orderID)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if _, err := w.JobRetryTx(ctx, tx, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // reapplyDisputes answers, in tx, the disputes recorded while an order was

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
 	veza "github.com/veza/backend"
@@ -303,4 +304,74 @@ func TestDisputeEventsWeCannotUse(t *testing.T) {
 	require.Equal(t, veza.OrderPending, b.order(t, pending.ID).Status, "recorded; a pending order is not disputed")
 	require.Equal(t, veza.OrderCompleted, b.order(t, o.ID).Status)
 	b.requireNoJobs(t)
+}
+
+// A payment event on a disputed or charged-back order (a capture event
+// after the success, a reconcile's synthetic success) is a replay: it must
+// not refund the order automatically, or a chargeback and a refund pay the
+// buyer twice.
+func TestPaymentEventsOnADisputedOrderRefundNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.CompletedOrder(t, b.tx, 1000)
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_opened", o.Order, "dp_1", 1000)))
+	replays := func() {
+		t.Helper()
+		b.apply(t, event("payment_succeeded", o.Order, "succeeded"))
+		captured := event("payment_captured", o.Order, "partially_captured")
+		received := int64(600)
+		captured.Object.AmountReceived = &received
+		b.apply(t, captured)
+		refunds, err := store.OrderRefunds(b.ctx, b.tx, o.ID)
+		require.NoError(t, err)
+		require.Empty(t, refunds)
+	}
+	replays()
+	require.Equal(t, veza.OrderDisputed, b.order(t, o.ID).Status)
+	b.requireNoJobs(t)
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_lost", o.Order, "dp_1", 1000)))
+	replays()
+	require.Equal(t, veza.OrderChargedBack, b.order(t, o.ID).Status)
+}
+
+// Deliveries are not ordered: a dispute may be recorded while the order is
+// still pending (its payment_succeeded delayed). Once paid, the dispute
+// applies: open holds the order, lost charges it back before any payout.
+func TestDisputeRecordedBeforeThePaymentSucceeded(t *testing.T) {
+	for _, tc := range []struct {
+		dispute string
+		want    veza.OrderStatus
+	}{{"dispute_opened", veza.OrderDisputed}, {"dispute_lost", veza.OrderChargedBack}, {"dispute_won", veza.OrderCompleted}} {
+		t.Run(tc.dispute, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			o := storetest.PendingOrder(t, b.tx, 1000)
+			require.Equal(t, store.ResultOK, b.apply(t, disputeEvent(tc.dispute, o.Order, "dp_1", 1000)))
+			require.Equal(t, veza.OrderPending, b.order(t, o.ID).Status)
+			b.dispute(t, o.ID)
+			require.Equal(t, store.ResultOK, b.apply(t, event("payment_succeeded", o.Order, "succeeded")))
+			require.Equal(t, tc.want, b.order(t, o.ID).Status)
+			for _, tr := range b.transfers(t, o.ID) {
+				require.Equal(t, veza.TransferPending, tr.Status, "nothing was paid yet; a charged-back order's payout is closed by its job after the look-up")
+			}
+		})
+	}
+}
+
+// A payout held by a dispute waits in a snoozed job; when the dispute is
+// won the job is woken, not left to sleep out its snooze.
+func TestDisputeWonWakesTheHeldPayout(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.CompletedOrder(t, b.tx, 1000)
+	tr := o.Transfer(t, b.tx, 0, veza.TransferPending)
+	held, err := b.ins.InsertTx(b.ctx, b.tx, jobargs.PayoutArgs{TransferID: tr.ID}, &river.InsertOpts{ScheduledAt: time.Now().Add(15 * time.Minute)})
+	require.NoError(t, err)
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_opened", o.Order, "dp_1", 1000)))
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_won", o.Order, "dp_1", 1000)))
+	var state string
+	var due bool
+	require.NoError(t, b.tx.QueryRow(b.ctx, `SELECT state, scheduled_at <= now() FROM river_job WHERE id = $1`, held.Job.ID).Scan(&state, &due))
+	require.Equal(t, "available", state)
+	require.True(t, due, "runs now")
 }

@@ -28,7 +28,7 @@ func (s *Settler) CompletePaidOrder(ctx context.Context, tx pgx.Tx, ins Inserter
 	if err != nil {
 		return nil, err
 	}
-	return order, s.orderPaid(ctx, tx, ins, order)
+	return order, s.paid(ctx, tx, ins, order)
 }
 
 // orderPaid is what a completed order implies: one transfer per seller
@@ -155,7 +155,7 @@ func (s *Settler) paymentTaken(ctx context.Context, tx pgx.Tx, ins Inserter, ev 
 		if err := store.TransitionOrderWithPayment(ctx, tx, order.ID, veza.OrderPending, veza.OrderCompleted, obj.Status); err != nil {
 			return "", err
 		}
-		return store.ResultOK, s.orderPaid(ctx, tx, ins, order)
+		return store.ResultOK, s.paid(ctx, tx, ins, order)
 	case order.Status == veza.OrderFailed && inFull:
 		refunding, err := s.hasAutomaticRefund(ctx, tx, order.ID)
 		if err != nil || refunding {
@@ -168,9 +168,11 @@ func (s *Settler) paymentTaken(ctx context.Context, tx pgx.Tx, ins Inserter, ev 
 		if err := store.TransitionOrderWithPayment(ctx, tx, order.ID, veza.OrderFailed, veza.OrderCompleted, obj.Status); err != nil {
 			return "", err
 		}
-		return store.ResultOK, s.orderPaid(ctx, tx, ins, order)
-	case order.Status == veza.OrderCompleted || order.Status == veza.OrderRefundPending || order.Status == veza.OrderRefunded:
-		// A replay, or a capture event after the success: nothing new.
+		return store.ResultOK, s.paid(ctx, tx, ins, order)
+	case order.Status == veza.OrderCompleted || order.Status == veza.OrderRefundPending || order.Status == veza.OrderRefunded,
+		order.Status == veza.OrderDisputed || order.Status == veza.OrderChargedBack:
+		// A replay, or a capture event after the success: nothing new. (On
+		// a disputed order an automatic refund would pay the buyer twice.)
 		return store.ResultSkipped, s.recordStatus(ctx, tx, order, obj.Status)
 	}
 	// Money the order does not account for.
@@ -191,6 +193,15 @@ func (s *Settler) paymentTaken(ctx context.Context, tx pgx.Tx, ins Inserter, ev 
 	}
 	log.Str("refund_id", refund.ID.String()).Msg("payment the order does not account for: refunding it automatically; the buyer is emailed when it settles")
 	return store.ResultOK, nil
+}
+
+// paid plans a completed order's payouts, then applies any dispute recorded
+// while it was still pending (deliveries are not ordered).
+func (s *Settler) paid(ctx context.Context, tx pgx.Tx, ins Inserter, order *store.Order) error {
+	if err := s.orderPaid(ctx, tx, ins, order); err != nil {
+		return err
+	}
+	return s.reapplyDisputes(ctx, tx, ins, order.ID)
 }
 
 // autoRefund refunds amount of the order's payment by itself: a refund row
@@ -243,6 +254,10 @@ func (s *Settler) paymentReturned(ctx context.Context, tx pgx.Tx, ins Inserter, 
 		s.Logger.Error().Str("event_id", ev.EventID).Str("order_id", order.ID.String()).Str("payment_id", order.PaymentID).
 			Msg("payment cancelled after capture: the buyer has the money back; order refunded, payouts taken back")
 		return store.ResultOK, s.takeBackPayouts(ctx, tx, ins, order.ID)
+	case veza.OrderDisputed, veza.OrderChargedBack:
+		s.Logger.Error().Str("event_id", ev.EventID).Str("order_id", order.ID.String()).Str("payment_id", order.PaymentID).
+			Str("order_status", string(order.Status)).
+			Msg("payment cancelled after capture on a disputed order: no money moved here; settle it by hand with Hyperswitch (the buyer may be paid back twice)")
 	}
 	return store.ResultSkipped, s.recordStatus(ctx, tx, order, status)
 }

@@ -172,6 +172,17 @@ func SellerChargeback(ctx context.Context, q Querier, orderID, sellerID uuid.UUI
 	return amount, currency, err
 }
 
+// HeldPayoutJobs returns the scheduled (snoozed) payout jobs of an order's
+// pending transfers.
+func HeldPayoutJobs(ctx context.Context, q Querier, orderID uuid.UUID) ([]int64, error) {
+	rows, err := q.Query(ctx, `SELECT j.id FROM river_job j JOIN seller_transfers t ON j.args->>'transfer_id' = t.id::text
+		WHERE t.order_id = $1 AND t.status = 'pending' AND j.kind = 'seller_payout' AND j.state = 'scheduled'`, orderID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int64])
+}
+
 // OrderDisputes returns an order's disputes, the first opened first.
 func OrderDisputes(ctx context.Context, q Querier, orderID uuid.UUID) ([]Dispute, error) {
 	return all(scanDispute)(q.Query(ctx, `SELECT `+disputeColumns+` FROM disputes WHERE order_id = $1 ORDER BY opened_at, id`, orderID))
