@@ -18,11 +18,11 @@ lint: ## go vet + staticcheck
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-FUZZ_TARGETS ?= FuzzWebhook FuzzUpload FuzzJSONBodies
+FUZZ_TARGETS ?= FuzzWebhook FuzzWellFormedWebhook FuzzUpload FuzzJSONBodies
 # Minimizing a new input does not count as executions and defaults to 60s,
 # which would eat a short FUZZTIME whole: keep it short.
 
-fuzz: ## bounded fuzzing (FUZZTIME each) of the webhook parser, uploads and every JSON body; needs one shared PostgreSQL: TEST_DATABASE_URL or the make-run cluster
+fuzz: ## bounded fuzzing (FUZZTIME each) of the webhook parser (any bytes; any object in a signed envelope), uploads and every JSON body; needs one shared PostgreSQL: TEST_DATABASE_URL or the make-run cluster
 	@export TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(./scripts/pg-local.sh start | sed 's#/veza_dev?#/postgres?#')}"; \
 	for target in $(FUZZ_TARGETS); do \
 		echo "== $$target ($(FUZZTIME))"; \

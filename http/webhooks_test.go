@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http/httptest"
@@ -222,6 +223,9 @@ func FuzzWebhook(f *testing.F) {
 	f.Add([]byte(`{"event_id":"e\u0000","event_type":"payment_succeeded","content":{"object":{}}}`), true)
 	f.Add([]byte(`{"event_id":"e3","event_type":"payment_succeeded","content":{"object":{"payment_id":"p\u0000","status":"\u0000"}}}`), true)
 	f.Add([]byte(`{"event_id":"e4","event_type":"refund_failed","content":{"object":{"refund_id":"r","error_message":"\u0000"}}}`), true)
+	for _, body := range disputeBodies() {
+		f.Add(body, true)
+	}
 	b := setupAPI(f)
 	f.Fuzz(func(t *testing.T, body []byte, signed bool) {
 		before := b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log`)
@@ -237,6 +241,96 @@ func FuzzWebhook(f *testing.F) {
 		} else {
 			require.Equal(t, before, after)
 		}
+	})
+}
+
+// disputeBodies are dispute deliveries as Hyperswitch sends them (the
+// fake's DisputeResponse: amount a string, dispute_status, fields we never
+// read), and variants a lenient reader must take.
+func disputeBodies() [][]byte {
+	reason, due := "fraudulent", "2026-12-09T10:00:00.000Z"
+	d := hyperswitchtest.Dispute{DisputeID: "dp_1", PaymentID: "veza_ord_x", AttemptID: "a_1", Amount: "1500", Currency: "EUR",
+		DisputeStage: "dispute", DisputeStatus: "dispute_opened", Connector: "stripe", ConnectorStatus: "needs_response",
+		ConnectorDisputeID: "du_1", ConnectorReason: &reason, ChallengeRequiredBy: &due, CreatedAt: "2026-12-02T10:00:00.000Z",
+		AdditionalDetails: map[string]any{"network": "visa"}}
+	var out [][]byte
+	for _, st := range []string{"dispute_opened", "dispute_challenged", "dispute_won", "dispute_lost", "dispute_accepted", "dispute_cancelled", "dispute_expired"} {
+		d.DisputeStatus = st
+		out = append(out, hyperswitchtest.WebhookBody("evt_"+st, st, d))
+	}
+	for _, object := range []string{
+		`{"dispute_id":"dp_2","payment_id":"p","amount":"not a number","dispute_status":"dispute_lost"}`,
+		`{"dispute_id":"dp_3","payment_id":"p","amount":1500,"dispute_status":"dispute_won","dispute_stage":"pre_arbitration"}`,
+		`{"dispute_id":"dp_4","payment_id":"p","amount":{"value":"1500"},"dispute_status":7,"challenge_required_by":"soon"}`,
+		`{"dispute_id":"dp_\u0000","payment_id":"p\u0000","amount":"-5","dispute_status":"\u0000","connector_reason":"\u0000"}`,
+		`{"dispute_id":"dp_5","amount":"99999999999999999999999","dispute_status":"dispute_opened"}`,
+	} {
+		out = append(out, hyperswitchtest.WebhookBody("evt_"+object[15:19], "dispute_lost", json.RawMessage(object)))
+	}
+	return out
+}
+
+// eventTypes are Hyperswitch's EventType values (../shared/PSP.md).
+var eventTypes = strings.Fields(`payment_succeeded payment_failed payment_processing payment_cancelled
+	payment_cancelled_post_capture payment_authorized payment_partially_authorized payment_captured payment_expired
+	action_required refund_succeeded refund_failed dispute_opened dispute_expired dispute_accepted dispute_cancelled
+	dispute_challenged dispute_won dispute_lost mandate_active mandate_revoked payout_success payout_failed
+	payout_initiated payout_processing payout_cancelled payout_expired payout_reversed invoice_paid`)
+
+// contentTypeOf is the content.type Hyperswitch sends with an event type.
+func contentTypeOf(eventType string) string {
+	for prefix, ct := range map[string]string{"refund_": "refund_details", "dispute_": "dispute_details", "mandate_": "mandate_details",
+		"payout_": "payout_details", "invoice_": "subscription_details"} {
+		if strings.HasPrefix(eventType, prefix) {
+			return ct
+		}
+	}
+	return "payment_details"
+}
+
+// FuzzWellFormedWebhook: a delivery Hyperswitch signed, in its envelope
+// (an event id it mints, one of its event types with its content type),
+// is answered 200 whatever its object holds: fields of other types,
+// unknown fields, amounts as strings, NULs, nothing at all. A 4xx would
+// make Hyperswitch retry for a day and then drop the event.
+func FuzzWellFormedWebhook(f *testing.F) {
+	for i, body := range disputeBodies() {
+		var env struct {
+			Content struct {
+				Object json.RawMessage `json:"object"`
+			} `json:"content"`
+		}
+		_ = json.Unmarshal(body, &env)
+		f.Add(uint8(12+i%7), []byte(env.Content.Object))
+	}
+	f.Add(uint8(0), []byte(`{"payment_id":"p","status":"succeeded","amount":"1000","amount_received":"x","currency":5,"metadata":{"a":[1,{"b":null}]}}`))
+	f.Add(uint8(10), []byte(`{"refund_id":"r","payment_id":"p","status":"succeeded","amount":-1,"error_message":{"nested":true}}`))
+	f.Add(uint8(19), []byte(`{"mandate_id":"m","status":"active","payment_method":"card"}`))
+	f.Add(uint8(21), []byte(`{"payout_id":"po","amount":100,"status":"success"}`))
+	f.Add(uint8(28), []byte(`[1,2,3]`))
+	f.Add(uint8(7), []byte(`null`))
+	f.Add(uint8(3), []byte("not json at all \x00\xff"))
+	b := setupAPI(f)
+	n := 0
+	f.Fuzz(func(t *testing.T, typ uint8, object []byte) {
+		if len(object) > 16<<10 {
+			t.Skip("over the size of any real object")
+		}
+		raw := json.RawMessage(object)
+		if !json.Valid(object) {
+			s, _ := json.Marshal(strings.ToValidUTF8(string(object), "?"))
+			raw = s
+		}
+		n++
+		eventType := eventTypes[int(typ)%len(eventTypes)]
+		body, err := json.Marshal(map[string]any{
+			"merchant_id": "merchant_veza", "event_id": fmt.Sprintf("evt_fz%d_%d", n, typ), "event_type": eventType,
+			"content": map[string]any{"type": contentTypeOf(eventType), "object": raw}, "timestamp": "2026-12-02T10:00:00.000Z",
+			"processor_merchant_id": "merchant_veza",
+		})
+		require.NoError(t, err)
+		r := b.deliver(t, body, hyperswitch.Sign(webhookSecret, body))
+		require.Equal(t, 200, r.Status, "%s: %s", body, r.Raw)
 	})
 }
 

@@ -172,11 +172,17 @@ func TestParseEventReadsARealDisputeBody(t *testing.T) {
 	// What we key on must be there, as strings, storable.
 	for _, b := range []string{
 		`{"event_type":"dispute_won"}`, `{"event_id":7,"event_type":"dispute_won"}`, `[]`, `{"event_id":"e\u0000","event_type":"x"}`,
-		`{"event_id":"e","event_type":"dispute_won","content":{"object":{"dispute_id":"d\u0000"}}}`,
+		`{"event_id":"e","event_type":"x\u0000"}`,
 	} {
 		_, err := hyperswitch.ParseEvent([]byte(b))
 		require.Error(t, err, b)
 	}
+	// An id or status with a NUL is none of ours: read as absent.
+	ev, err = hyperswitch.ParseEvent([]byte(`{"event_id":"e","event_type":"dispute_won","content":{"object":{"dispute_id":"d\u0000","payment_id":"p","dispute_status":"\u0000"}}}`))
+	require.NoError(t, err)
+	require.Equal(t, "", ev.Content.Object.DisputeID)
+	require.Equal(t, "", ev.Content.Object.DisputeStatus)
+	require.Equal(t, "p", ev.Content.Object.PaymentID)
 	// Free text loses its NULs instead of failing the delivery.
 	ev, err = hyperswitch.ParseEvent([]byte(`{"event_id":"e","event_type":"dispute_lost","content":{"object":{"connector_reason":"a\u0000b"}}}`))
 	require.NoError(t, err)

@@ -121,10 +121,11 @@ func minorUnits(raw json.RawMessage) (int64, bool) {
 
 // ParseEvent decodes a webhook body. What it requires is what the service
 // stores and keys on: an event id (at most 128 bytes) and type (at most
-// 64), as strings, and no NUL in the ids and statuses kept, which JSON may
-// escape (\u0000) but PostgreSQL's TEXT refuses: such an event could never
-// be stored, only redelivered. Every other field is optional and read
-// leniently; free text (an error message, a dispute's reason) loses its NULs.
+// 64), as strings without NUL, which JSON may escape (\u0000) but
+// PostgreSQL's TEXT refuses: such an event could never be stored, only
+// redelivered. Every other field is optional and read leniently: an id or
+// status holding a NUL is read as absent, free text (an error message, a
+// dispute's reason) loses its NULs.
 func ParseEvent(body []byte) (*Event, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
@@ -149,8 +150,16 @@ func ParseEvent(body []byte) (*Event, error) {
 		return nil, errors.New("event_id is over 128 bytes")
 	case len(ev.EventType) > 64:
 		return nil, errors.New("event_type is over 64 bytes")
-	case strings.ContainsRune(ev.EventID+ev.EventType+o.PaymentID+o.RefundID+o.DisputeID+o.Status+o.Currency+o.DisputeStatus+o.DisputeStage, 0):
-		return nil, errors.New("event contains a NUL character")
+	case strings.ContainsRune(ev.EventID+ev.EventType, 0):
+		return nil, errors.New("event_id or event_type contains a NUL character")
+	}
+	// An id or status with a NUL can be none of ours, and PostgreSQL could
+	// not store it: it is read as absent (the event then matches nothing
+	// and is skipped), so a signed delivery is still answered 200.
+	for _, f := range []*string{&o.PaymentID, &o.RefundID, &o.DisputeID, &o.Status, &o.Currency, &o.DisputeStatus, &o.DisputeStage} {
+		if strings.ContainsRune(*f, 0) {
+			*f = ""
+		}
 	}
 	if o.ErrorMessage != nil {
 		msg := strings.ReplaceAll(*o.ErrorMessage, "\x00", "")
