@@ -282,11 +282,40 @@ func (h *harness) count(sql string, args ...any) int {
 	return n
 }
 
+// fate is what happens to a purchase after it is paid.
+type fate string
+
+const (
+	kept        fate = ""             // completed, sellers paid
+	refunded    fate = "refund"       // the buyer asks a refund
+	disputeLost fate = "lost"         // a dispute of the whole payment, lost
+	partialLost fate = "partial-lost" // a dispute of a third of it, lost
+	disputeWon  fate = "won"          // a dispute opened while the payouts run, then won
+)
+
 type purchase struct {
 	orderID, paymentID string
 	amount             int64
 	buyer              string
+	fate               fate
 	refund             bool
+	disputed           int64 // the disputed amount (lost or won)
+	disputeID          string
+}
+
+// fateOf spreads the fates: a third refunded, a sixth each lost in full,
+// lost in part, won, kept.
+func fateOf(i int) fate {
+	return []fate{refunded, disputeLost, partialLost, refunded, kept, disputeWon}[i%6]
+}
+
+// chargedBack is what a lost dispute takes from the order's sellers: their
+// total times disputed/amount, rounded half up (the sum of the shares).
+func chargedBack(sellers, disputed, amount int64) int64 {
+	if disputed >= amount {
+		return sellers
+	}
+	return (2*sellers*disputed + amount) / (2 * amount)
 }
 
 // TestCrashSuite: purchases with two sellers each, their payments, refunds
@@ -378,22 +407,51 @@ func TestCrashSuite(t *testing.T) {
 		body := h.must(201, "POST", "/v1/orders", buyer, map[string]string{"Idempotency-Key": uuid.NewString()},
 			map[string]any{"track_ids": []string{a.track, b.track}})
 		o := body["order"].(map[string]any)
-		p := purchase{orderID: o["id"].(string), paymentID: o["payment_id"].(string), amount: int64(o["amount"].(float64)), buyer: buyer, refund: i%3 == 0}
-		purchases[i] = p
+		p := purchase{orderID: o["id"].(string), paymentID: o["payment_id"].(string), amount: int64(o["amount"].(float64)), buyer: buyer, fate: fateOf(i)}
+		p.refund = p.fate == refunded
 		h.hs.SetPaymentStatus(p.paymentID, "succeeded")
 		h.deliver(hyperswitchtest.WebhookBody("evt_pay_"+p.orderID, "payment_succeeded",
 			map[string]any{"payment_id": p.paymentID, "status": "succeeded", "amount": p.amount, "currency": "EUR"}))
+		if p.fate == disputeWon {
+			// Opened while its payouts run: those not yet sent are held.
+			d := h.hs.OpenDispute(p.paymentID, 0)
+			p.disputeID, p.disputed = d.DisputeID, p.amount
+			h.deliver(h.hs.DisputeWebhook("evt_dp_open_"+d.DisputeID, d.DisputeID))
+		}
+		purchases[i] = p
 	}
 
 	t.Logf("purchases driven after %s", time.Since(began))
-	// Refunds for a third, once their payouts are done.
-	for _, p := range purchases {
-		if !p.refund {
+	// Refunds for a third and disputes lost, once their payouts are done;
+	// the disputes opened earlier are won. All while the kills go on.
+	for i, p := range purchases {
+		switch p.fate {
+		case disputeWon:
+			h.hs.SetDisputeStatus(p.disputeID, "dispute_won")
+			h.deliver(h.hs.DisputeWebhook("evt_dp_won_"+p.disputeID, p.disputeID))
+			continue
+		case disputeLost, partialLost:
+		case refunded:
+		default:
 			continue
 		}
 		h.eventually(3*time.Minute, "payouts of "+p.orderID, func() bool {
 			return h.count(`SELECT count(*) FROM seller_transfers WHERE order_id = $1 AND status = 'completed'`, p.orderID) == 2
 		})
+		if p.fate != refunded {
+			disputed := p.amount
+			if p.fate == partialLost {
+				disputed = p.amount / 3
+			}
+			d := h.hs.OpenDispute(p.paymentID, disputed)
+			purchases[i].disputeID, purchases[i].disputed = d.DisputeID, disputed
+			h.deliver(h.hs.DisputeWebhook("evt_dp_open_"+d.DisputeID, d.DisputeID))
+			h.hs.SetDisputeStatus(d.DisputeID, "dispute_lost")
+			lost := h.hs.DisputeWebhook("evt_dp_lost_"+d.DisputeID, d.DisputeID)
+			h.deliver(lost)
+			h.deliver(lost) // Hyperswitch redelivers
+			continue
+		}
 		body := h.must(202, "POST", "/v1/orders/"+p.orderID+"/refund", p.buyer, nil, map[string]string{"reason": "chaos"})
 		refundID := body["refund"].(map[string]any)["id"].(string)
 		psp := "veza_ref_" + refundID
@@ -403,27 +461,31 @@ func TestCrashSuite(t *testing.T) {
 			map[string]any{"refund_id": psp, "payment_id": p.paymentID, "status": "succeeded", "amount": p.amount, "currency": "EUR"}))
 	}
 
-	t.Logf("refunds driven after %s", time.Since(began))
+	t.Logf("refunds and disputes driven after %s", time.Since(began))
 	// Let the killer finish its kills while the tail drains.
 	require.Eventually(t, func() bool { return h.killCount() >= wantKills }, 10*time.Minute, 100*time.Millisecond)
 	stopKilling()
 
 	// Quiescence: every transfer settled, no job left to run.
-	refunded := 0
+	refunds, lost := 0, 0
 	for _, p := range purchases {
-		if p.refund {
-			refunded++
+		switch p.fate {
+		case refunded:
+			refunds++
+		case disputeLost, partialLost:
+			lost++
 		}
 	}
 	h.eventually(3*time.Minute, "the system never settled", func() bool {
 		settled := h.count(`SELECT count(*) FROM seller_transfers WHERE status IN ('completed', 'reversed')`)
 		live := h.count(`SELECT count(*) FROM river_job WHERE state IN ('available', 'running', 'retryable', 'pending')`)
-		return settled == 2*n && h.count(`SELECT count(*) FROM seller_transfers WHERE status = 'reversed'`) == 2*refunded && live == 0
+		return settled == 2*n && h.count(`SELECT count(*) FROM seller_transfers WHERE status = 'reversed'`) == 2*(refunds+lost) && live == 0
 	})
 
 	t.Logf("settled after %s", time.Since(began))
 	violations := h.checkInvariants(purchases)
-	t.Logf("crash suite: purchases=%d refunds=%d kills=%d process starts=%d violations=%d", n, refunded, h.kills, h.starts(), len(violations))
+	t.Logf("crash suite: purchases=%d refunds=%d disputes lost=%d won=%d kills=%d process starts=%d violations=%d", n, refunds, lost,
+		h.count(`SELECT count(*) FROM disputes WHERE status = 'won'`), h.kills, h.starts(), len(violations))
 	t.Logf("provider weather: stripe answers lost %d, saved 500s %d; hyperswitch answers lost %d; transfers that needed a new key round: payouts %d, reversals %d",
 		h.stripe.Lost(), h.stripe.SavedErrors(), h.hs.Lost(), h.count(`SELECT count(*) FROM seller_transfers WHERE payout_round > 0`),
 		h.count(`SELECT count(*) FROM seller_transfers WHERE reversal_round > 0`))
@@ -470,10 +532,7 @@ func (h *harness) checkInvariants(purchases []purchase) []string {
 			bad("order %s unreadable: %v", p.orderID, err)
 			continue
 		}
-		want := "completed"
-		if p.refund {
-			want = "refunded"
-		}
+		want := map[fate]string{kept: "completed", disputeWon: "completed", refunded: "refunded", disputeLost: "charged_back", partialLost: "charged_back"}[p.fate]
 		if status != want {
 			bad("order %s is %s, want %s", p.orderID, status, want)
 		}
@@ -492,6 +551,16 @@ func (h *harness) checkInvariants(purchases []purchase) []string {
 		if len(atStripe) != 2 || len(perDest) != 2 {
 			bad("order %s: %d transfers to %d sellers at Stripe, want 2 and 2", p.orderID, len(atStripe), len(perDest))
 		}
+		if p.disputeID != "" {
+			var st string
+			var amount int64
+			_ = h.db.QueryRow(ctx, `SELECT status, amount FROM disputes WHERE dispute_id = $1`, p.disputeID).Scan(&st, &amount)
+			if wantSt := map[bool]string{true: "won", false: "lost"}[p.fate == disputeWon]; st != wantSt || amount != p.disputed {
+				bad("order %s: dispute %s is %q for %d, want %s for %d", p.orderID, p.disputeID, st, amount, wantSt, p.disputed)
+			}
+		}
+		lostDispute := p.fate == disputeLost || p.fate == partialLost
+		var orderReversed int64
 		var fees int64
 		rows, err := h.db.Query(ctx, `SELECT status, amount, platform_fee, COALESCE(stripe_transfer_id, '') FROM seller_transfers WHERE order_id = $1`, p.orderID)
 		if err != nil {
@@ -504,7 +573,7 @@ func (h *harness) checkInvariants(purchases []purchase) []string {
 			_ = rows.Scan(&st, &amount, &fee, &stripeID)
 			fees += fee
 			wantSt := "completed"
-			if p.refund {
+			if p.refund || lostDispute {
 				wantSt = "reversed"
 			}
 			if st != wantSt {
@@ -517,11 +586,23 @@ func (h *harness) checkInvariants(purchases []purchase) []string {
 			if p.refund && (reversalsOf[stripeID] != 1 || reversedAmount[stripeID] != amount || !tr.Reversed) {
 				bad("order %s: transfer %s reversed %d times for %d of %d", p.orderID, stripeID, reversalsOf[stripeID], reversedAmount[stripeID], amount)
 			}
-			if !p.refund && reversalsOf[stripeID] != 0 {
-				bad("order %s: transfer %s reversed but the order was not refunded", p.orderID, stripeID)
+			if p.fate == disputeLost && (reversalsOf[stripeID] != 1 || reversedAmount[stripeID] != amount || !tr.Reversed) {
+				bad("order %s: transfer %s charged back %d times for %d of %d", p.orderID, stripeID, reversalsOf[stripeID], reversedAmount[stripeID], amount)
 			}
+			if p.fate == partialLost && (reversalsOf[stripeID] != 1 || reversedAmount[stripeID] <= 0 || reversedAmount[stripeID] >= amount) {
+				bad("order %s: transfer %s charged back %d times for %d of %d (a share)", p.orderID, stripeID, reversalsOf[stripeID], reversedAmount[stripeID], amount)
+			}
+			if !p.refund && !lostDispute && reversalsOf[stripeID] != 0 {
+				bad("order %s: transfer %s reversed but the order was neither refunded nor charged back", p.orderID, stripeID)
+			}
+			orderReversed += reversedAmount[stripeID]
 		}
 		rows.Close()
+		if lostDispute {
+			if want := chargedBack(p.amount-fees, p.disputed, p.amount); orderReversed != want {
+				bad("order %s: chargeback of %d of %d took %d back from the sellers, want their share %d", p.orderID, p.disputed, p.amount, orderReversed, want)
+			}
+		}
 		if paid+fees != p.amount {
 			bad("order %s: paid %d + fees %d != order amount %d", p.orderID, paid, fees, p.amount)
 		}
@@ -548,8 +629,10 @@ func (h *harness) checkInvariants(purchases []purchase) []string {
 	}
 
 	// The money, to the cent: what the sellers hold plus what the platform
-	// keeps is what the buyers paid minus what they got back.
-	var transferred, reversed, fees, paid, refunded int64
+	// keeps is what the buyers paid minus what they got back (refunds, and
+	// lost disputes: the platform is debited, and recovers the sellers'
+	// share by reversals; its fee on the disputed part is its loss).
+	var transferred, reversed, fees, paid, refunded, chargebacks int64
 	for _, tr := range h.stripe.Transfers() {
 		transferred += tr.Amount
 	}
@@ -563,6 +646,10 @@ func (h *harness) checkInvariants(purchases []purchase) []string {
 		}
 		var f int64
 		_ = h.db.QueryRow(ctx, `SELECT COALESCE(sum(platform_fee), 0) FROM seller_transfers WHERE order_id = $1`, p.orderID).Scan(&f)
+		if p.fate == disputeLost || p.fate == partialLost {
+			chargebacks += p.disputed
+			f -= p.disputed - chargedBack(p.amount-f, p.disputed, p.amount) // the fee's part of the chargeback
+		}
 		fees += f
 	}
 	for _, rf := range h.hs.Refunds() {
@@ -570,14 +657,15 @@ func (h *harness) checkInvariants(purchases []purchase) []string {
 			refunded += rf.Amount
 		}
 	}
-	if transferred-reversed+fees != paid-refunded {
-		bad("money: transfers %d - reversals %d + fees %d = %d, but paid %d - refunded %d = %d",
-			transferred, reversed, fees, transferred-reversed+fees, paid, refunded, paid-refunded)
+	if transferred-reversed+fees != paid-refunded-chargebacks {
+		bad("money: transfers %d - reversals %d + fees kept %d = %d, but paid %d - refunded %d - charged back %d = %d",
+			transferred, reversed, fees, transferred-reversed+fees, paid, refunded, chargebacks, paid-refunded-chargebacks)
 	}
 
 	// No row left open.
 	for what, sql := range map[string]string{
-		"orders not settled":    `SELECT count(*) FROM orders WHERE status NOT IN ('completed', 'refunded')`,
+		"orders not settled":    `SELECT count(*) FROM orders WHERE status NOT IN ('completed', 'refunded', 'charged_back')`,
+		"disputes open":         `SELECT count(*) FROM disputes WHERE status IN ('opened', 'challenged')`,
 		"refunds not succeeded": `SELECT count(*) FROM refunds WHERE status <> 'succeeded'`,
 		"transfers open":        `SELECT count(*) FROM seller_transfers WHERE status NOT IN ('completed', 'reversed')`,
 	} {
