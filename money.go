@@ -2,6 +2,7 @@ package veza
 
 import (
 	"fmt"
+	"math/bits"
 	"regexp"
 )
 
@@ -42,6 +43,14 @@ func SplitShare(gross int64, feeBPS int) Share {
 	return Share{Gross: gross, Fee: fee, Net: gross - fee}
 }
 
+// mulDiv is a·num/den and its remainder for 0 ≤ a, 0 < num < den, in 128
+// bits: a·num cannot overflow.
+func mulDiv(a, num, den int64) (q, r int64) {
+	hi, lo := bits.Mul64(uint64(a), uint64(num))
+	uq, ur := bits.Div64(hi, lo, uint64(den)) // hi < den: a·num/den ≤ a
+	return int64(uq), int64(ur)
+}
+
 // ProportionalShares splits num/den of the amounts' total across them in
 // proportion, in integer arithmetic: the shares sum exactly to
 // floor(total·num/den + 1/2), each is at most its amount, and the cents
@@ -60,12 +69,14 @@ func ProportionalShares(amounts []int64, num, den int64) []int64 {
 	for _, a := range amounts {
 		total += a
 	}
-	target := (2*total*num + den) / (2 * den)
+	target, r := mulDiv(total, num, den)
+	if 2*uint64(r) >= uint64(den) {
+		target++ // half up
+	}
 	rem := make([]int64, len(amounts))
 	var given int64
 	for i, a := range amounts {
-		shares[i] = a * num / den
-		rem[i] = a * num % den
+		shares[i], rem[i] = mulDiv(a, num, den)
 		given += shares[i]
 	}
 	for ; given < target; given++ {

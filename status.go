@@ -144,5 +144,41 @@ func (s DisputeStatus) Known() bool {
 // Open reports whether the dispute still awaits its outcome.
 func (s DisputeStatus) Open() bool { return s == DisputeOpened || s == DisputeChallenged }
 
-// Lost reports whether the buyer got the money back (lost or accepted).
-func (s DisputeStatus) Lost() bool { return s == DisputeLost || s == DisputeAccepted }
+// Lost reports whether the chargeback stands: lost, accepted, or expired
+// (the connectors that report it, Checkout, Braintree, Airwallex, mean
+// that the deadline to respond passed: the buyer keeps the money).
+func (s DisputeStatus) Lost() bool { return s == DisputeLost || s == DisputeAccepted || s == DisputeExpired }
+
+// disputeStageRank orders Hyperswitch's dispute stages, which move one way:
+// pre_dispute → dispute → pre_arbitration (0: absent or unknown).
+func disputeStageRank(stage string) int {
+	switch stage {
+	case "pre_dispute":
+		return 1
+	case "dispute":
+		return 2
+	case "pre_arbitration":
+		return 3
+	}
+	return 0
+}
+
+// CheckDisputeMoveAt is CheckDisputeMove with stages, as Hyperswitch
+// validates them (validate_dispute_stage_and_dispute_status,
+// crates/router/src/core/utils.rs): within a stage the status machine
+// holds and outcomes are terminal; a later stage starts over, so a won or
+// lost dispute may open again in pre-arbitration; an earlier stage is an
+// old event. An absent or unknown stage counts as the same stage.
+func CheckDisputeMoveAt(fromStage string, from DisputeStatus, toStage string, to DisputeStatus) error {
+	fr, tr := disputeStageRank(fromStage), disputeStageRank(toStage)
+	switch {
+	case fr == 0 || tr == 0 || fr == tr:
+		return CheckDisputeMove(from, to)
+	case tr > fr:
+		if !to.Known() {
+			return fmt.Errorf("%w: %s → %s", ErrInvalidTransition, from, to)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: %s (%s) → %s (%s): an earlier stage", ErrInvalidTransition, from, fromStage, to, toStage)
+}

@@ -83,4 +83,36 @@ func TestProportionalShares(t *testing.T) {
 	}
 	require.EqualValues(t, (2*1001*517+1001)/(2*1001), sum, "the sum is exact")
 	require.Equal(t, []int64{0, 0}, veza.ProportionalShares([]int64{5, 5}, 0, 10))
+	// Products beyond int64 (an amount times a disputed amount) stay exact.
+	require.Equal(t, []int64{3_500_000_000_000_000, 2_100_000_000_000_000},
+		veza.ProportionalShares([]int64{5_000_000_000_000_000, 3_000_000_000_000_000}, 7_000_000_000_000, 10_000_000_000_000))
+}
+
+func TestDisputeMovesWithStages(t *testing.T) {
+	t.Parallel()
+	ok := func(fs string, f veza.DisputeStatus, ts string, to veza.DisputeStatus) {
+		t.Helper()
+		require.NoError(t, veza.CheckDisputeMoveAt(fs, f, ts, to), "%s/%s → %s/%s", fs, f, ts, to)
+	}
+	no := func(fs string, f veza.DisputeStatus, ts string, to veza.DisputeStatus) {
+		t.Helper()
+		require.ErrorIs(t, veza.CheckDisputeMoveAt(fs, f, ts, to), veza.ErrInvalidTransition, "%s/%s → %s/%s", fs, f, ts, to)
+	}
+	ok("dispute", veza.DisputeOpened, "dispute", veza.DisputeChallenged)
+	ok("dispute", veza.DisputeChallenged, "dispute", veza.DisputeLost)
+	no("dispute", veza.DisputeWon, "dispute", veza.DisputeLost) // terminal within a stage
+	no("dispute", veza.DisputeLost, "dispute", veza.DisputeOpened)
+	no("dispute", veza.DisputeLost, "", veza.DisputeOpened) // no stage: the same stage
+	// A later stage starts over, as Hyperswitch allows: won, then lost in pre-arbitration.
+	ok("dispute", veza.DisputeWon, "pre_arbitration", veza.DisputeOpened)
+	ok("dispute", veza.DisputeWon, "pre_arbitration", veza.DisputeLost)
+	ok("pre_dispute", veza.DisputeCancelled, "dispute", veza.DisputeOpened)
+	ok("dispute", veza.DisputeOpened, "pre_arbitration", veza.DisputeOpened)
+	// An earlier stage is an old event.
+	no("pre_arbitration", veza.DisputeOpened, "dispute", veza.DisputeLost)
+	no("dispute", veza.DisputeOpened, "pre_dispute", veza.DisputeWon)
+	no("dispute", veza.DisputeWon, "pre_arbitration", veza.DisputeStatus("reversed"))
+
+	require.True(t, veza.DisputeExpired.Lost(), "expired: the response deadline passed, the chargeback stands")
+	require.False(t, veza.DisputeCancelled.Lost())
 }

@@ -289,7 +289,7 @@ const (
 	kept        fate = ""             // completed, sellers paid
 	refunded    fate = "refund"       // the buyer asks a refund
 	disputeLost fate = "lost"         // a dispute of the whole payment, lost
-	partialLost fate = "partial-lost" // a dispute of a third of it, lost
+	partialLost fate = "partial-lost" // a dispute of a third of it, lost while the payouts run
 	disputeWon  fate = "won"          // a dispute opened while the payouts run, then won
 )
 
@@ -412,11 +412,20 @@ func TestCrashSuite(t *testing.T) {
 		h.hs.SetPaymentStatus(p.paymentID, "succeeded")
 		h.deliver(hyperswitchtest.WebhookBody("evt_pay_"+p.orderID, "payment_succeeded",
 			map[string]any{"payment_id": p.paymentID, "status": "succeeded", "amount": p.amount, "currency": "EUR"}))
-		if p.fate == disputeWon {
+		switch p.fate {
+		case disputeWon:
 			// Opened while its payouts run: those not yet sent are held.
 			d := h.hs.OpenDispute(p.paymentID, 0)
 			p.disputeID, p.disputed = d.DisputeID, p.amount
 			h.deliver(h.hs.DisputeWebhook("evt_dp_open_"+d.DisputeID, d.DisputeID))
+		case partialLost:
+			// Lost while its payouts run (some in flight at Stripe): each
+			// seller is paid, then reversed for their share.
+			d := h.hs.OpenDispute(p.paymentID, p.amount/3)
+			p.disputeID, p.disputed = d.DisputeID, p.amount/3
+			h.deliver(h.hs.DisputeWebhook("evt_dp_open_"+d.DisputeID, d.DisputeID))
+			h.hs.SetDisputeStatus(d.DisputeID, "dispute_lost")
+			h.deliver(h.hs.DisputeWebhook("evt_dp_lost_"+d.DisputeID, d.DisputeID))
 		}
 		purchases[i] = p
 	}
@@ -430,7 +439,7 @@ func TestCrashSuite(t *testing.T) {
 			h.hs.SetDisputeStatus(p.disputeID, "dispute_won")
 			h.deliver(h.hs.DisputeWebhook("evt_dp_won_"+p.disputeID, p.disputeID))
 			continue
-		case disputeLost, partialLost:
+		case disputeLost:
 		case refunded:
 		default:
 			continue
@@ -438,11 +447,8 @@ func TestCrashSuite(t *testing.T) {
 		h.eventually(3*time.Minute, "payouts of "+p.orderID, func() bool {
 			return h.count(`SELECT count(*) FROM seller_transfers WHERE order_id = $1 AND status = 'completed'`, p.orderID) == 2
 		})
-		if p.fate != refunded {
+		if p.fate == disputeLost {
 			disputed := p.amount
-			if p.fate == partialLost {
-				disputed = p.amount / 3
-			}
 			d := h.hs.OpenDispute(p.paymentID, disputed)
 			purchases[i].disputeID, purchases[i].disputed = d.DisputeID, disputed
 			h.deliver(h.hs.DisputeWebhook("evt_dp_open_"+d.DisputeID, d.DisputeID))

@@ -294,8 +294,20 @@ func (w *ReconcileDisputeWorker) Work(ctx context.Context, job *river.Job[jobarg
 		return nil
 	}
 	status := veza.DisputeStatus(strings.TrimPrefix(psp.DisputeStatus, "dispute_"))
-	if status == d.Status || psp.DisputeStatus == "" {
+	if !status.Known() {
+		log.Error().Str("psp_status", psp.DisputeStatus).Msg("reconcile: Hyperswitch reports a dispute status we do not know; left open: check it in Hyperswitch's dashboard")
+		return nil
+	}
+	stage := ""
+	if d.Stage != nil {
+		stage = *d.Stage
+	}
+	if status == d.Status && (psp.DisputeStage == "" || psp.DisputeStage == stage) {
 		log.Info().Str("psp_status", psp.DisputeStatus).Msg("reconcile: dispute unchanged at the PSP")
+		return nil
+	}
+	if psp.DisputeID != "" && psp.DisputeID != d.DisputeID {
+		log.Error().Str("psp_dispute_id", psp.DisputeID).Msg("reconcile: Hyperswitch answered for another dispute: skipped")
 		return nil
 	}
 	if psp.DisputeID == "" {
@@ -309,7 +321,7 @@ func (w *ReconcileDisputeWorker) Work(ctx context.Context, job *river.Job[jobarg
 		psp.PaymentID = order.PaymentID
 	}
 	args := jobargs.ProcessEventArgs{
-		EventID:   "reconcile:" + d.DisputeID + ":" + psp.DisputeStatus,
+		EventID:   "reconcile:" + d.DisputeID + ":" + psp.DisputeStage + ":" + psp.DisputeStatus,
 		EventType: "dispute_" + string(status),
 		Object:    *psp,
 	}

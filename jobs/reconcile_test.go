@@ -340,6 +340,6 @@ func TestReconcileDisputes(t *testing.T) {
 		`SELECT args->>'event_id' FROM river_job WHERE kind = 'hyperswitch_event' AND args->>'event_type' = 'dispute_lost'`).Scan(&eventID))
 	d, err := store.GetDispute(context.Background(), b.db.Primary(), lost)
 	require.NoError(t, err)
-	require.Equal(t, "reconcile:"+d.DisputeID+":dispute_lost", eventID)
+	require.Equal(t, "reconcile:"+d.DisputeID+":dispute:dispute_lost", eventID)
 	require.Contains(t, b.logs.String(), `"status_synced":"dispute_lost"`)
 }

@@ -56,7 +56,13 @@ func (w *PayoutWorker) Work(ctx context.Context, job *river.Job[jobargs.PayoutAr
 		return nil
 	case settle.PayoutWait:
 		if view.OrderStatus == veza.OrderDisputed {
-			return river.JobSnooze(15 * time.Minute) // disputes take weeks
+			// Disputes take weeks: the row is held and this job ends; the
+			// dispute's outcome enqueues the next one (no attempt used).
+			held, err := store.HoldPayout(ctx, w.DB.Primary(), t.ID)
+			if err != nil || held {
+				return err
+			}
+			return river.JobSnooze(time.Second) // the dispute closed meanwhile: decide again
 		}
 		return river.JobSnooze(time.Minute)
 	case settle.PayoutCloseUnpaid:

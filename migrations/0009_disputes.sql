@@ -40,6 +40,13 @@ BEGIN
     IF n > 0 THEN
         RAISE EXCEPTION 'refusing to revert 0009_disputes: % orders are disputed or charged back, and the disputes table would be lost', n;
     END IF;
+    -- A dispute recorded on an order that was not completed (pending,
+    -- refunding, refunded) is applied when the order is; dropping it would
+    -- let a lost dispute's payouts go out.
+    SELECT count(*) INTO n FROM disputes;
+    IF n > 0 THEN
+        RAISE EXCEPTION 'refusing to revert 0009_disputes: % disputes are recorded and would be lost', n;
+    END IF;
 END
 $$;
 -- +goose StatementEnd

@@ -243,6 +243,19 @@ func TestGuardedDownStepsRefuseUntilTheDataIsSafe(t *testing.T) {
 		safe:    `UPDATE tracks SET storage_backend = 'local'`,
 		refusal: "refusing to revert 0005_track_storage: 1 tracks are stored in s3",
 		columns: []string{"storage_backend", "storage_key"},
+	}, {
+		label: "0009_disputes",
+		unsafe: `WITH u AS (INSERT INTO users (email, password_hash) VALUES ('a@b.test', 'h') RETURNING id),
+			o AS (INSERT INTO orders (buyer_id, amount, currency, payment_id, status) SELECT id, 100, 'EUR', 'p1', 'refunded' FROM u RETURNING id)
+			INSERT INTO disputes (dispute_id, order_id, amount, currency, status) SELECT 'dp_1', id, 100, 'EUR', 'lost' FROM o`,
+		safe:    `DELETE FROM disputes`,
+		refusal: "refusing to revert 0009_disputes: 1 disputes are recorded",
+	}, {
+		label: "0009_disputes",
+		unsafe: `WITH u AS (INSERT INTO users (email, password_hash) VALUES ('a@b.test', 'h') RETURNING id)
+			INSERT INTO orders (buyer_id, amount, currency, payment_id, status) SELECT id, 100, 'EUR', 'p1', 'charged_back' FROM u`,
+		safe:    `UPDATE orders SET status = 'refunded'`,
+		refusal: "refusing to revert 0009_disputes: 1 orders are disputed or charged back",
 	}} {
 		t.Run(tc.label, func(t *testing.T) {
 			t.Parallel()

@@ -9,7 +9,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/veza/backend"
 	"github.com/veza/backend/jobargs"
@@ -69,17 +68,41 @@ func (s *Settler) applyDispute(ctx context.Context, tx pgx.Tx, ins Inserter, ev 
 		return "", err
 	}
 	deadline := deadlineOf(obj.ChallengeRequiredBy)
-	d, created, err := store.InsertDispute(ctx, tx, store.NewDispute{DisputeID: obj.DisputeID, OrderID: order.ID, Amount: obj.Amount,
-		Currency: obj.Currency, Stage: obj.DisputeStage, Reason: obj.ConnectorReason, ConnectorDisputeID: obj.ConnectorDisputeID,
+	amount, currency := obj.Amount, obj.Currency
+	if amount <= 0 || amount > order.Amount || !strings.EqualFold(currency, order.Currency) {
+		// Unreadable, absent, or not this order's money: the chargeback's
+		// size is unknown, and the platform is debited whatever it is. It
+		// is taken as the whole payment (the usual case), loudly.
+		s.Logger.Error().Str("event_id", ev.EventID).Str("dispute_id", obj.DisputeID).Str("order_id", order.ID.String()).
+			Int64("amount", amount).Str("currency", currency).Int64("order_amount", order.Amount).Str("order_currency", order.Currency).
+			Msg("dispute amount unreadable or not the order's: taken as the whole payment; check it in Hyperswitch's dashboard")
+		amount, currency = order.Amount, order.Currency
+	}
+	d, created, err := store.InsertDispute(ctx, tx, store.NewDispute{DisputeID: obj.DisputeID, OrderID: order.ID, Amount: amount,
+		Currency: strings.ToUpper(currency), Stage: obj.DisputeStage, Reason: obj.ConnectorReason, ConnectorDisputeID: obj.ConnectorDisputeID,
 		ChallengeRequiredBy: deadline, Status: status})
 	if err != nil {
 		return "", err
 	}
 	if !created {
-		if d.Status == status || veza.CheckDisputeMove(d.Status, status) != nil {
+		if d.OrderID != order.ID {
+			s.Logger.Error().Str("event_id", ev.EventID).Str("dispute_id", d.DisputeID).Str("order_id", d.OrderID.String()).
+				Str("payment_id", obj.PaymentID).Msg("dispute event names another payment than the dispute's: skipped; check it in Hyperswitch's dashboard")
+			return store.ResultSkipped, nil
+		}
+		stage := ""
+		if d.Stage != nil {
+			stage = *d.Stage
+		}
+		repeat := d.Status == status && (obj.DisputeStage == "" || obj.DisputeStage == stage)
+		if repeat || veza.CheckDisputeMoveAt(stage, d.Status, obj.DisputeStage, status) != nil {
 			return store.ResultSkipped, nil // a repeat, or an older event after the outcome
 		}
-		if err := store.TransitionDispute(ctx, tx, d.ID, d.Status, status, obj.DisputeStage, deadline); err != nil {
+		if !d.Status.Open() && d.Status != status {
+			s.Logger.Error().Str("dispute_id", d.DisputeID).Str("order_id", order.ID.String()).Str("from", string(d.Status)).
+				Str("to", string(status)).Str("stage", obj.DisputeStage).Msg("dispute moved again at a later stage")
+		}
+		if err := store.TransitionDispute(ctx, tx, d.ID, stage, d.Status, status, obj.DisputeStage, deadline); err != nil {
 			return "", err
 		}
 		d.Status = status
@@ -95,6 +118,16 @@ func (s *Settler) disputeMoney(ctx context.Context, tx pgx.Tx, ins Inserter, ord
 		Str("dispute_status", string(d.Status)).Str("order_status", string(order.Status)).Int64("amount", d.Amount).Str("currency", d.Currency)
 	switch order.Status {
 	case veza.OrderCompleted, veza.OrderDisputed:
+	case veza.OrderChargedBack:
+		switch {
+		case d.Status.Open():
+			log.Msg("dispute opened again on a charged-back order (a later stage): nothing held; submit evidence in Hyperswitch's dashboard")
+		case d.Status.Lost():
+			log.Msg("another dispute lost on a charged-back order: no more money taken back automatically; take the sellers' share back by hand")
+		default:
+			log.Msg("dispute won after the order was charged back: the platform has the money back; the sellers' payouts were taken back and are not re-paid automatically: pay them by hand")
+		}
+		return nil
 	default:
 		// Refunded already (the PSP should not allow it), not paid, or
 		// charged back by another dispute: no money moves here.
@@ -129,15 +162,19 @@ func (s *Settler) disputeMoney(ctx context.Context, tx pgx.Tx, ins Inserter, ord
 		if err := store.TransitionOrder(ctx, tx, order.ID, veza.OrderDisputed, veza.OrderCompleted); err != nil {
 			return err
 		}
-		return s.wakeHeldPayouts(ctx, tx, ins, order.ID)
+		return s.releaseHeldPayouts(ctx, tx, ins, order.ID)
 	}
 }
 
-// chargeBack settles a lost dispute in tx: the order is charged back; each
-// completed transfer is reversed for its share of the disputed amount (all
-// of it when the whole payment is disputed); transfers not yet paid are
-// closed unpaid by their payout job after a look-up at Stripe; each seller
-// taken back is emailed.
+// chargeBack settles a lost dispute in tx: the order is charged back and
+// each seller gives back their share of the disputed amount (all they were
+// owed when the whole payment is disputed), recorded on the transfer
+// (reversal_amount) before anything moves. A completed transfer is
+// reversed for it. One not yet paid is closed unpaid by its payout job
+// after a look-up at Stripe when its share is all of it; otherwise it is
+// paid and then reversed for its share. A payout Stripe makes later (its
+// call was in flight, or its answer lost) is reversed for its share when
+// recorded (RecordPayout). Each seller taken back is emailed.
 func (s *Settler) chargeBack(ctx context.Context, tx pgx.Tx, ins Inserter, order *store.Order, d *store.Dispute) error {
 	if err := store.TransitionOrder(ctx, tx, order.ID, order.Status, veza.OrderChargedBack); err != nil {
 		return err
@@ -146,38 +183,44 @@ func (s *Settler) chargeBack(ctx context.Context, tx pgx.Tx, ins Inserter, order
 	if err != nil {
 		return err
 	}
-	var paid []store.Transfer
+	// What the sellers were owed: paid, or still to pay.
+	var owed []store.Transfer
 	var amounts []int64
 	for _, t := range transfers {
-		if t.Status == veza.TransferCompleted {
-			paid, amounts = append(paid, t), append(amounts, t.Amount)
+		switch t.Status {
+		case veza.TransferCompleted, veza.TransferPending, veza.TransferFailed:
+			owed, amounts = append(owed, t), append(amounts, t.Amount)
 		}
 	}
 	shares := veza.ProportionalShares(amounts, d.Amount, order.Amount)
 	var jobs []river.InsertManyParams
+	var unpaid []store.Transfer
 	emailed := map[string]bool{}
-	for i, t := range paid {
+	for i, t := range owed {
 		if shares[i] == 0 {
-			continue
+			continue // nothing of it to give back: paid as usual
 		}
-		if shares[i] < t.Amount {
-			if err := store.SetReversalAmount(ctx, tx, t.ID, shares[i]); err != nil {
+		if err := store.SetReversalAmount(ctx, tx, t.ID, shares[i]); err != nil {
+			return err
+		}
+		if t.Status == veza.TransferCompleted {
+			if err := s.StartReversal(ctx, tx, ins, t.ID); err != nil {
 				return err
 			}
-		}
-		if err := s.StartReversal(ctx, tx, ins, t.ID); err != nil {
-			return err
+		} else {
+			unpaid = append(unpaid, t)
 		}
 		if !emailed[t.SellerID.String()] {
 			emailed[t.SellerID.String()] = true
 			jobs = append(jobs, river.InsertManyParams{Args: jobargs.EmailArgs{Template: mail.TemplateChargeback, UserID: t.SellerID, OrderID: &order.ID}})
 		}
 	}
-	if err := s.takeBackUnpaid(ctx, tx, transfers, &jobs); err != nil {
+	// Held payouts get their job first, so takeBackUnpaid sees it live.
+	if err := s.releaseHeldPayouts(ctx, tx, ins, order.ID); err != nil {
 		return err
 	}
-	if err := s.wakeHeldPayouts(ctx, tx, ins, order.ID); err != nil {
-		return err // held payouts close unpaid now, not after their snooze
+	if err := s.takeBackUnpaid(ctx, tx, unpaid, &jobs); err != nil {
+		return err
 	}
 	if len(jobs) == 0 {
 		return nil
@@ -186,28 +229,21 @@ func (s *Settler) chargeBack(ctx context.Context, tx pgx.Tx, ins Inserter, order
 	return err
 }
 
-// Waker makes a waiting job run now, in tx (river.Client.JobRetryTx).
-type Waker interface {
-	JobRetryTx(ctx context.Context, tx pgx.Tx, id int64) (*rivertype.JobRow, error)
-}
-
-// wakeHeldPayouts makes the payout jobs a dispute held (snoozed) run now.
-// An inserter that cannot wake jobs leaves them to their snooze.
-func (s *Settler) wakeHeldPayouts(ctx context.Context, tx pgx.Tx, ins Inserter, orderID uuid.UUID) error {
-	w, ok := ins.(Waker)
-	if !ok {
-		return nil
-	}
-	ids, err := store.HeldPayoutJobs(ctx, tx, orderID)
-	if err != nil {
+// releaseHeldPayouts clears the holds a dispute put on the order's payouts
+// and enqueues their payout jobs, in tx: each then pays, or closes unpaid
+// after its look-up, as the order's status now says. (Not unique: a held
+// payout's last job may still be finishing.)
+func (s *Settler) releaseHeldPayouts(ctx context.Context, tx pgx.Tx, ins Inserter, orderID uuid.UUID) error {
+	ids, err := store.ReleaseHeldPayouts(ctx, tx, orderID)
+	if err != nil || len(ids) == 0 {
 		return err
 	}
-	for _, id := range ids {
-		if _, err := w.JobRetryTx(ctx, tx, id); err != nil {
-			return err
-		}
+	jobs := make([]river.InsertManyParams, len(ids))
+	for i, id := range ids {
+		jobs[i] = s.Jobs.PayoutJob(id)
 	}
-	return nil
+	_, err = ins.InsertManyTx(ctx, tx, jobs)
+	return err
 }
 
 // reapplyDisputes answers, in tx, the disputes recorded while an order was

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertest"
 	"github.com/stretchr/testify/require"
 
 	veza "github.com/veza/backend"
@@ -71,7 +71,7 @@ func TestDisputeOpenedHoldsTheOrder(t *testing.T) {
 }
 
 func TestDisputeWonCompletesTheOrderAgain(t *testing.T) {
-	for _, outcome := range []string{"dispute_won", "dispute_cancelled", "dispute_expired"} {
+	for _, outcome := range []string{"dispute_won", "dispute_cancelled"} {
 		t.Run(outcome, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
@@ -92,7 +92,7 @@ func TestDisputeWonCompletesTheOrderAgain(t *testing.T) {
 }
 
 func TestDisputeLostTakesThePayoutsBack(t *testing.T) {
-	for _, outcome := range []string{"dispute_lost", "dispute_accepted"} {
+	for _, outcome := range []string{"dispute_lost", "dispute_accepted", "dispute_expired"} {
 		t.Run(outcome, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
@@ -105,23 +105,35 @@ func TestDisputeLostTakesThePayoutsBack(t *testing.T) {
 
 			require.Equal(t, veza.OrderChargedBack, b.order(t, o.ID).Status)
 			require.Equal(t, veza.TransferReversalPending, b.transfer(t, paidOut.ID).Status)
-			require.Nil(t, b.transfer(t, paidOut.ID).ReversalAmount, "the whole payment is disputed: the whole transfer")
+			for _, tr := range []*store.Transfer{paidOut, failed, held} {
+				require.Equal(t, tr.Amount, *b.transfer(t, tr.ID).ReversalAmount, "the whole payment is disputed: all of each seller's share")
+			}
 			require.Equal(t, veza.TransferFailed, b.transfer(t, failed.ID).Status, "its payout job looks at Stripe first")
 			require.Equal(t, veza.TransferPending, b.transfer(t, held.ID).Status)
-			jobs := b.requireJobs(t, reversalJob(), emailJob(), payoutJob(), payoutJob())
+			jobs := b.requireJobs(t, reversalJob(), emailJob(), emailJob(), emailJob(), payoutJob(), payoutJob())
 			require.Equal(t, paidOut.ID, args[jobargs.ReversalArgs](t, jobs[0]).TransferID)
 			require.ElementsMatch(t, []any{failed.ID, held.ID},
-				[]any{args[jobargs.PayoutArgs](t, jobs[2]).TransferID, args[jobargs.PayoutArgs](t, jobs[3]).TransferID})
-			email := args[jobargs.EmailArgs](t, jobs[1])
-			require.Equal(t, mail.TemplateChargeback, email.Template)
-			require.Equal(t, paidOut.SellerID, email.UserID, "only the seller who was paid loses money")
+				[]any{args[jobargs.PayoutArgs](t, jobs[4]).TransferID, args[jobargs.PayoutArgs](t, jobs[5]).TransferID})
+			var emailed []any
+			for _, j := range jobs[1:4] {
+				email := args[jobargs.EmailArgs](t, j)
+				require.Equal(t, mail.TemplateChargeback, email.Template)
+				emailed = append(emailed, email.UserID)
+			}
+			require.ElementsMatch(t, []any{paidOut.SellerID, failed.SellerID, held.SellerID}, emailed, "every seller is told: taken back, or not paid")
 			require.Contains(t, b.logs.String(), "dispute lost")
+			for _, step := range []*store.Transfer{failed, held} {
+				view, err := store.GetPayoutView(b.ctx, b.tx, step.ID)
+				require.NoError(t, err)
+				got, _ := settle.NextPayoutStep(view, true)
+				require.Equal(t, settle.PayoutCloseUnpaid, got, "never paid: closed after the look-up")
+			}
 
 			// The outcome never moves again.
 			require.Equal(t, store.ResultSkipped, b.apply(t, disputeEvent("dispute_won", o.Order, "dp_1", o.Amount)))
 			require.Equal(t, store.ResultSkipped, b.apply(t, disputeEvent(outcome, o.Order, "dp_1", o.Amount)))
 			require.Equal(t, veza.OrderChargedBack, b.order(t, o.ID).Status)
-			b.requireJobs(t, reversalJob(), emailJob(), payoutJob(), payoutJob())
+			b.requireJobs(t, reversalJob(), emailJob(), emailJob(), emailJob(), payoutJob(), payoutJob())
 		})
 	}
 }
@@ -213,8 +225,143 @@ func TestTwoDisputesOfOneOrder(t *testing.T) {
 	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_opened", o.Order, "dp_2", 600)))
 	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_won", o.Order, "dp_1", 400)))
 	require.Equal(t, veza.OrderDisputed, b.order(t, o.ID).Status, "dp_2 is still open")
-	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_expired", o.Order, "dp_2", 600)))
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_cancelled", o.Order, "dp_2", 600)))
 	require.Equal(t, veza.OrderCompleted, b.order(t, o.ID).Status)
+}
+
+// A partial dispute lost while a seller is not yet paid: that seller is
+// paid (their payout goes out as usual) and reversed for their share when
+// Stripe's transfer is recorded, not closed unpaid for all of it.
+func TestPartialDisputeLostBeforeAPayout(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.CompletedOrder(t, b.tx, 1000, 1000)
+	paid := o.Transfer(t, b.tx, 0, veza.TransferCompleted)
+	held := o.Transfer(t, b.tx, 1, veza.TransferPending)
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_lost", o.Order, "dp_1", 200))) // a tenth of 2000
+	require.Equal(t, veza.OrderChargedBack, b.order(t, o.ID).Status)
+	share := *b.transfer(t, held.ID).ReversalAmount
+	require.EqualValues(t, held.Amount/10, share, "its share is recorded before it is paid")
+	require.EqualValues(t, paid.Amount/10, *b.transfer(t, paid.ID).ReversalAmount)
+
+	view, err := store.GetPayoutView(b.ctx, b.tx, held.ID)
+	require.NoError(t, err)
+	step, _ := settle.NextPayoutStep(view, true)
+	require.Equal(t, settle.PayoutSend, step, "paid, then reversed for its share")
+	amount, _, err := store.SellerChargeback(b.ctx, b.tx, o.ID, held.SellerID)
+	require.NoError(t, err)
+	require.Equal(t, share, amount, "the seller's email tells the share")
+}
+
+// Stripe makes a payout after its order was charged back (the call was in
+// flight, or its answer was lost and a look-up finds it): recorded, then
+// reversed for the seller's share. Before, it was recorded as paid and
+// never taken back.
+func TestPayoutMadeAfterTheChargebackIsReversed(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		disputed int64
+		status   veza.TransferStatus
+	}{{"full, in flight", 1000, veza.TransferPending}, {"partial, in flight", 500, veza.TransferPending},
+		{"full, closed unpaid then found", 1000, veza.TransferPermanentlyFailed}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			o := storetest.CompletedOrder(t, b.tx, 1000)
+			tr := o.Transfer(t, b.tx, 0, veza.TransferPending)
+			require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_lost", o.Order, "dp_1", tc.disputed)))
+			if tc.status == veza.TransferPermanentlyFailed {
+				require.NoError(t, store.TransitionTransfer(b.ctx, b.tx, tr.ID, veza.TransferPending, veza.TransferFailed, store.TransferUpdate{}))
+				require.NoError(t, store.TransitionTransfer(b.ctx, b.tx, tr.ID, veza.TransferFailed, veza.TransferPermanentlyFailed, store.TransferUpdate{}))
+			}
+			require.NoError(t, b.tx.Commit(b.ctx))
+			now, err := store.GetTransfer(b.ctx, b.db.Primary(), tr.ID)
+			require.NoError(t, err)
+			require.NoError(t, b.settle.RecordPayout(b.ctx, b.db, b.ins, now, "tr_late"))
+			got, err := store.GetTransfer(b.ctx, b.db.Primary(), tr.ID)
+			require.NoError(t, err)
+			require.Equal(t, veza.TransferReversalPending, got.Status, "taken back")
+			require.Equal(t, "tr_late", *got.StripeTransferID)
+			require.Equal(t, veza.ProportionalShares([]int64{tr.Amount}, tc.disputed, 1000)[0], *got.ReversalAmount)
+		})
+	}
+}
+
+// Hyperswitch lets a dispute move again at a later stage (pre-arbitration):
+// won, then lost, is a chargeback; lost, then won, is told to ops.
+func TestDisputeAtALaterStage(t *testing.T) {
+	t.Parallel()
+	at := func(ev jobargs.ProcessEventArgs, stage string) jobargs.ProcessEventArgs {
+		ev.Object.DisputeStage = stage
+		return ev
+	}
+	t.Run("won then lost in pre-arbitration", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		o := storetest.CompletedOrder(t, b.tx, 1000)
+		paidOut := o.Transfer(t, b.tx, 0, veza.TransferCompleted)
+		require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_won", o.Order, "dp_1", 1000)))
+		require.Equal(t, store.ResultSkipped, b.apply(t, at(disputeEvent("dispute_lost", o.Order, "dp_1", 1000), "dispute")), "terminal within its stage")
+		require.Equal(t, store.ResultOK, b.apply(t, at(disputeEvent("dispute_opened", o.Order, "dp_1", 1000), "pre_arbitration")))
+		require.Equal(t, veza.OrderDisputed, b.order(t, o.ID).Status, "open again: held again")
+		require.Nil(t, b.dispute(t, o.ID).ClosedAt)
+		require.Equal(t, store.ResultOK, b.apply(t, at(disputeEvent("dispute_lost", o.Order, "dp_1", 1000), "pre_arbitration")))
+		require.Equal(t, veza.OrderChargedBack, b.order(t, o.ID).Status)
+		require.Equal(t, veza.TransferReversalPending, b.transfer(t, paidOut.ID).Status)
+		require.Equal(t, "pre_arbitration", *b.dispute(t, o.ID).Stage)
+		require.Equal(t, store.ResultSkipped, b.apply(t, at(disputeEvent("dispute_won", o.Order, "dp_1", 1000), "dispute")), "an earlier stage is old news")
+	})
+	t.Run("lost then won in pre-arbitration", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		o := storetest.CompletedOrder(t, b.tx, 1000)
+		o.Transfer(t, b.tx, 0, veza.TransferCompleted)
+		require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_lost", o.Order, "dp_1", 1000)))
+		require.Equal(t, store.ResultOK, b.apply(t, at(disputeEvent("dispute_won", o.Order, "dp_1", 1000), "pre_arbitration")))
+		require.Equal(t, veza.DisputeWon, b.dispute(t, o.ID).Status)
+		require.Equal(t, veza.OrderChargedBack, b.order(t, o.ID).Status, "the sellers were taken back: ops re-pay them")
+		require.Contains(t, b.logs.String(), "dispute won after the order was charged back")
+	})
+}
+
+// An amount we cannot read, or that is not this order's money, is taken
+// as the whole payment (the platform is debited whatever it is), loudly.
+func TestDisputeAmountUnreadable(t *testing.T) {
+	for name, mutate := range map[string]func(*jobargs.ProcessEventArgs){
+		"zero":           func(ev *jobargs.ProcessEventArgs) { ev.Object.Amount = 0 },
+		"over the order": func(ev *jobargs.ProcessEventArgs) { ev.Object.Amount = 5000 },
+		"other currency": func(ev *jobargs.ProcessEventArgs) { ev.Object.Currency = "USD" },
+		"negative":       func(ev *jobargs.ProcessEventArgs) { ev.Object.Amount = -5 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			o := storetest.CompletedOrder(t, b.tx, 1000)
+			paidOut := o.Transfer(t, b.tx, 0, veza.TransferCompleted)
+			ev := disputeEvent("dispute_lost", o.Order, "dp_1", 400)
+			mutate(&ev)
+			require.Equal(t, store.ResultOK, b.apply(t, ev))
+			d := b.dispute(t, o.ID)
+			require.Equal(t, o.Amount, d.Amount)
+			require.Equal(t, "EUR", d.Currency)
+			require.Equal(t, paidOut.Amount, *b.transfer(t, paidOut.ID).ReversalAmount)
+			require.Contains(t, b.logs.String(), "dispute amount unreadable or not the order's")
+		})
+	}
+}
+
+// A known dispute id carried by an event of another payment is not applied
+// to that other order.
+func TestDisputeOfAnotherOrderIsSkipped(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.CompletedOrder(t, b.tx, 1000)
+	other := storetest.CompletedOrder(t, b.tx, 1000)
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_opened", o.Order, "dp_1", 1000)))
+	require.Equal(t, store.ResultSkipped, b.apply(t, disputeEvent("dispute_lost", other.Order, "dp_1", 1000)))
+	require.Equal(t, veza.OrderCompleted, b.order(t, other.ID).Status)
+	require.Equal(t, veza.OrderDisputed, b.order(t, o.ID).Status)
+	require.Contains(t, b.logs.String(), "dispute event names another payment")
 }
 
 // A dispute on a refunded order: the PSP should not allow it; it is
@@ -358,20 +505,38 @@ func TestDisputeRecordedBeforeThePaymentSucceeded(t *testing.T) {
 	}
 }
 
-// A payout held by a dispute waits in a snoozed job; when the dispute is
-// won the job is woken, not left to sleep out its snooze.
-func TestDisputeWonWakesTheHeldPayout(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	o := storetest.CompletedOrder(t, b.tx, 1000)
-	tr := o.Transfer(t, b.tx, 0, veza.TransferPending)
-	held, err := b.ins.InsertTx(b.ctx, b.tx, jobargs.PayoutArgs{TransferID: tr.ID}, &river.InsertOpts{ScheduledAt: time.Now().Add(15 * time.Minute)})
-	require.NoError(t, err)
-	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_opened", o.Order, "dp_1", 1000)))
-	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_won", o.Order, "dp_1", 1000)))
-	var state string
-	var due bool
-	require.NoError(t, b.tx.QueryRow(b.ctx, `SELECT state, scheduled_at <= now() FROM river_job WHERE id = $1`, held.Job.ID).Scan(&state, &due))
-	require.Equal(t, "available", state)
-	require.True(t, due, "runs now")
+// A payout held by a dispute waits on its row (its job ended); the
+// dispute's outcome releases it and enqueues its payout job in the same
+// transaction: won, it pays; lost, it closes unpaid after the look-up.
+func TestDisputeOutcomeReleasesTheHeldPayout(t *testing.T) {
+	for _, outcome := range []string{"dispute_won", "dispute_lost"} {
+		t.Run(outcome, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			o := storetest.CompletedOrder(t, b.tx, 1000)
+			tr := o.Transfer(t, b.tx, 0, veza.TransferPending)
+			held, err := store.HoldPayout(b.ctx, b.tx, tr.ID)
+			require.NoError(t, err)
+			require.False(t, held, "not disputed: nothing to hold")
+
+			require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_opened", o.Order, "dp_1", 1000)))
+			held, err = store.HoldPayout(b.ctx, b.tx, tr.ID)
+			require.NoError(t, err)
+			require.True(t, held)
+			require.Equal(t, store.HeldMessage, *b.transfer(t, tr.ID).ErrorMessage, "ops see why it waits")
+			ids, err := store.TransfersWithoutJob(b.ctx, b.tx, string(veza.TransferPending), jobargs.PayoutArgs{}.Kind(), -time.Hour, 10)
+			require.NoError(t, err)
+			require.NotContains(t, ids, tr.ID, "the safety net leaves a held payout to its dispute")
+			b.requireNoJobs(t)
+
+			require.Equal(t, store.ResultOK, b.apply(t, disputeEvent(outcome, o.Order, "dp_1", 1000)))
+			jobs := b.requireJobs(t, append([]rivertest.ExpectedJob{payoutJob()}, map[string][]rivertest.ExpectedJob{
+				"dispute_won": nil, "dispute_lost": {emailJob()}}[outcome]...)...)
+			require.Equal(t, tr.ID, args[jobargs.PayoutArgs](t, jobs[0]).TransferID)
+			require.Nil(t, b.transfer(t, tr.ID).ErrorMessage)
+			ids, err = store.TransfersWithoutJob(b.ctx, b.tx, string(veza.TransferPending), jobargs.PayoutArgs{}.Kind(), -time.Hour, 10)
+			require.NoError(t, err)
+			require.Empty(t, ids, "released, with its job")
+		})
+	}
 }

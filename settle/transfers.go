@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -125,7 +126,7 @@ func (s *Settler) FailPayout(ctx context.Context, tx pgx.Tx, transferID uuid.UUI
 // RecordPayout records the transfer Stripe made for a pending row, or one a
 // look-up found for a failed row (an attempt whose answer was lost). The
 // common case is one statement with no transaction around it: completed
-// unless the order is refunded. It share-locks the order before the
+// unless the order is refunded or charged back. It share-locks the order before the
 // transfer, as the refund path locks them, so the two never deadlock and it
 // sees any refund that committed meanwhile; a share lock, because the
 // order's other payouts, back from Stripe at the same moment, need not wait
@@ -135,7 +136,7 @@ func (s *Settler) RecordPayout(ctx context.Context, db *store.DB, ins Inserter, 
 	clear := ""
 	done := store.TransferUpdate{StripeTransferID: &stripeTransferID, ErrorMessage: &clear}
 	guarded := done
-	guarded.UnlessOrderIs = veza.OrderRefunded
+	guarded.UnlessOrderIn = takenBack
 	err := store.TransitionTransfer(ctx, db.Primary(), t.ID, t.Status, veza.TransferCompleted, guarded)
 	if !errors.Is(err, veza.ErrStaleState) {
 		return err
@@ -169,12 +170,17 @@ func (s *Settler) RecordPayout(ctx context.Context, db *store.DB, ins Inserter, 
 		if err := store.TransitionTransfer(ctx, tx, t.ID, now.Status, veza.TransferCompleted, done); err != nil {
 			return err
 		}
-		if order.Status == veza.OrderRefunded {
+		if slices.Contains(takenBack, order.Status) {
+			// Refunded or charged back while Stripe was paying: taken back,
+			// all of it or the dispute's share (reversal_amount).
 			return s.StartReversal(ctx, tx, ins, t.ID)
 		}
 		return nil
 	})
 }
+
+// takenBack are the order statuses whose payouts, once made, are reversed.
+var takenBack = []veza.OrderStatus{veza.OrderRefunded, veza.OrderChargedBack}
 
 // FinishReversal closes a reversal_pending transfer: reversed (with Stripe's
 // reversal id when there is one) or permanently_failed, with msg for ops. A
@@ -213,7 +219,10 @@ func NextPayoutStep(v *store.PayoutView, stripeEnabled bool) (PayoutStep, string
 	case (t.Status == veza.TransferPending || t.Status == veza.TransferFailed) && v.OrderStatus == veza.OrderRefunded:
 		// Closed unpaid only after a look-up at Stripe finds no transfer.
 		return PayoutCloseUnpaid, ReasonRefundedBeforePayout
-	case (t.Status == veza.TransferPending || t.Status == veza.TransferFailed) && v.OrderStatus == veza.OrderChargedBack:
+	case (t.Status == veza.TransferPending || t.Status == veza.TransferFailed) && v.OrderStatus == veza.OrderChargedBack &&
+		(t.ReversalAmount == nil || *t.ReversalAmount >= t.Amount):
+		// All of it goes back: never pay. (A share of it is paid, then
+		// reversed for the share when recorded.)
 		return PayoutCloseUnpaid, ReasonChargedBackBeforePayout
 	case t.Status != veza.TransferPending:
 		return PayoutDone, ""

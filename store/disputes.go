@@ -80,16 +80,17 @@ func InsertDispute(ctx context.Context, tx pgx.Tx, d NewDispute) (dispute *Dispu
 	return dispute, false, err
 }
 
-// TransitionDispute moves a dispute through its status machine with a
-// guarded UPDATE, recording the stage and deadline its event carries.
-func TransitionDispute(ctx context.Context, tx pgx.Tx, id uuid.UUID, from, to veza.DisputeStatus, stage string, deadline *time.Time) error {
-	if err := veza.CheckDisputeMove(from, to); err != nil {
+// TransitionDispute moves a dispute through its status machine (with
+// stages: veza.CheckDisputeMoveAt) with a guarded UPDATE on its status and
+// stage, recording the stage and deadline its event carries.
+func TransitionDispute(ctx context.Context, tx pgx.Tx, id uuid.UUID, fromStage string, from, to veza.DisputeStatus, stage string, deadline *time.Time) error {
+	if err := veza.CheckDisputeMoveAt(fromStage, from, stage, to); err != nil {
 		return err
 	}
 	tag, err := tx.Exec(ctx, `UPDATE disputes SET status = $3::text, stage = COALESCE($4, stage),
 		challenge_required_by = COALESCE($5, challenge_required_by),
 		closed_at = CASE WHEN $3::text IN ('opened', 'challenged') THEN NULL ELSE now() END, updated_at = now()
-		WHERE id = $1 AND status = $2::text`, id, string(from), string(to), nullable(stage), deadline)
+		WHERE id = $1 AND status = $2::text AND COALESCE(stage, '') = $6`, id, string(from), string(to), nullable(stage), deadline, fromStage)
 	if err != nil {
 		return fmt.Errorf("error moving dispute %s %s → %s: %w", id, from, to, err)
 	}
@@ -163,24 +164,40 @@ func SetReversalAmount(ctx context.Context, tx pgx.Tx, transferID uuid.UUID, amo
 }
 
 // SellerChargeback is what a charged-back order takes back from a seller:
-// their transfers' reversal amounts (the whole transfer when unset).
+// the shares recorded on their transfers (paid ones are reversed for it,
+// unpaid ones are paid less or not at all).
 func SellerChargeback(ctx context.Context, q Querier, orderID, sellerID uuid.UUID) (int64, string, error) {
 	var amount int64
 	var currency string
-	err := q.QueryRow(ctx, `SELECT COALESCE(sum(COALESCE(reversal_amount, amount)), 0), COALESCE(min(currency), '') FROM seller_transfers
-		WHERE order_id = $1 AND seller_id = $2 AND status IN ('reversal_pending', 'reversal_failed', 'reversed')`, orderID, sellerID).Scan(&amount, &currency)
+	err := q.QueryRow(ctx, `SELECT COALESCE(sum(reversal_amount), 0), COALESCE(min(currency), '') FROM seller_transfers
+		WHERE order_id = $1 AND seller_id = $2 AND reversal_amount IS NOT NULL`, orderID, sellerID).Scan(&amount, &currency)
 	return amount, currency, err
 }
 
-// HeldPayoutJobs returns the scheduled (snoozed) payout jobs of an order's
-// pending transfers.
-func HeldPayoutJobs(ctx context.Context, q Querier, orderID uuid.UUID) ([]int64, error) {
-	rows, err := q.Query(ctx, `SELECT j.id FROM river_job j JOIN seller_transfers t ON j.args->>'transfer_id' = t.id::text
-		WHERE t.order_id = $1 AND t.status = 'pending' AND j.kind = 'seller_payout' AND j.state = 'scheduled'`, orderID)
+// HeldMessage is a held payout's error_message, for ops.
+const HeldMessage = "held: the order's payment is disputed; paid when the dispute is won, taken back when it is lost"
+
+// HoldPayout marks a pending transfer held by its order's open dispute. It
+// share-locks the order first (the order the dispute path locks in), so a
+// dispute's outcome committing meanwhile is seen: false when the order is no
+// longer disputed or the transfer moved, and the payout job decides again.
+func HoldPayout(ctx context.Context, q Querier, transferID uuid.UUID) (bool, error) {
+	tag, err := q.Exec(ctx, `UPDATE seller_transfers t SET held_at = now(), error_message = $2, updated_at = now()
+		FROM (SELECT id, status FROM orders WHERE id = (SELECT order_id FROM seller_transfers WHERE id = $1) FOR SHARE) o
+		WHERE t.id = $1 AND t.status = 'pending' AND o.id = t.order_id AND o.status = 'disputed'`, transferID, HeldMessage)
 	if err != nil {
-		return nil, err
+		return false, fmt.Errorf("error holding payout %s: %w", transferID, err)
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[int64])
+	return tag.RowsAffected() == 1, nil
+}
+
+// ReleaseHeldPayouts clears the holds on an order's transfers, in the
+// caller's transaction (which holds the order's lock), and returns them:
+// the caller enqueues their payout jobs.
+func ReleaseHeldPayouts(ctx context.Context, tx pgx.Tx, orderID uuid.UUID) ([]uuid.UUID, error) {
+	return collectIDs(tx.Query(ctx, `UPDATE seller_transfers SET held_at = NULL,
+			error_message = CASE WHEN error_message = $2 THEN NULL ELSE error_message END, updated_at = now()
+		WHERE order_id = $1 AND held_at IS NOT NULL RETURNING id`, orderID, HeldMessage))
 }
 
 // OrderDisputes returns an order's disputes, the first opened first.

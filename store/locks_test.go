@@ -82,7 +82,7 @@ func guardFixture(t *testing.T, pool *pgxpool.Pool) (orderID, transferID uuid.UU
 	return orderID, transferID
 }
 
-var completeUnlessRefunded = store.TransferUpdate{StripeTransferID: ptr("tr_guard"), UnlessOrderIs: veza.OrderRefunded}
+var completeUnlessRefunded = store.TransferUpdate{StripeTransferID: ptr("tr_guard"), UnlessOrderIn: []veza.OrderStatus{veza.OrderRefunded}}
 
 func ptr(s string) *string { return &s }
 

@@ -75,6 +75,7 @@ const openTransferStatuses = `('pending', 'failed', 'reversal_pending', 'reversa
 func TransfersWithoutJob(ctx context.Context, q Querier, status, kind string, olderThan time.Duration, limit int) ([]uuid.UUID, error) {
 	return collectIDs(q.Query(ctx, `SELECT t.id FROM seller_transfers t
 		WHERE t.status = $1 AND t.status IN `+openTransferStatuses+` AND t.updated_at < now() - make_interval(secs => $3)
+		AND t.held_at IS NULL -- held by a dispute: its outcome enqueues the job
 		AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.kind = $2 AND j.args->>'transfer_id' = t.id::text AND j.state IN `+liveJobStates+`)
 		ORDER BY t.updated_at LIMIT $4`, status, kind, olderThan.Seconds(), limit))
 }

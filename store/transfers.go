@@ -164,14 +164,15 @@ type TransferUpdate struct {
 	// idempotency keys: the next attempt looks up at Stripe what earlier
 	// rounds did, then sends a new key.
 	NextPayoutRound, NextReversalRound bool
-	// UnlessOrderIs, when set, makes the move depend on the transfer's
+	// UnlessOrderIn, when set, makes the move depend on the transfer's
 	// order: the statement share-locks the order row first (the order the
 	// refund path locks in, so the two cannot deadlock) and moves nothing
-	// while the order is in this status, which reports veza.ErrStaleState.
+	// while the order is in one of these statuses, which reports
+	// veza.ErrStaleState.
 	// It lets a payout record its transfer in one statement, with no
 	// transaction around it, and leave the rare refunded order to a
 	// transaction that can act on it.
-	UnlessOrderIs veza.OrderStatus
+	UnlessOrderIn []veza.OrderStatus
 }
 
 // transferMoveSet is TransitionTransfer's SET list ($3 to $10).
@@ -203,14 +204,18 @@ func TransitionTransfer(ctx context.Context, q Querier, id uuid.UUID, from, to v
 	sql := `UPDATE seller_transfers t SET ` + transferMoveSet + ` WHERE t.id = $1 AND t.status = $2::text`
 	args := []any{id, string(from), string(to), u.StripeTransferID, u.StripeReversalID, setErr, errMsg, u.ResetRetries,
 		u.NextPayoutRound, u.NextReversalRound}
-	if u.UnlessOrderIs != "" {
+	if len(u.UnlessOrderIn) > 0 {
 		// The order's share lock is taken while the join produces the row,
 		// before the UPDATE locks the transfer. The order id comes from a
 		// plain read of the transfer: order_id never changes.
 		sql = `UPDATE seller_transfers t SET ` + transferMoveSet + `
 			FROM (SELECT id, status FROM orders WHERE id = (SELECT order_id FROM seller_transfers WHERE id = $1) FOR SHARE) o
-			WHERE t.id = $1 AND t.status = $2::text AND o.id = t.order_id AND o.status <> $11::text`
-		args = append(args, string(u.UnlessOrderIs))
+			WHERE t.id = $1 AND t.status = $2::text AND o.id = t.order_id AND o.status <> ALL($11::text[])`
+		not := make([]string, len(u.UnlessOrderIn))
+		for i, s := range u.UnlessOrderIn {
+			not[i] = string(s)
+		}
+		args = append(args, not)
 	}
 	tag, err := q.Exec(ctx, sql, args...)
 	if err != nil {

@@ -100,10 +100,14 @@ func TestDisputeOpenedHoldsThePayoutUntilWon(t *testing.T) {
 	// The balance is back, but the dispute holds the payout.
 	s.stripe.SetBalanceAvailable(true)
 	s.eventually(t, func() bool {
-		return s.count(t, `SELECT count(*) FROM river_job WHERE kind = 'seller_payout' AND state = 'scheduled' AND scheduled_at > now() + interval '10 minutes'`) == 1
+		return s.count(t, `SELECT count(*) FROM seller_transfers WHERE order_id = $1 AND held_at IS NOT NULL`, orderID) == 1
+	}, s.state(t, orderID))
+	s.eventually(t, func() bool {
+		return s.count(t, `SELECT count(*) FROM river_job WHERE kind = 'seller_payout' AND state NOT IN ('completed', 'cancelled', 'discarded')`) == 0
 	}, s.state(t, orderID))
 	time.Sleep(2 * time.Second)
 	require.Zero(t, s.transfersAtStripe(orderID), "held while disputed")
+	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM seller_transfers WHERE order_id = $1 AND error_message LIKE 'held: %'`, orderID), "ops see why")
 	require.Equal(t, "pending", s.transfers(t, orderID)[0].Status)
 	require.Zero(t, s.count(t, `SELECT retry_count FROM seller_transfers WHERE order_id = $1`, orderID), "holding uses no attempt")
 
