@@ -147,7 +147,9 @@ func (s DisputeStatus) Open() bool { return s == DisputeOpened || s == DisputeCh
 // Lost reports whether the chargeback stands: lost, accepted, or expired
 // (the connectors that report it, Checkout, Braintree, Airwallex, mean
 // that the deadline to respond passed: the buyer keeps the money).
-func (s DisputeStatus) Lost() bool { return s == DisputeLost || s == DisputeAccepted || s == DisputeExpired }
+func (s DisputeStatus) Lost() bool {
+	return s == DisputeLost || s == DisputeAccepted || s == DisputeExpired
+}
 
 // disputeStageRank orders Hyperswitch's dispute stages, which move one way:
 // pre_dispute → dispute → pre_arbitration (0: absent or unknown).
