@@ -17,10 +17,48 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// statusWrite matches a write of table.status in SQL: an UPDATE that sets
-// status, or an INSERT naming the column.
-func statusWrite(table string) *regexp.Regexp {
-	return regexp.MustCompile(`(?is)(update\s+` + table + `\b.*\bset\b.*\bstatus\s*=|insert\s+into\s+` + table + `\s*\([^)]*\bstatus\b)`)
+// statusWriter matches a write of table.status in SQL: an UPDATE whose SET
+// list assigns status (up to its FROM, WHERE or RETURNING: a status read
+// in a condition is not a write), or an INSERT naming the column.
+type statusWriter struct{ update, set, end, insert *regexp.Regexp }
+
+func statusWrite(table string) statusWriter {
+	return statusWriter{
+		update: regexp.MustCompile(`(?is)update\s+` + table + `\b.*?\bset\b`),
+		set:    regexp.MustCompile(`(?is)\bstatus\s*=`),
+		end:    regexp.MustCompile(`(?is)\b(from|where|returning)\b`),
+		insert: regexp.MustCompile(`(?is)insert\s+into\s+` + table + `\s*\([^)]*\bstatus\b`),
+	}
+}
+
+func (w statusWriter) MatchString(s string) bool {
+	if w.insert.MatchString(s) {
+		return true
+	}
+	for _, loc := range w.update.FindAllStringIndex(s, -1) {
+		list := s[loc[1]:]
+		// The SET list ends at the first FROM, WHERE or RETURNING outside
+		// parentheses (a subquery in the list stays in it).
+		masked, depth := []byte(list), 0
+		for i, c := range masked {
+			switch {
+			case c == '(':
+				depth++
+			case c == ')':
+				depth--
+			}
+			if depth > 0 || c == ')' {
+				masked[i] = ' '
+			}
+		}
+		if end := w.end.FindIndex(masked); end != nil {
+			list = list[:end[0]]
+		}
+		if w.set.MatchString(list) {
+			return true
+		}
+	}
+	return false
 }
 
 // findStatusWrites returns "file:line" for every Go string (literals and
@@ -177,10 +215,14 @@ func TestScannerCatchesViolations(t *testing.T) {
 		"jobs/insert.go":     {Data: []byte("package jobs\nvar ins = `INSERT INTO seller_transfers (order_id, status) VALUES ($1, 'completed')`\n")},
 		"jobs/viaconst.go":   {Data: []byte("package jobs\nconst set = `status = 'failed'`\nfunc g() {\n\t_ = `UPDATE seller_transfers SET ` + set\n}\n")},
 		"jobs/fine.go":       {Data: []byte("package jobs\nvar fine = `UPDATE seller_transfers SET retry_count = 1 WHERE id = $1`\nvar r = `SELECT status FROM seller_transfers`\n")},
+		"jobs/cond.go":       {Data: []byte("package jobs\nvar c = `UPDATE seller_transfers t SET held_at = now() FROM (SELECT status FROM orders) o WHERE t.status = 'pending' RETURNING status`\n")},
+		"jobs/subq.go":       {Data: []byte("package jobs\nvar q = `UPDATE seller_transfers SET note = (SELECT 1 FROM orders WHERE id = 2), status = 'reversed' WHERE id = $1`\n")},
 		"jobs/a_test.go":     {Data: []byte("package jobs\nvar q = `UPDATE seller_transfers SET status = 'x'`\n")},
 	}
 	found := findStatusWrites(t, fsys, "seller_transfers", "store/transfers.go:TransitionTransfer")
-	require.Len(t, found, 4, "%v", found)
+	require.Len(t, found, 5, "%v", found)
+	require.Contains(t, strings.Join(found, " "), "jobs/subq.go:2", "a FROM inside the SET list does not end it")
+	require.NotContains(t, strings.Join(found, " "), "jobs/cond.go", "a status read in FROM, WHERE or RETURNING is not a write")
 	require.Contains(t, strings.Join(found, " "), "jobs/viaconst.go:4")
 	require.Contains(t, strings.Join(found, " "), "jobs/sneaky.go:3")
 	require.Contains(t, strings.Join(found, " "), "jobs/split.go:2")
