@@ -285,16 +285,23 @@ func (s *Server) handleStreamTrack() fiber.Handler {
 		}
 		ctx := c.UserContext()
 		pool := s.opts.DB.Primary()
-		t, err := store.GetTrack(ctx, pool, id)
+		t, err := store.GetTrackEvenDeleted(ctx, pool, id)
 		if errors.Is(err, store.ErrNotFound) {
 			return errTrackNotFound
 		}
 		if err != nil {
 			return err
 		}
-		ok, err := store.CanStream(ctx, pool, currentUser(c).ID, t)
+		user := currentUser(c).ID
+		if t.DeletedAt != nil && t.OwnerID == user {
+			return errTrackNotFound // the owner deleted it
+		}
+		ok, err := store.CanStream(ctx, pool, user, t)
 		if err != nil {
 			return err
+		}
+		if !ok && t.DeletedAt != nil {
+			return errTrackNotFound // deleted: it exists only for its buyers
 		}
 		if !ok {
 			return veza.Errorf(veza.KindForbidden, "forbidden", "only the owner or a buyer of this track may stream it")

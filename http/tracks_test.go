@@ -400,3 +400,34 @@ func TestAdminStorage(t *testing.T) {
 	require.EqualValues(t, 2, r.Body["enqueued"])
 	require.Equal(t, 2, b2.count(t, `SELECT count(*) FROM river_job WHERE kind = 'migrate_track_storage'`))
 }
+
+// Deleting a track hides it from the catalogue and from new orders, but its
+// buyers keep what they paid for: the stream still works for them.
+func TestDeletedTrackStillStreamsForItsBuyers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupAPI(t)
+	_, ownerToken := b.newUser(t, "seller")
+	buyer, buyerToken := b.newUser(t, "user")
+	_, strangerToken := b.newUser(t, "user")
+	up := b.upload(t, ownerToken, validForm(mp3(10<<10)))
+	require.Equal(t, 201, up.Status)
+	id := up.Body["id"].(string)
+	track, err := store.GetTrack(ctx, b.pool, mustUUID(id))
+	require.NoError(t, err)
+	require.NoError(t, b.db.InTx(ctx, func(tx pgx.Tx) error {
+		order, err := store.CreateOrder(ctx, tx, buyer.ID, []store.Track{*track})
+		if err != nil {
+			return err
+		}
+		return store.TransitionOrder(ctx, tx, order.ID, veza.OrderPending, veza.OrderCompleted)
+	}))
+
+	require.Equal(t, 204, b.do(t, "DELETE", "/v1/tracks/"+id, ownerToken, nil).Status)
+	require.Equal(t, 200, b.do(t, "GET", "/v1/tracks/"+id+"/stream", buyerToken, nil).Status, "the buyer keeps it")
+	require.Equal(t, 404, b.do(t, "GET", "/v1/tracks/"+id+"/stream", strangerToken, nil).Status, "hidden from everyone else")
+	require.Equal(t, 404, b.do(t, "GET", "/v1/tracks/"+id, "", nil).Status, "gone from the catalogue")
+	r := b.doWith(t, "POST", "/v1/orders", buyerToken, map[string]any{"track_ids": []string{id}}, map[string]string{"Idempotency-Key": uuid.NewString()})
+	require.GreaterOrEqual(t, r.Status, 400, "no new orders: %s", r.Raw)
+	require.Less(t, r.Status, 500, r.Raw)
+}

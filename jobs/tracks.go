@@ -36,12 +36,19 @@ func (s Stores) Get(name string) (storage.Store, error) {
 // DeleteObjectWorker deletes; deleting a missing object is success.
 type DeleteObjectWorker struct {
 	river.WorkerDefaults[jobargs.DeleteObjectArgs]
+	DB     *store.DB
 	Stores Stores
 }
 
 func (w *DeleteObjectWorker) Work(ctx context.Context, job *river.Job[jobargs.DeleteObjectArgs]) error {
 	st, err := w.Stores.Get(job.Args.Backend)
 	if err != nil {
+		return err
+	}
+	// A deleted track's file stays while a buyer's order needs it; the
+	// orphan sweep removes it once none does.
+	known, err := store.KnownKeys(ctx, w.DB.Primary(), job.Args.Backend, []string{job.Args.Key})
+	if err != nil || known[job.Args.Key] {
 		return err
 	}
 	return st.Delete(ctx, job.Args.Key)

@@ -182,3 +182,44 @@ func TestOrphanCleanup(t *testing.T) {
 	require.NoError(t, b.db.Primary().QueryRow(ctx, `SELECT count(*) FROM tracks`).Scan(&n))
 	require.Equal(t, 1, n, "rows are never touched")
 }
+
+// A deleted track's file stays while an order that a buyer paid for (or is
+// paying, or disputes) references it; once none does, it goes.
+func TestDeletedTrackFileKeptForItsBuyers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupStorage(t)
+	pool := b.db.Primary()
+	bought := b.localTrack(t, 100)
+	unsold := b.localTrack(t, 100)
+	var order uuid.UUID
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO orders (buyer_id, status, amount, currency, payment_id) VALUES ($1, 'completed', 100, 'EUR', 'p') RETURNING id`, b.owner).Scan(&order))
+	_, err := pool.Exec(ctx, `INSERT INTO order_items (order_id, track_id, seller_id, amount, currency) VALUES ($1, $2, $3, 100, 'EUR')`, order, bought, b.owner)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `UPDATE tracks SET deleted_at = now() WHERE id IN ($1, $2)`, bought, unsold)
+	require.NoError(t, err)
+	path := func(id uuid.UUID) string {
+		p, _ := b.local.Path(storage.TrackKey(b.owner.String(), id.String()))
+		old := time.Now().Add(-48 * time.Hour)
+		_ = os.Chtimes(p, old, old)
+		return p
+	}
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	boughtPath, unsoldPath := path(bought), path(unsold)
+
+	del := &jobs.DeleteObjectWorker{DB: b.db, Stores: b.stores}
+	for _, id := range []uuid.UUID{bought, unsold} {
+		require.NoError(t, del.Work(ctx, job(jobargs.DeleteObjectArgs{Backend: storage.BackendLocal, Key: storage.TrackKey(b.owner.String(), id.String())}, 1, 3)))
+	}
+	require.True(t, exists(boughtPath), "a buyer of a completed order still streams it")
+	require.False(t, exists(unsoldPath))
+
+	sweep := &jobs.OrphanCleanupWorker{DB: b.db, Stores: b.stores, Grace: 24 * time.Hour, Logger: zerolog.Nop()}
+	require.NoError(t, sweep.Work(ctx, job(jobargs.OrphanCleanupArgs{}, 1, 3)))
+	require.True(t, exists(boughtPath), "the orphan sweep keeps it too")
+
+	_, err = pool.Exec(ctx, `UPDATE orders SET status = 'refunded' WHERE id = $1`, order)
+	require.NoError(t, err)
+	require.NoError(t, sweep.Work(ctx, job(jobargs.OrphanCleanupArgs{}, 1, 3)))
+	require.False(t, exists(boughtPath), "no buyer left: removed")
+}

@@ -58,7 +58,7 @@ func NewWorkers(d Deps) *river.Workers {
 	river.AddWorker(workers, &SafetyNetWorker{DB: d.DB, Inserter: d.Inserter, Jobs: d.Settle.Jobs,
 		Grace: 10 * time.Minute, Limit: 500, Logger: d.Logger})
 
-	river.AddWorker(workers, &DeleteObjectWorker{Stores: d.Stores})
+	river.AddWorker(workers, &DeleteObjectWorker{DB: d.DB, Stores: d.Stores})
 	river.AddWorker(workers, &MigrateTrackWorker{DB: d.DB, Stores: d.Stores, Inserter: d.Inserter, Logger: d.Logger})
 	river.AddWorker(workers, &OrphanCleanupWorker{DB: d.DB, Stores: d.Stores, Grace: d.Config.TrackOrphanGrace, Logger: d.Logger})
 	return workers

@@ -105,6 +105,16 @@ func CanStream(ctx context.Context, q Querier, userID uuid.UUID, t *Track) (bool
 	return ok, err
 }
 
+// streamableOrders are the order statuses whose buyers stream, or will
+// (pending: being paid), a track's file.
+const streamableOrders = `('pending', 'completed', 'refund_pending', 'disputed')`
+
+// GetTrackEvenDeleted reads a track, deleted or not (its buyers still
+// stream a deleted one).
+func GetTrackEvenDeleted(ctx context.Context, q Querier, id uuid.UUID) (*Track, error) {
+	return scanTrack(q.QueryRow(ctx, `SELECT `+trackColumns+` FROM tracks WHERE id = $1`, id))
+}
+
 // TrackCursor is the position after the last track of a page.
 type TrackCursor struct {
 	CreatedAt time.Time
@@ -202,10 +212,13 @@ func StorageCounts(ctx context.Context, q Querier) (local, s3 int64, err error) 
 	return local, s3, err
 }
 
-// KnownKeys returns which of keys a track row of backend points at; rows
-// soft-deleted are not counted (their object is being removed).
+// KnownKeys returns which of keys a track row of backend still needs: a
+// live track, or a deleted one that an order being paid, paid, refunding or
+// disputed references (its buyers keep what they paid for).
 func KnownKeys(ctx context.Context, q Querier, backend string, keys []string) (map[string]bool, error) {
-	rows, err := q.Query(ctx, `SELECT storage_key FROM tracks WHERE storage_backend = $1 AND storage_key = ANY($2) AND deleted_at IS NULL`, backend, keys)
+	rows, err := q.Query(ctx, `SELECT storage_key FROM tracks t WHERE storage_backend = $1 AND storage_key = ANY($2)
+		AND (deleted_at IS NULL OR EXISTS (SELECT 1 FROM order_items i JOIN orders o ON o.id = i.order_id
+			WHERE i.track_id = t.id AND o.status IN `+streamableOrders+`))`, backend, keys)
 	if err != nil {
 		return nil, err
 	}
