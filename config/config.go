@@ -50,6 +50,8 @@ type Config struct {
 	// password reset.
 	RateLimitPerMinute     int
 	AuthRateLimitPerMinute int
+	// InvalidWebhooksPerMinute: WEBHOOK_INVALID_PER_MINUTE.
+	InvalidWebhooksPerMinute int
 	LogLevel               zerolog.Level
 	PublicBaseURL          string
 	// PprofAddr serves net/http/pprof when set (loopback only, for profiling).
@@ -196,6 +198,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	cfg.ShutdownTimeout = p.duration("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second)
 	cfg.RateLimitPerMinute = p.integer("RATE_LIMIT_PER_MINUTE", 600, 1, 1_000_000)
 	cfg.AuthRateLimitPerMinute = p.integer("RATE_LIMIT_AUTH_PER_MINUTE", 10, 1, 1_000_000)
+	cfg.InvalidWebhooksPerMinute = p.integer("WEBHOOK_INVALID_PER_MINUTE", 30, 1, 1_000_000)
 	cfg.LogLevel = p.logLevel("LOG_LEVEL", zerolog.InfoLevel)
 	cfg.PublicBaseURL = p.str("PUBLIC_BASE_URL", "http://localhost:8080")
 	cfg.PprofAddr = p.str("PPROF_ADDR", "")

@@ -49,6 +49,9 @@ type ServerOpts struct {
 	// that guess-and-check attacks target. Zero means the defaults.
 	RateLimitPerMinute     int
 	AuthRateLimitPerMinute int
+	// InvalidWebhooksPerMinute caps invalid-signature webhook deliveries
+	// stored per client address (valid ones are never limited). Zero: 30.
+	InvalidWebhooksPerMinute int
 	// WebhookCommitters bounds the transactions storing webhook deliveries
 	// at once (zero: ingest.DefaultCommitters).
 	WebhookCommitters int
@@ -63,6 +66,8 @@ type Server struct {
 	opts       ServerOpts
 	log        zerolog.Logger
 	deliveries *ingest.Batcher
+	// invalidWebhooks counts invalid-signature deliveries per address.
+	invalidWebhooks *perMinute
 }
 
 // NewServer builds the Fiber app and its routes.
@@ -76,6 +81,9 @@ func NewServer(opts ServerOpts) *Server {
 	if opts.AuthRateLimitPerMinute == 0 {
 		opts.AuthRateLimitPerMinute = 10
 	}
+	if opts.InvalidWebhooksPerMinute == 0 {
+		opts.InvalidWebhooksPerMinute = 30
+	}
 	if opts.ResetResponseFloor == 0 {
 		opts.ResetResponseFloor = 300 * time.Millisecond
 	}
@@ -85,7 +93,7 @@ func NewServer(opts ServerOpts) *Server {
 	if opts.Settle == nil {
 		opts.Settle = &settle.Settler{Logger: opts.Logger}
 	}
-	s := &Server{opts: opts, log: opts.Logger}
+	s := &Server{opts: opts, log: opts.Logger, invalidWebhooks: newPerMinute(opts.InvalidWebhooksPerMinute)}
 	s.deliveries = ingest.NewBatcher(opts.DB, opts.Inserter, opts.RequestTimeout, opts.WebhookCommitters)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "veza",

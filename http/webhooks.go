@@ -1,7 +1,11 @@
 package http
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strconv"
+	"sync"
+	"time"
 	"strings"
 	"unicode/utf8"
 
@@ -16,6 +20,10 @@ import (
 
 // MaxWebhookBody caps a Hyperswitch delivery (SPEC §4).
 const MaxWebhookBody = 64 << 10
+
+// InvalidWebhookPrefix is how much of an invalid-signature delivery's body
+// is kept (with its SHA-256 and length).
+const InvalidWebhookPrefix = 4 << 10
 
 // handleHyperswitchWebhook receives Hyperswitch's deliveries. Every delivery
 // under the cap writes exactly one log row, valid or not. A valid one
@@ -39,6 +47,15 @@ func (s *Server) handleHyperswitchWebhook() fiber.Handler {
 		}
 
 		if !hyperswitch.VerifySignature(s.opts.WebhookSecret, body, c.Get(hyperswitch.SignatureHeader)) {
+			if !s.invalidWebhooks.allow(entry.SourceIP) {
+				// Anyone can send these: past the limit nothing is stored.
+				c.Set(fiber.HeaderRetryAfter, "60")
+				return veza.Errorf(veza.KindRateLimited, "rate_limited", "too many webhook deliveries with an invalid signature from this address")
+			}
+			sum := sha256.Sum256(body)
+			digest, size := hex.EncodeToString(sum[:]), len(body)
+			entry.Payload = truncate(entry.Payload, InvalidWebhookPrefix)
+			entry.PayloadSHA256, entry.PayloadBytes = &digest, &size
 			entry.EventType = optional(truncate(hyperswitch.EventTypeOf(body), 64))
 			entry.ProcessingResult = store.ResultSignatureInvalid
 			if _, err := store.InsertWebhookLog(ctx, s.opts.DB.Primary(), entry); err != nil {
@@ -82,6 +99,47 @@ func storablePayload(body []byte) string {
 		return ""
 	}
 	return string(body)
+}
+
+// perMinute counts events per key in fixed one-minute windows, in the
+// process (like the other rate limits: N processes allow up to N times
+// as many).
+type perMinute struct {
+	max    int
+	mu     sync.Mutex
+	counts map[string]*minuteCount
+}
+
+type minuteCount struct {
+	start time.Time
+	n     int
+}
+
+func newPerMinute(max int) *perMinute { return &perMinute{max: max, counts: map[string]*minuteCount{}} }
+
+// allow counts one event for key and reports whether it is within the limit.
+func (p *perMinute) allow(key *string) bool {
+	k := ""
+	if key != nil {
+		k = *key
+	}
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.counts) > 10_000 { // forget finished windows
+		for k, c := range p.counts {
+			if now.Sub(c.start) >= time.Minute {
+				delete(p.counts, k)
+			}
+		}
+	}
+	c := p.counts[k]
+	if c == nil || now.Sub(c.start) >= time.Minute {
+		c = &minuteCount{start: now}
+		p.counts[k] = c
+	}
+	c.n++
+	return c.n <= p.max
 }
 
 func optional(s string) *string {

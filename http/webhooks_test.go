@@ -3,6 +3,8 @@ package http_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -226,7 +229,7 @@ func FuzzWebhook(f *testing.F) {
 	for _, body := range disputeBodies() {
 		f.Add(body, true)
 	}
-	b := setupAPI(f)
+	b := setupAPI(f, func(o *vezahttp.ServerOpts) { o.InvalidWebhooksPerMinute = 1 << 30 })
 	f.Fuzz(func(t *testing.T, body []byte, signed bool) {
 		before := b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log`)
 		sig := "x"
@@ -238,6 +241,12 @@ func FuzzWebhook(f *testing.F) {
 		after := b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log`)
 		if len(body) <= vezahttp.MaxWebhookBody {
 			require.Equal(t, before+1, after, "one log row per delivery")
+			if !signed && len(body) > vezahttp.InvalidWebhookPrefix {
+				var stored, size int
+				require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT octet_length(payload), payload_bytes FROM hyperswitch_webhook_log ORDER BY received_at DESC LIMIT 1`).Scan(&stored, &size))
+				require.LessOrEqual(t, stored, vezahttp.InvalidWebhookPrefix)
+				require.Equal(t, len(body), size)
+			}
 		} else {
 			require.Equal(t, before, after)
 		}
@@ -363,4 +372,37 @@ func TestWebhookUserAgentNotUTF8IsStored(t *testing.T) {
 	r := b.deliver(t, body, hyperswitch.Sign(webhookSecret, body), "User-Agent", "bot\xff\xfe/1.0")
 	require.Equal(t, 200, r.Status, r.Raw)
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log WHERE user_agent = 'bot`+"\uFFFD"+`/1.0' AND processing_result = 'queued'`))
+}
+
+// An invalid-signature delivery stores a bounded prefix of its body with
+// the body's SHA-256 and length, and a client address sending too many is
+// refused without storing anything; valid deliveries are never limited.
+func TestInvalidWebhooksCannotFillTheDisk(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t, func(o *vezahttp.ServerOpts) { o.InvalidWebhooksPerMinute = 3 })
+	big := []byte(`{"event_id":"x","pad":"` + strings.Repeat("é", 30000) + `"}`)
+	require.Equal(t, 401, b.deliver(t, big, "forged").Status)
+	var payload, sha string
+	var length int
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT payload, payload_sha256, payload_bytes FROM hyperswitch_webhook_log`).Scan(&payload, &sha, &length))
+	require.LessOrEqual(t, len(payload), 4096, "a bounded prefix")
+	require.True(t, utf8.ValidString(payload), "cut on a character boundary")
+	require.True(t, strings.HasPrefix(string(big), payload))
+	sum := sha256.Sum256(big)
+	require.Equal(t, hex.EncodeToString(sum[:]), sha)
+	require.Equal(t, len(big), length)
+
+	require.Equal(t, 401, b.deliver(t, []byte(`{"probe":2}`), "forged").Status)
+	require.Equal(t, 401, b.deliver(t, []byte(`{"probe":3}`), "forged").Status)
+	r := b.deliver(t, []byte(`{"probe":4}`), "forged")
+	require.Equal(t, 429, r.Status, r.Raw)
+	require.Equal(t, 3, b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log`), "refused over the limit: nothing stored")
+
+	for i := range 5 {
+		good := paymentEvent(fmt.Sprintf("evt_ok_%d", i), "payment_succeeded", "p", 1)
+		require.Equal(t, 200, b.deliver(t, good, hyperswitch.Sign(webhookSecret, good)).Status, "valid deliveries are never limited")
+	}
+	var full string
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT payload FROM hyperswitch_webhook_log WHERE event_id = 'evt_ok_0'`).Scan(&full))
+	require.Equal(t, string(paymentEvent("evt_ok_0", "payment_succeeded", "p", 1))[:20], full[:20])
 }

@@ -36,6 +36,10 @@ type WebhookLog struct {
 	EventID          *string    `json:"event_id"`
 	EventType        *string    `json:"event_type"`
 	Payload          string     `json:"payload"`
+	// PayloadSHA256 and PayloadBytes describe the whole body when Payload
+	// holds only a prefix of it (an invalid-signature delivery).
+	PayloadSHA256 *string `json:"payload_sha256,omitempty"`
+	PayloadBytes  *int    `json:"payload_bytes,omitempty"`
 	ProcessingResult string     `json:"processing_result"`
 	ProcessedAt      *time.Time `json:"processed_at"`
 }
@@ -46,9 +50,10 @@ type WebhookLog struct {
 func InsertWebhookLog(ctx context.Context, q Querier, l *WebhookLog) (uuid.UUID, error) {
 	var id uuid.UUID
 	err := q.QueryRow(ctx, `INSERT INTO hyperswitch_webhook_log
-		(request_id, source_ip, user_agent, signature_valid, event_id, event_type, payload, processing_result)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-		l.RequestID, l.SourceIP, l.UserAgent, l.SignatureValid, l.EventID, l.EventType, l.Payload, l.ProcessingResult).Scan(&id)
+		(request_id, source_ip, user_agent, signature_valid, event_id, event_type, payload, processing_result, payload_sha256, payload_bytes)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+		l.RequestID, l.SourceIP, l.UserAgent, l.SignatureValid, l.EventID, l.EventType, l.Payload, l.ProcessingResult,
+		l.PayloadSHA256, l.PayloadBytes).Scan(&id)
 	if err != nil {
 		return uuid.Nil, fmt.Errorf("error inserting webhook log: %w", err)
 	}
@@ -129,7 +134,7 @@ func RecordEvent(ctx context.Context, tx pgx.Tx, eventID, eventType string) (fir
 // family ("dispute": every dispute_* line).
 func ListWebhookLogs(ctx context.Context, q Querier, signatureValid *bool, eventType string, limit int) ([]WebhookLog, error) {
 	rows, err := q.Query(ctx, `SELECT id, received_at, request_id, source_ip, user_agent, signature_valid, event_id, event_type,
-		payload, processing_result, processed_at FROM hyperswitch_webhook_log
+		payload, processing_result, processed_at, payload_sha256, payload_bytes FROM hyperswitch_webhook_log
 		WHERE ($1::boolean IS NULL OR signature_valid = $1)
 		  AND ($3 = '' OR event_type = $3 OR starts_with(event_type, $3 || '_'))
 		ORDER BY received_at DESC LIMIT $2`, signatureValid, limit, eventType)
@@ -139,7 +144,7 @@ func ListWebhookLogs(ctx context.Context, q Querier, signatureValid *bool, event
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (WebhookLog, error) {
 		var l WebhookLog
 		err := row.Scan(&l.ID, &l.ReceivedAt, &l.RequestID, &l.SourceIP, &l.UserAgent, &l.SignatureValid, &l.EventID, &l.EventType,
-			&l.Payload, &l.ProcessingResult, &l.ProcessedAt)
+			&l.Payload, &l.ProcessingResult, &l.ProcessedAt, &l.PayloadSHA256, &l.PayloadBytes)
 		return l, err
 	})
 }

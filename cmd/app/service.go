@@ -177,16 +177,17 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 	defer stopUI()
 	if withHTTP {
 		opts := vezahttp.ServerOpts{
-			Logger:                 log,
-			DB:                     a.db,
-			Inserter:               inserter,
-			Settle:                 settler,
-			Hyperswitch:            hs,
-			WebhookSecret:          cfg.Hyperswitch.WebhookSecret,
-			Stores:                 stores,
-			MaxUploadBytes:         cfg.TrackMaxUploadBytes,
-			RateLimitPerMinute:     cfg.RateLimitPerMinute,
-			AuthRateLimitPerMinute: cfg.AuthRateLimitPerMinute,
+			Logger:                   log,
+			DB:                       a.db,
+			Inserter:                 inserter,
+			Settle:                   settler,
+			Hyperswitch:              hs,
+			WebhookSecret:            cfg.Hyperswitch.WebhookSecret,
+			Stores:                   stores,
+			MaxUploadBytes:           cfg.TrackMaxUploadBytes,
+			RateLimitPerMinute:       cfg.RateLimitPerMinute,
+			AuthRateLimitPerMinute:   cfg.AuthRateLimitPerMinute,
+			InvalidWebhooksPerMinute: cfg.InvalidWebhooksPerMinute,
 			ReadyFunc: func(ctx context.Context) error {
 				if err := a.db.Ping(ctx); err != nil {
 					return errors.New("database unreachable")
