@@ -52,8 +52,8 @@ type Config struct {
 	AuthRateLimitPerMinute int
 	// InvalidWebhooksPerMinute: WEBHOOK_INVALID_PER_MINUTE.
 	InvalidWebhooksPerMinute int
-	LogLevel               zerolog.Level
-	PublicBaseURL          string
+	LogLevel                 zerolog.Level
+	PublicBaseURL            string
 	// PprofAddr serves net/http/pprof when set (loopback only, for profiling).
 	PprofAddr string
 

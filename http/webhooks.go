@@ -4,9 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"

@@ -27,19 +27,19 @@ func ResultError(msg string) string {
 
 // WebhookLog is one delivery to the webhook endpoint.
 type WebhookLog struct {
-	ID               uuid.UUID  `json:"id"`
-	ReceivedAt       time.Time  `json:"received_at"`
-	RequestID        string     `json:"request_id"`
-	SourceIP         *string    `json:"source_ip"`
-	UserAgent        *string    `json:"user_agent"`
-	SignatureValid   bool       `json:"signature_valid"`
-	EventID          *string    `json:"event_id"`
-	EventType        *string    `json:"event_type"`
-	Payload          string     `json:"payload"`
+	ID             uuid.UUID `json:"id"`
+	ReceivedAt     time.Time `json:"received_at"`
+	RequestID      string    `json:"request_id"`
+	SourceIP       *string   `json:"source_ip"`
+	UserAgent      *string   `json:"user_agent"`
+	SignatureValid bool      `json:"signature_valid"`
+	EventID        *string   `json:"event_id"`
+	EventType      *string   `json:"event_type"`
+	Payload        string    `json:"payload"`
 	// PayloadSHA256 and PayloadBytes describe the whole body when Payload
 	// holds only a prefix of it (an invalid-signature delivery).
-	PayloadSHA256 *string `json:"payload_sha256,omitempty"`
-	PayloadBytes  *int    `json:"payload_bytes,omitempty"`
+	PayloadSHA256    *string    `json:"payload_sha256,omitempty"`
+	PayloadBytes     *int       `json:"payload_bytes,omitempty"`
 	ProcessingResult string     `json:"processing_result"`
 	ProcessedAt      *time.Time `json:"processed_at"`
 }
