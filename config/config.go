@@ -7,6 +7,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 	"time"
@@ -52,8 +53,11 @@ type Config struct {
 	AuthRateLimitPerMinute int
 	// InvalidWebhooksPerMinute: WEBHOOK_INVALID_PER_MINUTE.
 	InvalidWebhooksPerMinute int
-	LogLevel                 zerolog.Level
-	PublicBaseURL            string
+	// TrustedProxies: TRUSTED_PROXIES, comma-separated CIDRs or addresses
+	// of the balancers in front of the service; empty, the peer is the client.
+	TrustedProxies []string
+	LogLevel       zerolog.Level
+	PublicBaseURL  string
 	// PprofAddr serves net/http/pprof when set (loopback only, for profiling).
 	PprofAddr string
 
@@ -199,6 +203,17 @@ func Load(getenv func(string) string) (*Config, error) {
 	cfg.RateLimitPerMinute = p.integer("RATE_LIMIT_PER_MINUTE", 600, 1, 1_000_000)
 	cfg.AuthRateLimitPerMinute = p.integer("RATE_LIMIT_AUTH_PER_MINUTE", 10, 1, 1_000_000)
 	cfg.InvalidWebhooksPerMinute = p.integer("WEBHOOK_INVALID_PER_MINUTE", 30, 1, 1_000_000)
+	for _, entry := range strings.Split(p.str("TRUSTED_PROXIES", ""), ",") {
+		if entry = strings.TrimSpace(entry); entry == "" {
+			continue
+		}
+		_, perr := netip.ParsePrefix(entry)
+		if _, aerr := netip.ParseAddr(entry); perr != nil && aerr != nil {
+			p.fail("TRUSTED_PROXIES", fmt.Sprintf("%q is neither a CIDR nor an IP address; ignored", entry))
+			continue
+		}
+		cfg.TrustedProxies = append(cfg.TrustedProxies, entry)
+	}
 	cfg.LogLevel = p.logLevel("LOG_LEVEL", zerolog.InfoLevel)
 	cfg.PublicBaseURL = p.str("PUBLIC_BASE_URL", "http://localhost:8080")
 	cfg.PprofAddr = p.str("PPROF_ADDR", "")

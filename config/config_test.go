@@ -136,6 +136,8 @@ func TestRules(t *testing.T) {
 			func(t *testing.T, c *config.Config) { require.False(t, c.RiverUIEnabled()) }},
 		{"malformed duration", map[string]string{"RECONCILE_INTERVAL": "often"}, nil, "RECONCILE_INTERVAL",
 			func(t *testing.T, c *config.Config) { require.Equal(t, time.Hour, c.Reconcile.Interval) }},
+		{"bad trusted proxy", map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8, balancer.internal"}, nil, "TRUSTED_PROXIES",
+			func(t *testing.T, c *config.Config) { require.Equal(t, []string{"10.0.0.0/8"}, c.TrustedProxies) }},
 		{"malformed days", map[string]string{"RECONCILE_DISPUTE_STUCK_AFTER": "xd"}, nil, "RECONCILE_DISPUTE_STUCK_AFTER",
 			func(t *testing.T, c *config.Config) { require.Equal(t, 7*24*time.Hour, c.Reconcile.DisputeStuckAfter) }},
 		{"malformed int", map[string]string{"RECONCILE_BATCH_LIMIT": "fifty"}, nil, "RECONCILE_BATCH_LIMIT",

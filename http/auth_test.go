@@ -298,3 +298,47 @@ func TestAdminCanBeCreatedInStore(t *testing.T) {
 	token := b.login(t, "boss@example.test", "password1")
 	require.Equal(t, "admin", b.do(t, "GET", "/v1/me", token, nil).Body["role"])
 }
+
+// Behind a load balancer (TRUSTED_PROXIES), each client gets its own rate
+// limit and the webhook log records the client, read as the rightmost
+// X-Forwarded-For entry that is not a trusted proxy: what a client writes
+// to the left of it is not believed. From an untrusted peer the header is
+// ignored altogether.
+func TestClientAddressBehindTrustedProxies(t *testing.T) {
+	t.Parallel()
+	login := func(b *apiBundle, xff string) int {
+		t.Helper()
+		return b.doWith(t, "POST", "/v1/auth/login", "", map[string]string{"email": "a@b.test", "password": "password1"},
+			map[string]string{"X-Forwarded-For": xff}).Status
+	}
+	t.Run("trusted balancer", func(t *testing.T) {
+		t.Parallel()
+		b := setupAPI(t, func(o *vezahttp.ServerOpts) {
+			o.AuthRateLimitPerMinute = 2
+			o.TrustedProxies = []string{"0.0.0.0/32", "10.0.0.0/8"} // app.Test's peer, and an inner proxy
+		})
+		require.NotEqual(t, 429, login(b, "203.0.113.7"))
+		require.NotEqual(t, 429, login(b, "203.0.113.7"))
+		require.Equal(t, 429, login(b, "203.0.113.7"), "the client's own limit")
+		require.NotEqual(t, 429, login(b, "198.51.100.9"), "another client behind the same balancer is not limited")
+		require.Equal(t, 429, login(b, "6.6.6.6, 203.0.113.7"), "a spoofed entry to the left is not believed")
+		require.Equal(t, 429, login(b, "203.0.113.7, 10.1.2.3"), "trusted hops on the right are skipped")
+
+		body := []byte(`{"probe":1}`)
+		b.deliver(t, body, "forged", "X-Forwarded-For", "6.6.6.6, 192.0.2.44")
+		var ip string
+		require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT source_ip FROM hyperswitch_webhook_log`).Scan(&ip))
+		require.Equal(t, "192.0.2.44", ip)
+	})
+	t.Run("no trusted proxies", func(t *testing.T) {
+		t.Parallel()
+		b := setupAPI(t, func(o *vezahttp.ServerOpts) { o.AuthRateLimitPerMinute = 2 })
+		login(b, "203.0.113.1")
+		login(b, "203.0.113.2")
+		require.Equal(t, 429, login(b, "203.0.113.3"), "a forged X-Forwarded-For does not buy a new limit")
+		b.deliver(t, []byte(`{"probe":1}`), "forged", "X-Forwarded-For", "192.0.2.44")
+		var ip string
+		require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT source_ip FROM hyperswitch_webhook_log`).Scan(&ip))
+		require.NotEqual(t, "192.0.2.44", ip, "the peer, not the header")
+	})
+}

@@ -72,7 +72,7 @@ func (s *Server) accessLog() fiber.Handler {
 			Int("status", status).
 			Float64("duration_ms", float64(time.Since(start).Microseconds())/1000).
 			Int("bytes_out", len(c.Response().Body())).
-			Str("ip", c.IP()).
+			Str("ip", s.clientIP(c)).
 			Msg("http request")
 		return nil
 	}

@@ -13,10 +13,11 @@ import (
 // the API error shape with Retry-After (set by the limiter). Counters live in
 // the process: with N processes behind a balancer the effective limit is up
 // to N times higher, which is acceptable for abuse control.
-func rateLimit(max int) fiber.Handler {
+func (s *Server) rateLimit(max int) fiber.Handler {
 	return limiter.New(limiter.Config{
-		Max:        max,
-		Expiration: time.Minute,
+		Max:          max,
+		Expiration:   time.Minute,
+		KeyGenerator: s.clientIP,
 		LimitReached: func(c *fiber.Ctx) error {
 			return veza.Errorf(veza.KindRateLimited, "rate_limited", "too many requests; retry after %s seconds", c.GetRespHeader(fiber.HeaderRetryAfter))
 		},

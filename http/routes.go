@@ -21,8 +21,8 @@ func (s *Server) routes() {
 		s.app.Use("/riverui", adaptor.HTTPHandler(s.opts.RiverUI))
 	}
 
-	v1 := s.app.Group("/v1", rateLimit(s.opts.RateLimitPerMinute))
-	strict := rateLimit(s.opts.AuthRateLimitPerMinute)
+	v1 := s.app.Group("/v1", s.rateLimit(s.opts.RateLimitPerMinute))
+	strict := s.rateLimit(s.opts.AuthRateLimitPerMinute)
 	v1.Post("/auth/register", strict, s.handleRegister())
 	v1.Post("/auth/verify", s.handleVerify())
 	v1.Post("/auth/login", strict, s.handleLogin())

@@ -5,6 +5,7 @@ package http
 import (
 	"context"
 	"net"
+	"net/netip"
 	nethttp "net/http"
 	"time"
 
@@ -49,6 +50,10 @@ type ServerOpts struct {
 	// that guess-and-check attacks target. Zero means the defaults.
 	RateLimitPerMinute     int
 	AuthRateLimitPerMinute int
+	// TrustedProxies are the balancers in front of the service (CIDRs or
+	// addresses, TRUSTED_PROXIES): from them, the client is read from
+	// X-Forwarded-For (see clientIP). Empty: the peer is the client.
+	TrustedProxies []string
 	// InvalidWebhooksPerMinute caps invalid-signature webhook deliveries
 	// stored per client address (valid ones are never limited). Zero: 30.
 	InvalidWebhooksPerMinute int
@@ -68,6 +73,7 @@ type Server struct {
 	deliveries *ingest.Batcher
 	// invalidWebhooks counts invalid-signature deliveries per address.
 	invalidWebhooks *perMinute
+	trusted         []netip.Prefix
 }
 
 // NewServer builds the Fiber app and its routes.
@@ -94,6 +100,14 @@ func NewServer(opts ServerOpts) *Server {
 		opts.Settle = &settle.Settler{Logger: opts.Logger}
 	}
 	s := &Server{opts: opts, log: opts.Logger, invalidWebhooks: newPerMinute(opts.InvalidWebhooksPerMinute)}
+	for _, p := range opts.TrustedProxies {
+		prefix, err := ParseTrustedProxy(p)
+		if err != nil {
+			s.log.Error().Err(err).Msg("TRUSTED_PROXIES entry ignored")
+			continue
+		}
+		s.trusted = append(s.trusted, prefix)
+	}
 	s.deliveries = ingest.NewBatcher(opts.DB, opts.Inserter, opts.RequestTimeout, opts.WebhookCommitters)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "veza",

@@ -41,7 +41,7 @@ func (s *Server) handleHyperswitchWebhook() fiber.Handler {
 		// can outlive its handler in the committer's queue: copy.
 		entry := &store.WebhookLog{
 			RequestID: requestID(c),
-			SourceIP:  optional(strings.Clone(c.IP())),
+			SourceIP:  optional(s.clientIP(c)),
 			UserAgent: optional(truncate(string(c.Request().Header.UserAgent()), 512)),
 			Payload:   storablePayload(body),
 		}

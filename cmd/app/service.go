@@ -188,6 +188,7 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 			RateLimitPerMinute:       cfg.RateLimitPerMinute,
 			AuthRateLimitPerMinute:   cfg.AuthRateLimitPerMinute,
 			InvalidWebhooksPerMinute: cfg.InvalidWebhooksPerMinute,
+			TrustedProxies:           cfg.TrustedProxies,
 			ReadyFunc: func(ctx context.Context) error {
 				if err := a.db.Ping(ctx); err != nil {
 					return errors.New("database unreachable")
