@@ -5,8 +5,8 @@ package http
 import (
 	"context"
 	"net"
-	"net/netip"
 	nethttp "net/http"
+	"net/netip"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
