@@ -53,6 +53,9 @@ type Config struct {
 	AuthRateLimitPerMinute int
 	// InvalidWebhooksPerMinute: WEBHOOK_INVALID_PER_MINUTE.
 	InvalidWebhooksPerMinute int
+	// RefundWindow: REFUND_WINDOW, how long after completion a buyer may
+	// ask a refund (0: no window).
+	RefundWindow time.Duration
 	// TrustedProxies: TRUSTED_PROXIES, comma-separated CIDRs or addresses
 	// of the balancers in front of the service; empty, the peer is the client.
 	TrustedProxies []string
@@ -202,6 +205,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	cfg.ShutdownTimeout = p.duration("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second)
 	cfg.RateLimitPerMinute = p.integer("RATE_LIMIT_PER_MINUTE", 600, 1, 1_000_000)
 	cfg.AuthRateLimitPerMinute = p.integer("RATE_LIMIT_AUTH_PER_MINUTE", 10, 1, 1_000_000)
+	cfg.RefundWindow = p.duration("REFUND_WINDOW", 14*24*time.Hour, 0)
 	cfg.InvalidWebhooksPerMinute = p.integer("WEBHOOK_INVALID_PER_MINUTE", 30, 1, 1_000_000)
 	for _, entry := range strings.Split(p.str("TRUSTED_PROXIES", ""), ",") {
 		if entry = strings.TrimSpace(entry); entry == "" {

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"time"
 	"context"
 	"errors"
 	"fmt"
@@ -64,6 +65,43 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n]
+}
+
+// refundJSON is a refund as its buyer sees it: a failed one carries a
+// stable code and message, never the provider's raw text (kept for ops in
+// refunds.error_message and the logs).
+type refundJSON struct {
+	ID        uuid.UUID         `json:"id"`
+	OrderID   uuid.UUID         `json:"order_id"`
+	Status    veza.RefundStatus `json:"status"`
+	Amount    int64             `json:"amount"`
+	Currency  string            `json:"currency"`
+	Reason    *string           `json:"reason"`
+	Automatic bool              `json:"automatic"`
+	Error     *apiError         `json:"error"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
+}
+
+type apiError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+var refundFailed = apiError{Code: "refund_failed",
+	Message: "The payment provider could not make this refund. The order is as it was before the request; contact support if you still want your money back."}
+
+func buyerRefunds(refunds []store.Refund) []refundJSON {
+	out := make([]refundJSON, len(refunds))
+	for i, r := range refunds {
+		out[i] = refundJSON{ID: r.ID, OrderID: r.OrderID, Status: r.Status, Amount: r.Amount, Currency: r.Currency, Reason: r.Reason,
+			Automatic: r.Automatic, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		if r.Status == veza.RefundFailed {
+			e := refundFailed
+			out[i].Error = &e
+		}
+	}
+	return out
 }
 
 type orderItemJSON struct {
@@ -229,11 +267,8 @@ func (s *Server) handleGetOrder() fiber.Handler {
 		if err != nil {
 			return err
 		}
-		if refunds == nil {
-			refunds = []store.Refund{}
-		}
 		o := toOrderJSON(order)
 		return c.JSON(fiber.Map{"id": o.ID, "status": o.Status, "amount": o.Amount, "currency": o.Currency, "payment_id": o.PaymentID,
-			"items": o.Items, "created_at": o.CreatedAt, "refunds": refunds})
+			"items": o.Items, "created_at": o.CreatedAt, "refunds": buyerRefunds(refunds)})
 	}
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/veza/backend"
+	vezahttp "github.com/veza/backend/http"
+	"github.com/veza/backend/settle"
 	"github.com/veza/backend/store"
 )
 
@@ -158,4 +161,42 @@ func TestAdminTransfers(t *testing.T) {
 	r = b.do(t, "POST", "/admin/transfers/retry", admin, map[string]string{"status": "failed"})
 	require.Equal(t, 202, r.Status, r.Raw)
 	require.EqualValues(t, 0, r.Body["enqueued"], "the failed one is pending already")
+}
+
+// A refund the provider refused shows the buyer a stable code and message;
+// the provider's raw text stays for ops.
+func TestFailedRefundShowsTheBuyerAStableError(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	buyer, token := b.newUser(t, "user")
+	order := b.completedOrder(t, buyer)
+	raw := "stripe: card_declined (acct_1Secret internal ref 99)"
+	_, err := b.pool.Exec(context.Background(), `INSERT INTO refunds (order_id, amount, currency, status, error_message) VALUES ($1, 1200, 'EUR', 'failed', $2)`, order.ID, raw)
+	require.NoError(t, err)
+	got := b.do(t, "GET", "/v1/orders/"+order.ID.String(), token, nil)
+	require.Equal(t, 200, got.Status)
+	require.NotContains(t, got.Raw, "acct_1Secret", "the provider's raw text is not shown")
+	refund := got.Body["refunds"].([]any)[0].(map[string]any)
+	require.Equal(t, "failed", refund["status"])
+	e := refund["error"].(map[string]any)
+	require.Equal(t, "refund_failed", e["code"])
+	require.NotEmpty(t, e["message"])
+}
+
+// After REFUND_WINDOW from completion a buyer's refund is refused.
+func TestRefundWindow(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t, func(o *vezahttp.ServerOpts) {
+		o.Settle = &settle.Settler{Logger: o.Logger, RefundWindow: 14 * 24 * time.Hour}
+	})
+	buyer, token := b.newUser(t, "user")
+	old := b.completedOrder(t, buyer)
+	recent := b.completedOrder(t, buyer)
+	_, err := b.pool.Exec(context.Background(), `UPDATE orders SET completed_at = now() - interval '15 days' WHERE id = $1`, old.ID)
+	require.NoError(t, err)
+	r := b.do(t, "POST", "/v1/orders/"+old.ID.String()+"/refund", token, map[string]string{"reason": "late"})
+	require.Equal(t, 409, r.Status, r.Raw)
+	require.Equal(t, "refund_window_closed", r.errorCode())
+	require.Equal(t, "completed", b.do(t, "GET", "/v1/orders/"+old.ID.String(), token, nil).Body["status"])
+	require.Equal(t, 202, b.do(t, "POST", "/v1/orders/"+recent.ID.String()+"/refund", token, nil).Status)
 }

@@ -33,7 +33,7 @@ type Deps struct {
 
 // NewSettler is the settler the configuration describes.
 func NewSettler(cfg *config.Config, logger zerolog.Logger) *settle.Settler {
-	return &settle.Settler{FeeBPS: cfg.Stripe.PlatformFeeBPS, Jobs: cfg.Policy(), Logger: logger}
+	return &settle.Settler{FeeBPS: cfg.Stripe.PlatformFeeBPS, Jobs: cfg.Policy(), Logger: logger, RefundWindow: cfg.RefundWindow}
 }
 
 // NewWorkers registers every worker of the service.

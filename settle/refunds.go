@@ -1,6 +1,7 @@
 package settle
 
 import (
+	"time"
 	"context"
 	"errors"
 
@@ -21,6 +22,9 @@ var (
 	ErrOrderNotFound = veza.Errorf(veza.KindNotFound, "not_found", "order not found")
 	// ErrNotRefundable: only a completed order can be refunded.
 	ErrNotRefundable = veza.Errorf(veza.KindConflict, "order_not_refundable", "only a completed order can be refunded")
+	// ErrRefundWindowClosed: the order completed longer ago than
+	// REFUND_WINDOW.
+	ErrRefundWindowClosed = veza.Errorf(veza.KindConflict, "refund_window_closed", "the refund window of this order has closed")
 )
 
 // RefundRequest is a buyer asking for their money back.
@@ -46,6 +50,9 @@ func (s *Settler) RequestRefund(ctx context.Context, tx pgx.Tx, ins Inserter, re
 	}
 	if order.Status != veza.OrderCompleted {
 		return nil, ErrNotRefundable
+	}
+	if s.RefundWindow > 0 && order.CompletedAt != nil && time.Since(*order.CompletedAt) > s.RefundWindow {
+		return nil, ErrRefundWindowClosed
 	}
 	refund, err := store.CreateRefund(ctx, tx, order.ID, order.Amount, order.Currency, req.Reason)
 	if err != nil {

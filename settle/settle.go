@@ -11,6 +11,7 @@
 package settle
 
 import (
+	"time"
 	"context"
 
 	"github.com/jackc/pgx/v5"
@@ -38,4 +39,7 @@ type Settler struct {
 	// Logger receives the situations an operator must know about (an
 	// amount mismatch, a dispute); errors are returned, not logged.
 	Logger zerolog.Logger
+	// RefundWindow is how long after completion a buyer may ask a refund
+	// (REFUND_WINDOW); zero is no window.
+	RefundWindow time.Duration
 }
