@@ -1,11 +1,11 @@
 package http
 
 import (
-	"time"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"

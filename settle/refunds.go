@@ -1,9 +1,9 @@
 package settle
 
 import (
-	"time"
 	"context"
 	"errors"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"

@@ -11,8 +11,8 @@
 package settle
 
 import (
-	"time"
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
