@@ -4,28 +4,54 @@ import (
 	"fmt"
 	"math/bits"
 	"regexp"
+
+	"golang.org/x/text/currency"
 )
 
 // Money is always integer minor units plus an ISO 4217 currency.
 
 var currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
 
-// ValidCurrency reports whether c looks like an ISO 4217 code.
-func ValidCurrency(c string) bool { return currencyRE.MatchString(c) }
+// ValidCurrency reports whether c is an ISO 4217 currency code (upper case)
+// that money can be in: the codes golang.org/x/text/currency knows, less
+// "XXX" (no currency) and "XTS" (testing).
+func ValidCurrency(c string) bool {
+	if !currencyRE.MatchString(c) || c == "XXX" || c == "XTS" {
+		return false
+	}
+	_, err := currency.ParseISO(c)
+	return err == nil
+}
 
-// zeroDecimal lists the common currencies without minor units.
-var zeroDecimal = map[string]bool{"JPY": true, "KRW": true, "VND": true, "CLP": true, "ISK": true, "XAF": true, "XOF": true}
+// MinorDigits is the number of decimals of a currency's minor unit (JPY 0,
+// EUR 2, KWD 3), from x/text's table (CLDR, which follows ISO 4217); 2 for
+// a code it does not know.
+func MinorDigits(c string) int {
+	u, err := currency.ParseISO(c)
+	if err != nil {
+		return 2
+	}
+	scale, _ := currency.Standard.Rounding(u)
+	return scale
+}
 
-// FormatMoney renders minor units for humans (emails): 1999 EUR → "19.99 EUR".
-func FormatMoney(amount int64, currency string) string {
-	if zeroDecimal[currency] {
-		return fmt.Sprintf("%d %s", amount, currency)
+// FormatMoney renders minor units for humans (emails): 1999 EUR → "19.99
+// EUR", 500 JPY → "500 JPY", 1999 KWD → "1.999 KWD".
+func FormatMoney(amount int64, cur string) string {
+	digits := MinorDigits(cur)
+	if digits == 0 {
+		return fmt.Sprintf("%d %s", amount, cur)
 	}
 	sign := ""
+	u := uint64(amount)
 	if amount < 0 {
-		sign, amount = "-", -amount
+		sign, u = "-", uint64(-amount)
 	}
-	return fmt.Sprintf("%s%d.%02d %s", sign, amount/100, amount%100, currency)
+	pow := uint64(1)
+	for range digits {
+		pow *= 10
+	}
+	return fmt.Sprintf("%s%d.%0*d %s", sign, u/pow, digits, u%pow, cur)
 }
 
 // Share is one seller's part of an order.

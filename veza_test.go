@@ -53,6 +53,21 @@ func TestFormatMoney(t *testing.T) {
 	require.Equal(t, "500 JPY", veza.FormatMoney(500, "JPY"))
 	require.True(t, veza.ValidCurrency("EUR"))
 	require.False(t, veza.ValidCurrency("eur"))
+	// ISO 4217 minor units, from a maintained table.
+	for _, tc := range []struct {
+		amount   int64
+		currency string
+		want     string
+	}{{1999, "KWD", "1.999 KWD"}, {1999, "BHD", "1.999 BHD"}, {5, "OMR", "0.005 OMR"}, {1000, "JOD", "1.000 JOD"},
+		{-1234, "TND", "-1.234 TND"}, {1999, "KRW", "1999 KRW"}, {-5, "EUR", "-0.05 EUR"}, {100, "GBP", "1.00 GBP"}} {
+		require.Equal(t, tc.want, veza.FormatMoney(tc.amount, tc.currency))
+	}
+	for _, c := range []string{"USD", "KWD", "JPY", "CHF"} {
+		require.True(t, veza.ValidCurrency(c), c)
+	}
+	for _, c := range []string{"ZZZ", "ABC", "XXX", "EU", "EURO", ""} {
+		require.False(t, veza.ValidCurrency(c), "%q is not a currency", c)
+	}
 }
 
 func TestSplitShareNeverLosesACent(t *testing.T) {
