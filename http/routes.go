@@ -4,12 +4,14 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 
+	"github.com/veza/backend/riverui"
 	"github.com/veza/backend/store"
 )
 
 // routes maps the whole API. Read it top to bottom to see what the service
 // answers.
 func (s *Server) routes() {
+	s.app.Use(s.securityHeaders())
 	isUpload := func(c *fiber.Ctx) bool { return c.Method() == fiber.MethodPost && c.Path() == "/v1/tracks" }
 	s.app.Use(assignRequestID(), s.accessLog(), s.recoverPanic(), s.limitBody(DefaultBodyLimit, isUpload), s.requestContext())
 
@@ -18,7 +20,10 @@ func (s *Server) routes() {
 	s.app.Get("/openapi.json", handleOpenAPI())
 
 	if s.opts.RiverUI != nil {
-		s.app.Use("/riverui", adaptor.HTTPHandler(s.opts.RiverUI))
+		s.app.Use("/riverui", func(c *fiber.Ctx) error {
+			c.Request().Header.Set(riverui.ClientHeader, s.clientIP(c)) // never the client's own
+			return c.Next()
+		}, adaptor.HTTPHandler(s.opts.RiverUI))
 	}
 
 	v1 := s.app.Group("/v1", s.rateLimit(s.opts.RateLimitPerMinute))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/ingest"
+	"github.com/veza/backend/internal/window"
 	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/settle"
 	"github.com/veza/backend/store"
@@ -54,6 +55,8 @@ type ServerOpts struct {
 	// addresses, TRUSTED_PROXIES): from them, the client is read from
 	// X-Forwarded-For (see clientIP). Empty: the peer is the client.
 	TrustedProxies []string
+	// HSTS sends Strict-Transport-Security (PUBLIC_BASE_URL is https).
+	HSTS bool
 	// InvalidWebhooksPerMinute caps invalid-signature webhook deliveries
 	// stored per client address (valid ones are never limited). Zero: 30.
 	InvalidWebhooksPerMinute int
@@ -72,7 +75,7 @@ type Server struct {
 	log        zerolog.Logger
 	deliveries *ingest.Batcher
 	// invalidWebhooks counts invalid-signature deliveries per address.
-	invalidWebhooks *perMinute
+	invalidWebhooks *window.PerMinute
 	trusted         []netip.Prefix
 }
 
@@ -99,7 +102,7 @@ func NewServer(opts ServerOpts) *Server {
 	if opts.Settle == nil {
 		opts.Settle = &settle.Settler{Logger: opts.Logger}
 	}
-	s := &Server{opts: opts, log: opts.Logger, invalidWebhooks: newPerMinute(opts.InvalidWebhooksPerMinute)}
+	s := &Server{opts: opts, log: opts.Logger, invalidWebhooks: window.New(opts.InvalidWebhooksPerMinute)}
 	for _, p := range opts.TrustedProxies {
 		prefix, err := ParseTrustedProxy(p)
 		if err != nil {

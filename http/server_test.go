@@ -19,6 +19,7 @@ import (
 
 	"github.com/veza/backend"
 	vezahttp "github.com/veza/backend/http"
+	"github.com/veza/backend/riverui"
 )
 
 type testBundle struct {
@@ -140,4 +141,26 @@ func TestReadyz(t *testing.T) {
 	status, body = do(t, setup(t, func(context.Context) error { return errors.New("database unreachable") }).app, httptest.NewRequest("GET", "/readyz", nil))
 	require.Equal(t, 503, status)
 	require.JSONEq(t, `{"error":{"code":"not_ready","message":"database unreachable"}}`, body)
+}
+
+// Every answer carries the security headers; HSTS only when the public URL
+// is https.
+func TestSecurityHeaders(t *testing.T) {
+	t.Parallel()
+	ok := nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) { w.WriteHeader(200) })
+	for _, hsts := range []bool{false, true} {
+		b := setupAPI(t, func(o *vezahttp.ServerOpts) { o.HSTS = hsts; o.RiverUI = riverui.BasicAuth(ok, "ops", "pw") })
+		for _, path := range []string{"/healthz", "/v1/tracks", "/v1/nope", "/riverui/", "/openapi.json"} {
+			r := b.do(t, "GET", path, "", nil)
+			require.Equal(t, "nosniff", r.Header.Get("X-Content-Type-Options"), path)
+			require.Equal(t, "no-referrer", r.Header.Get("Referrer-Policy"), path)
+			require.Equal(t, "DENY", r.Header.Get("X-Frame-Options"), path)
+			require.Contains(t, r.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'", path)
+			if hsts {
+				require.Contains(t, r.Header.Get("Strict-Transport-Security"), "max-age=", path)
+			} else {
+				require.Empty(t, r.Header.Get("Strict-Transport-Security"), path)
+			}
+		}
+	}
 }

@@ -5,8 +5,6 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -47,7 +45,7 @@ func (s *Server) handleHyperswitchWebhook() fiber.Handler {
 		}
 
 		if !hyperswitch.VerifySignature(s.opts.WebhookSecret, body, c.Get(hyperswitch.SignatureHeader)) {
-			if !s.invalidWebhooks.allow(entry.SourceIP) {
+			if entry.SourceIP != nil && !s.invalidWebhooks.Allow(*entry.SourceIP) {
 				// Anyone can send these: past the limit nothing is stored.
 				c.Set(fiber.HeaderRetryAfter, "60")
 				return veza.Errorf(veza.KindRateLimited, "rate_limited", "too many webhook deliveries with an invalid signature from this address")
@@ -99,47 +97,6 @@ func storablePayload(body []byte) string {
 		return ""
 	}
 	return string(body)
-}
-
-// perMinute counts events per key in fixed one-minute windows, in the
-// process (like the other rate limits: N processes allow up to N times
-// as many).
-type perMinute struct {
-	max    int
-	mu     sync.Mutex
-	counts map[string]*minuteCount
-}
-
-type minuteCount struct {
-	start time.Time
-	n     int
-}
-
-func newPerMinute(max int) *perMinute { return &perMinute{max: max, counts: map[string]*minuteCount{}} }
-
-// allow counts one event for key and reports whether it is within the limit.
-func (p *perMinute) allow(key *string) bool {
-	k := ""
-	if key != nil {
-		k = *key
-	}
-	now := time.Now()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.counts) > 10_000 { // forget finished windows
-		for k, c := range p.counts {
-			if now.Sub(c.start) >= time.Minute {
-				delete(p.counts, k)
-			}
-		}
-	}
-	c := p.counts[k]
-	if c == nil || now.Sub(c.start) >= time.Minute {
-		c = &minuteCount{start: now}
-		p.counts[k] = c
-	}
-	c.n++
-	return c.n <= p.max
 }
 
 func optional(s string) *string {

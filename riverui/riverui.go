@@ -10,11 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
 	"riverqueue.com/riverui"
 
+	"github.com/veza/backend/internal/window"
 	"github.com/veza/backend/jobs"
 )
 
@@ -62,19 +64,52 @@ func detachContext(next http.Handler) http.Handler {
 	})
 }
 
+// ClientHeader carries the client's address as the HTTP server determined
+// it (TRUSTED_PROXIES); the server sets it on every request it passes to
+// River UI, replacing any the client sent.
+const ClientHeader = "X-Veza-Client-Ip"
+
+// FailedLoginsPerMinute is how many wrong credentials a client may send
+// per minute before it is answered 429 for the rest of the minute.
+const FailedLoginsPerMinute = 10
+
 // BasicAuth lets through requests carrying the given credentials and answers
 // 401 with a challenge otherwise. Both sides are hashed before the
 // constant-time compare so neither content nor length leaks through timing.
+// A client sending FailedLoginsPerMinute wrong credentials is refused (429)
+// for the rest of the minute. Browsers cache basic auth, so any page an
+// operator visits could post to River UI's cancel, retry and delete
+// endpoints: unsafe cross-origin browser requests are refused (403) by
+// net/http's CrossOriginProtection (Sec-Fetch-Site, then Origin against
+// Host); requests from outside a browser carry neither and pass.
 func BasicAuth(next http.Handler, username, password string) http.Handler {
 	wantUser := sha256.Sum256([]byte(username))
 	wantPass := sha256.Sum256([]byte(password))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	failures := window.New(FailedLoginsPerMinute)
+	return http.NewCrossOriginProtection().Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		client := r.Header.Get(ClientHeader)
+		if client == "" {
+			host, _, err := net.SplitHostPort(r.RemoteAddr)
+			if client = host; err != nil {
+				client = r.RemoteAddr
+			}
+		}
+		if failures.Exceeded(client) {
+			w.Header().Set("Retry-After", "60")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = w.Write([]byte(`{"error":{"code":"rate_limited","message":"too many failed River UI logins; retry in a minute"}}`))
+			return
+		}
 		user, pass, ok := r.BasicAuth()
 		gotUser := sha256.Sum256([]byte(user))
 		gotPass := sha256.Sum256([]byte(pass))
 		userOK := subtle.ConstantTimeCompare(gotUser[:], wantUser[:])
 		passOK := subtle.ConstantTimeCompare(gotPass[:], wantPass[:])
 		if !ok || userOK&passOK != 1 {
+			if ok { // a browser's first request carries none: not a failure
+				failures.Allow(client)
+			}
 			w.Header().Set("WWW-Authenticate", `Basic realm="River UI", charset="UTF-8"`)
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusUnauthorized)
@@ -82,5 +117,5 @@ func BasicAuth(next http.Handler, username, password string) http.Handler {
 			return
 		}
 		next.ServeHTTP(w, r)
-	})
+	}))
 }

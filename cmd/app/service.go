@@ -8,6 +8,7 @@ import (
 	"net"
 	nethttp "net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -189,6 +190,7 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 			AuthRateLimitPerMinute:   cfg.AuthRateLimitPerMinute,
 			InvalidWebhooksPerMinute: cfg.InvalidWebhooksPerMinute,
 			TrustedProxies:           cfg.TrustedProxies,
+			HSTS:                     strings.HasPrefix(cfg.PublicBaseURL, "https://"),
 			ReadyFunc: func(ctx context.Context) error {
 				if err := a.db.Ping(ctx); err != nil {
 					return errors.New("database unreachable")
