@@ -53,6 +53,8 @@ type Config struct {
 	AuthRateLimitPerMinute int
 	// InvalidWebhooksPerMinute: WEBHOOK_INVALID_PER_MINUTE.
 	InvalidWebhooksPerMinute int
+	// MaxConcurrentHashes: ARGON2_MAX_CONCURRENT (19 MiB each).
+	MaxConcurrentHashes int
 	// RefundWindow: REFUND_WINDOW, how long after completion a buyer may
 	// ask a refund (0: no window).
 	RefundWindow time.Duration
@@ -205,6 +207,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	cfg.ShutdownTimeout = p.duration("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second)
 	cfg.RateLimitPerMinute = p.integer("RATE_LIMIT_PER_MINUTE", 600, 1, 1_000_000)
 	cfg.AuthRateLimitPerMinute = p.integer("RATE_LIMIT_AUTH_PER_MINUTE", 10, 1, 1_000_000)
+	cfg.MaxConcurrentHashes = p.integer("ARGON2_MAX_CONCURRENT", 8, 1, 1024)
 	cfg.RefundWindow = p.duration("REFUND_WINDOW", 14*24*time.Hour, 0)
 	cfg.InvalidWebhooksPerMinute = p.integer("WEBHOOK_INVALID_PER_MINUTE", 30, 1, 1_000_000)
 	for _, entry := range strings.Split(p.str("TRUSTED_PROXIES", ""), ",") {

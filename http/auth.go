@@ -99,7 +99,12 @@ func (s *Server) handleRegister() fiber.Handler {
 		if err := decodeJSON(c, &req); err != nil {
 			return err
 		}
+		release, err := s.hashSlot(c)
+		if err != nil {
+			return err
+		}
 		hash, err := auth.HashPassword(req.Password)
+		release()
 		if err != nil {
 			return err
 		}
@@ -179,14 +184,20 @@ func (s *Server) handleLogin() fiber.Handler {
 		}
 		ctx := c.UserContext()
 		user, err := store.GetUserByEmail(ctx, s.opts.DB.Primary(), req.Email)
-		if errors.Is(err, store.ErrNotFound) {
-			auth.CheckPasswordUnknownUser(req.Password)
-			return errInvalidCredentials
-		}
-		if err != nil {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
+		release, serr := s.hashSlot(c)
+		if serr != nil {
+			return serr
+		}
+		if user == nil {
+			auth.CheckPasswordUnknownUser(req.Password)
+			release()
+			return errInvalidCredentials
+		}
 		ok, err := auth.CheckPassword(user.PasswordHash, req.Password)
+		release()
 		if err != nil {
 			return err
 		}
@@ -279,7 +290,12 @@ func (s *Server) handlePasswordResetConfirm() fiber.Handler {
 		if err := decodeJSON(c, &req); err != nil {
 			return err
 		}
+		release, err := s.hashSlot(c)
+		if err != nil {
+			return err
+		}
 		hash, err := auth.HashPassword(req.Password)
+		release()
 		if err != nil {
 			return err
 		}
@@ -390,4 +406,26 @@ func requireRole(role string) fiber.Handler {
 func currentUser(c *fiber.Ctx) *store.User {
 	u, _ := c.Locals(localUser).(*store.User)
 	return u
+}
+
+// errHashingBusy: every argon2 slot is taken (each hash holds 19 MiB).
+var errHashingBusy = veza.Errorf(veza.KindUnavailable, "busy", "too many password checks at once; retry in a second")
+
+// hashSlotWait is how long a request waits for a free argon2 slot.
+const hashSlotWait = 250 * time.Millisecond
+
+// hashSlot takes one of MaxConcurrentHashes argon2 slots, waiting up to
+// hashSlotWait, so a burst of logins cannot hold unbounded memory (19 MiB
+// per hash); beyond it the answer is 503 with Retry-After. The caller calls
+// release when its hash is done.
+func (s *Server) hashSlot(c *fiber.Ctx) (release func(), err error) {
+	timer := time.NewTimer(hashSlotWait)
+	defer timer.Stop()
+	select {
+	case s.hashing <- struct{}{}:
+		return func() { <-s.hashing }, nil
+	case <-timer.C:
+		c.Set(fiber.HeaderRetryAfter, "1")
+		return nil, errHashingBusy
+	}
 }

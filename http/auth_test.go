@@ -342,3 +342,25 @@ func TestClientAddressBehindTrustedProxies(t *testing.T) {
 		require.NotEqual(t, "192.0.2.44", ip, "the peer, not the header")
 	})
 }
+
+// Argon2 holds 19 MiB per hash: past MaxConcurrentHashes at once, password
+// routes answer 503 with Retry-After instead of queueing unbounded memory.
+func TestPasswordHashingIsCapped(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t, func(o *vezahttp.ServerOpts) { o.MaxConcurrentHashes = 2 })
+	release := b.app.HoldHashSlots(2)
+	for path, body := range map[string]map[string]string{
+		"/v1/auth/login":                  {"email": "a@b.test", "password": "password1"},
+		"/v1/auth/register":               {"email": "new@b.test", "password": "password 123"},
+		"/v1/auth/password-reset/confirm": {"token": "t", "password": "password 123"},
+	} {
+		r := b.do(t, "POST", path, "", body)
+		require.Equal(t, 503, r.Status, path)
+		require.Equal(t, "busy", r.errorCode(), path)
+		require.Equal(t, "1", r.Header.Get("Retry-After"), path)
+	}
+	require.Zero(t, b.count(t, `SELECT count(*) FROM users WHERE email = 'new@b.test'`), "nothing half-done")
+	release()
+	require.Equal(t, 201, b.do(t, "POST", "/v1/auth/register", "", map[string]string{"email": "new@b.test", "password": "password 123"}).Status)
+	require.Equal(t, 401, b.do(t, "POST", "/v1/auth/login", "", map[string]string{"email": "a@b.test", "password": "password1"}).Status)
+}

@@ -55,6 +55,9 @@ type ServerOpts struct {
 	// addresses, TRUSTED_PROXIES): from them, the client is read from
 	// X-Forwarded-For (see clientIP). Empty: the peer is the client.
 	TrustedProxies []string
+	// MaxConcurrentHashes caps argon2 hashes at once (19 MiB each;
+	// ARGON2_MAX_CONCURRENT). Zero: 8.
+	MaxConcurrentHashes int
 	// HSTS sends Strict-Transport-Security (PUBLIC_BASE_URL is https).
 	HSTS bool
 	// InvalidWebhooksPerMinute caps invalid-signature webhook deliveries
@@ -77,6 +80,7 @@ type Server struct {
 	// invalidWebhooks counts invalid-signature deliveries per address.
 	invalidWebhooks *window.PerMinute
 	trusted         []netip.Prefix
+	hashing         chan struct{} // argon2 slots
 }
 
 // NewServer builds the Fiber app and its routes.
@@ -90,6 +94,9 @@ func NewServer(opts ServerOpts) *Server {
 	if opts.AuthRateLimitPerMinute == 0 {
 		opts.AuthRateLimitPerMinute = 10
 	}
+	if opts.MaxConcurrentHashes == 0 {
+		opts.MaxConcurrentHashes = 8
+	}
 	if opts.InvalidWebhooksPerMinute == 0 {
 		opts.InvalidWebhooksPerMinute = 30
 	}
@@ -102,7 +109,8 @@ func NewServer(opts ServerOpts) *Server {
 	if opts.Settle == nil {
 		opts.Settle = &settle.Settler{Logger: opts.Logger}
 	}
-	s := &Server{opts: opts, log: opts.Logger, invalidWebhooks: window.New(opts.InvalidWebhooksPerMinute)}
+	s := &Server{opts: opts, log: opts.Logger, invalidWebhooks: window.New(opts.InvalidWebhooksPerMinute),
+		hashing: make(chan struct{}, opts.MaxConcurrentHashes)}
 	for _, p := range opts.TrustedProxies {
 		prefix, err := ParseTrustedProxy(p)
 		if err != nil {
