@@ -429,3 +429,39 @@ func (s *Server) hashSlot(c *fiber.Ctx) (release func(), err error) {
 		return nil, errHashingBusy
 	}
 }
+
+var errSessionNotFound = veza.Errorf(veza.KindNotFound, "not_found", "no such session")
+
+// handleListSessions lists the caller's live sessions (a stolen token shows
+// up here), marking the one making the request.
+func (s *Server) handleListSessions() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		token, _ := bearerToken(c)
+		sessions, err := store.UserSessions(c.UserContext(), s.opts.DB.Primary(), currentUser(c).ID, auth.HashToken(token))
+		if err != nil {
+			return err
+		}
+		if sessions == nil {
+			sessions = []store.Session{}
+		}
+		return c.JSON(fiber.Map{"sessions": sessions})
+	}
+}
+
+// handleRevokeSession ends one of the caller's sessions at once.
+func (s *Server) handleRevokeSession() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := uuid.Parse(c.Params("id"))
+		if err != nil {
+			return errSessionNotFound
+		}
+		ok, err := store.RevokeUserSession(c.UserContext(), s.opts.DB.Primary(), currentUser(c).ID, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errSessionNotFound
+		}
+		return c.SendStatus(fiber.StatusNoContent)
+	}
+}

@@ -364,3 +364,44 @@ func TestPasswordHashingIsCapped(t *testing.T) {
 	require.Equal(t, 201, b.do(t, "POST", "/v1/auth/register", "", map[string]string{"email": "new@b.test", "password": "password 123"}).Status)
 	require.Equal(t, 401, b.do(t, "POST", "/v1/auth/login", "", map[string]string{"email": "a@b.test", "password": "password1"}).Status)
 }
+
+// A user lists their live sessions and ends one (a lost laptop): its token
+// stops working at once; nobody else's session can be seen or ended.
+func TestSessionsListedAndRevokedByTheirOwner(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	b.register(t, "multi@example.test", "password1")
+	login := func() string {
+		r := b.do(t, "POST", "/v1/auth/login", "", map[string]string{"email": "multi@example.test", "password": "password1"})
+		require.Equal(t, 200, r.Status, r.Raw)
+		return r.Body["token"].(string)
+	}
+	laptop, phone := login(), login()
+	_, other := b.newUser(t, "user")
+
+	r := b.do(t, "GET", "/v1/me/sessions", phone, nil)
+	require.Equal(t, 200, r.Status, r.Raw)
+	sessions := r.Body["sessions"].([]any)
+	require.Len(t, sessions, 2)
+	var laptopID string
+	for _, s := range sessions {
+		m := s.(map[string]any)
+		require.NotEmpty(t, m["created_at"])
+		require.NotEmpty(t, m["expires_at"])
+		require.NotContains(t, m, "token_hash")
+		if m["current"] == false {
+			laptopID = m["id"].(string)
+		}
+	}
+	require.NotEmpty(t, laptopID, "one is this session, the other is not")
+	require.NotContains(t, r.Raw, laptop)
+
+	require.Equal(t, 404, b.do(t, "DELETE", "/v1/me/sessions/"+laptopID, other, nil).Status, "not theirs")
+	require.Equal(t, 404, b.do(t, "DELETE", "/v1/me/sessions/not-a-uuid", phone, nil).Status)
+	require.Equal(t, 200, b.do(t, "GET", "/v1/me", laptop, nil).Status)
+	require.Equal(t, 204, b.do(t, "DELETE", "/v1/me/sessions/"+laptopID, phone, nil).Status)
+	require.Equal(t, 401, b.do(t, "GET", "/v1/me", laptop, nil).Status, "the laptop is logged out")
+	require.Equal(t, 404, b.do(t, "DELETE", "/v1/me/sessions/"+laptopID, phone, nil).Status, "ended already")
+	require.Len(t, b.do(t, "GET", "/v1/me/sessions", phone, nil).Body["sessions"], 1)
+	require.Equal(t, 401, b.do(t, "GET", "/v1/me/sessions", "", nil).Status)
+}

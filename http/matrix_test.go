@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
@@ -73,6 +74,11 @@ func TestAccessControlMatrix(t *testing.T) {
 		return store.TransitionTransfer(ctx, tx, transfer.ID, veza.TransferPending, veza.TransferFailed, store.TransferUpdate{ErrorMessage: &msg})
 	}))
 	oid, tid := order.ID.String(), transfer.ID.String()
+	// A second session of the buyer, for the revoke row (the first is the
+	// token the matrix uses).
+	var sid string
+	require.NoError(t, store.CreateSession(ctx, b.pool, buyer.ID, []byte("matrix-second-session"), time.Hour))
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT id::text FROM sessions WHERE token_hash = 'matrix-second-session'`).Scan(&sid))
 	anyone := func(s int) map[string]int { return map[string]int{"*": s} }
 	authed := func(s int) map[string]int { return map[string]int{"*": s, "anonymous": 401} }
 	adminOnly := func(s int) map[string]int { return map[string]int{"*": 403, "anonymous": 401, "admin": s} }
@@ -87,6 +93,8 @@ func TestAccessControlMatrix(t *testing.T) {
 		{"POST", "/v1/auth/password-reset", map[string]string{"email": "bad"}, nil, anyone(422)},
 		{"POST", "/v1/auth/password-reset/confirm", map[string]string{"token": "nope", "password": "password1"}, nil, anyone(400)},
 		{"GET", "/v1/me", nil, nil, authed(200)},
+		{"GET", "/v1/me/sessions", nil, nil, authed(200)},
+		{"DELETE", "/v1/me/sessions/" + sid, nil, nil, map[string]int{"*": 404, "anonymous": 401, "user": 204}},
 		{"PUT", "/v1/me/payout-account", map[string]string{"stripe_account_id": "bad"}, nil, authed(422)},
 		{"POST", "/v1/tracks", map[string]string{"title": "not multipart"}, nil, authed(422)},
 		{"GET", "/v1/tracks", nil, nil, anyone(200)},

@@ -35,6 +35,8 @@ func (s *Server) routes() {
 	v1.Post("/auth/password-reset", strict, s.handlePasswordReset())
 	v1.Post("/auth/password-reset/confirm", strict, s.handlePasswordResetConfirm())
 	v1.Get("/me", s.requireAuth, s.handleMe())
+	v1.Get("/me/sessions", s.requireAuth, s.handleListSessions())
+	v1.Delete("/me/sessions/:id", s.requireAuth, s.handleRevokeSession())
 	v1.Put("/me/payout-account", s.requireAuth, s.handleSetPayoutAccount())
 	v1.Post("/tracks", s.requireAuth, s.handleUploadTrack())
 	v1.Get("/tracks", s.handleListTracks())

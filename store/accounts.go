@@ -130,6 +130,37 @@ func RevokeSession(ctx context.Context, q Querier, tokenHash []byte) error {
 	return err
 }
 
+// Session is a live session as its owner sees it (never its token).
+type Session struct {
+	ID        uuid.UUID `json:"id"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Current   bool      `json:"current"`
+}
+
+// UserSessions returns a user's live sessions, newest first; current marks
+// the one whose token hash is given.
+func UserSessions(ctx context.Context, q Querier, userID uuid.UUID, current []byte) ([]Session, error) {
+	rows, err := q.Query(ctx, `SELECT id, created_at, expires_at, token_hash = $2 FROM sessions
+		WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() ORDER BY created_at DESC, id LIMIT 1000`, userID, current)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Session, error) {
+		var s Session
+		err := row.Scan(&s.ID, &s.CreatedAt, &s.ExpiresAt, &s.Current)
+		return s, err
+	})
+}
+
+// RevokeUserSession ends one of a user's live sessions by id; false when
+// it is not theirs, not live, or unknown.
+func RevokeUserSession(ctx context.Context, q Querier, userID, sessionID uuid.UUID) (bool, error) {
+	tag, err := q.Exec(ctx, `UPDATE sessions SET revoked_at = now() WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > now()`,
+		sessionID, userID)
+	return tag.RowsAffected() == 1, err
+}
+
 // RevokeUserSessions ends every session of a user (after a password reset).
 func RevokeUserSessions(ctx context.Context, tx pgx.Tx, userID uuid.UUID) (int64, error) {
 	tag, err := tx.Exec(ctx, `UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`, userID)
