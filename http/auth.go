@@ -338,12 +338,16 @@ var stripeAccountRE = regexp.MustCompile(`^acct_[A-Za-z0-9]{1,64}$`)
 
 type payoutAccountRequest struct {
 	StripeAccountID string `json:"stripe_account_id"`
+	CurrentPassword string `json:"current_password"`
 }
 
 func (r *payoutAccountRequest) Validate() error {
 	r.StripeAccountID = strings.TrimSpace(r.StripeAccountID)
 	if !stripeAccountRE.MatchString(r.StripeAccountID) {
 		return unprocessable("stripe_account_id", "must be a Stripe Connect account id (acct_...)")
+	}
+	if r.CurrentPassword == "" || len(r.CurrentPassword) > 1024 {
+		return unprocessable("current_password", "the account's password is required to change where payouts go")
 	}
 	return nil
 }
@@ -356,7 +360,26 @@ func (s *Server) handleSetPayoutAccount() fiber.Handler {
 		if err := decodeJSON(c, &req); err != nil {
 			return err
 		}
-		user, err := store.SetPayoutAccount(c.UserContext(), s.opts.DB.Primary(), currentUser(c).ID, req.StripeAccountID)
+		// Where the money goes: a session token alone (30 days, possibly
+		// stolen) is not enough.
+		release, err := s.hashSlot(c)
+		if err != nil {
+			return err
+		}
+		ok, err := auth.CheckPassword(currentUser(c).PasswordHash, req.CurrentPassword)
+		release()
+		if err != nil || !ok {
+			return errInvalidCredentials // a malformed stored hash cannot be matched either
+		}
+		ctx := c.UserContext()
+		var user *store.User
+		err = s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
+			if user, err = store.SetPayoutAccount(ctx, tx, currentUser(c).ID, req.StripeAccountID); err != nil {
+				return err
+			}
+			_, err = s.opts.Inserter.InsertTx(ctx, tx, jobargs.EmailArgs{Template: vezamail.TemplatePayoutAccountChanged, UserID: user.ID}, nil)
+			return err
+		})
 		if err != nil {
 			return err
 		}

@@ -257,16 +257,26 @@ func TestPayoutAccount(t *testing.T) {
 	b.register(t, "seller@example.test", "password1")
 	token := b.login(t, "seller@example.test", "password1")
 
-	for _, bad := range []string{`{"stripe_account_id":"nope"}`, `{"stripe_account_id":"acct_"}`, `{"stripe_account_id":"acct_1; DROP TABLE users"}`, `{}`} {
+	for _, bad := range []string{`{"stripe_account_id":"nope","current_password":"password1"}`, `{"stripe_account_id":"acct_","current_password":"password1"}`,
+		`{"stripe_account_id":"acct_1; DROP TABLE users","current_password":"password1"}`, `{}`, `{"stripe_account_id":"acct_1Nv0FGQ9RKHgCVdK"}`} {
 		r := b.do(t, "PUT", "/v1/me/payout-account", token, bad)
 		require.Equal(t, 422, r.Status, bad)
 	}
 	require.Equal(t, 401, b.do(t, "PUT", "/v1/me/payout-account", "", `{"stripe_account_id":"acct_1"}`).Status)
 
-	r := b.do(t, "PUT", "/v1/me/payout-account", token, map[string]string{"stripe_account_id": "acct_1Nv0FGQ9RKHgCVdK"})
+	// A stolen session is not enough: the password is asked again.
+	r := b.do(t, "PUT", "/v1/me/payout-account", token, map[string]string{"stripe_account_id": "acct_1Thief00000000", "current_password": "guess"})
+	require.Equal(t, 401, r.Status, r.Raw)
+	require.Equal(t, "invalid_credentials", r.errorCode())
+	require.Zero(t, b.count(t, `SELECT count(*) FROM users WHERE stripe_account_id IS NOT NULL`))
+	require.Zero(t, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'email' AND args->>'template' = 'payout_account_changed'`))
+
+	r = b.do(t, "PUT", "/v1/me/payout-account", token, map[string]string{"stripe_account_id": "acct_1Nv0FGQ9RKHgCVdK", "current_password": "password1"})
 	require.Equal(t, 200, r.Status, r.Raw)
 	require.Equal(t, "seller", r.Body["role"])
 	require.Equal(t, "acct_1Nv0FGQ9RKHgCVdK", r.Body["stripe_account_id"])
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'email' AND args->>'template' = 'payout_account_changed'`),
+		"the seller is told about every change")
 }
 
 func TestAuthRoutesAreRateLimited(t *testing.T) {

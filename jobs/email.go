@@ -95,6 +95,12 @@ func (w *EmailWorker) Work(ctx context.Context, job *river.Job[jobargs.EmailArgs
 			return err
 		}
 		data["OrderID"], data["Total"] = args.OrderID.String(), veza.FormatMoney(amount, currency)
+	case mail.TemplatePayoutAccountChanged:
+		account := ""
+		if user.StripeAccountID != nil {
+			account = maskAccount(*user.StripeAccountID)
+		}
+		data["Account"] = account
 	case mail.TemplateRefundConfirmation:
 		if args.RefundID == nil {
 			return river.JobCancel(fmt.Errorf("template %s needs a refund_id", args.Template))
@@ -140,6 +146,14 @@ func (w *EmailWorker) mintLink(ctx context.Context, tokenID uuid.UUID, template 
 var linkTemplates = map[string]struct{ purpose, path string }{
 	mail.TemplateVerifyEmail:   {store.PurposeVerifyEmail, "/verify-email"},
 	mail.TemplatePasswordReset: {store.PurposePasswordReset, "/reset-password"},
+}
+
+// maskAccount shows the end of an account id only: acct_…CVdK.
+func maskAccount(id string) string {
+	if len(id) <= 9 {
+		return id
+	}
+	return "acct_…" + id[len(id)-4:]
 }
 
 func humanDuration(d time.Duration) string {

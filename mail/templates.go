@@ -19,6 +19,8 @@ const (
 	// TemplateChargeback tells a seller a lost dispute takes back their
 	// share of an order.
 	TemplateChargeback = "chargeback"
+	// TemplatePayoutAccountChanged tells a seller where their payouts now go.
+	TemplatePayoutAccountChanged = "payout_account_changed"
 )
 
 //go:embed templates
@@ -30,7 +32,7 @@ var (
 )
 
 func init() {
-	for _, name := range []string{TemplateVerifyEmail, TemplatePasswordReset, TemplatePurchaseReceipt, TemplateRefundConfirmation, TemplateChargeback} {
+	for _, name := range []string{TemplateVerifyEmail, TemplatePasswordReset, TemplatePurchaseReceipt, TemplateRefundConfirmation, TemplateChargeback, TemplatePayoutAccountChanged} {
 		textTemplates[name] = texttemplate.Must(texttemplate.New(name).Option("missingkey=error").ParseFS(templateFS, "templates/"+name+".txt"))
 		htmlTemplates[name] = htmltemplate.Must(htmltemplate.New(name).Option("missingkey=error").ParseFS(templateFS, "templates/"+name+".html"))
 	}
