@@ -343,6 +343,7 @@ func TestCrashSuite(t *testing.T) {
 		token := login["token"].(string)
 		h.secrets = append(h.secrets, token)
 		acct := "acct_chaos" + strconv.Itoa(i)
+		h.stripe.PutAccount(acct, true)
 		h.must(200, "PUT", "/v1/me/payout-account", token, nil, map[string]string{"stripe_account_id": acct, "current_password": userPassword})
 		id := login["user"].(map[string]any)["id"].(string)
 		var track string

@@ -18,6 +18,7 @@ import (
 	"github.com/veza/backend/jobargs"
 	vezamail "github.com/veza/backend/mail"
 	"github.com/veza/backend/store"
+	"github.com/veza/backend/stripeconnect"
 )
 
 // Lifetimes of the secrets this file hands out.
@@ -372,6 +373,17 @@ func (s *Server) handleSetPayoutAccount() fiber.Handler {
 			return errInvalidCredentials // a malformed stored hash cannot be matched either
 		}
 		ctx := c.UserContext()
+		if s.opts.Stripe != nil {
+			// Payouts can only go to an account connected to the platform.
+			_, err := s.opts.Stripe.GetAccount(ctx, req.StripeAccountID)
+			if errors.Is(err, stripeconnect.ErrAccountUnknown) {
+				return unprocessable("stripe_account_id", "Stripe does not know this account, or it is not connected to the platform")
+			}
+			if err != nil {
+				s.log.Warn().Err(err).Msg("could not check a payout account at Stripe")
+				return errStripeUnavailable
+			}
+		}
 		var user *store.User
 		err = s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
 			if user, err = store.SetPayoutAccount(ctx, tx, currentUser(c).ID, req.StripeAccountID); err != nil {
@@ -452,6 +464,8 @@ func (s *Server) hashSlot(c *fiber.Ctx) (release func(), err error) {
 		return nil, errHashingBusy
 	}
 }
+
+var errStripeUnavailable = veza.Errorf(veza.KindUnavailable, "stripe_unavailable", "the payout account could not be checked at Stripe; retry shortly")
 
 var errSessionNotFound = veza.Errorf(veza.KindNotFound, "not_found", "no such session")
 

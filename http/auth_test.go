@@ -18,6 +18,7 @@ import (
 	"github.com/veza/backend/auth"
 	vezahttp "github.com/veza/backend/http"
 	"github.com/veza/backend/store"
+	"github.com/veza/backend/stripeconnect/stripetest"
 )
 
 // mintToken does what the email worker does: gives the newest token row of
@@ -414,4 +415,26 @@ func TestSessionsListedAndRevokedByTheirOwner(t *testing.T) {
 	require.Equal(t, 404, b.do(t, "DELETE", "/v1/me/sessions/"+laptopID, phone, nil).Status, "ended already")
 	require.Len(t, b.do(t, "GET", "/v1/me/sessions", phone, nil).Body["sessions"], 1)
 	require.Equal(t, 401, b.do(t, "GET", "/v1/me/sessions", "", nil).Status)
+}
+
+// With Stripe Connect on, a linked account must be one Stripe knows as
+// connected to the platform.
+func TestPayoutAccountIsCheckedAtStripe(t *testing.T) {
+	t.Parallel()
+	sc := stripetest.Start(t)
+	b := setupAPI(t, func(o *vezahttp.ServerOpts) { o.Stripe = sc.Client() })
+	b.register(t, "linked@example.test", "password1")
+	token := b.login(t, "linked@example.test", "password1")
+	put := func(acct string) response {
+		return b.do(t, "PUT", "/v1/me/payout-account", token, map[string]string{"stripe_account_id": acct, "current_password": "password1"})
+	}
+	r := put("acct_1NotOurs0000000")
+	require.Equal(t, 422, r.Status, r.Raw)
+	require.Contains(t, r.Raw, "stripe_account_id")
+	sc.PutAccount("acct_1Connected00000", true)
+	require.Equal(t, 200, put("acct_1Connected00000").Status)
+	sc.FailNext(1, 503)
+	r = put("acct_1Connected00000")
+	require.Equal(t, 503, r.Status, "Stripe down: retry later, nothing changed")
+	require.Equal(t, "stripe_unavailable", r.errorCode())
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/settle"
 	"github.com/veza/backend/store"
+	"github.com/veza/backend/stripeconnect"
 )
 
 // DefaultBodyLimit caps JSON bodies. Routes that take more (uploads) stream.
@@ -39,6 +40,8 @@ type ServerOpts struct {
 	// Hyperswitch is nil when payments are disabled; WebhookSecret is its
 	// payment response hash key.
 	Hyperswitch   *hyperswitch.Client
+	// Stripe checks a linked payout account (nil: Stripe Connect is off).
+	Stripe *stripeconnect.Client
 	WebhookSecret string
 	// Stores are the track storage backends; MaxUploadBytes caps uploads.
 	Stores         jobs.Stores

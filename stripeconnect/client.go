@@ -275,3 +275,31 @@ func Describe(err error) string {
 	}
 	return err.Error()
 }
+
+// ErrAccountUnknown: Stripe does not know the account, or it is not
+// connected to this platform.
+var ErrAccountUnknown = errors.New("stripeconnect: no such connected account")
+
+// Account is what we read of a connected account.
+type Account struct {
+	ID             string
+	PayoutsEnabled bool
+	ChargesEnabled bool
+}
+
+// GetAccount reads a connected account (GET /v1/accounts/{id}):
+// ErrAccountUnknown when Stripe does not know it (resource_missing) or the
+// platform has no access to it (an account of someone else's platform).
+func (c *Client) GetAccount(ctx context.Context, id string) (*Account, error) {
+	a, err := c.sc.V1Accounts.GetByID(ctx, id, nil)
+	if err != nil {
+		var se *stripe.Error
+		// Not connected to this platform: 403 account_invalid, "does not
+		// have access to account ... (or that account does not exist)".
+		if errors.As(err, &se) && (isMissing(se) || se.Code == stripe.ErrorCodeAccountInvalid) {
+			return nil, fmt.Errorf("%w: %s", ErrAccountUnknown, id)
+		}
+		return nil, err
+	}
+	return &Account{ID: a.ID, PayoutsEnabled: a.PayoutsEnabled, ChargesEnabled: a.ChargesEnabled}, nil
+}

@@ -18,6 +18,7 @@ func (s *stack) seller(t *testing.T, price int64) (uuid.UUID, uuid.UUID, string)
 	t.Helper()
 	id, token := s.account(t, uuid.NewString()[:8]+"@sellers.test")
 	acct := "acct_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:16]
+	s.stripe.PutAccount(acct, true) // connected to the platform, onboarded
 	status, body := s.request(t, "PUT", "/v1/me/payout-account", token, nil, map[string]string{"stripe_account_id": acct, "current_password": "password 123"})
 	require.Equal(t, 200, status, body)
 	return id, s.track(t, id, price), acct

@@ -190,6 +190,7 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 			AuthRateLimitPerMinute:   cfg.AuthRateLimitPerMinute,
 			InvalidWebhooksPerMinute: cfg.InvalidWebhooksPerMinute,
 			TrustedProxies:           cfg.TrustedProxies,
+			Stripe:                   sc,
 			MaxConcurrentHashes:      cfg.MaxConcurrentHashes,
 			HSTS:                     strings.HasPrefix(cfg.PublicBaseURL, "https://"),
 			ReadyFunc: func(ctx context.Context) error {

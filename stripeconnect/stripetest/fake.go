@@ -92,6 +92,7 @@ type Server struct {
 	rng          *rand.Rand
 	noBalance    bool
 	poorAccounts map[string]bool
+	accounts     map[string]*Account
 	clockOffset  time.Duration
 	keyTTL       time.Duration
 	missingKeys  int
@@ -109,10 +110,30 @@ func Start(t testing.TB) *Server {
 // New runs the fake until stop is called (benchmarks, tools).
 func New() (*Server, func()) {
 	s := &Server{transfers: map[string]*Transfer{}, keys: map[string]saved{}, running: map[string]bool{},
-		saveErrors: map[string][]int{}, poorAccounts: map[string]bool{}, keyTTL: KeyTTL}
+		saveErrors: map[string][]int{}, poorAccounts: map[string]bool{}, accounts: map[string]*Account{}, keyTTL: KeyTTL}
 	srv := httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = srv.URL
 	return s, srv.Close
+}
+
+// Account is a connected account on the wire (the fields we read, and a
+// few we do not).
+type Account struct {
+	ID               string `json:"id"`
+	Object           string `json:"object"`
+	Type             string `json:"type"`
+	PayoutsEnabled   bool   `json:"payouts_enabled"`
+	ChargesEnabled   bool   `json:"charges_enabled"`
+	DetailsSubmitted bool   `json:"details_submitted"`
+	Country          string `json:"country"`
+}
+
+// PutAccount connects an account to the platform (onboarded or not).
+func (s *Server) PutAccount(id string, payoutsEnabled bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.accounts[id] = &Account{ID: id, Object: "account", Type: "express", PayoutsEnabled: payoutsEnabled,
+		ChargesEnabled: payoutsEnabled, DetailsSubmitted: payoutsEnabled, Country: "FR"}
 }
 
 // Client returns a real client pointed at the fake.
@@ -376,6 +397,22 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, path string) {
 		cp, ok := s.Transfer(parts[2])
 		if !ok {
 			writeJSON(w, http.StatusNotFound, stripeError("invalid_request_error", "resource_missing", fmt.Sprintf("No such transfer: '%s'", parts[2]), "id"))
+			return
+		}
+		writeJSON(w, http.StatusOK, cp)
+	case r.Method == http.MethodGet && len(parts) == 3 && parts[1] == "accounts":
+		s.mu.Lock()
+		a, ok := s.accounts[parts[2]]
+		var cp Account
+		if ok {
+			cp = *a
+		}
+		s.mu.Unlock()
+		if !ok {
+			// What Stripe answers for an account that is not connected to
+			// the platform (or does not exist).
+			writeJSON(w, http.StatusForbidden, stripeError("invalid_request_error", "account_invalid",
+				fmt.Sprintf("The provided key '%s' does not have access to account '%s' (or that account does not exist). Application access may have been revoked.", "sk_test_***", parts[2]), ""))
 			return
 		}
 		writeJSON(w, http.StatusOK, cp)
