@@ -39,9 +39,9 @@ type ServerOpts struct {
 	ReadyFunc func(ctx context.Context) error
 	// Hyperswitch is nil when payments are disabled; WebhookSecret is its
 	// payment response hash key.
-	Hyperswitch   *hyperswitch.Client
+	Hyperswitch *hyperswitch.Client
 	// Stripe checks a linked payout account (nil: Stripe Connect is off).
-	Stripe *stripeconnect.Client
+	Stripe        *stripeconnect.Client
 	WebhookSecret string
 	// Stores are the track storage backends; MaxUploadBytes caps uploads.
 	Stores         jobs.Stores
