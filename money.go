@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"regexp"
+	"time"
 
 	"golang.org/x/text/currency"
 )
@@ -12,21 +13,33 @@ import (
 
 var currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
 
-// ValidCurrency reports whether c is an ISO 4217 currency code (upper case)
-// that money can be in: the codes golang.org/x/text/currency knows, less
-// "XXX" (no currency) and "XTS" (testing).
-func ValidCurrency(c string) bool {
-	if !currencyRE.MatchString(c) || c == "XXX" || c == "XTS" {
-		return false
+// tender is every currency legal tender somewhere today, per x/text's
+// CLDR data (no withdrawn codes such as DEM, no metals or fund codes).
+var tender = func() map[string]bool {
+	set := map[string]bool{}
+	for it := currency.Query(currency.Date(time.Now())); it.Next(); {
+		set[it.Unit().String()] = true
 	}
-	_, err := currency.ParseISO(c)
-	return err == nil
-}
+	return set
+}()
+
+// ValidCurrency reports whether c is a current ISO 4217 currency code
+// (upper case) that money can be in.
+func ValidCurrency(c string) bool { return currencyRE.MatchString(c) && tender[c] }
+
+// isoDigits are ISO 4217's minor units where CLDR's (x/text's) differ: CLDR
+// rounds these for display, but amounts in minor units (what the providers
+// send) follow ISO.
+var isoDigits = map[string]int{"IQD": 3, "IDR": 2, "COP": 2, "PKR": 2, "RSD": 2, "IRR": 2, "LAK": 2, "LBP": 2,
+	"MMK": 2, "ALL": 2, "AMD": 2, "SOS": 2, "SYP": 2, "YER": 2, "UZS": 2, "TZS": 2}
 
 // MinorDigits is the number of decimals of a currency's minor unit (JPY 0,
-// EUR 2, KWD 3), from x/text's table (CLDR, which follows ISO 4217); 2 for
-// a code it does not know.
+// EUR 2, KWD 3): ISO 4217, from x/text's table with isoDigits' corrections;
+// 2 for a code it does not know.
 func MinorDigits(c string) int {
+	if d, ok := isoDigits[c]; ok {
+		return d
+	}
 	u, err := currency.ParseISO(c)
 	if err != nil {
 		return 2

@@ -65,7 +65,9 @@ func TestFormatMoney(t *testing.T) {
 	for _, c := range []string{"USD", "KWD", "JPY", "CHF"} {
 		require.True(t, veza.ValidCurrency(c), c)
 	}
-	for _, c := range []string{"ZZZ", "ABC", "XXX", "EU", "EURO", ""} {
+	require.Equal(t, "1.999 IQD", veza.FormatMoney(1999, "IQD"), "ISO 4217, where CLDR rounds to 0")
+	require.Equal(t, "19.99 IDR", veza.FormatMoney(1999, "IDR"))
+	for _, c := range []string{"ZZZ", "ABC", "XXX", "XTS", "XAU", "DEM", "FRF", "EU", "EURO", ""} {
 		require.False(t, veza.ValidCurrency(c), "%q is not a currency", c)
 	}
 }

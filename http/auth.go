@@ -100,12 +100,7 @@ func (s *Server) handleRegister() fiber.Handler {
 		if err := decodeJSON(c, &req); err != nil {
 			return err
 		}
-		release, err := s.hashSlot(c)
-		if err != nil {
-			return err
-		}
-		hash, err := auth.HashPassword(req.Password)
-		release()
+		hash, err := s.hashPassword(c, req.Password)
 		if err != nil {
 			return err
 		}
@@ -188,17 +183,13 @@ func (s *Server) handleLogin() fiber.Handler {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		release, serr := s.hashSlot(c)
-		if serr != nil {
-			return serr
-		}
 		if user == nil {
-			auth.CheckPasswordUnknownUser(req.Password)
-			release()
+			if err := s.checkUnknownUser(c, req.Password); err != nil {
+				return err
+			}
 			return errInvalidCredentials
 		}
-		ok, err := auth.CheckPassword(user.PasswordHash, req.Password)
-		release()
+		ok, err := s.checkPassword(c, user.PasswordHash, req.Password)
 		if err != nil {
 			return err
 		}
@@ -291,12 +282,7 @@ func (s *Server) handlePasswordResetConfirm() fiber.Handler {
 		if err := decodeJSON(c, &req); err != nil {
 			return err
 		}
-		release, err := s.hashSlot(c)
-		if err != nil {
-			return err
-		}
-		hash, err := auth.HashPassword(req.Password)
-		release()
+		hash, err := s.hashPassword(c, req.Password)
 		if err != nil {
 			return err
 		}
@@ -363,12 +349,10 @@ func (s *Server) handleSetPayoutAccount() fiber.Handler {
 		}
 		// Where the money goes: a session token alone (30 days, possibly
 		// stolen) is not enough.
-		release, err := s.hashSlot(c)
-		if err != nil {
+		ok, err := s.checkPassword(c, currentUser(c).PasswordHash, req.CurrentPassword)
+		if errors.Is(err, errHashingBusy) {
 			return err
 		}
-		ok, err := auth.CheckPassword(currentUser(c).PasswordHash, req.CurrentPassword)
-		release()
 		if err != nil || !ok {
 			return errInvalidCredentials // a malformed stored hash cannot be matched either
 		}
@@ -501,4 +485,34 @@ func (s *Server) handleRevokeSession() fiber.Handler {
 		}
 		return c.SendStatus(fiber.StatusNoContent)
 	}
+}
+
+// hashPassword, checkPassword and checkUnknownUser run argon2 under a slot
+// (hashSlot), released even if the hash panics.
+func (s *Server) hashPassword(c *fiber.Ctx, password string) (string, error) {
+	release, err := s.hashSlot(c)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	return auth.HashPassword(password)
+}
+
+func (s *Server) checkPassword(c *fiber.Ctx, hash, password string) (bool, error) {
+	release, err := s.hashSlot(c)
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	return auth.CheckPassword(hash, password)
+}
+
+func (s *Server) checkUnknownUser(c *fiber.Ctx, password string) error {
+	release, err := s.hashSlot(c)
+	if err != nil {
+		return err
+	}
+	defer release()
+	auth.CheckPasswordUnknownUser(password)
+	return nil
 }

@@ -3,10 +3,12 @@ package http_test
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
 	nethttp "net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/veza/backend/auth"
 	vezahttp "github.com/veza/backend/http"
+	"github.com/veza/backend/riverui"
 	"github.com/veza/backend/store"
 	"github.com/veza/backend/stripeconnect/stripetest"
 )
@@ -437,4 +440,57 @@ func TestPayoutAccountIsCheckedAtStripe(t *testing.T) {
 	r = put("acct_1Connected00000")
 	require.Equal(t, 503, r.Status, "Stripe down: retry later, nothing changed")
 	require.Equal(t, "stripe_unavailable", r.errorCode())
+}
+
+// The review's bypasses: a proxy adding its own X-Forwarded-For line, a
+// client duplicating the header the server passes to River UI, IPv6
+// clients rotating through their /64.
+func TestClientAddressCannotBeForged(t *testing.T) {
+	t.Parallel()
+	ok := nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) { w.WriteHeader(200) })
+	b := setupAPI(t, func(o *vezahttp.ServerOpts) {
+		o.AuthRateLimitPerMinute = 2
+		o.TrustedProxies = []string{"0.0.0.0/32"}
+		o.RiverUI = riverui.BasicAuth(ok, "ops", "pw")
+	})
+	send := func(method, path string, header nethttp.Header, body string) int {
+		t.Helper()
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		req.Header = header
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := b.app.App().Test(req, -1)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	login := func(lines ...string) int {
+		h := nethttp.Header{}
+		for _, l := range lines {
+			h.Add("X-Forwarded-For", l)
+		}
+		return send("POST", "/v1/auth/login", h, `{"email":"a@b.test","password":"password1"}`)
+	}
+	// The client's own line first, the balancer's line (the real client) last.
+	require.NotEqual(t, 429, login("1.1.1.1", "203.0.113.7"))
+	require.NotEqual(t, 429, login("2.2.2.2", "203.0.113.7"))
+	require.Equal(t, 429, login("3.3.3.3", "203.0.113.7"), "the forged first line buys no new limit")
+	// An IPv6 client counts as its /64.
+	require.NotEqual(t, 429, login("2001:db8:1:2::1"))
+	require.NotEqual(t, 429, login("2001:db8:1:2::2"))
+	require.Equal(t, 429, login("2001:db8:1:2::3"), "rotating addresses in one /64")
+	require.NotEqual(t, 429, login("203.0.113.99:4711"), "ip:port is read as the ip")
+
+	// River UI: ten wrong passwords, each with a forged copy of the header
+	// the server passes, are still one client.
+	for i := range riverui.FailedLoginsPerMinute {
+		h := nethttp.Header{}
+		h.Add(riverui.ClientHeader, fmt.Sprint("10.9.9.", i))
+		h.Add(riverui.ClientHeader, fmt.Sprint("10.8.8.", i))
+		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("ops:guess")))
+		require.Equal(t, 401, send("GET", "/riverui/", h, ""), "attempt %d", i)
+	}
+	h := nethttp.Header{}
+	h.Add(riverui.ClientHeader, "10.7.7.7")
+	h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("ops:guess")))
+	require.Equal(t, 429, send("GET", "/riverui/", h, ""), "throttled as the real client")
 }

@@ -22,6 +22,27 @@ func ParseTrustedProxy(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
+// parseHop reads an X-Forwarded-For entry: an address, or one with a port
+// (some balancers write ip:port or [v6]:port).
+func parseHop(s string) (netip.Addr, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a, nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	return ap.Addr(), err
+}
+
+// limitKey is the key an abuse limit counts a client under: its address,
+// or for IPv6 its /64 (one subscriber gets a whole /64 to rotate through).
+func limitKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Unmap().Is6() {
+		return ip
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}
+
 func (s *Server) isTrusted(a netip.Addr) bool {
 	a = a.Unmap()
 	for _, p := range s.trusted {
@@ -47,9 +68,15 @@ func (s *Server) clientIP(c *fiber.Ctx) string {
 	if err != nil || !s.isTrusted(addr) {
 		return peer
 	}
-	hops := strings.Split(c.Get(fiber.HeaderXForwardedFor), ",")
+	// Every X-Forwarded-For line, in order (a proxy may add its own line
+	// instead of appending to the client's).
+	var lines []string
+	for _, v := range c.Request().Header.PeekAll(fiber.HeaderXForwardedFor) {
+		lines = append(lines, string(v))
+	}
+	hops := strings.Split(strings.Join(lines, ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
-		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		hop, err := parseHop(strings.TrimSpace(hops[i]))
 		if err != nil {
 			return peer // garbled: the last address we can vouch for
 		}

@@ -88,6 +88,8 @@ type apiError struct {
 	Message string `json:"message"`
 }
 
+const automaticRefundReason = "returned automatically: the payment taken did not match the order"
+
 var refundFailed = apiError{Code: "refund_failed",
 	Message: "The payment provider could not make this refund. The order is as it was before the request; contact support if you still want your money back."}
 
@@ -96,6 +98,10 @@ func buyerRefunds(refunds []store.Refund) []refundJSON {
 	for i, r := range refunds {
 		out[i] = refundJSON{ID: r.ID, OrderID: r.OrderID, Status: r.Status, Amount: r.Amount, Currency: r.Currency, Reason: r.Reason,
 			Automatic: r.Automatic, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		if r.Automatic { // its reason is written for ops
+			reason := automaticRefundReason
+			out[i].Reason = &reason
+		}
 		if r.Status == veza.RefundFailed {
 			e := refundFailed
 			out[i].Error = &e

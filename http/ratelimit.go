@@ -17,7 +17,7 @@ func (s *Server) rateLimit(max int) fiber.Handler {
 	return limiter.New(limiter.Config{
 		Max:          max,
 		Expiration:   time.Minute,
-		KeyGenerator: s.clientIP,
+		KeyGenerator: func(c *fiber.Ctx) string { return limitKey(s.clientIP(c)) },
 		LimitReached: func(c *fiber.Ctx) error {
 			return veza.Errorf(veza.KindRateLimited, "rate_limited", "too many requests; retry after %s seconds", c.GetRespHeader(fiber.HeaderRetryAfter))
 		},

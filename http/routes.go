@@ -21,7 +21,10 @@ func (s *Server) routes() {
 
 	if s.opts.RiverUI != nil {
 		s.app.Use("/riverui", func(c *fiber.Ctx) error {
-			c.Request().Header.Set(riverui.ClientHeader, s.clientIP(c)) // never the client's own
+			// Never the client's own: Del removes every copy (Set replaces
+			// only the first, and the adaptor keeps the last).
+			c.Request().Header.Del(riverui.ClientHeader)
+			c.Request().Header.Set(riverui.ClientHeader, s.clientIP(c))
 			return c.Next()
 		}, adaptor.HTTPHandler(s.opts.RiverUI))
 	}
@@ -37,7 +40,7 @@ func (s *Server) routes() {
 	v1.Get("/me", s.requireAuth, s.handleMe())
 	v1.Get("/me/sessions", s.requireAuth, s.handleListSessions())
 	v1.Delete("/me/sessions/:id", s.requireAuth, s.handleRevokeSession())
-	v1.Put("/me/payout-account", s.requireAuth, s.handleSetPayoutAccount())
+	v1.Put("/me/payout-account", strict, s.requireAuth, s.handleSetPayoutAccount()) // checks a password: guessable
 	v1.Post("/tracks", s.requireAuth, s.handleUploadTrack())
 	v1.Get("/tracks", s.handleListTracks())
 	v1.Get("/tracks/:id", s.handleGetTrack())

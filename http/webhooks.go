@@ -45,7 +45,7 @@ func (s *Server) handleHyperswitchWebhook() fiber.Handler {
 		}
 
 		if !hyperswitch.VerifySignature(s.opts.WebhookSecret, body, c.Get(hyperswitch.SignatureHeader)) {
-			if entry.SourceIP != nil && !s.invalidWebhooks.Allow(*entry.SourceIP) {
+			if entry.SourceIP != nil && !s.invalidWebhooks.Allow(limitKey(*entry.SourceIP)) {
 				// Anyone can send these: past the limit nothing is stored.
 				c.Set(fiber.HeaderRetryAfter, "60")
 				return veza.Errorf(veza.KindRateLimited, "rate_limited", "too many webhook deliveries with an invalid signature from this address")

@@ -223,3 +223,30 @@ func TestDeletedTrackFileKeptForItsBuyers(t *testing.T) {
 	require.NoError(t, sweep.Work(ctx, job(jobargs.OrphanCleanupArgs{}, 1, 3)))
 	require.False(t, exists(boughtPath), "no buyer left: removed")
 }
+
+// A failed order can still be completed by a retry at the provider: the
+// file of a deleted track it holds is kept (for 30 days).
+func TestDeletedTrackFileKeptForAFailedOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupStorage(t)
+	pool := b.db.Primary()
+	id := b.localTrack(t, 100)
+	var order uuid.UUID
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO orders (buyer_id, status, amount, currency, payment_id) VALUES ($1, 'failed', 100, 'EUR', 'p') RETURNING id`, b.owner).Scan(&order))
+	_, err := pool.Exec(ctx, `INSERT INTO order_items (order_id, track_id, seller_id, amount, currency) VALUES ($1, $2, $3, 100, 'EUR')`, order, id, b.owner)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `UPDATE tracks SET deleted_at = now() WHERE id = $1`, id)
+	require.NoError(t, err)
+	key := storage.TrackKey(b.owner.String(), id.String())
+	p, _ := b.local.Path(key)
+	del := &jobs.DeleteObjectWorker{DB: b.db, Stores: b.stores}
+	require.NoError(t, del.Work(ctx, job(jobargs.DeleteObjectArgs{Backend: storage.BackendLocal, Key: key}, 1, 3)))
+	_, err = os.Stat(p)
+	require.NoError(t, err, "kept: a retry may still complete the order")
+	_, err = pool.Exec(ctx, `UPDATE orders SET updated_at = now() - interval '31 days' WHERE id = $1`, order)
+	require.NoError(t, err)
+	require.NoError(t, del.Work(ctx, job(jobargs.DeleteObjectArgs{Backend: storage.BackendLocal, Key: key}, 1, 3)))
+	_, err = os.Stat(p)
+	require.True(t, os.IsNotExist(err), "a month later it is gone")
+}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"riverqueue.com/riverui"
@@ -87,7 +88,10 @@ func BasicAuth(next http.Handler, username, password string) http.Handler {
 	wantPass := sha256.Sum256([]byte(password))
 	failures := window.New(FailedLoginsPerMinute)
 	return http.NewCrossOriginProtection().Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		client := r.Header.Get(ClientHeader)
+		// Cloned: behind Fiber's adaptor header values alias fasthttp's
+		// buffers, which are reused after the request (a map key would
+		// change under the map).
+		client := strings.Clone(r.Header.Get(ClientHeader))
 		if client == "" {
 			host, _, err := net.SplitHostPort(r.RemoteAddr)
 			if client = host; err != nil {

@@ -81,9 +81,11 @@ func GetTrackForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*Track, er
 	return scanTrack(tx.QueryRow(ctx, `SELECT `+trackColumns+` FROM tracks WHERE id = $1 FOR UPDATE`, id))
 }
 
-// GetPurchasableTracks returns the live tracks among ids.
+// GetPurchasableTracks returns the live tracks among ids, share-locked: a
+// delete (FOR UPDATE) waits for the order to commit, or the order sees the
+// track deleted, so the delete job never misses an order being created.
 func GetPurchasableTracks(ctx context.Context, q Querier, ids []uuid.UUID) ([]Track, error) {
-	return collectTracks(q.Query(ctx, `SELECT `+trackColumns+` FROM tracks WHERE id = ANY($1) AND deleted_at IS NULL`, ids))
+	return collectTracks(q.Query(ctx, `SELECT `+trackColumns+` FROM tracks WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR SHARE`, ids))
 }
 
 // SoftDeleteTrack marks a track deleted; false when it already was.
@@ -105,9 +107,11 @@ func CanStream(ctx context.Context, q Querier, userID uuid.UUID, t *Track) (bool
 	return ok, err
 }
 
-// streamableOrders are the order statuses whose buyers stream, or will
-// (pending: being paid), a track's file.
-const streamableOrders = `('pending', 'completed', 'refund_pending', 'disputed')`
+// streamableOrders matches (as o) the orders whose buyers stream, or may
+// yet (pending: being paid; failed within 30 days: a retry at the provider
+// can still complete it), a track's file.
+const streamableOrders = `(o.status IN ('pending', 'completed', 'refund_pending', 'disputed')
+	OR (o.status = 'failed' AND o.updated_at > now() - interval '30 days'))`
 
 // GetTrackEvenDeleted reads a track, deleted or not (its buyers still
 // stream a deleted one).
@@ -218,7 +222,7 @@ func StorageCounts(ctx context.Context, q Querier) (local, s3 int64, err error) 
 func KnownKeys(ctx context.Context, q Querier, backend string, keys []string) (map[string]bool, error) {
 	rows, err := q.Query(ctx, `SELECT storage_key FROM tracks t WHERE storage_backend = $1 AND storage_key = ANY($2)
 		AND (deleted_at IS NULL OR EXISTS (SELECT 1 FROM order_items i JOIN orders o ON o.id = i.order_id
-			WHERE i.track_id = t.id AND o.status IN `+streamableOrders+`))`, backend, keys)
+			WHERE i.track_id = t.id AND `+streamableOrders+`))`, backend, keys)
 	if err != nil {
 		return nil, err
 	}

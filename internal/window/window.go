@@ -9,46 +9,50 @@ import (
 	"time"
 )
 
+// MaxKeys bounds the keys tracked in one minute; past it, new keys share
+// one overflow bucket (a flood from many addresses is limited as one).
+const MaxKeys = 100_000
+
+const overflow = "\x00overflow"
+
 // PerMinute allows max events per key per minute.
 type PerMinute struct {
 	max    int
 	mu     sync.Mutex
-	counts map[string]*count
-}
-
-type count struct {
-	start time.Time
-	n     int
+	start  time.Time // of the current window
+	counts map[string]int
 }
 
 // New allows max events per key per minute.
-func New(max int) *PerMinute { return &PerMinute{max: max, counts: map[string]*count{}} }
+func New(max int) *PerMinute { return &PerMinute{max: max, counts: map[string]int{}} }
+
+// roll starts a new window when the current one is over: the whole map is
+// dropped once a minute, never scanned.
+func (p *PerMinute) roll(now time.Time) {
+	if now.Sub(p.start) >= time.Minute {
+		p.start, p.counts = now, map[string]int{}
+	}
+}
 
 // Allow counts one event for key and reports whether it is within the limit.
 func (p *PerMinute) Allow(key string) bool {
-	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.counts) > 10_000 { // forget finished windows
-		for k, c := range p.counts {
-			if now.Sub(c.start) >= time.Minute {
-				delete(p.counts, k)
-			}
-		}
+	p.roll(time.Now())
+	if _, ok := p.counts[key]; !ok && len(p.counts) >= MaxKeys {
+		key = overflow
 	}
-	c := p.counts[key]
-	if c == nil || now.Sub(c.start) >= time.Minute {
-		c = &count{start: now}
-		p.counts[key] = c
-	}
-	c.n++
-	return c.n <= p.max
+	p.counts[key]++
+	return p.counts[key] <= p.max
 }
 
-// Exceeded reports whether key is over the limit now, without counting.
+// Exceeded reports whether key is at or over the limit, without counting.
 func (p *PerMinute) Exceeded(key string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	c := p.counts[key]
-	return c != nil && time.Since(c.start) < time.Minute && c.n >= p.max
+	p.roll(time.Now())
+	if _, ok := p.counts[key]; !ok && len(p.counts) >= MaxKeys {
+		key = overflow
+	}
+	return p.counts[key] >= p.max
 }
