@@ -490,29 +490,24 @@ func (s *Server) handleRevokeSession() fiber.Handler {
 // hashPassword, checkPassword and checkUnknownUser run argon2 under a slot
 // (hashSlot), released even if the hash panics.
 func (s *Server) hashPassword(c *fiber.Ctx, password string) (string, error) {
-	release, err := s.hashSlot(c)
-	if err != nil {
-		return "", err
-	}
-	defer release()
-	return auth.HashPassword(password)
+	return underHashSlot(s, c, func() (string, error) { return auth.HashPassword(password) })
 }
 
 func (s *Server) checkPassword(c *fiber.Ctx, hash, password string) (bool, error) {
-	release, err := s.hashSlot(c)
-	if err != nil {
-		return false, err
-	}
-	defer release()
-	return auth.CheckPassword(hash, password)
+	return underHashSlot(s, c, func() (bool, error) { return auth.CheckPassword(hash, password) })
 }
 
 func (s *Server) checkUnknownUser(c *fiber.Ctx, password string) error {
+	_, err := underHashSlot(s, c, func() (struct{}, error) { auth.CheckPasswordUnknownUser(password); return struct{}{}, nil })
+	return err
+}
+
+func underHashSlot[T any](s *Server, c *fiber.Ctx, hash func() (T, error)) (T, error) {
 	release, err := s.hashSlot(c)
 	if err != nil {
-		return err
+		var zero T
+		return zero, err
 	}
 	defer release()
-	auth.CheckPasswordUnknownUser(password)
-	return nil
+	return hash()
 }

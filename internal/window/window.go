@@ -34,14 +34,21 @@ func (p *PerMinute) roll(now time.Time) {
 	}
 }
 
+// keyFor rolls the window and returns the bucket key counts under (the
+// overflow bucket for a new key past MaxKeys). Call with mu held.
+func (p *PerMinute) keyFor(key string) string {
+	p.roll(time.Now())
+	if _, ok := p.counts[key]; !ok && len(p.counts) >= MaxKeys {
+		return overflow
+	}
+	return key
+}
+
 // Allow counts one event for key and reports whether it is within the limit.
 func (p *PerMinute) Allow(key string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.roll(time.Now())
-	if _, ok := p.counts[key]; !ok && len(p.counts) >= MaxKeys {
-		key = overflow
-	}
+	key = p.keyFor(key)
 	p.counts[key]++
 	return p.counts[key] <= p.max
 }
@@ -50,9 +57,5 @@ func (p *PerMinute) Allow(key string) bool {
 func (p *PerMinute) Exceeded(key string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.roll(time.Now())
-	if _, ok := p.counts[key]; !ok && len(p.counts) >= MaxKeys {
-		key = overflow
-	}
-	return p.counts[key] >= p.max
+	return p.counts[p.keyFor(key)] >= p.max
 }
