@@ -18,7 +18,7 @@ lint: ## go vet + staticcheck
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-FUZZ_TARGETS ?= FuzzWebhook FuzzWellFormedWebhook FuzzUpload FuzzJSONBodies
+FUZZ_TARGETS ?= FuzzWebhook FuzzWellFormedWebhook FuzzStripeWebhook FuzzUpload FuzzJSONBodies
 # Minimizing a new input does not count as executions and defaults to 60s,
 # which would eat a short FUZZTIME whole: keep it short.
 

@@ -134,8 +134,11 @@ type ReconcileConfig struct {
 }
 
 type StripeConfig struct {
-	Enabled        bool
-	SecretKey      string // secret
+	Enabled   bool
+	SecretKey string // secret
+	// WebhookSecret: STRIPE_WEBHOOK_SECRET, the Connect endpoint's signing
+	// secret (whsec_...); empty, POST /webhooks/stripe answers 503.
+	WebhookSecret  string // secret
 	APIBase        string
 	PlatformFeeBPS int
 	// KeyWindow: STRIPE_KEY_REUSE_WINDOW, under Stripe's 24 h.
@@ -271,6 +274,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	cfg.Stripe = StripeConfig{
 		Enabled:        p.boolean("STRIPE_CONNECT_ENABLED", false),
 		SecretKey:      p.str("STRIPE_SECRET_KEY", ""),
+		WebhookSecret:  p.str("STRIPE_WEBHOOK_SECRET", ""),
 		APIBase:        p.str("STRIPE_API_BASE", "https://api.stripe.com"),
 		PlatformFeeBPS: p.integer("PLATFORM_FEE_BPS", 1000, 0, 10000),
 		KeyWindow:      p.duration("STRIPE_KEY_REUSE_WINDOW", DefaultKeyWindow, time.Second),

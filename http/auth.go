@@ -39,10 +39,12 @@ type userJSON struct {
 	EmailVerified   bool      `json:"email_verified"`
 	Role            string    `json:"role"`
 	StripeAccountID *string   `json:"stripe_account_id"`
+	PayoutsEnabled  bool      `json:"payouts_enabled"`
 }
 
 func toUserJSON(u *store.User) userJSON {
-	return userJSON{ID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified, Role: u.Role, StripeAccountID: u.StripeAccountID}
+	return userJSON{ID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified, Role: u.Role, StripeAccountID: u.StripeAccountID,
+		PayoutsEnabled: u.PayoutsEnabled != nil && *u.PayoutsEnabled}
 }
 
 // normalizeEmail trims and lowercases; validEmail accepts a bare address.

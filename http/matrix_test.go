@@ -105,6 +105,7 @@ func TestAccessControlMatrix(t *testing.T) {
 		{"GET", "/v1/orders/" + oid, nil, nil, map[string]int{"*": 404, "anonymous": 401, "user": 200}},
 		{"POST", "/v1/orders/" + oid + "/refund", nil, nil, map[string]int{"*": 404, "anonymous": 401, "user": 202}},
 		{"POST", "/webhooks/hyperswitch", map[string]string{"event_id": "e"}, nil, anyone(401)},
+		{"POST", "/webhooks/stripe", map[string]string{"id": "evt_1"}, nil, anyone(503)}, // no STRIPE_WEBHOOK_SECRET here
 		{"GET", "/admin/webhooks", nil, nil, adminOnly(200)},
 		{"GET", "/admin/transfers", nil, nil, adminOnly(200)},
 		{"GET", "/admin/disputes", nil, nil, adminOnly(200)},

@@ -52,6 +52,7 @@ func (s *Server) routes() {
 
 	// Hyperswitch retries and the body cap bounds the cost: no IP limit.
 	s.app.Post("/webhooks/hyperswitch", s.handleHyperswitchWebhook())
+	s.app.Post("/webhooks/stripe", s.handleStripeWebhook())
 
 	admin := s.app.Group("/admin", s.requireAuth, requireRole(store.RoleAdmin))
 	admin.Get("/webhooks", s.handleAdminWebhooks())

@@ -41,8 +41,10 @@ type ServerOpts struct {
 	// payment response hash key.
 	Hyperswitch *hyperswitch.Client
 	// Stripe checks a linked payout account (nil: Stripe Connect is off).
-	Stripe        *stripeconnect.Client
-	WebhookSecret string
+	Stripe *stripeconnect.Client
+	// StripeWebhookSecret verifies POST /webhooks/stripe (empty: 503).
+	StripeWebhookSecret string
+	WebhookSecret       string
 	// Stores are the track storage backends; MaxUploadBytes caps uploads.
 	Stores         jobs.Stores
 	MaxUploadBytes int64

@@ -33,17 +33,20 @@ type User struct {
 	EmailVerified   bool
 	Role            string
 	StripeAccountID *string
-	CreatedAt       time.Time
+	// PayoutsEnabled is Stripe's word on the account (account.updated);
+	// nil until Stripe reported it.
+	PayoutsEnabled *bool
+	CreatedAt      time.Time
 }
 
 // ErrNotFound is returned when a row does not exist.
 var ErrNotFound = errors.New("not found")
 
-const userColumns = `id, email, password_hash, email_verified_at IS NOT NULL, role, stripe_account_id, created_at`
+const userColumns = `id, email, password_hash, email_verified_at IS NOT NULL, role, stripe_account_id, payouts_enabled, created_at`
 
 func scanUser(row pgx.Row) (*User, error) {
 	var u User
-	return one(&u, row.Scan(&u.ID, &u.Email, &u.PasswordHash, &u.EmailVerified, &u.Role, &u.StripeAccountID, &u.CreatedAt))
+	return one(&u, row.Scan(&u.ID, &u.Email, &u.PasswordHash, &u.EmailVerified, &u.Role, &u.StripeAccountID, &u.PayoutsEnabled, &u.CreatedAt))
 }
 
 // CreateUser inserts a user. A taken email is a KindConflict "email_taken".
@@ -119,7 +122,7 @@ func CreateSession(ctx context.Context, q Querier, userID uuid.UUID, tokenHash [
 
 // GetSessionUser returns the user of a live (unrevoked, unexpired) session.
 func GetSessionUser(ctx context.Context, q Querier, tokenHash []byte) (*User, error) {
-	return scanUser(q.QueryRow(ctx, `SELECT u.id, u.email, u.password_hash, u.email_verified_at IS NOT NULL, u.role, u.stripe_account_id, u.created_at
+	return scanUser(q.QueryRow(ctx, `SELECT u.id, u.email, u.password_hash, u.email_verified_at IS NOT NULL, u.role, u.stripe_account_id, u.payouts_enabled, u.created_at
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()`, tokenHash))
 }

@@ -191,6 +191,7 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 			InvalidWebhooksPerMinute: cfg.InvalidWebhooksPerMinute,
 			TrustedProxies:           cfg.TrustedProxies,
 			Stripe:                   sc,
+			StripeWebhookSecret:      cfg.Stripe.WebhookSecret,
 			MaxConcurrentHashes:      cfg.MaxConcurrentHashes,
 			HSTS:                     strings.HasPrefix(cfg.PublicBaseURL, "https://"),
 			ReadyFunc: func(ctx context.Context) error {

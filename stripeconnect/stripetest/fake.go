@@ -33,6 +33,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stripe/stripe-go/v82/webhook"
+
 	"github.com/veza/backend/internal/fake"
 	"github.com/veza/backend/stripeconnect"
 )
@@ -526,4 +528,32 @@ func (s *Server) createReversal(w http.ResponseWriter, r *http.Request, transfer
 	rev := Reversal{ID: fmt.Sprintf("trr_fake%06d", s.seq), Object: "transfer_reversal", Amount: amount, Currency: t.Currency, Transfer: t.ID}
 	s.reversals = append(s.reversals, rev)
 	writeJSON(w, http.StatusOK, rev)
+}
+
+// WebhookSecret is the signing secret the fake's Connect webhooks use.
+const WebhookSecret = "whsec_stripe_test_secret"
+
+// SignWebhook returns the Stripe-Signature header Stripe sends for body,
+// signed now with secret (stripe-go's test signer: the real scheme, v1).
+func SignWebhook(secret string, body []byte) string {
+	return webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: secret}).Header
+}
+
+// ConnectEvent builds a Connect webhook body (evt id, type, the connected
+// account, the object).
+func ConnectEvent(id, eventType, account string, object any) []byte {
+	body, _ := json.Marshal(map[string]any{"id": id, "object": "event", "type": eventType, "account": account,
+		"api_version": "2025-06-30.basil", "created": time.Now().Unix(), "livemode": false,
+		"data": map[string]any{"object": object}, "pending_webhooks": 1})
+	return body
+}
+
+// AccountObject is an account as account.updated carries it.
+func (s *Server) AccountObject(id string) Account {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a, ok := s.accounts[id]; ok {
+		return *a
+	}
+	return Account{ID: id, Object: "account"}
 }

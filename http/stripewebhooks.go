@@ -1,0 +1,143 @@
+package http
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5"
+	"github.com/stripe/stripe-go/v82/webhook"
+
+	"github.com/veza/backend"
+	"github.com/veza/backend/store"
+	"github.com/veza/backend/stripeconnect"
+)
+
+// StripeSignatureHeader carries Stripe's webhook signature.
+const StripeSignatureHeader = "Stripe-Signature"
+
+// stripeEvent is what we read of a Stripe event: leniently, whatever its
+// API version (a signed event is never refused for a field we do not use).
+type stripeEvent struct {
+	ID      string `json:"id"`
+	Type    string `json:"type"`
+	Account string `json:"account"`
+	Data    struct {
+		Object json.RawMessage `json:"object"`
+	} `json:"data"`
+}
+
+type stripeObject struct {
+	ID             string `json:"id"`
+	PayoutsEnabled *bool  `json:"payouts_enabled"`
+	Destination    string `json:"destination"`
+	FailureCode    string `json:"failure_code"`
+}
+
+var errStripeWebhooksOff = veza.Errorf(veza.KindUnavailable, "stripe_webhooks_disabled", "Stripe webhooks are not configured (STRIPE_WEBHOOK_SECRET)")
+
+// handleStripeWebhook receives Stripe Connect's deliveries. Each one under
+// the cap writes one log row. The signature is checked with stripe-go
+// (webhook.ValidatePayload, which also bounds the timestamp's age); a valid
+// event is applied once, on its id, in the transaction that logs it:
+// account.updated records the seller's payouts_enabled (read again at
+// Stripe when it can be: deliveries are not ordered), payout.failed is
+// told to ops.
+func (s *Server) handleStripeWebhook() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if c.Request().Header.ContentLength() > MaxWebhookBody || len(c.Body()) > MaxWebhookBody {
+			return veza.Errorf(veza.KindTooLarge, "body_too_large", "webhook body is over 64 KB")
+		}
+		if s.opts.StripeWebhookSecret == "" {
+			return errStripeWebhooksOff
+		}
+		body := c.Body()
+		ctx := c.UserContext()
+		entry := &store.StripeWebhook{SourceIP: optional(s.clientIP(c)), Payload: storablePayload(body)}
+		if err := webhook.ValidatePayload(body, c.Get(StripeSignatureHeader), s.opts.StripeWebhookSecret); err != nil {
+			if entry.SourceIP != nil && !s.invalidWebhooks.Allow(limitKey(*entry.SourceIP)) {
+				c.Set(fiber.HeaderRetryAfter, "60")
+				return veza.Errorf(veza.KindRateLimited, "rate_limited", "too many webhook deliveries with an invalid signature from this address")
+			}
+			sum := sha256.Sum256(body)
+			digest, size := hex.EncodeToString(sum[:]), len(body)
+			entry.Payload, entry.PayloadSHA256, entry.PayloadBytes = truncate(entry.Payload, InvalidWebhookPrefix), &digest, &size
+			entry.ProcessingResult = store.ResultSignatureInvalid
+			if _, err := store.InsertStripeWebhook(ctx, s.opts.DB.Primary(), entry); err != nil {
+				s.log.Error().Err(err).Msg("could not log an invalid Stripe webhook delivery")
+			}
+			return veza.Errorf(veza.KindInvalid, "invalid_signature", "missing or invalid Stripe signature")
+		}
+		entry.SignatureValid = true
+		var ev stripeEvent
+		if err := json.Unmarshal(body, &ev); err != nil || ev.ID == "" || len(ev.ID) > 255 || len(ev.Type) > 128 ||
+			strings.ContainsRune(ev.ID+ev.Type+ev.Account, 0) {
+			entry.ProcessingResult = store.ResultError("unparseable Stripe event")
+			if _, err := store.InsertStripeWebhook(ctx, s.opts.DB.Primary(), entry); err != nil {
+				s.log.Error().Err(err).Msg("could not log an unparseable Stripe webhook delivery")
+			}
+			return veza.Errorf(veza.KindInvalid, "invalid_event", "webhook body is not a Stripe event")
+		}
+		entry.EventID, entry.EventType = &ev.ID, optional(ev.Type)
+		var obj stripeObject
+		_ = json.Unmarshal(ev.Data.Object, &obj) // lenient: unused fields and types are ignored
+		obj.ID = strings.ReplaceAll(obj.ID, "\x00", "")
+		account := ev.Account
+		if ev.Type == "account.updated" && obj.ID != "" {
+			account = obj.ID
+		}
+		entry.AccountID = optional(account)
+
+		// account.updated: Stripe's current word, read outside any
+		// transaction (an older delivery must not win over a newer one).
+		enabled := obj.PayoutsEnabled
+		if ev.Type == "account.updated" && account != "" && s.opts.Stripe != nil {
+			fresh, err := s.opts.Stripe.GetAccount(ctx, account)
+			switch {
+			case errors.Is(err, stripeconnect.ErrAccountUnknown):
+				f := false
+				enabled = &f
+			case err != nil:
+				return errStripeUnavailable // Stripe redelivers
+			default:
+				enabled = &fresh.PayoutsEnabled
+			}
+		}
+
+		entry.ProcessingResult = store.ResultOK
+		switch ev.Type {
+		case "account.updated", "payout.failed", "transfer.reversed":
+		default:
+			entry.ProcessingResult = store.ResultSkipped
+		}
+		return s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
+			first, err := store.InsertStripeWebhook(ctx, tx, entry)
+			if err != nil || !first {
+				if err == nil {
+					return c.JSON(fiber.Map{"status": "duplicate"})
+				}
+				return err
+			}
+			log := s.log.With().Str("stripe_event_id", ev.ID).Str("event_type", ev.Type).Str("account_id", account).Logger()
+			switch ev.Type {
+			case "account.updated":
+				if enabled != nil && account != "" {
+					n, err := store.SetPayoutsEnabled(ctx, tx, account, *enabled)
+					if err != nil {
+						return err
+					}
+					log.Info().Bool("payouts_enabled", *enabled).Int64("sellers", n).Msg("Stripe account updated")
+				}
+			case "payout.failed":
+				log.Error().Str("payout_id", obj.ID).Str("failure_code", obj.FailureCode).
+					Msg("a seller's bank payout failed at Stripe: the money stays in their Stripe balance; ask them to fix their bank details in Stripe")
+			case "transfer.reversed":
+				log.Info().Str("transfer_id", obj.ID).Msg("Stripe reports a transfer reversed")
+			}
+			return c.JSON(fiber.Map{"status": "accepted"})
+		})
+	}
+}

@@ -1,0 +1,128 @@
+package http_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	vezahttp "github.com/veza/backend/http"
+	"github.com/veza/backend/stripeconnect/stripetest"
+)
+
+func (b *apiBundle) deliverStripe(t testing.TB, body []byte, sig string) response {
+	t.Helper()
+	req := httptest.NewRequest("POST", "/webhooks/stripe", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if sig != "" {
+		req.Header.Set(vezahttp.StripeSignatureHeader, sig)
+	}
+	resp, err := b.app.App().Test(req, -1)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return response{Status: resp.StatusCode, Raw: string(raw)}
+}
+
+func stripeAPI(t testing.TB, sc *stripetest.Server) *apiBundle {
+	return setupAPI(t, func(o *vezahttp.ServerOpts) {
+		o.StripeWebhookSecret = stripetest.WebhookSecret
+		o.InvalidWebhooksPerMinute = 1 << 30
+		if sc != nil {
+			o.Stripe = sc.Client()
+		}
+	})
+}
+
+// account.updated records payouts_enabled as Stripe reads it now (an old
+// redelivery cannot undo a newer state); each delivery is logged once,
+// applied once.
+func TestStripeAccountUpdated(t *testing.T) {
+	t.Parallel()
+	sc := stripetest.Start(t)
+	b := stripeAPI(t, sc)
+	seller, token := b.newUser(t, "seller")
+	_, err := b.pool.Exec(context.Background(), `UPDATE users SET stripe_account_id = 'acct_1Seller000000' WHERE id = $1`, seller.ID)
+	require.NoError(t, err)
+	require.Equal(t, false, b.do(t, "GET", "/v1/me", token, nil).Body["payouts_enabled"])
+
+	sc.PutAccount("acct_1Seller000000", true)
+	body := stripetest.ConnectEvent("evt_1", "account.updated", "acct_1Seller000000", sc.AccountObject("acct_1Seller000000"))
+	r := b.deliverStripe(t, body, stripetest.SignWebhook(stripetest.WebhookSecret, body))
+	require.Equal(t, 200, r.Status, r.Raw)
+	require.Equal(t, true, b.do(t, "GET", "/v1/me", token, nil).Body["payouts_enabled"])
+
+	// An older delivery saying "disabled" arrives late: Stripe's current
+	// word (enabled) wins.
+	stale := stripetest.ConnectEvent("evt_0", "account.updated", "acct_1Seller000000", map[string]any{"id": "acct_1Seller000000", "payouts_enabled": false})
+	require.Equal(t, 200, b.deliverStripe(t, stale, stripetest.SignWebhook(stripetest.WebhookSecret, stale)).Status)
+	require.Equal(t, true, b.do(t, "GET", "/v1/me", token, nil).Body["payouts_enabled"])
+
+	// A redelivery: logged, applied once.
+	sc.PutAccount("acct_1Seller000000", false)
+	r = b.deliverStripe(t, body, stripetest.SignWebhook(stripetest.WebhookSecret, body))
+	require.Equal(t, 200, r.Status)
+	require.Contains(t, r.Raw, "duplicate")
+	require.Equal(t, true, b.do(t, "GET", "/v1/me", token, nil).Body["payouts_enabled"], "not applied again")
+	require.Equal(t, 3, b.count(t, `SELECT count(*) FROM stripe_webhook_log`))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM stripe_webhook_log WHERE event_id = 'evt_1' AND processing_result = 'duplicate'`))
+}
+
+func TestStripeWebhookBadPaths(t *testing.T) {
+	t.Parallel()
+	b := stripeAPI(t, nil)
+	body := stripetest.ConnectEvent("evt_x", "payout.failed", "acct_1", map[string]any{"id": "po_1", "failure_code": "account_closed"})
+	for name, sig := range map[string]string{"none": "", "forged": "t=1,v1=00", "other secret": stripetest.SignWebhook("whsec_other", body)} {
+		r := b.deliverStripe(t, body, sig)
+		require.Equal(t, 400, r.Status, name)
+		require.Contains(t, r.Raw, "invalid_signature", name)
+	}
+	require.Equal(t, 3, b.count(t, `SELECT count(*) FROM stripe_webhook_log WHERE NOT signature_valid AND processing_result = 'signature_invalid'`))
+	notEvent := []byte(`{"object":"not an event"}`)
+	r := b.deliverStripe(t, notEvent, stripetest.SignWebhook(stripetest.WebhookSecret, notEvent))
+	require.Equal(t, 400, r.Status)
+	require.Contains(t, r.Raw, "invalid_event")
+
+	r = b.deliverStripe(t, body, stripetest.SignWebhook(stripetest.WebhookSecret, body))
+	require.Equal(t, 200, r.Status, r.Raw)
+	require.Contains(t, b.logs.String(), "a seller's bank payout failed at Stripe")
+	other := stripetest.ConnectEvent("evt_y", "charge.succeeded", "", map[string]any{"id": "ch_1", "amount": "weird"})
+	require.Equal(t, 200, b.deliverStripe(t, other, stripetest.SignWebhook(stripetest.WebhookSecret, other)).Status, "an event we do not use is accepted")
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM stripe_webhook_log WHERE event_id = 'evt_y' AND processing_result = 'skipped'`))
+
+	off := setupAPI(t)
+	require.Equal(t, 503, off.deliverStripe(t, body, stripetest.SignWebhook(stripetest.WebhookSecret, body)).Status, "not configured")
+}
+
+// FuzzStripeWebhook: whatever arrives, no 5xx and one log row per delivery
+// under the cap; an unsigned body is never applied.
+func FuzzStripeWebhook(f *testing.F) {
+	f.Add([]byte(stripetest.ConnectEvent("evt_1", "account.updated", "acct_1", map[string]any{"id": "acct_1", "payouts_enabled": true})), true)
+	f.Add([]byte(`{"id":"evt_2","type":"payout.failed","data":{"object":[1,2]}}`), true)
+	f.Add([]byte(`{"id":7}`), true)
+	f.Add([]byte(`{"id":"evt_\u0000","type":"x"}`), true)
+	f.Add([]byte("\xff\xfe"), false)
+	f.Add([]byte(``), true)
+	b := stripeAPI(f, nil)
+	n := 0
+	f.Fuzz(func(t *testing.T, body []byte, signed bool) {
+		n++
+		before := b.count(t, `SELECT count(*) FROM stripe_webhook_log`)
+		sig := fmt.Sprintf("t=%d,v1=00", n)
+		if signed {
+			sig = stripetest.SignWebhook(stripetest.WebhookSecret, body)
+		}
+		r := b.deliverStripe(t, body, sig)
+		require.Less(t, r.Status, 500, "%q: %s", body, r.Raw)
+		if !signed {
+			require.Equal(t, 400, r.Status)
+		}
+		if len(body) <= vezahttp.MaxWebhookBody {
+			require.Equal(t, before+1, b.count(t, `SELECT count(*) FROM stripe_webhook_log`), "one log row per delivery")
+		}
+	})
+}

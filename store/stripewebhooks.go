@@ -1,0 +1,50 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// StripeWebhook is one Stripe Connect delivery's log row.
+type StripeWebhook struct {
+	SourceIP         *string
+	SignatureValid   bool
+	EventID          *string
+	EventType        *string
+	AccountID        *string
+	Payload          string
+	PayloadSHA256    *string
+	PayloadBytes     *int
+	ProcessingResult string
+}
+
+// ResultDuplicate marks a redelivery of an event applied already.
+const ResultDuplicate = "duplicate"
+
+// InsertStripeWebhook logs a delivery: one row each. A valid one whose
+// event id was applied already (Stripe redelivers) is logged as
+// 'duplicate' and first is false: the caller applies nothing.
+func InsertStripeWebhook(ctx context.Context, q Querier, w *StripeWebhook) (first bool, err error) {
+	insert := func(result string, onConflict string) (int64, error) {
+		tag, err := q.Exec(ctx, `INSERT INTO stripe_webhook_log (source_ip, signature_valid, event_id, event_type, account_id, payload,
+				payload_sha256, payload_bytes, processing_result)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) `+onConflict,
+			w.SourceIP, w.SignatureValid, w.EventID, w.EventType, w.AccountID, w.Payload, w.PayloadSHA256, w.PayloadBytes, result)
+		return tag.RowsAffected(), err
+	}
+	n, err := insert(w.ProcessingResult, `ON CONFLICT (event_id) WHERE signature_valid AND processing_result <> 'duplicate' DO NOTHING`)
+	if err == nil && n == 0 {
+		_, err = insert(ResultDuplicate, "")
+	}
+	if err != nil {
+		return false, fmt.Errorf("error logging a Stripe webhook: %w", err)
+	}
+	return n == 1, nil
+}
+
+// SetPayoutsEnabled records Stripe's word on a connected account for the
+// seller it belongs to; how many sellers have it (0: not ours).
+func SetPayoutsEnabled(ctx context.Context, q Querier, accountID string, enabled bool) (int64, error) {
+	tag, err := q.Exec(ctx, `UPDATE users SET payouts_enabled = $2, updated_at = now() WHERE stripe_account_id = $1`, accountID, enabled)
+	return tag.RowsAffected(), err
+}
