@@ -129,7 +129,13 @@ func (s *Server) handleStripeWebhook() fiber.Handler {
 					if err != nil {
 						return err
 					}
-					log.Info().Bool("payouts_enabled", *enabled).Int64("sellers", n).Msg("Stripe account updated")
+					released := 0
+					if *enabled {
+						if released, err = s.opts.Settle.ReleaseAccountPayouts(ctx, tx, s.opts.Inserter, account); err != nil {
+							return err
+						}
+					}
+					log.Info().Bool("payouts_enabled", *enabled).Int64("sellers", n).Int("payouts_released", released).Msg("Stripe account updated")
 				}
 			case "payout.failed":
 				log.Error().Str("payout_id", obj.ID).Str("failure_code", obj.FailureCode).

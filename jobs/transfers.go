@@ -65,6 +65,14 @@ func (w *PayoutWorker) Work(ctx context.Context, job *river.Job[jobargs.PayoutAr
 			return river.JobSnooze(time.Second) // the dispute closed meanwhile: decide again
 		}
 		return river.JobSnooze(time.Minute)
+	case settle.PayoutWaitAccount:
+		// Held on its row; account.updated (payouts enabled) enqueues the
+		// next job. No attempt used.
+		held, err := store.HoldPayoutForAccount(ctx, w.DB.Primary(), t.ID)
+		if err != nil || held {
+			return err
+		}
+		return river.JobSnooze(time.Second) // enabled meanwhile: decide again
 	case settle.PayoutCloseUnpaid:
 		if w.Stripe == nil {
 			return river.JobSnooze(15 * time.Minute) // nothing to look at: wait for Stripe Connect

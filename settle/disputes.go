@@ -246,6 +246,21 @@ func (s *Settler) releaseHeldPayouts(ctx context.Context, tx pgx.Tx, ins Inserte
 	return err
 }
 
+// ReleaseAccountPayouts releases the payouts held for a Stripe account
+// whose payouts are now enabled, and enqueues their jobs, in tx.
+func (s *Settler) ReleaseAccountPayouts(ctx context.Context, tx pgx.Tx, ins Inserter, accountID string) (int, error) {
+	ids, err := store.ReleaseAccountPayouts(ctx, tx, accountID)
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	jobs := make([]river.InsertManyParams, len(ids))
+	for i, id := range ids {
+		jobs[i] = s.Jobs.PayoutJob(id)
+	}
+	_, err = ins.InsertManyTx(ctx, tx, jobs)
+	return len(ids), err
+}
+
 // reapplyDisputes answers, in tx, the disputes recorded while an order was
 // not completed (a refund was pending) once it is completed again (the
 // refund failed): a lost one charges it back, an open one disputes it.

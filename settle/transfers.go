@@ -208,6 +208,9 @@ const (
 	// PayoutHold: it cannot be sent until an operator acts (the reason
 	// says what to do); it waits in failed, not in a retry loop.
 	PayoutHold
+	// PayoutWaitAccount: Stripe says the seller's account cannot receive
+	// payouts yet; it waits until account.updated says it can.
+	PayoutWaitAccount
 )
 
 // NextPayoutStep decides from what the payout job read (the transfer, its
@@ -233,6 +236,8 @@ func NextPayoutStep(v *store.PayoutView, stripeEnabled bool) (PayoutStep, string
 		return PayoutHold, "Stripe Connect is not enabled (STRIPE_CONNECT_ENABLED): enable it, " + retry
 	case t.Destination == nil:
 		return PayoutHold, "seller had no Stripe Connect account when the order was paid: set it (PUT /v1/me/payout-account), " + retry
+	case v.PayoutsDisabled:
+		return PayoutWaitAccount, ""
 	}
 	return PayoutSend, ""
 }

@@ -191,6 +191,36 @@ func HoldPayout(ctx context.Context, q Querier, transferID uuid.UUID) (bool, err
 	return tag.RowsAffected() == 1, nil
 }
 
+// AccountHeldMessage is the error_message of a payout held for its
+// seller's Stripe account.
+const AccountHeldMessage = "held: the seller's Stripe account cannot receive payouts yet (payouts_enabled false); paid when Stripe enables them"
+
+// HoldPayoutForAccount marks a pending transfer held while Stripe says its
+// seller's account (its destination) has payouts disabled. It share-locks
+// the seller's row first, so an account.updated committing meanwhile is
+// seen (false: the payout job decides again) or waits for this hold and
+// then releases it.
+func HoldPayoutForAccount(ctx context.Context, q Querier, transferID uuid.UUID) (bool, error) {
+	tag, err := q.Exec(ctx, `UPDATE seller_transfers t SET held_at = now(), error_message = $2, updated_at = now()
+		FROM (SELECT id, stripe_account_id, payouts_enabled FROM users
+			WHERE id = (SELECT seller_id FROM seller_transfers WHERE id = $1) FOR SHARE) u
+		WHERE t.id = $1 AND t.status = 'pending' AND u.id = t.seller_id AND u.stripe_account_id = t.destination
+			AND u.payouts_enabled = false`, transferID, AccountHeldMessage)
+	if err != nil {
+		return false, fmt.Errorf("error holding payout %s: %w", transferID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// ReleaseAccountPayouts clears the holds on payouts to a Stripe account,
+// in the caller's transaction, and returns them: the caller enqueues their
+// payout jobs.
+func ReleaseAccountPayouts(ctx context.Context, tx pgx.Tx, accountID string) ([]uuid.UUID, error) {
+	return collectIDs(tx.Query(ctx, `UPDATE seller_transfers SET held_at = NULL,
+			error_message = CASE WHEN error_message = $2 THEN NULL ELSE error_message END, updated_at = now()
+		WHERE destination = $1 AND held_at IS NOT NULL AND status = 'pending' RETURNING id`, accountID, AccountHeldMessage))
+}
+
 // ReleaseHeldPayouts clears the holds on an order's transfers, in the
 // caller's transaction (which holds the order's lock), and returns them:
 // the caller enqueues their payout jobs.

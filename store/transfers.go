@@ -112,15 +112,19 @@ func GetTransfer(ctx context.Context, q Querier, id uuid.UUID) (*Transfer, error
 type PayoutView struct {
 	Transfer    *Transfer
 	OrderStatus veza.OrderStatus
+	// PayoutsDisabled: Stripe says the seller's account (the transfer's
+	// destination) cannot receive payouts yet (account.updated).
+	PayoutsDisabled bool
 }
 
 // GetPayoutView reads a transfer with its order's status.
 func GetPayoutView(ctx context.Context, q Querier, id uuid.UUID) (*PayoutView, error) {
 	var v PayoutView
 	var t Transfer
-	err := q.QueryRow(ctx, `SELECT `+prefixed("t.", transferColumns)+`, o.status
+	err := q.QueryRow(ctx, `SELECT `+prefixed("t.", transferColumns)+`, o.status,
+		EXISTS (SELECT 1 FROM users u WHERE u.id = t.seller_id AND u.stripe_account_id = t.destination AND u.payouts_enabled = false)
 		FROM seller_transfers t JOIN orders o ON o.id = t.order_id WHERE t.id = $1`, id).
-		Scan(append(transferFields(&t), &v.OrderStatus)...)
+		Scan(append(transferFields(&t), &v.OrderStatus, &v.PayoutsDisabled)...)
 	v.Transfer = &t
 	return one(&v, err)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 
 	veza "github.com/veza/backend"
 	"github.com/veza/backend/hyperswitch/hyperswitchtest"
+	"github.com/veza/backend/stripeconnect/stripetest"
 )
 
 // Disputes as Hyperswitch sends them (the fake's DisputeResponse bodies:
@@ -278,4 +280,39 @@ func TestDisputeOnARefundedOrderMovesNoMoney(t *testing.T) {
 	require.Equal(t, refunds, len(s.hs.Refunds()))
 	require.Zero(t, s.sellerNet(orderID))
 	require.Contains(t, s.logs.String(), "dispute on an order that is not completed: recorded, no money moved")
+}
+
+// stripeEvent delivers a signed Connect webhook.
+func (s *stack) stripeEvent(t *testing.T, body []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.base+"/webhooks/stripe", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Stripe-Signature", stripetest.SignWebhook(stripetest.WebhookSecret, body))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+}
+
+// A seller whose Stripe account cannot receive payouts yet is not paid:
+// the payout waits on its row, visibly, and goes out when Stripe's
+// account.updated says payouts are enabled.
+func TestPayoutWaitsForTheSellersAccount(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, map[string]string{"STRIPE_WEBHOOK_SECRET": stripetest.WebhookSecret})
+	_, track, acct := s.seller(t, 1000)
+	s.stripe.PutAccount(acct, false)
+	s.stripeEvent(t, stripetest.ConnectEvent("evt_acct_1", "account.updated", acct, s.stripe.AccountObject(acct)))
+	_, buyer := s.account(t, uuid.NewString()[:8]+"@buyers.test")
+	orderID, paymentID, amount := s.buy(t, buyer, track)
+	s.paid(t, paymentID, amount)
+	s.eventually(t, func() bool {
+		return s.count(t, `SELECT count(*) FROM seller_transfers WHERE order_id = $1 AND held_at IS NOT NULL AND error_message LIKE 'held: the seller''s Stripe account%'`, orderID) == 1
+	}, s.state(t, orderID))
+	require.Zero(t, s.transfersAtStripe(orderID), "not paid to an account that cannot receive payouts")
+
+	s.stripe.PutAccount(acct, true)
+	s.stripeEvent(t, stripetest.ConnectEvent("evt_acct_2", "account.updated", acct, s.stripe.AccountObject(acct)))
+	s.eventually(t, func() bool { return s.sellerNet(orderID) == 900 }, s.state(t, orderID))
+	require.Equal(t, "completed", s.transfers(t, orderID)[0].Status)
 }
