@@ -359,9 +359,13 @@ func (s *Server) handleSetPayoutAccount() fiber.Handler {
 			return errInvalidCredentials // a malformed stored hash cannot be matched either
 		}
 		ctx := c.UserContext()
+		var payoutsEnabled *bool // unknown without Stripe
 		if s.opts.Stripe != nil {
 			// Payouts can only go to an account connected to the platform.
-			_, err := s.opts.Stripe.GetAccount(ctx, req.StripeAccountID)
+			acct, err := s.opts.Stripe.GetAccount(ctx, req.StripeAccountID)
+			if err == nil {
+				payoutsEnabled = &acct.PayoutsEnabled
+			}
 			if errors.Is(err, stripeconnect.ErrAccountUnknown) {
 				return unprocessable("stripe_account_id", "Stripe does not know this account, or it is not connected to the platform")
 			}
@@ -374,6 +378,12 @@ func (s *Server) handleSetPayoutAccount() fiber.Handler {
 		err = s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
 			if user, err = store.SetPayoutAccount(ctx, tx, currentUser(c).ID, req.StripeAccountID); err != nil {
 				return err
+			}
+			if payoutsEnabled != nil {
+				if _, err := store.SetPayoutsEnabled(ctx, tx, req.StripeAccountID, *payoutsEnabled); err != nil {
+					return err
+				}
+				user.PayoutsEnabled = payoutsEnabled
 			}
 			_, err = s.opts.Inserter.InsertTx(ctx, tx, jobargs.EmailArgs{Template: vezamail.TemplatePayoutAccountChanged, UserID: user.ID}, nil)
 			return err
@@ -512,4 +522,52 @@ func underHashSlot[T any](s *Server, c *fiber.Ctx, hash func() (T, error)) (T, e
 	}
 	defer release()
 	return hash()
+}
+
+var errPayoutsOff = veza.Errorf(veza.KindUnavailable, "payouts_unavailable", "Stripe Connect is not enabled (STRIPE_CONNECT_ENABLED)")
+
+// handlePayoutOnboarding creates (once) the caller's connected account at
+// Stripe (express: Stripe hosts onboarding) and an onboarding link; the
+// seller finishes on Stripe, and account.updated says when payouts are
+// enabled. A caller who has an account gets a new link for it: a session
+// cannot replace an account (that is PUT, with the password).
+func (s *Server) handlePayoutOnboarding() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if s.opts.Stripe == nil {
+			return errPayoutsOff
+		}
+		ctx := c.UserContext()
+		user := currentUser(c)
+		if user.StripeAccountID == nil {
+			// The same key for the same user: a retry within Stripe's key
+			// window cannot create a second account.
+			id, err := s.opts.Stripe.CreateExpressAccount(ctx, user.ID.String(), "onboard:"+user.ID.String())
+			if err != nil {
+				s.log.Warn().Err(err).Msg("could not create a connected account at Stripe")
+				return errStripeUnavailable
+			}
+			err = s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
+				stored, set, err := store.SetOnboardingAccount(ctx, tx, user.ID, id)
+				if err != nil {
+					return err
+				}
+				user = stored
+				if !set {
+					return nil
+				}
+				_, err = s.opts.Inserter.InsertTx(ctx, tx, jobargs.EmailArgs{Template: vezamail.TemplatePayoutAccountChanged, UserID: user.ID}, nil)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+		}
+		base := strings.TrimRight(s.opts.PublicBaseURL, "/")
+		url, err := s.opts.Stripe.CreateOnboardingLink(ctx, *user.StripeAccountID, base+"/onboarding/refresh", base+"/onboarding/done")
+		if err != nil {
+			s.log.Warn().Err(err).Msg("could not create an onboarding link at Stripe")
+			return errStripeUnavailable
+		}
+		return c.JSON(fiber.Map{"stripe_account_id": *user.StripeAccountID, "url": url})
+	}
 }

@@ -94,6 +94,7 @@ func TestAccessControlMatrix(t *testing.T) {
 		{"POST", "/v1/auth/password-reset/confirm", map[string]string{"token": "nope", "password": "password1"}, nil, anyone(400)},
 		{"GET", "/v1/me", nil, nil, authed(200)},
 		{"GET", "/v1/me/sessions", nil, nil, authed(200)},
+		{"POST", "/v1/me/payout-account/onboarding", nil, nil, authed(503)}, // Stripe Connect off here
 		{"DELETE", "/v1/me/sessions/" + sid, nil, nil, map[string]int{"*": 404, "anonymous": 401, "user": 204}},
 		{"PUT", "/v1/me/payout-account", map[string]string{"stripe_account_id": "bad"}, nil, authed(422)},
 		{"POST", "/v1/tracks", map[string]string{"title": "not multipart"}, nil, authed(422)},

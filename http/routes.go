@@ -40,6 +40,7 @@ func (s *Server) routes() {
 	v1.Get("/me", s.requireAuth, s.handleMe())
 	v1.Get("/me/sessions", s.requireAuth, s.handleListSessions())
 	v1.Delete("/me/sessions/:id", s.requireAuth, s.handleRevokeSession())
+	v1.Post("/me/payout-account/onboarding", s.requireAuth, s.handlePayoutOnboarding())
 	v1.Put("/me/payout-account", strict, s.requireAuth, s.handleSetPayoutAccount()) // checks a password: guessable
 	v1.Post("/tracks", s.requireAuth, s.handleUploadTrack())
 	v1.Get("/tracks", s.handleListTracks())

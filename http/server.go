@@ -42,6 +42,9 @@ type ServerOpts struct {
 	Hyperswitch *hyperswitch.Client
 	// Stripe checks a linked payout account (nil: Stripe Connect is off).
 	Stripe *stripeconnect.Client
+	// PublicBaseURL is where the frontend is (Stripe's onboarding returns
+	// there).
+	PublicBaseURL string
 	// StripeWebhookSecret verifies POST /webhooks/stripe (empty: 503).
 	StripeWebhookSecret string
 	WebhookSecret       string

@@ -126,3 +126,41 @@ func FuzzStripeWebhook(f *testing.F) {
 		}
 	})
 }
+
+// Onboarding creates the seller's connected account once and a link to
+// Stripe's hosted onboarding each time; Stripe's account.updated then says
+// when payouts are enabled.
+func TestPayoutOnboarding(t *testing.T) {
+	t.Parallel()
+	sc := stripetest.Start(t)
+	b := setupAPI(t, func(o *vezahttp.ServerOpts) {
+		o.Stripe, o.StripeWebhookSecret, o.PublicBaseURL = sc.Client(), stripetest.WebhookSecret, "https://veza.example"
+	})
+	user, token := b.newUser(t, "user")
+	r := b.do(t, "POST", "/v1/me/payout-account/onboarding", token, nil)
+	require.Equal(t, 200, r.Status, r.Raw)
+	acct := r.Body["stripe_account_id"].(string)
+	require.Contains(t, r.Body["url"], "/setup/e/"+acct)
+	me := b.do(t, "GET", "/v1/me", token, nil).Body
+	require.Equal(t, "seller", me["role"])
+	require.Equal(t, acct, me["stripe_account_id"])
+	require.Equal(t, false, me["payouts_enabled"], "not until Stripe says so")
+
+	again := b.do(t, "POST", "/v1/me/payout-account/onboarding", token, nil)
+	require.Equal(t, 200, again.Status)
+	require.Equal(t, acct, again.Body["stripe_account_id"], "created once")
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'email' AND args->>'template' = 'payout_account_changed' AND args->>'user_id' = $1`, user.ID.String()))
+
+	sc.PutAccount(acct, true) // the seller finished on Stripe
+	body := stripetest.ConnectEvent("evt_onb", "account.updated", acct, sc.AccountObject(acct))
+	require.Equal(t, 200, b.deliverStripe(t, body, stripetest.SignWebhook(stripetest.WebhookSecret, body)).Status)
+	require.Equal(t, true, b.do(t, "GET", "/v1/me", token, nil).Body["payouts_enabled"])
+
+	sc.FailNext(1, 503)
+	_, other := b.newUser(t, "user")
+	require.Equal(t, 503, b.do(t, "POST", "/v1/me/payout-account/onboarding", other, nil).Status, "Stripe down: nothing stored")
+	require.Equal(t, 401, b.do(t, "POST", "/v1/me/payout-account/onboarding", "", nil).Status)
+	off := setupAPI(t)
+	_, offToken := off.newUser(t, "user")
+	require.Equal(t, 503, off.do(t, "POST", "/v1/me/payout-account/onboarding", offToken, nil).Status, "Stripe Connect off")
+}

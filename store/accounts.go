@@ -93,6 +93,21 @@ func SetPayoutAccount(ctx context.Context, q Querier, userID uuid.UUID, accountI
 		WHERE id = $1 RETURNING `+userColumns, userID, accountID))
 }
 
+// SetOnboardingAccount gives a user without a payout account the account
+// onboarding created for them (payouts not enabled until Stripe says so)
+// and makes them a seller. It returns the user as stored: their existing
+// account if another request set one first.
+func SetOnboardingAccount(ctx context.Context, tx pgx.Tx, userID uuid.UUID, accountID string) (u *User, set bool, err error) {
+	u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET stripe_account_id = $2, payouts_enabled = false,
+		role = CASE WHEN role = 'user' THEN 'seller' ELSE role END, updated_at = now()
+		WHERE id = $1 AND stripe_account_id IS NULL RETURNING `+userColumns, userID, accountID))
+	if err == ErrNotFound {
+		u, err = scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, userID))
+		return u, false, err
+	}
+	return u, err == nil, err
+}
+
 // UpsertAdmin creates an admin, or promotes an existing user (keeping their
 // password: promotion must not reset someone's credentials). created says
 // which happened.

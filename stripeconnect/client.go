@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -302,4 +303,33 @@ func (c *Client) GetAccount(ctx context.Context, id string) (*Account, error) {
 		return nil, err
 	}
 	return &Account{ID: a.ID, PayoutsEnabled: a.PayoutsEnabled, ChargesEnabled: a.ChargesEnabled}, nil
+}
+
+// CreateExpressAccount creates a seller's connected account (type
+// express: Stripe hosts onboarding) under idempotencyKey, our user id: a
+// retried call cannot create a second account within Stripe's key window.
+func (c *Client) CreateExpressAccount(ctx context.Context, userID, idempotencyKey string) (string, error) {
+	if idempotencyKey == "" {
+		return "", ErrMissingIdempotencyKey
+	}
+	params := &stripe.AccountCreateParams{Type: stripe.String("express"), Metadata: map[string]string{"user_id": userID}}
+	params.SetIdempotencyKey(idempotencyKey)
+	a, err := c.sc.V1Accounts.Create(ctx, params)
+	if err != nil {
+		return "", err
+	}
+	return a.ID, nil
+}
+
+// CreateOnboardingLink creates an Account Link to Stripe's hosted
+// onboarding for account (single use, short-lived: make one per visit).
+func (c *Client) CreateOnboardingLink(ctx context.Context, account, refreshURL, returnURL string) (string, error) {
+	params := &stripe.AccountLinkCreateParams{Account: stripe.String(account),
+		RefreshURL: stripe.String(refreshURL), ReturnURL: stripe.String(returnURL), Type: stripe.String("account_onboarding")}
+	params.SetIdempotencyKey("link:" + account + ":" + strconv.FormatInt(time.Now().UnixNano(), 36)) // one link per call
+	l, err := c.sc.V1AccountLinks.Create(ctx, params)
+	if err != nil {
+		return "", err
+	}
+	return l.URL, nil
 }

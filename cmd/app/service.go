@@ -192,6 +192,7 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 			TrustedProxies:           cfg.TrustedProxies,
 			Stripe:                   sc,
 			StripeWebhookSecret:      cfg.Stripe.WebhookSecret,
+			PublicBaseURL:            cfg.PublicBaseURL,
 			MaxConcurrentHashes:      cfg.MaxConcurrentHashes,
 			HSTS:                     strings.HasPrefix(cfg.PublicBaseURL, "https://"),
 			ReadyFunc: func(ctx context.Context) error {

@@ -402,6 +402,25 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, path string) {
 			return
 		}
 		writeJSON(w, http.StatusOK, cp)
+	case r.Method == http.MethodPost && path == "/v1/accounts":
+		s.mu.Lock()
+		s.seq++
+		a := &Account{ID: fmt.Sprintf("acct_fake%08d", s.seq), Object: "account", Type: r.PostForm.Get("type"), Country: "FR"}
+		s.accounts[a.ID] = a
+		cp := *a
+		s.mu.Unlock()
+		writeJSON(w, http.StatusOK, cp)
+	case r.Method == http.MethodPost && path == "/v1/account_links":
+		acct := r.PostForm.Get("account")
+		s.mu.Lock()
+		_, ok := s.accounts[acct]
+		s.mu.Unlock()
+		if !ok || r.PostForm.Get("refresh_url") == "" || r.PostForm.Get("return_url") == "" {
+			writeJSON(w, http.StatusBadRequest, stripeError("invalid_request_error", "", "No such account, or refresh_url / return_url missing", "account"))
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"object": "account_link", "url": s.URL + "/setup/e/" + acct,
+			"created": time.Now().Unix(), "expires_at": time.Now().Add(5 * time.Minute).Unix()})
 	case r.Method == http.MethodGet && len(parts) == 3 && parts[1] == "accounts":
 		s.mu.Lock()
 		a, ok := s.accounts[parts[2]]
