@@ -79,9 +79,11 @@ func (w *MigrateTrackWorker) Work(ctx context.Context, job *river.Job[jobargs.Mi
 	if err != nil {
 		return river.JobCancel(err)
 	}
-	t, err := store.GetTrack(ctx, w.DB.Primary(), job.Args.TrackID)
+	// Deleted tracks too: LocalTracks enqueued it because buyers still
+	// stream it.
+	t, err := store.GetTrackEvenDeleted(ctx, w.DB.Primary(), job.Args.TrackID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil // deleted meanwhile
+		return nil
 	}
 	if err != nil {
 		return err

@@ -250,3 +250,34 @@ func TestDeletedTrackFileKeptForAFailedOrder(t *testing.T) {
 	_, err = os.Stat(p)
 	require.True(t, os.IsNotExist(err), "a month later it is gone")
 }
+
+// A deleted track its buyers still stream moves to S3 with the others
+// (or decommissioning the local disk would cut them off); a deleted one
+// nobody needs is not counted as left to migrate.
+func TestStorageMigrationMovesDeletedTracksBuyersNeed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupStorage(t)
+	pool := b.db.Primary()
+	bought, unsold := b.localTrack(t, 100), b.localTrack(t, 100)
+	var order uuid.UUID
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO orders (buyer_id, status, amount, currency, payment_id) VALUES ($1, 'completed', 100, 'EUR', 'p') RETURNING id`, b.owner).Scan(&order))
+	_, err := pool.Exec(ctx, `INSERT INTO order_items (order_id, track_id, seller_id, amount, currency) VALUES ($1, $2, $3, 100, 'EUR')`, order, bought, b.owner)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `UPDATE tracks SET deleted_at = now() WHERE id IN ($1, $2)`, bought, unsold)
+	require.NoError(t, err)
+
+	c := b.client(t)
+	n, err := jobs.EnqueueStorageMigration(ctx, c, b.db)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "the bought one")
+	require.NoError(t, c.Start(ctx))
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	b.settle(t)
+	local, s3, err := store.StorageCounts(ctx, pool)
+	require.NoError(t, err)
+	require.Zero(t, local, "done: nothing a buyer needs is left on local disk")
+	require.EqualValues(t, 1, s3)
+	_, err = b.s3.Stat(ctx, storage.TrackKey(b.owner.String(), bought.String()))
+	require.NoError(t, err, "the buyer's file is in S3")
+}

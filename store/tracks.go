@@ -186,10 +186,16 @@ func ListTracks(ctx context.Context, q Querier, search string, after *TrackCurso
 		ORDER BY created_at DESC, id DESC LIMIT $4`, tsq, afterAt, afterID, limit))
 }
 
-// LocalTracks returns live tracks still on the local backend, after id.
+// neededTrack matches (as t) a track whose file is needed: live, or
+// deleted with an order that still streams it (streamableOrders).
+const neededTrack = `(t.deleted_at IS NULL OR EXISTS (SELECT 1 FROM order_items i JOIN orders o ON o.id = i.order_id
+	WHERE i.track_id = t.id AND ` + streamableOrders + `))`
+
+// LocalTracks returns tracks still on the local backend whose file is
+// needed (live, or deleted but still streamed by buyers), after id.
 func LocalTracks(ctx context.Context, q Querier, after uuid.UUID, limit int) ([]uuid.UUID, error) {
-	return collectIDs(q.Query(ctx, `SELECT id FROM tracks WHERE storage_backend = 'local' AND storage_key IS NOT NULL
-		AND deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2`, after, limit))
+	return collectIDs(q.Query(ctx, `SELECT id FROM tracks t WHERE storage_backend = 'local' AND storage_key IS NOT NULL
+		AND `+neededTrack+` AND id > $1 ORDER BY id LIMIT $2`, after, limit))
 }
 
 // FlipTrackToS3 records that a track's object now lives in S3; false when
@@ -212,7 +218,8 @@ func StorageCounts(ctx context.Context, q Querier) (local, s3 int64, err error) 
 	if err = q.QueryRow(ctx, `SELECT count(*) FROM tracks WHERE storage_backend = 's3'`).Scan(&s3); err != nil {
 		return 0, 0, err
 	}
-	err = q.QueryRow(ctx, `SELECT count(*) FROM tracks WHERE storage_backend = 'local'`).Scan(&local)
+	// Left to migrate: the local rows whose file is needed.
+	err = q.QueryRow(ctx, `SELECT count(*) FROM tracks t WHERE storage_backend = 'local' AND `+neededTrack).Scan(&local)
 	return local, s3, err
 }
 
@@ -221,8 +228,7 @@ func StorageCounts(ctx context.Context, q Querier) (local, s3 int64, err error) 
 // disputed references (its buyers keep what they paid for).
 func KnownKeys(ctx context.Context, q Querier, backend string, keys []string) (map[string]bool, error) {
 	rows, err := q.Query(ctx, `SELECT storage_key FROM tracks t WHERE storage_backend = $1 AND storage_key = ANY($2)
-		AND (deleted_at IS NULL OR EXISTS (SELECT 1 FROM order_items i JOIN orders o ON o.id = i.order_id
-			WHERE i.track_id = t.id AND `+streamableOrders+`))`, backend, keys)
+		AND `+neededTrack, backend, keys)
 	if err != nil {
 		return nil, err
 	}
