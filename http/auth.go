@@ -385,6 +385,16 @@ func (s *Server) handleSetPayoutAccount() fiber.Handler {
 				}
 				user.PayoutsEnabled = payoutsEnabled
 			}
+			// Payouts held because the old account could not receive
+			// them go to this one (nothing was paid there).
+			if err := s.opts.Settle.RepointAccountHeldPayouts(ctx, tx, s.opts.Inserter, user.ID, req.StripeAccountID); err != nil {
+				return err
+			}
+			if payoutsEnabled != nil && *payoutsEnabled {
+				if _, err := s.opts.Settle.ReleaseAccountPayouts(ctx, tx, s.opts.Inserter, req.StripeAccountID); err != nil {
+					return err
+				}
+			}
 			_, err = s.opts.Inserter.InsertTx(ctx, tx, jobargs.EmailArgs{Template: vezamail.TemplatePayoutAccountChanged, UserID: user.ID}, nil)
 			return err
 		})

@@ -276,7 +276,7 @@ func TestPayoutAccount(t *testing.T) {
 	require.Zero(t, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'email' AND args->>'template' = 'payout_account_changed'`))
 
 	r = b.do(t, "PUT", "/v1/me/payout-account", token, map[string]string{"stripe_account_id": "acct_1Nv0FGQ9RKHgCVdK", "current_password": "password1"})
-	require.Equal(t, 200, r.Status, r.Raw)
+	require.Equal(t, 200, r.Status, r.Raw+b.logs.String())
 	require.Equal(t, "seller", r.Body["role"])
 	require.Equal(t, "acct_1Nv0FGQ9RKHgCVdK", r.Body["stripe_account_id"])
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'email' AND args->>'template' = 'payout_account_changed'`),

@@ -73,7 +73,7 @@ func (s *Server) handleStripeWebhook() fiber.Handler {
 		}
 		entry.SignatureValid = true
 		var ev stripeEvent
-		if err := json.Unmarshal(body, &ev); err != nil || ev.ID == "" || len(ev.ID) > 255 || len(ev.Type) > 128 ||
+		if err := json.Unmarshal(body, &ev); err != nil || ev.ID == "" || len(ev.ID) > 255 || len(ev.Type) > 128 || len(ev.Account) > 255 ||
 			strings.ContainsRune(ev.ID+ev.Type+ev.Account, 0) {
 			entry.ProcessingResult = store.ResultError("unparseable Stripe event")
 			if _, err := store.InsertStripeWebhook(ctx, s.opts.DB.Primary(), entry); err != nil {
@@ -86,7 +86,7 @@ func (s *Server) handleStripeWebhook() fiber.Handler {
 		_ = json.Unmarshal(ev.Data.Object, &obj) // lenient: unused fields and types are ignored
 		obj.ID = strings.ReplaceAll(obj.ID, "\x00", "")
 		account := ev.Account
-		if ev.Type == "account.updated" && obj.ID != "" {
+		if ev.Type == "account.updated" && obj.ID != "" && len(obj.ID) <= 255 {
 			account = obj.ID
 		}
 		entry.AccountID = optional(account)

@@ -261,6 +261,21 @@ func (s *Settler) ReleaseAccountPayouts(ctx context.Context, tx pgx.Tx, ins Inse
 	return len(ids), err
 }
 
+// RepointAccountHeldPayouts moves a seller's account-held payouts to their
+// new account and enqueues their jobs, in tx.
+func (s *Settler) RepointAccountHeldPayouts(ctx context.Context, tx pgx.Tx, ins Inserter, sellerID uuid.UUID, accountID string) error {
+	ids, err := store.RepointAccountHeldPayouts(ctx, tx, sellerID, accountID)
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	jobs := make([]river.InsertManyParams, len(ids))
+	for i, id := range ids {
+		jobs[i] = s.Jobs.PayoutJob(id)
+	}
+	_, err = ins.InsertManyTx(ctx, tx, jobs)
+	return err
+}
+
 // reapplyDisputes answers, in tx, the disputes recorded while an order was
 // not completed (a refund was pending) once it is completed again (the
 // refund failed): a lost one charges it back, an open one disputes it.

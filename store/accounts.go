@@ -88,7 +88,8 @@ func SetPassword(ctx context.Context, tx pgx.Tx, userID uuid.UUID, passwordHash 
 // SetPayoutAccount records the user's Stripe Connect account and makes a
 // plain user a seller (an admin stays admin).
 func SetPayoutAccount(ctx context.Context, q Querier, userID uuid.UUID, accountID string) (*User, error) {
-	return scanUser(q.QueryRow(ctx, `UPDATE users SET stripe_account_id = $2,
+	return scanUser(q.QueryRow(ctx, `UPDATE users SET stripe_account_id = $2::text,
+		payouts_enabled = CASE WHEN stripe_account_id IS DISTINCT FROM $2::text THEN NULL ELSE payouts_enabled END,
 		role = CASE WHEN role = 'user' THEN 'seller' ELSE role END, updated_at = now()
 		WHERE id = $1 RETURNING `+userColumns, userID, accountID))
 }

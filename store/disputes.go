@@ -212,6 +212,17 @@ func HoldPayoutForAccount(ctx context.Context, q Querier, transferID uuid.UUID) 
 	return tag.RowsAffected() == 1, nil
 }
 
+// RepointAccountHeldPayouts moves a seller's payouts held because their
+// old account could not receive payouts (nothing was paid there) to their
+// new account, in a new round of keys (the next attempt looks up first),
+// and returns them: the caller enqueues their jobs.
+func RepointAccountHeldPayouts(ctx context.Context, tx pgx.Tx, sellerID uuid.UUID, accountID string) ([]uuid.UUID, error) {
+	return collectIDs(tx.Query(ctx, `UPDATE seller_transfers SET destination = $2, held_at = NULL, error_message = NULL,
+			payout_round = payout_round + 1, payout_key_sent_at = NULL, updated_at = now()
+		WHERE seller_id = $1 AND status = 'pending' AND held_at IS NOT NULL AND error_message = $3 RETURNING id`,
+		sellerID, accountID, AccountHeldMessage))
+}
+
 // ReleaseAccountPayouts clears the holds on payouts to a Stripe account,
 // in the caller's transaction, and returns them: the caller enqueues their
 // payout jobs.

@@ -317,3 +317,36 @@ func TestPayoutWaitsForTheSellersAccount(t *testing.T) {
 	require.Zero(t, s.count(t, `SELECT count(*) FROM seller_transfers WHERE order_id = $1 AND (held_at IS NOT NULL OR error_message IS NOT NULL)`, orderID),
 		"released: no hold, no message left")
 }
+
+// A payout held because the seller's account could not receive payouts
+// goes to the account the seller links instead (nothing was paid to the
+// first), not left held forever.
+func TestHeldPayoutFollowsTheSellersNewAccount(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, map[string]string{"STRIPE_WEBHOOK_SECRET": stripetest.WebhookSecret})
+	sellerID, track, acct := s.seller(t, 1000)
+	s.stripe.PutAccount(acct, false)
+	s.stripeEvent(t, stripetest.ConnectEvent("evt_acct_a", "account.updated", acct, s.stripe.AccountObject(acct)))
+	_, buyer := s.account(t, uuid.NewString()[:8]+"@buyers.test")
+	orderID, paymentID, amount := s.buy(t, buyer, track)
+	s.paid(t, paymentID, amount)
+	s.eventually(t, func() bool {
+		return s.count(t, `SELECT count(*) FROM seller_transfers WHERE order_id = $1 AND held_at IS NOT NULL`, orderID) == 1
+	}, s.state(t, orderID))
+
+	var email string
+	require.NoError(t, s.db.QueryRow(context.Background(), `SELECT email FROM users WHERE id = $1`, sellerID).Scan(&email))
+	status, body := postJSON(t, s.base+"/v1/auth/login", "", map[string]string{"email": email, "password": "password 123"})
+	require.Equal(t, 200, status, body)
+	newAcct := "acct_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:16]
+	s.stripe.PutAccount(newAcct, true)
+	code, resp := s.request(t, "PUT", "/v1/me/payout-account", body["token"].(string), nil,
+		map[string]string{"stripe_account_id": newAcct, "current_password": "password 123"})
+	require.Equal(t, 200, code, resp)
+	s.eventually(t, func() bool { return s.sellerNet(orderID) == 900 && allStatus(s.transfers(t, orderID), "completed") }, s.state(t, orderID))
+	for _, tr := range s.stripe.Transfers() {
+		if tr.TransferGroup == orderID {
+			require.Equal(t, newAcct, tr.Destination)
+		}
+	}
+}
