@@ -294,21 +294,29 @@ func (s *stack) stripeEvent(t *testing.T, body []byte) {
 	require.Equal(t, 200, resp.StatusCode)
 }
 
-// A seller whose Stripe account cannot receive payouts yet is not paid:
-// the payout waits on its row, visibly, and goes out when Stripe's
-// account.updated says payouts are enabled.
-func TestPayoutWaitsForTheSellersAccount(t *testing.T) {
-	t.Parallel()
-	s := startStack(t, map[string]string{"STRIPE_WEBHOOK_SECRET": stripetest.WebhookSecret})
-	_, track, acct := s.seller(t, 1000)
+// heldForTheSellersAccount is a paid order whose seller's account Stripe
+// reports with payouts disabled: its payout held on its row.
+func heldForTheSellersAccount(t *testing.T) (s *stack, sellerID uuid.UUID, acct, orderID string) {
+	t.Helper()
+	s = startStack(t, map[string]string{"STRIPE_WEBHOOK_SECRET": stripetest.WebhookSecret})
+	sellerID, track, acct := s.seller(t, 1000)
 	s.stripe.PutAccount(acct, false)
-	s.stripeEvent(t, stripetest.ConnectEvent("evt_acct_1", "account.updated", acct, s.stripe.AccountObject(acct)))
+	s.stripeEvent(t, stripetest.ConnectEvent("evt_acct_"+acct, "account.updated", acct, s.stripe.AccountObject(acct)))
 	_, buyer := s.account(t, uuid.NewString()[:8]+"@buyers.test")
 	orderID, paymentID, amount := s.buy(t, buyer, track)
 	s.paid(t, paymentID, amount)
 	s.eventually(t, func() bool {
 		return s.count(t, `SELECT count(*) FROM seller_transfers WHERE order_id = $1 AND held_at IS NOT NULL AND error_message LIKE 'held: the seller''s Stripe account%'`, orderID) == 1
 	}, s.state(t, orderID))
+	return s, sellerID, acct, orderID
+}
+
+// A seller whose Stripe account cannot receive payouts yet is not paid:
+// the payout waits on its row, visibly, and goes out when Stripe's
+// account.updated says payouts are enabled.
+func TestPayoutWaitsForTheSellersAccount(t *testing.T) {
+	t.Parallel()
+	s, _, acct, orderID := heldForTheSellersAccount(t)
 	require.Zero(t, s.transfersAtStripe(orderID), "not paid to an account that cannot receive payouts")
 
 	s.stripe.PutAccount(acct, true)
@@ -323,16 +331,7 @@ func TestPayoutWaitsForTheSellersAccount(t *testing.T) {
 // first), not left held forever.
 func TestHeldPayoutFollowsTheSellersNewAccount(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, map[string]string{"STRIPE_WEBHOOK_SECRET": stripetest.WebhookSecret})
-	sellerID, track, acct := s.seller(t, 1000)
-	s.stripe.PutAccount(acct, false)
-	s.stripeEvent(t, stripetest.ConnectEvent("evt_acct_a", "account.updated", acct, s.stripe.AccountObject(acct)))
-	_, buyer := s.account(t, uuid.NewString()[:8]+"@buyers.test")
-	orderID, paymentID, amount := s.buy(t, buyer, track)
-	s.paid(t, paymentID, amount)
-	s.eventually(t, func() bool {
-		return s.count(t, `SELECT count(*) FROM seller_transfers WHERE order_id = $1 AND held_at IS NOT NULL`, orderID) == 1
-	}, s.state(t, orderID))
+	s, sellerID, _, orderID := heldForTheSellersAccount(t)
 
 	var email string
 	require.NoError(t, s.db.QueryRow(context.Background(), `SELECT email FROM users WHERE id = $1`, sellerID).Scan(&email))
