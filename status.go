@@ -3,6 +3,7 @@ package veza
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ErrStaleState is returned when a guarded transition finds the row in
@@ -131,6 +132,15 @@ var disputeMoves = map[DisputeStatus][]DisputeStatus{
 
 // CheckDisputeMove returns nil when from → to is allowed.
 func CheckDisputeMove(from, to DisputeStatus) error { return checkMove(disputeMoves, from, to) }
+
+// ParseDisputeStatus reads Hyperswitch's dispute_status ("dispute_won");
+// "" for one we do not know.
+func ParseDisputeStatus(raw string) DisputeStatus {
+	if st := DisputeStatus(strings.TrimPrefix(raw, "dispute_")); st.Known() {
+		return st
+	}
+	return ""
+}
 
 // Known reports whether s is one of the statuses above.
 func (s DisputeStatus) Known() bool {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -293,8 +292,8 @@ func (w *ReconcileDisputeWorker) Work(ctx context.Context, job *river.Job[jobarg
 		log.Warn().Err(err).Msg("reconcile: could not read the dispute; will retry next sweep")
 		return nil
 	}
-	status := veza.DisputeStatus(strings.TrimPrefix(psp.DisputeStatus, "dispute_"))
-	if !status.Known() {
+	status := veza.ParseDisputeStatus(psp.DisputeStatus)
+	if status == "" {
 		log.Error().Str("psp_status", psp.DisputeStatus).Msg("reconcile: Hyperswitch reports a dispute status we do not know; left open: check it in Hyperswitch's dashboard")
 		return nil
 	}

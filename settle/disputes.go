@@ -23,17 +23,10 @@ var ErrOrderDisputed = veza.Errorf(veza.KindConflict, "order_disputed", "the ord
 // disputeStatusOf reads a dispute's status from its object (dispute_status,
 // e.g. "dispute_won"), or from the event type when the object lacks it.
 func disputeStatusOf(obj, eventType string) veza.DisputeStatus {
-	raw := obj
-	if raw == "" {
-		raw = eventType
+	if obj == "" {
+		obj = eventType
 	}
-	st := veza.DisputeStatus(strings.TrimPrefix(raw, "dispute_"))
-	switch st {
-	case veza.DisputeOpened, veza.DisputeChallenged, veza.DisputeWon, veza.DisputeLost, veza.DisputeAccepted,
-		veza.DisputeCancelled, veza.DisputeExpired:
-		return st
-	}
-	return ""
+	return veza.ParseDisputeStatus(obj)
 }
 
 // deadlineOf parses challenge_required_by (ISO 8601, with or without a
@@ -235,14 +228,23 @@ func (s *Settler) chargeBack(ctx context.Context, tx pgx.Tx, ins Inserter, order
 // payout's last job may still be finishing.)
 func (s *Settler) releaseHeldPayouts(ctx context.Context, tx pgx.Tx, ins Inserter, orderID uuid.UUID) error {
 	ids, err := store.ReleaseHeldPayouts(ctx, tx, orderID)
-	if err != nil || len(ids) == 0 {
+	if err != nil {
 		return err
+	}
+	return s.enqueuePayouts(ctx, tx, ins, ids)
+}
+
+// enqueuePayouts inserts a payout job for each transfer, in tx (not unique:
+// a released payout's last job may still be finishing).
+func (s *Settler) enqueuePayouts(ctx context.Context, tx pgx.Tx, ins Inserter, ids []uuid.UUID) error {
+	if len(ids) == 0 {
+		return nil
 	}
 	jobs := make([]river.InsertManyParams, len(ids))
 	for i, id := range ids {
 		jobs[i] = s.Jobs.PayoutJob(id)
 	}
-	_, err = ins.InsertManyTx(ctx, tx, jobs)
+	_, err := ins.InsertManyTx(ctx, tx, jobs)
 	return err
 }
 
@@ -250,30 +252,20 @@ func (s *Settler) releaseHeldPayouts(ctx context.Context, tx pgx.Tx, ins Inserte
 // whose payouts are now enabled, and enqueues their jobs, in tx.
 func (s *Settler) ReleaseAccountPayouts(ctx context.Context, tx pgx.Tx, ins Inserter, accountID string) (int, error) {
 	ids, err := store.ReleaseAccountPayouts(ctx, tx, accountID)
-	if err != nil || len(ids) == 0 {
+	if err != nil {
 		return 0, err
 	}
-	jobs := make([]river.InsertManyParams, len(ids))
-	for i, id := range ids {
-		jobs[i] = s.Jobs.PayoutJob(id)
-	}
-	_, err = ins.InsertManyTx(ctx, tx, jobs)
-	return len(ids), err
+	return len(ids), s.enqueuePayouts(ctx, tx, ins, ids)
 }
 
 // RepointAccountHeldPayouts moves a seller's account-held payouts to their
 // new account and enqueues their jobs, in tx.
 func (s *Settler) RepointAccountHeldPayouts(ctx context.Context, tx pgx.Tx, ins Inserter, sellerID uuid.UUID, accountID string) error {
 	ids, err := store.RepointAccountHeldPayouts(ctx, tx, sellerID, accountID)
-	if err != nil || len(ids) == 0 {
+	if err != nil {
 		return err
 	}
-	jobs := make([]river.InsertManyParams, len(ids))
-	for i, id := range ids {
-		jobs[i] = s.Jobs.PayoutJob(id)
-	}
-	_, err = ins.InsertManyTx(ctx, tx, jobs)
-	return err
+	return s.enqueuePayouts(ctx, tx, ins, ids)
 }
 
 // reapplyDisputes answers, in tx, the disputes recorded while an order was
