@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -71,16 +70,11 @@ func truncate(s string, n int) string {
 // stable code and message, never the provider's raw text (kept for ops in
 // refunds.error_message and the logs).
 type refundJSON struct {
-	ID        uuid.UUID         `json:"id"`
-	OrderID   uuid.UUID         `json:"order_id"`
-	Status    veza.RefundStatus `json:"status"`
-	Amount    int64             `json:"amount"`
-	Currency  string            `json:"currency"`
-	Reason    *string           `json:"reason"`
-	Automatic bool              `json:"automatic"`
-	Error     *apiError         `json:"error"`
-	CreatedAt time.Time         `json:"created_at"`
-	UpdatedAt time.Time         `json:"updated_at"`
+	store.Refund
+	// Always nil: it shadows the refund's error_message (the provider's
+	// raw text, for ops). A "-" tag would not shadow it.
+	ErrorMessage *string   `json:"error_message,omitempty"`
+	Error        *apiError `json:"error"`
 }
 
 type apiError struct {
@@ -96,8 +90,7 @@ var refundFailed = apiError{Code: "refund_failed",
 func buyerRefunds(refunds []store.Refund) []refundJSON {
 	out := make([]refundJSON, len(refunds))
 	for i, r := range refunds {
-		out[i] = refundJSON{ID: r.ID, OrderID: r.OrderID, Status: r.Status, Amount: r.Amount, Currency: r.Currency, Reason: r.Reason,
-			Automatic: r.Automatic, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		out[i] = refundJSON{Refund: r}
 		if r.Automatic { // its reason is written for ops
 			reason := automaticRefundReason
 			out[i].Reason = &reason

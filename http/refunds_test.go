@@ -181,6 +181,17 @@ func TestFailedRefundShowsTheBuyerAStableError(t *testing.T) {
 	e := refund["error"].(map[string]any)
 	require.Equal(t, "refund_failed", e["code"])
 	require.NotEmpty(t, e["message"])
+	require.NotContains(t, refund, "error_message")
+	require.NotContains(t, refund, "hyperswitch_refund_id")
+	require.Equal(t, float64(1200), refund["amount"])
+
+	// An automatic refund's reason is written for ops: buyers see a stable one.
+	_, err = b.pool.Exec(context.Background(), `INSERT INTO refunds (order_id, amount, currency, status, reason, automatic)
+		VALUES ($1, 100, 'EUR', 'pending', 'automatic: 100 EUR taken for order x (failed, internal)', true)`, order.ID)
+	require.NoError(t, err)
+	got = b.do(t, "GET", "/v1/orders/"+order.ID.String(), token, nil)
+	require.NotContains(t, got.Raw, "internal)")
+	require.Contains(t, got.Raw, "returned automatically")
 }
 
 // After REFUND_WINDOW from completion a buyer's refund is refused.

@@ -1,8 +1,6 @@
 package http
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -58,13 +56,11 @@ func (s *Server) handleStripeWebhook() fiber.Handler {
 		ctx := c.UserContext()
 		entry := &store.StripeWebhook{SourceIP: optional(s.clientIP(c)), Payload: storablePayload(body)}
 		if err := webhook.ValidatePayload(body, c.Get(StripeSignatureHeader), s.opts.StripeWebhookSecret); err != nil {
-			if entry.SourceIP != nil && !s.invalidWebhooks.Allow(limitKey(*entry.SourceIP)) {
-				c.Set(fiber.HeaderRetryAfter, "60")
-				return veza.Errorf(veza.KindRateLimited, "rate_limited", "too many webhook deliveries with an invalid signature from this address")
+			inv, err := s.invalidDelivery(c, entry.SourceIP, body)
+			if err != nil {
+				return err
 			}
-			sum := sha256.Sum256(body)
-			digest, size := hex.EncodeToString(sum[:]), len(body)
-			entry.Payload, entry.PayloadSHA256, entry.PayloadBytes = truncate(entry.Payload, InvalidWebhookPrefix), &digest, &size
+			entry.Payload, entry.PayloadSHA256, entry.PayloadBytes = inv.prefix, &inv.digest, &inv.size
 			entry.ProcessingResult = store.ResultSignatureInvalid
 			if _, err := store.InsertStripeWebhook(ctx, s.opts.DB.Primary(), entry); err != nil {
 				s.log.Error().Err(err).Msg("could not log an invalid Stripe webhook delivery")

@@ -45,15 +45,11 @@ func (s *Server) handleHyperswitchWebhook() fiber.Handler {
 		}
 
 		if !hyperswitch.VerifySignature(s.opts.WebhookSecret, body, c.Get(hyperswitch.SignatureHeader)) {
-			if entry.SourceIP != nil && !s.invalidWebhooks.Allow(limitKey(*entry.SourceIP)) {
-				// Anyone can send these: past the limit nothing is stored.
-				c.Set(fiber.HeaderRetryAfter, "60")
-				return veza.Errorf(veza.KindRateLimited, "rate_limited", "too many webhook deliveries with an invalid signature from this address")
+			inv, err := s.invalidDelivery(c, entry.SourceIP, body)
+			if err != nil {
+				return err
 			}
-			sum := sha256.Sum256(body)
-			digest, size := hex.EncodeToString(sum[:]), len(body)
-			entry.Payload = truncate(entry.Payload, InvalidWebhookPrefix)
-			entry.PayloadSHA256, entry.PayloadBytes = &digest, &size
+			entry.Payload, entry.PayloadSHA256, entry.PayloadBytes = inv.prefix, &inv.digest, &inv.size
 			entry.EventType = optional(truncate(hyperswitch.EventTypeOf(body), 64))
 			entry.ProcessingResult = store.ResultSignatureInvalid
 			if _, err := store.InsertWebhookLog(ctx, s.opts.DB.Primary(), entry); err != nil {
@@ -97,6 +93,24 @@ func storablePayload(body []byte) string {
 		return ""
 	}
 	return string(body)
+}
+
+// invalidDelivery is what an invalid-signature delivery keeps: a bounded
+// prefix of its body, the whole body's SHA-256 and length. Anyone can send
+// these, so past WEBHOOK_INVALID_PER_MINUTE from the client's address the
+// answer is 429 and nothing is stored (valid deliveries never count).
+type invalidDelivery struct {
+	prefix, digest string
+	size           int
+}
+
+func (s *Server) invalidDelivery(c *fiber.Ctx, sourceIP *string, body []byte) (invalidDelivery, error) {
+	if sourceIP != nil && !s.invalidWebhooks.Allow(limitKey(*sourceIP)) {
+		c.Set(fiber.HeaderRetryAfter, "60")
+		return invalidDelivery{}, veza.Errorf(veza.KindRateLimited, "rate_limited", "too many webhook deliveries with an invalid signature from this address")
+	}
+	sum := sha256.Sum256(body)
+	return invalidDelivery{prefix: truncate(storablePayload(body), InvalidWebhookPrefix), digest: hex.EncodeToString(sum[:]), size: len(body)}, nil
 }
 
 func optional(s string) *string {
