@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	fake "github.com/veza/backend/internal/fake"
+
 	vezahttp "github.com/veza/backend/http"
 	"github.com/veza/backend/stripeconnect/stripetest"
 )
@@ -163,4 +165,21 @@ func TestPayoutOnboarding(t *testing.T) {
 	off := setupAPI(t)
 	_, offToken := off.newUser(t, "user")
 	require.Equal(t, 503, off.do(t, "POST", "/v1/me/payout-account/onboarding", offToken, nil).Status, "Stripe Connect off")
+}
+
+// Stripe creates the account and the answer is lost: the seller's retry,
+// under the same idempotency key, gets that account back, not a second one.
+func TestPayoutOnboardingSurvivesALostAnswer(t *testing.T) {
+	t.Parallel()
+	sc := stripetest.Start(t)
+	b := setupAPI(t, func(o *vezahttp.ServerOpts) { o.Stripe, o.PublicBaseURL = sc.Client(), "https://veza.example" })
+	_, token := b.newUser(t, "user")
+	sc.LoseNext("POST /v1/accounts", 1, fake.Lost502)
+	r := b.do(t, "POST", "/v1/me/payout-account/onboarding", token, nil)
+	require.Equal(t, 503, r.Status, r.Raw)
+	require.Nil(t, b.do(t, "GET", "/v1/me", token, nil).Body["stripe_account_id"], "nothing stored on an unknown outcome")
+	r = b.do(t, "POST", "/v1/me/payout-account/onboarding", token, nil)
+	require.Equal(t, 200, r.Status, r.Raw)
+	require.Equal(t, 2, sc.Calls("POST /v1/accounts"), "the retry reached Stripe, which replayed the saved creation")
+	require.Equal(t, "acct_fake00000001", r.Body["stripe_account_id"], "the account Stripe made the first time")
 }

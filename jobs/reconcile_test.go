@@ -14,6 +14,7 @@ import (
 	"github.com/veza/backend/config"
 	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/hyperswitch/hyperswitchtest"
+	faults "github.com/veza/backend/internal/fake"
 	"github.com/veza/backend/internal/logtest"
 	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/jobs"
@@ -342,4 +343,19 @@ func TestReconcileDisputes(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "reconcile:"+d.DisputeID+":dispute:dispute_lost", eventID)
 	require.Contains(t, b.logs.String(), `"status_synced":"dispute_lost"`)
+}
+
+// An answer to the dispute read that cannot be decoded (a proxy's HTML
+// page) is not an outcome: the dispute stays open, read again next sweep.
+func TestReconcileDisputeUndecodableAnswer(t *testing.T) {
+	t.Parallel()
+	b := setupReconcile(t, 50)
+	id, order := b.dispute(t, 8*24*time.Hour, "dispute_lost")
+	b.hs.LoseNext("GET /disputes", 1, faults.LostHTML200)
+	b.sweep(t)
+	require.Equal(t, veza.DisputeOpened, b.disputeStatus(t, id))
+	require.Equal(t, veza.OrderDisputed, b.orderStatus(t, order))
+	b.sweep(t)
+	require.Equal(t, veza.DisputeLost, b.disputeStatus(t, id), "the next read settles it")
+	require.Equal(t, veza.OrderChargedBack, b.orderStatus(t, order))
 }
