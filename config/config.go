@@ -37,6 +37,9 @@ const (
 	maxKeyWindow      = StripeKeyLifetime - 30*time.Minute
 )
 
+// DefaultDevMetricsAddr is METRICS_ADDR's development default.
+const DefaultDevMetricsAddr = "127.0.0.1:9464"
+
 // DefaultDatabaseURL is the local development database that `make run` creates.
 const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:55432/veza_dev?sslmode=disable"
 
@@ -65,6 +68,17 @@ type Config struct {
 	PublicBaseURL  string
 	// PprofAddr serves net/http/pprof when set (loopback only, for profiling).
 	PprofAddr string
+	// MetricsAddr serves /metrics (METRICS_ADDR; empty or "off": none).
+	// Never the public port: put it on the private network.
+	MetricsAddr string
+	// MetricsRefresh: METRICS_REFRESH_INTERVAL, how often the gauges read
+	// from the database are refreshed at most (business tables: 6×).
+	MetricsRefresh time.Duration
+	// OTLP: OTEL_EXPORTER_OTLP_ENDPOINT / _TRACES_ENDPOINT and
+	// OTEL_SERVICE_NAME; both endpoints empty, tracing is off.
+	OTLPEndpoint       string
+	OTLPTracesEndpoint string
+	OTELServiceName    string
 
 	DatabaseURL          string // secret: may carry a password
 	DatabaseReadURL      string // secret: may carry a password
@@ -227,6 +241,17 @@ func Load(getenv func(string) string) (*Config, error) {
 	cfg.LogLevel = p.logLevel("LOG_LEVEL", zerolog.InfoLevel)
 	cfg.PublicBaseURL = p.str("PUBLIC_BASE_URL", "http://localhost:8080")
 	cfg.PprofAddr = p.str("PPROF_ADDR", "")
+	defaultMetrics := ""
+	if cfg.Env == Development {
+		defaultMetrics = DefaultDevMetricsAddr
+	}
+	if cfg.MetricsAddr = p.str("METRICS_ADDR", defaultMetrics); cfg.MetricsAddr == "off" {
+		cfg.MetricsAddr = ""
+	}
+	cfg.MetricsRefresh = p.duration("METRICS_REFRESH_INTERVAL", 5*time.Second, 100*time.Millisecond)
+	cfg.OTLPEndpoint = p.str("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	cfg.OTLPTracesEndpoint = p.str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	cfg.OTELServiceName = p.str("OTEL_SERVICE_NAME", "veza")
 
 	cfg.DatabaseURL = p.str("DATABASE_URL", DefaultDatabaseURL)
 	cfg.DatabaseReadURL = p.str("DATABASE_READ_URL", "")

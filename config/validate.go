@@ -76,6 +76,18 @@ func (c *Config) ValidateForEnvironment(logger zerolog.Logger) error {
 			c.PprofAddr = ""
 		}
 	}
+	if c.MetricsAddr != "" {
+		_, mport, merr := net.SplitHostPort(c.MetricsAddr)
+		_, hport, herr := net.SplitHostPort(c.HTTPAddr)
+		switch {
+		case merr != nil:
+			add("METRICS_ADDR", "must be host:port (such as 10.0.0.5:9464), or empty or off; metrics disabled")
+			c.MetricsAddr = ""
+		case herr == nil && mport == hport && mport != "0":
+			add("METRICS_ADDR", "must not be HTTP_ADDR's port: /metrics belongs on the private network, never on the public port; metrics disabled")
+			c.MetricsAddr = ""
+		}
+	}
 	if c.River.RescueStuckJobsAfter < c.River.JobTimeout {
 		add("RIVER_RESCUE_STUCK_JOBS_AFTER", "must be at least RIVER_JOB_TIMEOUT (%s), got %s (River requires it); using %s",
 			c.River.JobTimeout, c.River.RescueStuckJobsAfter, max(defaultRescueStuckJobsAfter, c.River.JobTimeout))

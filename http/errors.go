@@ -65,7 +65,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 			msg = "request body is too large"
 		}
 	default:
-		s.log.Error().Err(err).Str("request_id", requestID(c)).
+		s.log.Error().Ctx(c.UserContext()).Err(err).Str("request_id", requestID(c)).
 			Str("method", c.Method()).Str("path", c.Path()).Msg("internal error")
 	}
 	if c.Request().IsBodyStream() {

@@ -67,7 +67,7 @@ func (s *Server) accessLog() fiber.Handler {
 		if status >= 500 {
 			ev = s.log.Warn()
 		}
-		ev.Str("request_id", requestID(c)).
+		ev.Ctx(c.UserContext()).Str("request_id", requestID(c)).
 			Str("method", c.Method()).
 			Str("path", c.Path()).
 			Int("status", status).
@@ -98,7 +98,9 @@ func (s *Server) recoverPanic() fiber.Handler {
 // UserContext is context.Background() unless set.
 func (s *Server) requestContext() fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		ctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
+		// UserContext is Background unless telemetry put the request's
+		// span in it.
+		ctx, cancel := context.WithTimeout(c.UserContext(), s.opts.RequestTimeout)
 		defer cancel()
 		c.SetUserContext(ctx)
 		return c.Next()

@@ -13,7 +13,7 @@ import (
 func (s *Server) routes() {
 	s.app.Use(s.securityHeaders())
 	isUpload := func(c *fiber.Ctx) bool { return c.Method() == fiber.MethodPost && c.Path() == "/v1/tracks" }
-	s.app.Use(assignRequestID(), s.accessLog(), s.recoverPanic(), s.limitBody(DefaultBodyLimit, isUpload), s.requestContext())
+	s.app.Use(s.telemetry(), assignRequestID(), s.accessLog(), s.recoverPanic(), s.limitBody(DefaultBodyLimit, isUpload), s.requestContext())
 
 	s.app.Get("/healthz", handleHealthz())
 	s.app.Get("/readyz", handleReadyz(s.opts.ReadyFunc))
@@ -64,4 +64,6 @@ func (s *Server) routes() {
 	admin.Post("/reconcile", s.handleAdminReconcile())
 	admin.Get("/storage/migration", s.handleStorageMigration())
 	admin.Post("/storage/migrate", s.handleStartStorageMigration())
+
+	s.app.Use(markUnmatched)
 }

@@ -11,11 +11,13 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/ingest"
 	"github.com/veza/backend/internal/window"
 	"github.com/veza/backend/jobs"
+	"github.com/veza/backend/obs"
 	"github.com/veza/backend/settle"
 	"github.com/veza/backend/store"
 	"github.com/veza/backend/stripeconnect"
@@ -77,6 +79,9 @@ type ServerOpts struct {
 	// ResetResponseFloor is the minimum time a password-reset request
 	// takes, whether or not the account exists (default 300ms).
 	ResetResponseFloor time.Duration
+	// Metrics (nil: off) and Tracer (nil: off) instrument every request.
+	Metrics *obs.Metrics
+	Tracer  trace.Tracer
 }
 
 // Server is the HTTP side of the service.

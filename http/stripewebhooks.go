@@ -10,6 +10,7 @@ import (
 	"github.com/stripe/stripe-go/v82/webhook"
 
 	"github.com/veza/backend"
+	"github.com/veza/backend/obs"
 	"github.com/veza/backend/store"
 	"github.com/veza/backend/stripeconnect"
 )
@@ -56,6 +57,7 @@ func (s *Server) handleStripeWebhook() fiber.Handler {
 		ctx := c.UserContext()
 		entry := &store.StripeWebhook{SourceIP: optional(s.clientIP(c)), Payload: storablePayload(body)}
 		if err := webhook.ValidatePayload(body, c.Get(StripeSignatureHeader), s.opts.StripeWebhookSecret); err != nil {
+			setWebhookResult(c, obs.WebhookSignatureInvalid)
 			inv, err := s.invalidDelivery(c, entry.SourceIP, body)
 			if err != nil {
 				return err
@@ -113,6 +115,7 @@ func (s *Server) handleStripeWebhook() fiber.Handler {
 			first, err := store.InsertStripeWebhook(ctx, tx, entry)
 			if err != nil || !first {
 				if err == nil {
+					setWebhookResult(c, obs.WebhookSkipped)
 					return c.JSON(fiber.Map{"status": "duplicate"})
 				}
 				return err
@@ -139,6 +142,7 @@ func (s *Server) handleStripeWebhook() fiber.Handler {
 			case "transfer.reversed":
 				log.Info().Str("transfer_id", obj.ID).Msg("Stripe reports a transfer reversed")
 			}
+			setWebhookResult(c, entry.ProcessingResult) // ok, or skipped: a type we do not act on
 			return c.JSON(fiber.Map{"status": "accepted"})
 		})
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/veza/backend"
 	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/ingest"
+	"github.com/veza/backend/obs"
 	"github.com/veza/backend/store"
 )
 
@@ -45,6 +46,7 @@ func (s *Server) handleHyperswitchWebhook() fiber.Handler {
 		}
 
 		if !hyperswitch.VerifySignature(s.opts.WebhookSecret, body, c.Get(hyperswitch.SignatureHeader)) {
+			setWebhookResult(c, obs.WebhookSignatureInvalid)
 			inv, err := s.invalidDelivery(c, entry.SourceIP, body)
 			if err != nil {
 				return err
@@ -77,10 +79,15 @@ func (s *Server) handleHyperswitchWebhook() fiber.Handler {
 		}
 		entry.ID, entry.EventID = id, &event.EventID
 		entry.EventType = &event.EventType
-		err = s.deliveries.Store(ctx, ingest.Delivery{Log: entry, Object: event.Content.Object})
+		queued, err := s.deliveries.Store(ctx, ingest.Delivery{Log: entry, Object: event.Content.Object, Metadata: obs.TraceMetadata(ctx)})
 		if err != nil {
 			// Nothing could be stored: a 5xx makes Hyperswitch redeliver.
 			return err
+		}
+		if queued {
+			setWebhookResult(c, obs.WebhookQueued)
+		} else {
+			setWebhookResult(c, obs.WebhookSkipped)
 		}
 		return c.JSON(fiber.Map{"status": "accepted"})
 	}

@@ -137,15 +137,20 @@ type Client struct {
 	http    *http.Client
 }
 
+// DefaultHTTPClient is the client New uses when given none: it keeps
+// connections open for many concurrent workers (net/http keeps only 2 idle
+// per host by default) and bounds each call to 15 s.
+func DefaultHTTPClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 128
+	return &http.Client{Timeout: 15 * time.Second, Transport: tr}
+}
+
 // New returns a client. Calls time out after 15s unless httpClient says
 // otherwise.
 func New(baseURL, apiKey string, httpClient *http.Client) *Client {
 	if httpClient == nil {
-		// Keep connections open for many concurrent workers (net/http keeps
-		// only 2 idle per host by default).
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = 128
-		httpClient = &http.Client{Timeout: 15 * time.Second, Transport: tr}
+		httpClient = DefaultHTTPClient()
 	}
 	return &Client{baseURL: strings.TrimRight(baseURL, "/"), apiKey: apiKey, http: httpClient}
 }

@@ -37,11 +37,15 @@ const (
 type Delivery struct {
 	Log    *store.WebhookLog
 	Object hyperswitch.EventObject
+	// Metadata is the job's River metadata: the request's trace context
+	// (the batch's transaction runs in no request's context).
+	Metadata []byte
 }
 
 type pending struct {
 	Delivery
-	done chan error // buffered: the committer never blocks on a gone caller
+	done   chan error // buffered: the committer never blocks on a gone caller
+	queued bool       // set before done: a job was enqueued (first delivery)
 }
 
 // Batcher stores deliveries in batches. It keeps no goroutine while idle: a
@@ -70,7 +74,9 @@ func NewBatcher(db *store.DB, ins settle.Inserter, timeout time.Duration, commit
 // Store queues d and waits until it is committed or failed, or ctx ends.
 // When ctx ends first the delivery may still be committed: the sender then
 // gets an error, redelivers, and the redelivery is logged as skipped.
-func (b *Batcher) Store(ctx context.Context, d Delivery) error {
+// queued reports whether the event was new and its job enqueued (false: a
+// redelivery, logged as skipped).
+func (b *Batcher) Store(ctx context.Context, d Delivery) (queued bool, err error) {
 	p := &pending{Delivery: d, done: make(chan error, 1)}
 	b.mu.Lock()
 	b.queue = append(b.queue, p)
@@ -81,9 +87,9 @@ func (b *Batcher) Store(ctx context.Context, d Delivery) error {
 	b.mu.Unlock()
 	select {
 	case err := <-p.done:
-		return err
+		return err == nil && p.queued, err
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	}
 }
 
@@ -133,10 +139,15 @@ func (b *Batcher) storeBatch(batch []*pending) error {
 		}
 		params := make([]river.InsertManyParams, 0, len(batch))
 		for i, p := range batch {
+			p.queued = first[i] // read by Store only after done, and rewritten by a retry alone
 			if first[i] {
+				var opts *river.InsertOpts
+				if p.Metadata != nil {
+					opts = &river.InsertOpts{Metadata: p.Metadata}
+				}
 				params = append(params, river.InsertManyParams{Args: jobargs.ProcessEventArgs{
 					EventID: *p.Log.EventID, EventType: *p.Log.EventType, LogID: &p.Log.ID, Object: p.Object,
-				}})
+				}, InsertOpts: opts})
 			}
 		}
 		if len(params) == 0 {

@@ -85,11 +85,23 @@ func TestBatcherSkipsRedeliveriesInAndAcrossBatches(t *testing.T) {
 	errs := b.runQueued(newDelivery(t, "evt_new"), newDelivery(t, "evt_old"), newDelivery(t, "evt_new"))
 	require.Equal(t, []error{nil, nil, nil}, errs)
 	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log WHERE processing_result = 'queued'`))
+
 	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log WHERE processing_result = 'skipped' AND processed_at IS NOT NULL`))
 	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'hyperswitch_event'`), "one job per event")
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river_job WHERE args->>'event_id' = 'evt_new'
 		AND args->>'log_id' = (SELECT id::text FROM hyperswitch_webhook_log WHERE event_id = 'evt_new' AND processing_result = 'queued')`),
 		"the job names the first delivery's row")
+
+	// Store tells its caller which (the webhook metric's queued/skipped),
+	// and carries the caller's job metadata (its trace).
+	queued, err := b.b.Store(context.Background(), Delivery{Log: newDelivery(t, "evt_third").Log, Metadata: []byte(`{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}`)})
+	require.NoError(t, err)
+	require.True(t, queued)
+	queued, err = b.b.Store(context.Background(), newDelivery(t, "evt_third").Delivery)
+	require.NoError(t, err)
+	require.False(t, queued, "a redelivery")
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river_job WHERE args->>'event_id' = 'evt_third'
+		AND metadata->>'traceparent' = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'`))
 }
 
 func TestBatcherOneRefusedDeliveryDoesNotFailTheBatch(t *testing.T) {
@@ -116,7 +128,9 @@ func TestBatcherCallerGivingUpStillStores(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	d := newDelivery(t, "evt_late")
-	require.ErrorIs(t, b.b.Store(ctx, d.Delivery), context.DeadlineExceeded)
+	queuedNow, err := b.b.Store(ctx, d.Delivery)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.False(t, queuedNow)
 	require.Len(t, b.b.queue, 1)
 	queued := b.b.queue[0]
 	b.b.run()

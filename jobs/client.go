@@ -19,6 +19,7 @@ import (
 
 	"github.com/veza/backend/config"
 	"github.com/veza/backend/jobargs"
+	"github.com/veza/backend/obs"
 )
 
 // Client is the River client type used everywhere in the service.
@@ -106,6 +107,9 @@ func (h *errorHandler) event(job *rivertype.JobRow) *zerolog.Event {
 	ev := h.logger.Warn()
 	if job.Attempt >= job.MaxAttempts {
 		ev = h.logger.Error().Bool("discarded", true)
+	}
+	if id := obs.JobTraceID(job.Metadata); id != "" {
+		ev = ev.Str("trace_id", id)
 	}
 	return ev.Int64("job_id", job.ID).Str("job_kind", job.Kind).Str("queue", job.Queue).
 		Int("attempt", job.Attempt).Int("max_attempts", job.MaxAttempts)

@@ -16,6 +16,7 @@ import (
 	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/ingest"
 	"github.com/veza/backend/jobargs"
+	"github.com/veza/backend/obs"
 	"github.com/veza/backend/settle"
 	"github.com/veza/backend/store"
 )
@@ -35,6 +36,8 @@ type Reconciler struct {
 	Inserter    settle.Inserter
 	Settings    config.ReconcileConfig
 	Logger      zerolog.Logger
+	// Metrics counts what each row job did (nil: off).
+	Metrics *obs.Metrics
 }
 
 // ReconcileSweepWorker finds up to BatchLimit rows of each class and
@@ -123,6 +126,7 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 	log := w.Logger.With().Str("component", "reconcile").Str("order_id", order.ID.String()).
 		Dur("stuck_for", time.Since(order.CreatedAt)).Logger()
 	if order.Status != veza.OrderPending || order.PaymentID == "" {
+		w.Metrics.Reconcile("order", "nothing")
 		log.Info().Str("status", string(order.Status)).Msg("reconcile: order needs nothing (terminal or no payment id)")
 		return nil
 	}
@@ -132,11 +136,13 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 	payment, err := w.Hyperswitch.GetPayment(ctx, order.PaymentID)
 	if err != nil {
 		// Left untouched for the next sweep.
+		w.Metrics.Reconcile("order", "read_failed")
 		log.Warn().Err(err).Msg("reconcile: could not read the payment; will retry next sweep")
 		return nil
 	}
 	eventType, final := paymentEvents[payment.Status]
 	if !final {
+		w.Metrics.Reconcile("order", "not_final")
 		log.Info().Str("psp_status", payment.Status).Msg("reconcile: payment still not final")
 		return nil
 	}
@@ -149,6 +155,7 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 	if err := w.enqueueEvent(ctx, args); err != nil {
 		return err
 	}
+	w.Metrics.Reconcile("order", "synced")
 	log.Info().Str("status_synced", payment.Status).Str("event_type", eventType).Msg("reconcile: order synced from the PSP")
 	return nil
 }
@@ -177,6 +184,7 @@ func (w *ReconcileRefundWorker) Work(ctx context.Context, job *river.Job[jobargs
 	log := w.Logger.With().Str("component", "reconcile").Str("refund_id", refund.ID.String()).
 		Str("order_id", refund.OrderID.String()).Dur("stuck_for", time.Since(refund.CreatedAt)).Logger()
 	if refund.Status != veza.RefundPending {
+		w.Metrics.Reconcile("refund", "nothing")
 		log.Info().Str("status", string(refund.Status)).Msg("reconcile: refund needs nothing (terminal)")
 		return nil
 	}
@@ -192,6 +200,7 @@ func (w *ReconcileRefundWorker) Work(ctx context.Context, job *river.Job[jobargs
 	}
 	psp, err := w.Hyperswitch.GetRefund(ctx, *refund.HyperswitchRefundID)
 	if err != nil {
+		w.Metrics.Reconcile("refund", "read_failed")
 		log.Warn().Err(err).Msg("reconcile: could not read the refund; will retry next sweep")
 		return nil
 	}
@@ -201,12 +210,14 @@ func (w *ReconcileRefundWorker) Work(ctx context.Context, job *river.Job[jobargs
 // sync feeds a refund's status read from Hyperswitch to the dispatcher.
 func (w *ReconcileRefundWorker) sync(ctx context.Context, psp *hyperswitch.Refund, log zerolog.Logger) error {
 	if _, final := refundEvents[psp.Status]; !final {
+		w.Metrics.Reconcile("refund", "not_final")
 		log.Info().Str("psp_status", psp.Status).Msg("reconcile: refund still not final")
 		return nil
 	}
 	if err := w.DB.InTx(ctx, func(tx pgx.Tx) error { return feedRefund(ctx, tx, w.Inserter, "reconcile", psp) }); err != nil {
 		return err
 	}
+	w.Metrics.Reconcile("refund", "synced")
 	log.Info().Str("status_synced", psp.Status).Msg("reconcile: refund synced from the PSP")
 	return nil
 }
@@ -218,6 +229,7 @@ func (w *ReconcileRefundWorker) sync(ctx context.Context, psp *hyperswitch.Refun
 // Hyperswitch's word that it does not know that id (HE_02) fails it.
 func (w *ReconcileRefundWorker) orphan(ctx context.Context, refund *store.Refund, log zerolog.Logger) error {
 	if time.Since(refund.CreatedAt) < w.Settings.RefundOrphanAfter {
+		w.Metrics.Reconcile("refund", "not_final")
 		log.Info().Msg("reconcile: refund not yet submitted, too recent to call an orphan")
 		return nil
 	}
@@ -226,10 +238,12 @@ func (w *ReconcileRefundWorker) orphan(ctx context.Context, refund *store.Refund
 		return err
 	}
 	if live {
+		w.Metrics.Reconcile("refund", "not_final")
 		log.Info().Msg("reconcile: refund submission still being retried; not an orphan")
 		return nil
 	}
 	if w.Hyperswitch == nil {
+		w.Metrics.Reconcile("refund", "read_failed")
 		log.Warn().Msg("reconcile: hyperswitch is not enabled: the orphan refund cannot be read; left pending")
 		return nil
 	}
@@ -239,9 +253,11 @@ func (w *ReconcileRefundWorker) orphan(ctx context.Context, refund *store.Refund
 		if err := store.SetRefundPSPID(ctx, w.DB.Primary(), refund.ID, psp.RefundID); err != nil {
 			return err
 		}
+		w.Metrics.Reconcile("refund", "orphan_found")
 		log.Warn().Str("psp_status", psp.Status).Msg("reconcile: refund found at the PSP by our refund_id (its submission's answer was lost)")
 		return w.sync(ctx, psp, log)
 	case !hyperswitch.IsNotFound(err):
+		w.Metrics.Reconcile("refund", "read_failed")
 		log.Warn().Err(err).Msg("reconcile: could not read the orphan refund; will retry next sweep")
 		return nil
 	}
@@ -253,6 +269,7 @@ func (w *ReconcileRefundWorker) orphan(ctx context.Context, refund *store.Refund
 	if err != nil {
 		return err
 	}
+	w.Metrics.Reconcile("refund", "orphan_failed")
 	log.Error().Str("status_synced", string(veza.RefundFailed)).Msg("reconcile: orphan refund failed and its order rolled back to completed")
 	return nil
 }
@@ -281,6 +298,7 @@ func (w *ReconcileDisputeWorker) Work(ctx context.Context, job *river.Job[jobarg
 	log := w.Logger.With().Str("component", "reconcile").Str("dispute_id", d.DisputeID).Str("order_id", d.OrderID.String()).
 		Dur("open_for", time.Since(d.OpenedAt)).Logger()
 	if !d.Status.Open() {
+		w.Metrics.Reconcile("dispute", "nothing")
 		log.Info().Str("status", string(d.Status)).Msg("reconcile: dispute needs nothing (closed)")
 		return nil
 	}
@@ -289,11 +307,13 @@ func (w *ReconcileDisputeWorker) Work(ctx context.Context, job *river.Job[jobarg
 	}
 	psp, err := w.Hyperswitch.GetDispute(ctx, d.DisputeID)
 	if err != nil {
+		w.Metrics.Reconcile("dispute", "read_failed")
 		log.Warn().Err(err).Msg("reconcile: could not read the dispute; will retry next sweep")
 		return nil
 	}
 	status := veza.ParseDisputeStatus(psp.DisputeStatus)
 	if status == "" {
+		w.Metrics.Reconcile("dispute", "unknown_status")
 		log.Error().Str("psp_status", psp.DisputeStatus).Msg("reconcile: Hyperswitch reports a dispute status we do not know; left open: check it in Hyperswitch's dashboard")
 		return nil
 	}
@@ -302,10 +322,12 @@ func (w *ReconcileDisputeWorker) Work(ctx context.Context, job *river.Job[jobarg
 		stage = *d.Stage
 	}
 	if status == d.Status && (psp.DisputeStage == "" || psp.DisputeStage == stage) {
+		w.Metrics.Reconcile("dispute", "unchanged")
 		log.Info().Str("psp_status", psp.DisputeStatus).Msg("reconcile: dispute unchanged at the PSP")
 		return nil
 	}
 	if psp.DisputeID != "" && psp.DisputeID != d.DisputeID {
+		w.Metrics.Reconcile("dispute", "mismatch")
 		log.Error().Str("psp_dispute_id", psp.DisputeID).Msg("reconcile: Hyperswitch answered for another dispute: skipped")
 		return nil
 	}
@@ -327,6 +349,7 @@ func (w *ReconcileDisputeWorker) Work(ctx context.Context, job *river.Job[jobarg
 	if err := w.enqueueEvent(ctx, args); err != nil {
 		return err
 	}
+	w.Metrics.Reconcile("dispute", "synced")
 	log.Info().Str("status_synced", psp.DisputeStatus).Msg("reconcile: dispute synced from the PSP")
 	return nil
 }

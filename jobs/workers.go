@@ -9,6 +9,7 @@ import (
 	"github.com/veza/backend/config"
 	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/mail"
+	"github.com/veza/backend/obs"
 	"github.com/veza/backend/settle"
 	"github.com/veza/backend/store"
 	"github.com/veza/backend/stripeconnect"
@@ -29,6 +30,8 @@ type Deps struct {
 	Stripe      *stripeconnect.Client
 	Stores      Stores
 	Logger      zerolog.Logger
+	// Metrics is nil when METRICS_ADDR is off.
+	Metrics *obs.Metrics
 }
 
 // NewSettler is the settler the configuration describes.
@@ -48,7 +51,7 @@ func NewWorkers(d Deps) *river.Workers {
 	river.AddWorker(workers, &ReversalWorker{DB: d.DB, Stripe: d.Stripe, Settle: d.Settle, Enabled: d.Config.Reversal.Enabled, Logger: d.Logger})
 	river.AddWorker(workers, &SubmitRefundWorker{DB: d.DB, Hyperswitch: d.Hyperswitch, Settle: d.Settle, Inserter: d.Inserter, Logger: d.Logger})
 
-	reconciler := &Reconciler{DB: d.DB, Hyperswitch: d.Hyperswitch, Settle: d.Settle, Inserter: d.Inserter, Settings: d.Config.Reconcile, Logger: d.Logger}
+	reconciler := &Reconciler{DB: d.DB, Hyperswitch: d.Hyperswitch, Settle: d.Settle, Inserter: d.Inserter, Settings: d.Config.Reconcile, Logger: d.Logger, Metrics: d.Metrics}
 	river.AddWorker(workers, &ReconcileSweepWorker{Reconciler: reconciler})
 	river.AddWorker(workers, &ReconcileOrderWorker{Reconciler: reconciler})
 	river.AddWorker(workers, &ReconcileRefundWorker{Reconciler: reconciler})

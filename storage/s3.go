@@ -24,6 +24,8 @@ type S3Opts struct {
 	CreateBucket bool
 	// Transport is for tests (a TLS test server's client transport).
 	Transport http.RoundTripper
+	// Wrap, when set, wraps the transport (metrics, traces).
+	Wrap func(http.RoundTripper) http.RoundTripper
 }
 
 // S3 stores objects in one bucket through minio-go.
@@ -39,6 +41,17 @@ const partSize = 5 << 20
 // NewS3 connects and checks the bucket (creating it when asked). A missing
 // bucket fails the boot with a clear message rather than every upload later.
 func NewS3(ctx context.Context, o S3Opts) (*S3, error) {
+	if o.Wrap != nil {
+		base := o.Transport
+		if base == nil {
+			tr, err := minio.DefaultTransport(o.UseSSL)
+			if err != nil {
+				return nil, fmt.Errorf("storage: configuring S3 transport: %w", err)
+			}
+			base = tr
+		}
+		o.Transport = o.Wrap(base)
+	}
 	client, err := minio.New(o.Endpoint, &minio.Options{
 		Creds:        credentials.NewStaticV4(o.AccessKey, o.SecretKey, ""),
 		Secure:       o.UseSSL,

@@ -48,25 +48,27 @@ type Opts struct {
 	// connections per core, not one per worker (most workers wait on a
 	// provider, holding none).
 	WorkerMaxConns int32
+	// Tracer traces queries (nil: none).
+	Tracer pgx.QueryTracer
 }
 
 // Open connects both pools. It does not wait for the database to answer:
 // a service must boot (and report not-ready) while PostgreSQL restarts.
 func Open(ctx context.Context, opts Opts) (*DB, error) {
-	primary, err := newPool(ctx, opts.URL, opts.MaxConns, "veza")
+	primary, err := newPool(ctx, opts.URL, opts.MaxConns, "veza", opts.Tracer)
 	if err != nil {
 		return nil, fmt.Errorf("error opening primary pool (DATABASE_URL): %w", err)
 	}
 	db := &DB{primary: primary}
 	if opts.ReadURL != "" {
-		db.read, err = newPool(ctx, opts.ReadURL, opts.ReadMaxConns, "veza")
+		db.read, err = newPool(ctx, opts.ReadURL, opts.ReadMaxConns, "veza", opts.Tracer)
 		if err != nil {
 			primary.Close()
 			return nil, fmt.Errorf("error opening read pool (DATABASE_READ_URL): %w", err)
 		}
 	}
 	if opts.WorkerMaxConns > 0 {
-		workers, err := newPool(ctx, opts.URL, opts.WorkerMaxConns, "veza-workers")
+		workers, err := newPool(ctx, opts.URL, opts.WorkerMaxConns, "veza-workers", opts.Tracer)
 		if err != nil {
 			db.Close()
 			return nil, fmt.Errorf("error opening worker pool (DATABASE_URL): %w", err)
@@ -81,7 +83,7 @@ func New(primary, read *pgxpool.Pool) *DB { return &DB{primary: primary, read: r
 
 // newPool opens a pool; name is its application_name, which tells the API's
 // connections from the workers' in pg_stat_activity.
-func newPool(ctx context.Context, url string, maxConns int32, name string) (*pgxpool.Pool, error) {
+func newPool(ctx context.Context, url string, maxConns int32, name string, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx's parse error can echo the URL, password included: keep it out.
@@ -90,6 +92,7 @@ func newPool(ctx context.Context, url string, maxConns int32, name string) (*pgx
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}
+	cfg.ConnConfig.Tracer = tracer
 	cfg.MaxConnIdleTime = 5 * time.Minute
 	cfg.HealthCheckPeriod = 15 * time.Second
 	cfg.ConnConfig.RuntimeParams["application_name"] = name

@@ -53,11 +53,14 @@ func New(key, baseURL string, httpClient *http.Client) *Client {
 		EnableTelemetry: stripe.Bool(false),
 	}
 	if httpClient == nil {
-		httpClient = pooledClient(30 * time.Second)
+		httpClient = DefaultHTTPClient()
 	}
 	cfg.HTTPClient = httpClient
 	return &Client{sc: stripe.NewClient(key, stripe.WithBackends(stripe.NewBackendsWithConfig(cfg)))}
 }
+
+// DefaultHTTPClient is the client New uses when given none.
+func DefaultHTTPClient() *http.Client { return pooledClient(30 * time.Second) }
 
 // pooledClient keeps connections to Stripe open for a payments queue's worth
 // of concurrent calls (net/http keeps only 2 idle per host by default, so

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/rs/zerolog"
 
 	"github.com/veza/backend/config"
@@ -19,6 +21,7 @@ import (
 	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/mail"
 	"github.com/veza/backend/migrations"
+	"github.com/veza/backend/obs"
 	"github.com/veza/backend/riverui"
 	"github.com/veza/backend/storage"
 	"github.com/veza/backend/store"
@@ -31,6 +34,9 @@ type app struct {
 	log    zerolog.Logger
 	db     *store.DB
 	runner *migrations.Runner
+	// tracing is nil unless OTEL_EXPORTER_OTLP_*ENDPOINT is set (service
+	// commands only).
+	tracing *obs.Tracing
 }
 
 // lifecycle is an info line printed whatever LOG_LEVEL: that the process is
@@ -53,6 +59,20 @@ func boot(ctx context.Context, getenv func(string) string, stdout io.Writer, val
 		return nil, err
 	}
 	log := newLogger(stdout, cfg.LogLevel)
+	var tracing *obs.Tracing
+	var tracer pgx.QueryTracer
+	if validate {
+		tracing, err = obs.NewTracing(ctx, obs.TraceConfig{
+			Endpoint: cfg.OTLPEndpoint, TracesEndpoint: cfg.OTLPTracesEndpoint, ServiceName: cfg.OTELServiceName, Version: version,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if tracing != nil {
+			log = log.Hook(obs.TraceHook{})
+			tracer = &obs.QueryTracer{Tracer: tracing.Tracer()}
+		}
+	}
 	if validate {
 		if err := cfg.ValidateForEnvironment(log); err != nil {
 			return nil, err
@@ -66,7 +86,7 @@ func boot(ctx context.Context, getenv func(string) string, stdout io.Writer, val
 	db, err := store.Open(ctx, store.Opts{
 		URL: cfg.DatabaseURL, ReadURL: cfg.DatabaseReadURL,
 		MaxConns: cfg.DatabaseMaxConns, ReadMaxConns: cfg.DatabaseReadMaxConns,
-		WorkerMaxConns: cfg.DatabaseWorkerMaxConns,
+		WorkerMaxConns: cfg.DatabaseWorkerMaxConns, Tracer: tracer,
 	})
 	if err != nil {
 		return nil, err
@@ -76,7 +96,7 @@ func boot(ctx context.Context, getenv func(string) string, stdout io.Writer, val
 		db.Close()
 		return nil, err
 	}
-	return &app{cfg: cfg, log: log, db: db, runner: runner}, nil
+	return &app{cfg: cfg, log: log, db: db, runner: runner, tracing: tracing}, nil
 }
 
 // command boots a one-shot command on a current schema (configuration not
@@ -110,17 +130,39 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 	defer a.db.Close()
 	cfg, log := a.cfg, a.log
 
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := a.tracing.Shutdown(sctx); err != nil {
+			log.Warn().Err(err).Msg("tracing: spans not exported at shutdown")
+		}
+	}()
+
 	if err := a.runner.CheckCurrent(ctx); err != nil {
 		return err
 	}
 
+	var metrics *obs.Metrics
+	if cfg.MetricsAddr != "" {
+		metrics = obs.NewMetrics()
+		metrics.Register(obs.NewDBGauges(a.db.Primary(), cfg.MetricsRefresh, metrics, log))
+	}
+	tp := a.tracing.Provider()
 	var hs *hyperswitch.Client
 	if cfg.Hyperswitch.Enabled {
-		hs = hyperswitch.New(cfg.Hyperswitch.BaseURL, cfg.Hyperswitch.APIKey, nil)
+		hc := hyperswitch.DefaultHTTPClient()
+		hc.Transport = obs.Transport(hc.Transport, obs.ProviderHyperswitch, metrics, tp)
+		hs = hyperswitch.New(cfg.Hyperswitch.BaseURL, cfg.Hyperswitch.APIKey, hc)
 	}
 	var sc *stripeconnect.Client
 	if cfg.Stripe.Enabled {
-		sc = stripeconnect.New(cfg.Stripe.SecretKey, cfg.Stripe.APIBase, nil)
+		hc := stripeconnect.DefaultHTTPClient()
+		hc.Transport = obs.Transport(hc.Transport, obs.ProviderStripe, metrics, tp)
+		sc = stripeconnect.New(cfg.Stripe.SecretKey, cfg.Stripe.APIBase, hc)
+	}
+	var middleware []rivertype.Middleware
+	if metrics != nil || a.tracing != nil {
+		middleware = append(middleware, &obs.RiverMiddleware{Metrics: metrics, Tracer: a.tracing.Tracer()})
 	}
 	if cfg.PprofAddr != "" {
 		// Profiling endpoint on loopback only (config refuses other hosts).
@@ -132,7 +174,9 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 			}
 		}()
 	}
-	stores, err := openStores(ctx, cfg)
+	stores, err := openStores(ctx, cfg, func(rt nethttp.RoundTripper) nethttp.RoundTripper {
+		return obs.Transport(rt, obs.ProviderS3, metrics, tp)
+	})
 	if err != nil {
 		return err
 	}
@@ -142,7 +186,7 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 	// The workers' state changes insert their jobs through an insert-only
 	// client (a working client needs its workers first); the handlers
 	// insert through the same one, in the API's transactions.
-	inserter, err := jobs.NewInserter(workerDB.Primary(), jobs.ClientOpts{River: cfg.River, Logger: log})
+	inserter, err := jobs.NewInserter(workerDB.Primary(), jobs.ClientOpts{River: cfg.River, Logger: log, Middleware: middleware})
 	if err != nil {
 		return fmt.Errorf("error creating River inserter: %w", err)
 	}
@@ -151,12 +195,14 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 		River:        cfg.River,
 		Logger:       log,
 		PeriodicJobs: jobs.PeriodicJobs(cfg),
+		Middleware:   middleware,
 		Workers: jobs.NewWorkers(jobs.Deps{
 			Config:      cfg,
 			DB:          workerDB,
 			Inserter:    inserter,
 			Settle:      settler,
-			Mail:        mail.NewSender(cfg.SMTP, log, cfg.Env == config.Development),
+			Mail:        sender(cfg, log, metrics),
+			Metrics:     metrics,
 			Hyperswitch: hs,
 			Stripe:      sc,
 			Stores:      stores,
@@ -172,8 +218,18 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 		return fmt.Errorf("error starting River: %w", err)
 	}
 
-	var srv *vezahttp.Server
 	serveErr := make(chan error, 1)
+	if metrics != nil {
+		msrv, err := serveMetrics(cfg, metrics, log, serveErr)
+		if err != nil {
+			stopRiver(client, cfg.ShutdownTimeout, log)
+			return err
+		}
+		if msrv != nil {
+			defer msrv.Close()
+		}
+	}
+	var srv *vezahttp.Server
 	uiCtx, stopUI := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopUI()
 	if withHTTP {
@@ -195,6 +251,8 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 			PublicBaseURL:            cfg.PublicBaseURL,
 			MaxConcurrentHashes:      cfg.MaxConcurrentHashes,
 			HSTS:                     strings.HasPrefix(cfg.PublicBaseURL, "https://"),
+			Metrics:                  metrics,
+			Tracer:                   a.tracing.Tracer(),
 			ReadyFunc: func(ctx context.Context) error {
 				if err := a.db.Ping(ctx); err != nil {
 					return errors.New("database unreachable")
@@ -265,7 +323,7 @@ func stopRiver(client *jobs.Client, timeout time.Duration, log zerolog.Logger) {
 // openStores opens local disk always (tracks uploaded before a switch to S3
 // stay readable) and S3 when AWS_S3_ENABLED. The bucket is checked at boot,
 // and created only in development.
-func openStores(ctx context.Context, cfg *config.Config) (jobs.Stores, error) {
+func openStores(ctx context.Context, cfg *config.Config, wrap func(nethttp.RoundTripper) nethttp.RoundTripper) (jobs.Stores, error) {
 	stores := jobs.Stores{ByName: map[string]storage.Store{}, Active: cfg.TrackStorageBackend}
 	local, err := storage.NewLocal(cfg.TrackStorageDir)
 	if err != nil {
@@ -276,7 +334,7 @@ func openStores(ctx context.Context, cfg *config.Config) (jobs.Stores, error) {
 		s3, err := storage.NewS3(ctx, storage.S3Opts{
 			Endpoint: cfg.S3.Endpoint, Bucket: cfg.S3.Bucket, Region: cfg.S3.Region,
 			AccessKey: cfg.S3.AccessKey, SecretKey: cfg.S3.SecretKey, UseSSL: cfg.S3.UseSSL,
-			CreateBucket: cfg.Env == config.Development,
+			CreateBucket: cfg.Env == config.Development, Wrap: wrap,
 		})
 		if err != nil {
 			return stores, err
@@ -284,6 +342,40 @@ func openStores(ctx context.Context, cfg *config.Config) (jobs.Stores, error) {
 		stores.ByName[storage.BackendS3] = s3
 	}
 	return stores, nil
+}
+
+// sender is the mail sender the configuration describes, counted as smtp
+// calls when it really sends.
+func sender(cfg *config.Config, log zerolog.Logger, metrics *obs.Metrics) mail.Sender {
+	s := mail.NewSender(cfg.SMTP, log, cfg.Env == config.Development)
+	if !cfg.SMTP.Enabled() {
+		return s
+	}
+	return obs.Sender(s, metrics)
+}
+
+// serveMetrics serves /metrics on METRICS_ADDR, its own listener apart from
+// the public port. The development default being taken (another `make run`)
+// is a warning; an address the operator chose failing is an error.
+func serveMetrics(cfg *config.Config, metrics *obs.Metrics, log zerolog.Logger, serveErr chan<- error) (*nethttp.Server, error) {
+	ln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		if cfg.Env == config.Development && !cfg.IsSet("METRICS_ADDR") {
+			log.Warn().Err(err).Str("addr", cfg.MetricsAddr).Msg("metrics not served: the development default METRICS_ADDR is taken; set METRICS_ADDR (or off)")
+			return nil, nil
+		}
+		return nil, fmt.Errorf("error listening on METRICS_ADDR %s: %w", cfg.MetricsAddr, err)
+	}
+	mux := nethttp.NewServeMux()
+	mux.Handle("/metrics", metrics.Handler())
+	srv := &nethttp.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	lifecycle(log).Str("addr", ln.Addr().String()).Msg("metrics listening")
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, nethttp.ErrServerClosed) {
+			serveErr <- fmt.Errorf("metrics server: %w", err)
+		}
+	}()
+	return srv, nil
 }
 
 func pprofMux() *nethttp.ServeMux {
