@@ -60,6 +60,7 @@ var steps = []step{
 		return err
 	}},
 	{"ingest", (*bench).ingest},
+	{"telemetry", (*bench).telemetry},
 	{"settlement", (*bench).settlement},
 	{"reconcile", (*bench).reconcile},
 	{"retention", (*bench).retention},

@@ -142,11 +142,28 @@ func (b *bench) close() {
 }
 
 func (b *bench) startServe() error {
+	b.closers = append(b.closers, servicetest.Cleanup)
+	if err := b.launchServe(nil); err != nil {
+		return err
+	}
+	b.closers = append(b.closers, func() { _ = b.serve.Stop(20 * time.Second) })
+	return nil
+}
+
+// restartServe stops serve and starts it again with extra variables (the
+// telemetry step's on and off); the address may change.
+func (b *bench) restartServe(extra map[string]string) error {
+	if err := b.serve.Stop(20 * time.Second); err != nil {
+		return err
+	}
+	return b.launchServe(extra)
+}
+
+func (b *bench) launchServe(extra map[string]string) error {
 	bin, err := servicetest.Build()
 	if err != nil {
 		return err
 	}
-	b.closers = append(b.closers, servicetest.Cleanup)
 	env := servicetest.FakeEnv(b.hs, b.stripe, nil, secret)
 	for k, v := range map[string]string{
 		"DATABASE_URL": b.dbURL, "LOG_LEVEL": "warn", "RECONCILE_WORKER_ENABLED": "false",
@@ -164,12 +181,11 @@ func (b *bench) startServe() error {
 			say("serve runs with %s", rest)
 		}
 	}
-	b.serve, err = servicetest.Start(servicetest.Opts{Bin: bin, Command: "serve", Env: env, LogPath: filepath.Join(b.dir, "serve.log")})
-	if err != nil {
-		return err
+	for k, v := range extra {
+		env[k] = v
 	}
-	b.closers = append(b.closers, func() { _ = b.serve.Stop(20 * time.Second) })
-	return nil
+	b.serve, err = servicetest.Start(servicetest.Opts{Bin: bin, Command: "serve", Env: env, LogPath: filepath.Join(b.dir, "serve.log")})
+	return err
 }
 
 func (b *bench) base() string { return b.serve.URL() }

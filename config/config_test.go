@@ -136,6 +136,10 @@ func TestRules(t *testing.T) {
 			func(t *testing.T, c *config.Config) { require.False(t, c.RiverUIEnabled()) }},
 		{"malformed duration", map[string]string{"RECONCILE_INTERVAL": "often"}, nil, "RECONCILE_INTERVAL",
 			func(t *testing.T, c *config.Config) { require.Equal(t, time.Hour, c.Reconcile.Interval) }},
+		{"metrics on the public port", map[string]string{"METRICS_ADDR": "0.0.0.0:8080", "HTTP_ADDR": ":8080"}, nil, "METRICS_ADDR",
+			func(t *testing.T, c *config.Config) { require.Empty(t, c.MetricsAddr) }},
+		{"metrics address malformed", map[string]string{"METRICS_ADDR": "9464"}, nil, "METRICS_ADDR",
+			func(t *testing.T, c *config.Config) { require.Empty(t, c.MetricsAddr) }},
 		{"bad trusted proxy", map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8, balancer.internal"}, nil, "TRUSTED_PROXIES",
 			func(t *testing.T, c *config.Config) { require.Equal(t, []string{"10.0.0.0/8"}, c.TrustedProxies) }},
 		{"malformed days", map[string]string{"RECONCILE_DISPUTE_STUCK_AFTER": "xd"}, nil, "RECONCILE_DISPUTE_STUCK_AFTER",
@@ -285,4 +289,19 @@ func TestKeyWindowUnderStripesKeyLifetime(t *testing.T) {
 	cfg, _ = config.Load(func(k string) string { return env[k] })
 	require.NoError(t, cfg.ValidateForEnvironment(zerolog.Nop()))
 	require.Equal(t, config.DefaultKeyWindow, cfg.Stripe.KeyWindow, "falls back in development")
+}
+
+func TestMetricsAddrDefaults(t *testing.T) {
+	t.Parallel()
+	dev, err := config.Load(envFunc(nil))
+	require.NoError(t, err)
+	require.Equal(t, config.DefaultDevMetricsAddr, dev.MetricsAddr)
+	off, err := config.Load(envFunc(map[string]string{"METRICS_ADDR": "off"}))
+	require.NoError(t, err)
+	require.Empty(t, off.MetricsAddr)
+	prod, err := config.Load(envFunc(prodBase()))
+	require.NoError(t, err)
+	require.Empty(t, prod.MetricsAddr, "production serves no metrics unless told where")
+	require.NoError(t, prod.ValidateForEnvironment(zerolog.Nop()))
+	require.Empty(t, prod.OTLPEndpoint, "tracing off by default")
 }

@@ -3,15 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -20,9 +25,11 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/veza/backend/config"
 	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/hyperswitch/hyperswitchtest"
 	"github.com/veza/backend/jobargs"
+	"github.com/veza/backend/store/dbtest"
 )
 
 // scrape is one read of /metrics.
@@ -175,13 +182,17 @@ func TestMetricsFollowAPurchaseToItsReversal(t *testing.T) {
 	require.NoError(t, err)
 	_, err = inserter.Insert(context.Background(), jobargs.DeleteObjectArgs{Backend: "s3", Key: "tracks/none"}, &river.InsertOpts{MaxAttempts: 1})
 	require.NoError(t, err)
+	// An engineer's one-off reconcile of the (settled) order: counted.
+	_, err = inserter.Insert(context.Background(), jobargs.ReconcileOrderArgs{OrderID: uuid.MustParse(orderID)}, nil)
+	require.NoError(t, err)
 
 	var after scrape
 	require.Eventually(t, func() bool {
 		after = scrapeMetrics(t, addr)
 		return after.value("veza_transfers", "status", "reversed") == 2 &&
 			after.value("veza_jobs_total", "kind", "delete_object", "outcome", "discarded") == 1 &&
-			after.value("veza_queue_jobs", "queue", "maintenance", "state", "discarded") == 1
+			after.value("veza_queue_jobs", "queue", "maintenance", "state", "discarded") == 1 &&
+			after.value("veza_reconcile_actions_total", "class", "order", "outcome", "nothing") == 1
 	}, 15*time.Second, 100*time.Millisecond)
 	require.Zero(t, after.value("veza_transfers", "status", "completed"))
 	require.Equal(t, 1.0, after.value("veza_orders", "status", "refunded"))
@@ -213,6 +224,21 @@ func TestMetricsFollowAPurchaseToItsReversal(t *testing.T) {
 		require.NotContains(t, op, "veza_ref_")
 	}
 	require.NotContains(t, string(after.raw), testWebhookSecret)
+
+	// The dashboard and the alerts query only families this service exports.
+	dir := filepath.Join("..", "..", "docs", "observability")
+	for _, file := range []string{"dashboard.json", "alerts.yml"} {
+		raw, err := os.ReadFile(filepath.Join(dir, file))
+		require.NoError(t, err)
+		for _, name := range regexp.MustCompile(`veza_[a-z_]*[a-z]`).FindAllString(string(raw), -1) {
+			family := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_count"), "_sum")
+			if family == "veza_backend" {
+				continue // the dashboard's uid
+			}
+			_, ok := after.families[family]
+			require.True(t, ok, "%s queries %s, which /metrics does not export", file, name)
+		}
+	}
 	promtoolCheckMetrics(t, after.raw)
 }
 
@@ -250,4 +276,58 @@ func TestAlertRulesAndDashboard(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	out, err = exec.Command(promtool, "test", "rules", filepath.Join(dir, "alerts_test.yml")).CombinedOutput()
 	require.NoError(t, err, "%s", out)
+
+	// Every dashboard query is valid PromQL: promtool checks them as
+	// recording rules, Grafana's variables replaced.
+	raw, err := os.ReadFile(filepath.Join(dir, "dashboard.json"))
+	require.NoError(t, err)
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	require.NoError(t, json.Unmarshal(raw, &dash))
+	var rules strings.Builder
+	rules.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	n := 0
+	for _, p := range dash.Panels {
+		for _, target := range p.Targets {
+			expr := strings.NewReplacer("$__rate_interval", "5m", "$job", ".*").Replace(target.Expr)
+			quoted, _ := json.Marshal(expr)
+			fmt.Fprintf(&rules, "      - record: dashboard:query%d\n        expr: %s\n", n, quoted)
+			n++
+		}
+	}
+	require.Greater(t, n, 15, "the dashboard has its panels")
+	path := filepath.Join(t.TempDir(), "dashboard-queries.yml")
+	require.NoError(t, os.WriteFile(path, []byte(rules.String()), 0o600))
+	out, err = exec.Command(promtool, "check", "rules", path).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+}
+
+// TestMetricsPortTaken: the development default being taken (another
+// `make run`) is a warning and the service runs without /metrics; an
+// address the operator chose failing stops the boot, naming the variable.
+func TestMetricsPortTaken(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	dbURL := dbtest.URL(t)
+
+	env := baseEnv(t, dbURL)
+	env["METRICS_ADDR"] = ln.Addr().String()
+	err = run(context.Background(), []string{"app", "serve"}, envOf(env), io.Discard, io.Discard)
+	require.ErrorContains(t, err, "METRICS_ADDR "+ln.Addr().String())
+
+	if held, err := net.Listen("tcp", config.DefaultDevMetricsAddr); err == nil {
+		defer held.Close() // else another test's service holds it: taken all the same
+	}
+	env = baseEnv(t, dbURL)
+	delete(env, "METRICS_ADDR")
+	r := start(t, env)
+	require.Eventually(t, func() bool {
+		return strings.Contains(r.logs.String(), "metrics not served: the development default METRICS_ADDR is taken")
+	}, 10*time.Second, 20*time.Millisecond)
 }

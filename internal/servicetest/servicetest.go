@@ -323,7 +323,9 @@ func WaitListening(ctx context.Context, logs func() string) (string, error) {
 // FakeEnv is the environment that points a service at the provider fakes
 // (any may be nil), with Hyperswitch's webhook secret.
 func FakeEnv(hs *hyperswitchtest.Server, stripe *stripetest.Server, smtp *mailtest.Server, webhookSecret string) map[string]string {
-	env := map[string]string{}
+	// Many services run at once on one machine: none takes the development
+	// metrics port unless asked.
+	env := map[string]string{"METRICS_ADDR": "off"}
 	if hs != nil {
 		env["HYPERSWITCH_ENABLED"], env["HYPERSWITCH_BASE_URL"], env["HYPERSWITCH_API_KEY"] = "true", hs.URL, hyperswitchtest.APIKey
 		env["HYPERSWITCH_WEBHOOK_SECRET"] = webhookSecret

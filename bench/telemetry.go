@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/veza/backend/jobargs"
+	"github.com/veza/backend/jobs"
+)
+
+// telemetry: webhook ingest at full speed with metrics (scraped every
+// second) and tracing (exported to a local OTLP receiver) on, against the
+// same run with both off. The two alternate (off, on, on, off) on the same
+// serve binary and database, so drift in either (a growing log table, a
+// warming cache) falls on both sides.
+func (b *bench) telemetry(ctx context.Context) error {
+	var exported atomic.Int64
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		exported.Add(n)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer receiver.Close()
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	metricsAddr := "127.0.0.1:" + strconv.Itoa(port)
+	on := map[string]string{"METRICS_ADDR": metricsAddr, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.URL}
+	off := map[string]string{"METRICS_ADDR": "off"}
+
+	n := max(b.size.ingest/2, 500)
+	var rates [2][]float64 // off, on
+	var scrapes atomic.Int64
+	for _, withTelemetry := range []bool{false, true, true, false} {
+		env := off
+		if withTelemetry {
+			env = on
+		}
+		if err := b.restartServe(env); err != nil {
+			return err
+		}
+		stop := make(chan struct{})
+		if withTelemetry {
+			go scrapeEvery(metricsAddr, time.Second, stop, &scrapes)
+		}
+		rate, err := b.ingestPaused(ctx, n)
+		close(stop)
+		if err != nil {
+			return err
+		}
+		i := 0
+		if withTelemetry {
+			i = 1
+		}
+		rates[i] = append(rates[i], rate)
+	}
+	if err := b.restartServe(nil); err != nil {
+		return err
+	}
+	offRate := (rates[0][0] + rates[0][1]) / 2
+	onRate := (rates[1][0] + rates[1][1]) / 2
+	b.add(Result{Name: "webhook ingest with metrics and tracing on", Value: onRate, Unit: "deliveries/s", Baseline: offRate, Target: "ratio >= 0.9",
+		Pass: pass(onRate/offRate >= 0.9),
+		Note: fmt.Sprintf("off %.0f and %.0f, on %.0f and %.0f deliveries/s (%d each, alternating); /metrics scraped %d times, %d KiB of spans exported",
+			rates[0][0], rates[0][1], rates[1][0], rates[1][1], n, scrapes.Load(), exported.Load()/1024)})
+	return nil
+}
+
+// ingestPaused is n deliveries at full speed with event processing paused
+// (the edge alone, as ingestMax), then drained.
+func (b *bench) ingestPaused(ctx context.Context, n int) (float64, error) {
+	client, err := jobs.NewInserter(b.pool, jobs.ClientOpts{Logger: zerolog.Nop()})
+	if err != nil {
+		return 0, err
+	}
+	if err := client.QueuePause(ctx, jobargs.QueuePayments, nil); err != nil {
+		return 0, err
+	}
+	time.Sleep(2 * time.Second) // workers see the pause
+	lat, elapsed, failed := b.load(ctx, n, 0, 60*time.Second, nil, unknownPayment)
+	if err := client.QueueResume(ctx, jobargs.QueuePayments, nil); err != nil {
+		return 0, err
+	}
+	if failed > 0 {
+		return 0, fmt.Errorf("telemetry: %d deliveries failed", failed)
+	}
+	return float64(len(lat)) / elapsed.Seconds(), b.drain(ctx)
+}
+
+func scrapeEvery(addr string, every time.Duration, stop <-chan struct{}, count *atomic.Int64) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			resp, err := http.Get("http://" + addr + "/metrics")
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				count.Add(1)
+			}
+		}
+	}
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
