@@ -370,7 +370,7 @@ func (s *Server) handleSetPayoutAccount() fiber.Handler {
 				return unprocessable("stripe_account_id", "Stripe does not know this account, or it is not connected to the platform")
 			}
 			if err != nil {
-				s.log.Warn().Err(err).Msg("could not check a payout account at Stripe")
+				s.log.Warn().Ctx(c.UserContext()).Err(err).Msg("could not check a payout account at Stripe")
 				return errStripeUnavailable
 			}
 		}
@@ -553,7 +553,7 @@ func (s *Server) handlePayoutOnboarding() fiber.Handler {
 			// window cannot create a second account.
 			id, err := s.opts.Stripe.CreateExpressAccount(ctx, user.ID.String(), "onboard:"+user.ID.String())
 			if err != nil {
-				s.log.Warn().Err(err).Msg("could not create a connected account at Stripe")
+				s.log.Warn().Ctx(c.UserContext()).Err(err).Msg("could not create a connected account at Stripe")
 				return errStripeUnavailable
 			}
 			err = s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
@@ -575,7 +575,7 @@ func (s *Server) handlePayoutOnboarding() fiber.Handler {
 		base := strings.TrimRight(s.opts.PublicBaseURL, "/")
 		url, err := s.opts.Stripe.CreateOnboardingLink(ctx, *user.StripeAccountID, base+"/onboarding/refresh", base+"/onboarding/done")
 		if err != nil {
-			s.log.Warn().Err(err).Msg("could not create an onboarding link at Stripe")
+			s.log.Warn().Ctx(c.UserContext()).Err(err).Msg("could not create an onboarding link at Stripe")
 			return errStripeUnavailable
 		}
 		return c.JSON(fiber.Map{"stripe_account_id": *user.StripeAccountID, "url": url})

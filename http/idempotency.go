@@ -99,7 +99,7 @@ func (s *Server) idempotent(c *fiber.Ctx) error {
 	if status >= fiber.StatusInternalServerError || status == fiber.StatusTooManyRequests {
 		if err := store.ReleaseIdempotencyKey(context.WithoutCancel(ctx), s.opts.DB.Primary(), k.userID, k.key); err != nil {
 			// The answer stands; the retry waits for the lease to run out.
-			s.log.Error().Err(err).Str("request_id", requestID(c)).Msg("could not release an idempotency key")
+			s.log.Error().Ctx(c.UserContext()).Err(err).Str("request_id", requestID(c)).Msg("could not release an idempotency key")
 		}
 		return nil
 	}

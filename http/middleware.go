@@ -85,7 +85,7 @@ func (s *Server) recoverPanic() fiber.Handler {
 	return func(c *fiber.Ctx) (err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				s.log.Error().Str("request_id", requestID(c)).Str("path", c.Path()).
+				s.log.Error().Ctx(c.UserContext()).Str("request_id", requestID(c)).Str("path", c.Path()).
 					Str("panic", fmt.Sprint(r)).Str("stack", string(debug.Stack())).Msg("handler panicked")
 				err = fmt.Errorf("panic in handler: %v", r)
 			}

@@ -171,7 +171,7 @@ func (s *Server) handleCreateOrder() fiber.Handler {
 		if err != nil {
 			// The provider refused the payment for good: the order cannot
 			// be paid, and the refusal is the answer repeats get.
-			s.log.Error().Err(err).Str("order_id", order.ID.String()).Msg("payment provider refused to create the payment")
+			s.log.Error().Ctx(c.UserContext()).Err(err).Str("order_id", order.ID.String()).Msg("payment provider refused to create the payment")
 			ferr := s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
 				return store.TransitionOrder(ctx, tx, order.ID, veza.OrderPending, veza.OrderFailed)
 			})

@@ -65,7 +65,7 @@ func (s *Server) handleStripeWebhook() fiber.Handler {
 			entry.Payload, entry.PayloadSHA256, entry.PayloadBytes = inv.prefix, &inv.digest, &inv.size
 			entry.ProcessingResult = store.ResultSignatureInvalid
 			if _, err := store.InsertStripeWebhook(ctx, s.opts.DB.Primary(), entry); err != nil {
-				s.log.Error().Err(err).Msg("could not log an invalid Stripe webhook delivery")
+				s.log.Error().Ctx(c.UserContext()).Err(err).Msg("could not log an invalid Stripe webhook delivery")
 			}
 			return veza.Errorf(veza.KindInvalid, "invalid_signature", "missing or invalid Stripe signature")
 		}
@@ -75,7 +75,7 @@ func (s *Server) handleStripeWebhook() fiber.Handler {
 			strings.ContainsRune(ev.ID+ev.Type+ev.Account, 0) {
 			entry.ProcessingResult = store.ResultError("unparseable Stripe event")
 			if _, err := store.InsertStripeWebhook(ctx, s.opts.DB.Primary(), entry); err != nil {
-				s.log.Error().Err(err).Msg("could not log an unparseable Stripe webhook delivery")
+				s.log.Error().Ctx(c.UserContext()).Err(err).Msg("could not log an unparseable Stripe webhook delivery")
 			}
 			return veza.Errorf(veza.KindInvalid, "invalid_event", "webhook body is not a Stripe event")
 		}

@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -43,7 +44,7 @@ func (s *Server) telemetry() fiber.Handler {
 			route = routeUnmatched
 		}
 		s.opts.Metrics.HTTP(method, route, status, time.Since(start))
-		if provider := webhookProviders[c.Path()]; provider != "" && method == fiber.MethodPost {
+		if provider := webhookProviders[strings.ToLower(strings.TrimRight(c.Path(), "/"))]; provider != "" && method == fiber.MethodPost {
 			s.opts.Metrics.Webhook(provider, webhookResult(c, status))
 		}
 		if span != nil {
@@ -70,15 +71,21 @@ func markUnmatched(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// methodLabel keeps the method label to the methods HTTP defines.
+// methodLabel keeps the method label to the methods HTTP defines, and
+// returns a constant: c.Method() aliases fasthttp's buffer, which the next
+// request on the connection overwrites, and a label (or a span attribute
+// exported later) must not change under the registry.
 func methodLabel(m string) string {
-	switch m {
-	case fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch,
-		fiber.MethodDelete, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace:
-		return m
+	for _, known := range knownMethods {
+		if m == known {
+			return known
+		}
 	}
 	return "OTHER"
 }
+
+var knownMethods = []string{fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch,
+	fiber.MethodDelete, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace}
 
 const localWebhookResult = "webhook_result"
 
@@ -86,6 +93,9 @@ var webhookProviders = map[string]string{
 	"/webhooks/hyperswitch": obs.ProviderHyperswitch,
 	"/webhooks/stripe":      obs.ProviderStripe,
 }
+
+// (Keyed as Fiber routes: case-insensitive, trailing slash ignored, so a
+// forged delivery to /webhooks/Stripe/ is counted too.)
 
 // setWebhookResult records what a webhook handler did with the delivery.
 func setWebhookResult(c *fiber.Ctx, result string) { c.Locals(localWebhookResult, result) }

@@ -134,7 +134,7 @@ func (s *Server) handleUploadTrack() fiber.Handler {
 		cleanup := func() {
 			if obj != nil {
 				if err := st.Delete(ctx, key); err != nil {
-					s.log.Error().Err(err).Str("key", key).Msg("could not delete the object of a failed upload; the orphan sweep will")
+					s.log.Error().Ctx(c.UserContext()).Err(err).Str("key", key).Msg("could not delete the object of a failed upload; the orphan sweep will")
 				}
 			}
 		}

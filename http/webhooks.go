@@ -56,7 +56,7 @@ func (s *Server) handleHyperswitchWebhook() fiber.Handler {
 			entry.ProcessingResult = store.ResultSignatureInvalid
 			if _, err := store.InsertWebhookLog(ctx, s.opts.DB.Primary(), entry); err != nil {
 				// Evidence lost, but the answer to the sender stays 401.
-				s.log.Error().Err(err).Str("request_id", entry.RequestID).Msg("could not log an invalid webhook delivery")
+				s.log.Error().Ctx(c.UserContext()).Err(err).Str("request_id", entry.RequestID).Msg("could not log an invalid webhook delivery")
 			}
 			return veza.Errorf(veza.KindUnauthorized, "invalid_signature", "missing or invalid webhook signature")
 		}
@@ -67,7 +67,7 @@ func (s *Server) handleHyperswitchWebhook() fiber.Handler {
 			entry.EventType = optional(truncate(hyperswitch.EventTypeOf(body), 64))
 			entry.ProcessingResult = store.ResultError("unparseable event: " + perr.Error())
 			if _, err := store.InsertWebhookLog(ctx, s.opts.DB.Primary(), entry); err != nil {
-				s.log.Error().Err(err).Str("request_id", entry.RequestID).Msg("could not log an unparseable webhook delivery")
+				s.log.Error().Ctx(c.UserContext()).Err(err).Str("request_id", entry.RequestID).Msg("could not log an unparseable webhook delivery")
 			}
 			return veza.Errorf(veza.KindInvalid, "invalid_event", "webhook body is not a Hyperswitch event")
 		}

@@ -54,7 +54,7 @@ func (w *EmailWorker) Work(ctx context.Context, job *river.Job[jobargs.EmailArgs
 	if errors.Is(err, store.ErrNotFound) && user == nil {
 		// The account was deleted since: nobody to write to. Retrying
 		// cannot help.
-		w.Logger.Info().Int64("job_id", job.ID).Str("user_id", args.UserID.String()).Msg("email skipped: user no longer exists")
+		w.Logger.Info().Ctx(ctx).Int64("job_id", job.ID).Str("user_id", args.UserID.String()).Msg("email skipped: user no longer exists")
 		return nil
 	}
 	if err != nil {
@@ -69,7 +69,7 @@ func (w *EmailWorker) Work(ctx context.Context, job *river.Job[jobargs.EmailArgs
 		}
 		link, ttl, err := w.mintLink(ctx, *args.TokenID, args.Template)
 		if errors.Is(err, store.ErrNotFound) {
-			w.Logger.Info().Int64("job_id", job.ID).Str("user_id", args.UserID.String()).Str("template", args.Template).
+			w.Logger.Info().Ctx(ctx).Int64("job_id", job.ID).Str("user_id", args.UserID.String()).Str("template", args.Template).
 				Msg("email skipped: its token was used, superseded or expired")
 			return nil
 		}

@@ -60,12 +60,12 @@ func (w *WebhookLogCleanupWorker) Work(ctx context.Context, job *river.Job[jobar
 		}
 		select {
 		case <-ctx.Done():
-			w.Logger.Info().Int64("deleted", total).Msg("webhook log cleanup interrupted; the next run continues")
+			w.Logger.Info().Ctx(ctx).Int64("deleted", total).Msg("webhook log cleanup interrupted; the next run continues")
 			return ctx.Err()
 		case <-time.After(max(w.Pause, time.Since(started))):
 		}
 	}
-	w.Logger.Info().Int64("deleted", total).Int("retention_days", days).Time("cutoff", cutoff).Msg("webhook log cleanup done")
+	w.Logger.Info().Ctx(ctx).Int64("deleted", total).Int("retention_days", days).Time("cutoff", cutoff).Msg("webhook log cleanup done")
 	return nil
 }
 
@@ -112,6 +112,6 @@ func (w *SafetyNetWorker) Work(ctx context.Context, job *river.Job[jobargs.Safet
 	if err != nil {
 		return fmt.Errorf("error re-enqueueing: %w", err)
 	}
-	w.Logger.Warn().Int("payouts", len(payouts)).Int("reversals", len(reversals)).Msg("safety net re-enqueued jobs for rows that had none")
+	w.Logger.Warn().Ctx(ctx).Int("payouts", len(payouts)).Int("reversals", len(reversals)).Msg("safety net re-enqueued jobs for rows that had none")
 	return nil
 }

@@ -85,7 +85,7 @@ func (w *ReconcileSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.
 			return fmt.Errorf("error enqueueing reconcile jobs: %w", err)
 		}
 	}
-	w.Logger.Info().Str("component", "reconcile").Int("stuck_orders", len(orders)).Int("stuck_refunds", len(stuck)).
+	w.Logger.Info().Ctx(ctx).Str("component", "reconcile").Int("stuck_orders", len(orders)).Int("stuck_refunds", len(stuck)).
 		Int("orphan_refunds", len(orphans)).Int("stuck_disputes", len(disputes)).Msg("reconcile sweep enqueued row jobs")
 	return nil
 }
@@ -123,7 +123,7 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 	if err != nil {
 		return err
 	}
-	log := w.Logger.With().Str("component", "reconcile").Str("order_id", order.ID.String()).
+	log := w.Logger.With().Ctx(ctx).Str("component", "reconcile").Str("order_id", order.ID.String()).
 		Dur("stuck_for", time.Since(order.CreatedAt)).Logger()
 	if order.Status != veza.OrderPending || order.PaymentID == "" {
 		w.Metrics.Reconcile("order", "nothing")
@@ -181,7 +181,7 @@ func (w *ReconcileRefundWorker) Work(ctx context.Context, job *river.Job[jobargs
 	if err != nil {
 		return err
 	}
-	log := w.Logger.With().Str("component", "reconcile").Str("refund_id", refund.ID.String()).
+	log := w.Logger.With().Ctx(ctx).Str("component", "reconcile").Str("refund_id", refund.ID.String()).
 		Str("order_id", refund.OrderID.String()).Dur("stuck_for", time.Since(refund.CreatedAt)).Logger()
 	if refund.Status != veza.RefundPending {
 		w.Metrics.Reconcile("refund", "nothing")
@@ -295,7 +295,7 @@ func (w *ReconcileDisputeWorker) Work(ctx context.Context, job *river.Job[jobarg
 	if err != nil {
 		return err
 	}
-	log := w.Logger.With().Str("component", "reconcile").Str("dispute_id", d.DisputeID).Str("order_id", d.OrderID.String()).
+	log := w.Logger.With().Ctx(ctx).Str("component", "reconcile").Str("dispute_id", d.DisputeID).Str("order_id", d.OrderID.String()).
 		Dur("open_for", time.Since(d.OpenedAt)).Logger()
 	if !d.Status.Open() {
 		w.Metrics.Reconcile("dispute", "nothing")

@@ -68,7 +68,7 @@ func (w *SubmitRefundWorker) Work(ctx context.Context, job *river.Job[jobargs.Su
 		}
 		// Hyperswitch refused for good: the refund failed, the order is
 		// completed again.
-		w.Logger.Error().Err(err).Str("refund_id", r.ID.String()).Str("order_id", order.ID.String()).Msg("hyperswitch refused the refund")
+		w.Logger.Error().Ctx(ctx).Err(err).Str("refund_id", r.ID.String()).Str("order_id", order.ID.String()).Msg("hyperswitch refused the refund")
 		return w.DB.InTx(ctx, func(tx pgx.Tx) error { return w.Settle.FailRefund(ctx, tx, w.Inserter, r, err.Error()) })
 	}
 	return w.DB.InTx(ctx, func(tx pgx.Tx) error {

@@ -148,7 +148,7 @@ func (w *MigrateTrackWorker) Work(ctx context.Context, job *river.Job[jobargs.Mi
 		return err
 	}
 	if flipped {
-		w.Logger.Info().Str("track_id", t.ID.String()).Int64("size_bytes", size).Msg("track migrated to s3")
+		w.Logger.Info().Ctx(ctx).Str("track_id", t.ID.String()).Int64("size_bytes", size).Msg("track migrated to s3")
 	}
 	return nil
 }
@@ -241,7 +241,7 @@ func (w *OrphanCleanupWorker) Work(ctx context.Context, job *river.Job[jobargs.O
 		err = flush()
 	}
 	if removed > 0 {
-		w.Logger.Warn().Int("removed", removed).Str("backend", st.Name()).Msg("orphan objects removed")
+		w.Logger.Warn().Ctx(ctx).Int("removed", removed).Str("backend", st.Name()).Msg("orphan objects removed")
 	}
 	return err
 }

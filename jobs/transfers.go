@@ -131,10 +131,10 @@ func (w *PayoutWorker) lookup(ctx context.Context, t *store.Transfer) (found boo
 		for i, m := range made {
 			ids[i] = m.ID
 		}
-		w.Logger.Error().Str("transfer_id", t.ID.String()).Str("order_id", t.OrderID.String()).Strs("stripe_transfer_ids", ids).
+		w.Logger.Error().Ctx(ctx).Str("transfer_id", t.ID.String()).Str("order_id", t.OrderID.String()).Strs("stripe_transfer_ids", ids).
 			Msg("Stripe holds more than one transfer for one payout: the seller was paid twice; reverse the extra ones at Stripe")
 	}
-	w.Logger.Warn().Str("transfer_id", t.ID.String()).Str("stripe_transfer_id", made[0].ID).Str("status", string(t.Status)).
+	w.Logger.Warn().Ctx(ctx).Str("transfer_id", t.ID.String()).Str("stripe_transfer_id", made[0].ID).Str("status", string(t.Status)).
 		Msg("payout found at Stripe by look-up (an answer was lost): recorded")
 	return true, w.Settle.RecordPayout(ctx, w.DB, w.Inserter, t, made[0].ID)
 }
@@ -239,7 +239,7 @@ func (w *ReversalWorker) NextRetry(job *river.Job[jobargs.ReversalArgs]) time.Ti
 
 func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[jobargs.ReversalArgs]) error {
 	if !w.Enabled {
-		w.Logger.Warn().Str("transfer_id", job.Args.TransferID.String()).Msg("reversal worker disabled (REVERSAL_WORKER_ENABLED=false): job snoozed")
+		w.Logger.Warn().Ctx(ctx).Str("transfer_id", job.Args.TransferID.String()).Msg("reversal worker disabled (REVERSAL_WORKER_ENABLED=false): job snoozed")
 		return river.JobSnooze(15 * time.Minute)
 	}
 	t, err := store.GetTransfer(ctx, w.DB.Primary(), job.Args.TransferID)
@@ -257,7 +257,7 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[jobargs.Revers
 		// safety-net sweep): wait for it.
 		return river.JobSnooze(time.Until(*t.NextRetryAt))
 	}
-	log := w.Logger.With().Str("transfer_id", t.ID.String()).Str("order_id", t.OrderID.String()).Logger()
+	log := w.Logger.With().Ctx(ctx).Str("transfer_id", t.ID.String()).Str("order_id", t.OrderID.String()).Logger()
 
 	if t.StripeTransferID == nil || *t.StripeTransferID == "" {
 		log.Error().Msg("reversal impossible: the transfer has no stripe_transfer_id (legacy row); reverse it by hand in Stripe")

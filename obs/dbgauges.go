@@ -26,7 +26,11 @@ var gaugedJobStates = []string{"available", "scheduled", "retryable", "running",
 // Every at most, whatever the scrape rate. Every process reports the same
 // values: aggregate with max(), not sum().
 type DBGauges struct {
-	Pool    *pgxpool.Pool
+	Pool *pgxpool.Pool // the primary: queue age must not lag
+	// ReadPool counts the business tables (a replica when configured: a
+	// few seconds of lag do not matter there, and the scans leave the
+	// primary).
+	ReadPool *pgxpool.Pool
 	Every   time.Duration
 	Metrics *Metrics // counts refresh errors
 	Logger  zerolog.Logger
@@ -47,12 +51,12 @@ type DBGauges struct {
 }
 
 // NewDBGauges returns the collector; register it with Metrics.Register.
-func NewDBGauges(pool *pgxpool.Pool, every time.Duration, m *Metrics, logger zerolog.Logger) *DBGauges {
+func NewDBGauges(pool, readPool *pgxpool.Pool, every time.Duration, m *Metrics, logger zerolog.Logger) *DBGauges {
 	if every <= 0 {
 		every = 5 * time.Second
 	}
 	return &DBGauges{
-		Pool: pool, Every: every, Metrics: m, Logger: logger,
+		Pool: pool, ReadPool: readPool, Every: every, Metrics: m, Logger: logger,
 		queueJobsDesc: prometheus.NewDesc("veza_queue_jobs", "River jobs by queue and state (completed excluded).", []string{"queue", "state"}, nil),
 		oldestDesc:    prometheus.NewDesc("veza_queue_oldest_available_seconds", "Age of the oldest job waiting to run in each queue (0 when none waits).", []string{"queue"}, nil),
 		ordersDesc:    prometheus.NewDesc("veza_orders", "Orders by status.", []string{"status"}, nil),
@@ -177,7 +181,7 @@ func strs[T ~string](vs ...T) []string {
 
 // refreshStatuses counts rows by status in one statement.
 func (g *DBGauges) refreshStatuses(ctx context.Context) error {
-	rows, err := g.Pool.Query(ctx, `
+	rows, err := g.ReadPool.Query(ctx, `
 		SELECT 'orders', status::text, count(*)::float8 FROM orders GROUP BY status
 		UNION ALL SELECT 'seller_transfers', status::text, count(*)::float8 FROM seller_transfers GROUP BY status
 		UNION ALL SELECT 'refunds', status::text, count(*)::float8 FROM refunds GROUP BY status

@@ -36,6 +36,9 @@ func TestOperationLabelsAreBounded(t *testing.T) {
 		"GET https://sandbox.hyperswitch.io/payments/pay_1":            "GET /payments/:id",
 		"POST https://sandbox.hyperswitch.io/refunds":                  "POST /refunds",
 		"GET https://sandbox.hyperswitch.io/disputes/dp_1":             "GET /disputes/:id",
+		"GET https://gw.internal/hs/payments/pay_1":                    "GET /payments/:id",
+		"GET https://gw.internal/hs/v2/payments/pay_1/extra":           "GET /payments/:id/extra",
+		"POST https://gw.internal/pay_9/unknown":                       "POST other",
 	}
 	for in, want := range cases {
 		method, url, _ := strings.Cut(in, " ")
@@ -190,7 +193,7 @@ func TestDBGaugesReadTheQueueOnceAnInterval(t *testing.T) {
 		       ('email', '{}', 'email', 'completed', now(), now(), 5, 1)`)
 	require.NoError(t, err)
 	m := NewMetrics()
-	g := NewDBGauges(pool, time.Hour, m, zerolog.Nop())
+	g := NewDBGauges(pool, pool, time.Hour, m, zerolog.Nop())
 	m.Register(g)
 	families, err := m.Gatherer().Gather()
 	require.NoError(t, err)

@@ -2,6 +2,7 @@ package obs
 
 import (
 	"context"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/attribute"
@@ -24,7 +25,7 @@ func (t *QueryTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx
 	}
 	sql := data.SQL
 	if len(sql) > 2000 {
-		sql = sql[:2000]
+		sql = strings.ToValidUTF8(sql[:2000], "") // a cut rune would fail the export
 	}
 	ctx, span := t.Tracer.Start(ctx, "db.query", trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("db.system.name", "postgresql"), attribute.String("db.query.text", sql)))

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -106,10 +107,14 @@ func operation(provider string, r *http.Request) string {
 		}
 		return r.Method + " bucket"
 	}
+	// From the first resource the clients call: a base URL with a path of
+	// its own (a gateway's /hs/) must not shift ids into named places.
 	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	if len(segs) > 0 && segs[0] == "v1" {
-		segs = segs[1:]
+	start := slices.IndexFunc(segs, func(s string) bool { return resources[s] })
+	if start < 0 {
+		return r.Method + " other"
 	}
+	segs = segs[start:]
 	if len(segs) > 4 {
 		segs = segs[:4]
 	}
@@ -125,6 +130,12 @@ func operation(provider string, r *http.Request) string {
 		}
 	}
 	return b.String()
+}
+
+// resources are the collections the Hyperswitch and Stripe clients call.
+var resources = map[string]bool{
+	"payments": true, "refunds": true, "disputes": true,
+	"transfers": true, "accounts": true, "account_links": true, "balance": true, "events": true,
 }
 
 // ErrorOutcome classifies an error of a call that is not HTTP (SMTP): a

@@ -48,13 +48,13 @@ func (s *Settler) applyDispute(ctx context.Context, tx pgx.Tx, ins Inserter, ev 
 	obj := ev.Object
 	status := disputeStatusOf(obj.DisputeStatus, ev.EventType)
 	if status == "" || obj.DisputeID == "" {
-		s.Logger.Warn().Str("event_id", ev.EventID).Str("event_type", ev.EventType).Str("dispute_status", obj.DisputeStatus).
+		s.Logger.Warn().Ctx(ctx).Str("event_id", ev.EventID).Str("event_type", ev.EventType).Str("dispute_status", obj.DisputeStatus).
 			Msg("dispute event without a dispute id or a known status: skipped")
 		return store.ResultSkipped, nil
 	}
 	order, err := store.GetOrderByPaymentIDForUpdate(ctx, tx, obj.PaymentID)
 	if errors.Is(err, store.ErrNotFound) {
-		s.Logger.Warn().Str("event_id", ev.EventID).Str("payment_id", obj.PaymentID).Str("dispute_id", obj.DisputeID).Msg("dispute for an unknown payment")
+		s.Logger.Warn().Ctx(ctx).Str("event_id", ev.EventID).Str("payment_id", obj.PaymentID).Str("dispute_id", obj.DisputeID).Msg("dispute for an unknown payment")
 		return store.ResultSkipped, nil
 	}
 	if err != nil {
@@ -66,7 +66,7 @@ func (s *Settler) applyDispute(ctx context.Context, tx pgx.Tx, ins Inserter, ev 
 		// Unreadable, absent, or not this order's money: the chargeback's
 		// size is unknown, and the platform is debited whatever it is. It
 		// is taken as the whole payment (the usual case), loudly.
-		s.Logger.Error().Str("event_id", ev.EventID).Str("dispute_id", obj.DisputeID).Str("order_id", order.ID.String()).
+		s.Logger.Error().Ctx(ctx).Str("event_id", ev.EventID).Str("dispute_id", obj.DisputeID).Str("order_id", order.ID.String()).
 			Int64("amount", amount).Str("currency", currency).Int64("order_amount", order.Amount).Str("order_currency", order.Currency).
 			Msg("dispute amount unreadable or not the order's: taken as the whole payment; check it in Hyperswitch's dashboard")
 		amount, currency = order.Amount, order.Currency
@@ -79,7 +79,7 @@ func (s *Settler) applyDispute(ctx context.Context, tx pgx.Tx, ins Inserter, ev 
 	}
 	if !created {
 		if d.OrderID != order.ID {
-			s.Logger.Error().Str("event_id", ev.EventID).Str("dispute_id", d.DisputeID).Str("order_id", d.OrderID.String()).
+			s.Logger.Error().Ctx(ctx).Str("event_id", ev.EventID).Str("dispute_id", d.DisputeID).Str("order_id", d.OrderID.String()).
 				Str("payment_id", obj.PaymentID).Msg("dispute event names another payment than the dispute's: skipped; check it in Hyperswitch's dashboard")
 			return store.ResultSkipped, nil
 		}
@@ -92,7 +92,7 @@ func (s *Settler) applyDispute(ctx context.Context, tx pgx.Tx, ins Inserter, ev 
 			return store.ResultSkipped, nil // a repeat, or an older event after the outcome
 		}
 		if !d.Status.Open() && d.Status != status {
-			s.Logger.Error().Str("dispute_id", d.DisputeID).Str("order_id", order.ID.String()).Str("from", string(d.Status)).
+			s.Logger.Error().Ctx(ctx).Str("dispute_id", d.DisputeID).Str("order_id", order.ID.String()).Str("from", string(d.Status)).
 				Str("to", string(status)).Str("stage", obj.DisputeStage).Msg("dispute moved again at a later stage")
 		}
 		if err := store.TransitionDispute(ctx, tx, d.ID, stage, d.Status, status, obj.DisputeStage, deadline); err != nil {
@@ -107,7 +107,7 @@ func (s *Settler) applyDispute(ctx context.Context, tx pgx.Tx, ins Inserter, ev 
 // order is disputed (refunds refused, payouts held); won, cancelled or
 // expired, it is completed again; lost or accepted, it is charged back.
 func (s *Settler) disputeMoney(ctx context.Context, tx pgx.Tx, ins Inserter, order *store.Order, d *store.Dispute) error {
-	log := s.Logger.Error().Str("dispute_id", d.DisputeID).Str("order_id", order.ID.String()).Str("payment_id", order.PaymentID).
+	log := s.Logger.Error().Ctx(ctx).Str("dispute_id", d.DisputeID).Str("order_id", order.ID.String()).Str("payment_id", order.PaymentID).
 		Str("dispute_status", string(d.Status)).Str("order_status", string(order.Status)).Int64("amount", d.Amount).Str("currency", d.Currency)
 	switch order.Status {
 	case veza.OrderCompleted, veza.OrderDisputed:
@@ -150,7 +150,7 @@ func (s *Settler) disputeMoney(ctx context.Context, tx pgx.Tx, ins Inserter, ord
 		if err != nil || open {
 			return err
 		}
-		s.Logger.Info().Str("dispute_id", d.DisputeID).Str("order_id", order.ID.String()).Str("dispute_status", string(d.Status)).
+		s.Logger.Info().Ctx(ctx).Str("dispute_id", d.DisputeID).Str("order_id", order.ID.String()).Str("dispute_status", string(d.Status)).
 			Msg("dispute closed in the seller's favour: order completed again, held payouts go out")
 		if err := store.TransitionOrder(ctx, tx, order.ID, veza.OrderDisputed, veza.OrderCompleted); err != nil {
 			return err

@@ -97,7 +97,7 @@ func (s *Settler) applyPayment(ctx context.Context, tx pgx.Tx, ins Inserter, ev 
 	}
 	order, err := store.GetOrderByPaymentIDForUpdate(ctx, tx, obj.PaymentID)
 	if errors.Is(err, store.ErrNotFound) {
-		s.Logger.Warn().Str("event_id", ev.EventID).Str("payment_id", obj.PaymentID).Msg("event for an unknown payment")
+		s.Logger.Warn().Ctx(ctx).Str("event_id", ev.EventID).Str("payment_id", obj.PaymentID).Msg("event for an unknown payment")
 		return store.ResultSkipped, nil
 	}
 	if err != nil {
@@ -147,7 +147,7 @@ func (s *Settler) paymentTaken(ctx context.Context, tx pgx.Tx, ins Inserter, ev 
 		received = *obj.AmountReceived
 	}
 	inFull := received == order.Amount && strings.EqualFold(obj.Currency, order.Currency)
-	log := s.Logger.Error().Str("event_id", ev.EventID).Str("order_id", order.ID.String()).Str("payment_id", order.PaymentID).
+	log := s.Logger.Error().Ctx(ctx).Str("event_id", ev.EventID).Str("order_id", order.ID.String()).Str("payment_id", order.PaymentID).
 		Str("order_status", string(order.Status)).Int64("received", received).Str("received_currency", obj.Currency).
 		Int64("order_amount", order.Amount).Str("currency", order.Currency)
 	switch {
@@ -251,11 +251,11 @@ func (s *Settler) paymentReturned(ctx context.Context, tx pgx.Tx, ins Inserter, 
 		if err := store.TransitionOrderWithPayment(ctx, tx, order.ID, order.Status, veza.OrderRefunded, status); err != nil {
 			return "", err
 		}
-		s.Logger.Error().Str("event_id", ev.EventID).Str("order_id", order.ID.String()).Str("payment_id", order.PaymentID).
+		s.Logger.Error().Ctx(ctx).Str("event_id", ev.EventID).Str("order_id", order.ID.String()).Str("payment_id", order.PaymentID).
 			Msg("payment cancelled after capture: the buyer has the money back; order refunded, payouts taken back")
 		return store.ResultOK, s.takeBackPayouts(ctx, tx, ins, order.ID)
 	case veza.OrderDisputed, veza.OrderChargedBack:
-		s.Logger.Error().Str("event_id", ev.EventID).Str("order_id", order.ID.String()).Str("payment_id", order.PaymentID).
+		s.Logger.Error().Ctx(ctx).Str("event_id", ev.EventID).Str("order_id", order.ID.String()).Str("payment_id", order.PaymentID).
 			Str("order_status", string(order.Status)).
 			Msg("payment cancelled after capture on a disputed order: no money moved here; settle it by hand with Hyperswitch (the buyer may be paid back twice)")
 	}

@@ -82,7 +82,7 @@ func (s *Settler) SettleRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ref
 		return err
 	}
 	if refund.Status == veza.RefundFailed {
-		s.Logger.Error().Str("refund_id", refund.ID.String()).Str("order_id", order.ID.String()).Str("order_status", string(order.Status)).
+		s.Logger.Error().Ctx(ctx).Str("refund_id", refund.ID.String()).Str("order_id", order.ID.String()).Str("order_status", string(order.Status)).
 			Msg("a refund we had marked failed succeeded at the provider: repaired; the order is refunded and its payouts taken back")
 	}
 	switch {
@@ -158,7 +158,7 @@ func (s *Settler) FailRefund(ctx context.Context, tx pgx.Tx, ins Inserter, refun
 		return err
 	}
 	if refund.Automatic {
-		s.Logger.Error().Str("refund_id", refund.ID.String()).Str("order_id", refund.OrderID.String()).Int64("amount", refund.Amount).
+		s.Logger.Error().Ctx(ctx).Str("refund_id", refund.ID.String()).Str("order_id", refund.OrderID.String()).Int64("amount", refund.Amount).
 			Str("currency", refund.Currency).Str("error", msg).Msg("automatic refund failed at the provider: return the money to the buyer by hand")
 		return nil
 	}
@@ -166,7 +166,7 @@ func (s *Settler) FailRefund(ctx context.Context, tx pgx.Tx, ins Inserter, refun
 	if errors.Is(err, veza.ErrStaleState) {
 		// The order moved on meanwhile (its money went back another way: a
 		// cancel after capture, a repaired refund): the refund closes alone.
-		s.Logger.Warn().Str("refund_id", refund.ID.String()).Str("order_id", refund.OrderID.String()).
+		s.Logger.Warn().Ctx(ctx).Str("refund_id", refund.ID.String()).Str("order_id", refund.OrderID.String()).
 			Msg("refund failed for an order that is no longer refund_pending: order left as it is")
 		return nil
 	}
@@ -182,7 +182,7 @@ func (s *Settler) applyRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ev j
 	obj := ev.Object
 	id, ok := store.RefundRowID(obj.RefundID)
 	if !ok {
-		s.Logger.Warn().Str("event_id", ev.EventID).Str("psp_refund_id", obj.RefundID).Msg("refund event for a refund we did not create")
+		s.Logger.Warn().Ctx(ctx).Str("event_id", ev.EventID).Str("psp_refund_id", obj.RefundID).Msg("refund event for a refund we did not create")
 		return store.ResultSkipped, nil
 	}
 	refund, err := store.GetRefundForUpdate(ctx, tx, id)

@@ -157,13 +157,13 @@ func (s *Settler) RecordPayout(ctx context.Context, db *store.DB, ins Inserter, 
 		case veza.TransferPermanentlyFailed:
 			// Closed unpaid (a look-up found nothing while this call was still
 			// on its way), yet Stripe made it: Stripe's word wins.
-			s.Logger.Error().Str("transfer_id", t.ID.String()).Str("order_id", t.OrderID.String()).Str("stripe_transfer_id", stripeTransferID).
+			s.Logger.Error().Ctx(ctx).Str("transfer_id", t.ID.String()).Str("order_id", t.OrderID.String()).Str("stripe_transfer_id", stripeTransferID).
 				Msg("a transfer closed unpaid was made at Stripe: repaired to completed, and reversed if its order was refunded")
 		default:
 			if now.StripeTransferID != nil && *now.StripeTransferID == stripeTransferID {
 				return nil // recorded already (a rescued duplicate of this job)
 			}
-			s.Logger.Error().Str("transfer_id", t.ID.String()).Str("status", string(now.Status)).Str("stripe_transfer_id", stripeTransferID).
+			s.Logger.Error().Ctx(ctx).Str("transfer_id", t.ID.String()).Str("status", string(now.Status)).Str("stripe_transfer_id", stripeTransferID).
 				Msg("Stripe made a second transfer for a payout already recorded: the seller was paid twice; reverse this one at Stripe")
 			return nil
 		}

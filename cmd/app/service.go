@@ -145,7 +145,7 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 	var metrics *obs.Metrics
 	if cfg.MetricsAddr != "" {
 		metrics = obs.NewMetrics()
-		metrics.Register(obs.NewDBGauges(a.db.Primary(), cfg.MetricsRefresh, metrics, log))
+		metrics.Register(obs.NewDBGauges(a.db.Primary(), a.db.ForRead(), cfg.MetricsRefresh, metrics, log))
 	}
 	tp := a.tracing.Provider()
 	var hs *hyperswitch.Client

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,8 @@ import (
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/veza/backend/hyperswitch/hyperswitchtest"
 )
 
 // otlpReceiver is an in-process OTLP/HTTP trace collector.
@@ -74,6 +77,31 @@ func TestOneTraceFromWebhookToStripe(t *testing.T) {
 	orderID, paymentID, amount := s.buy(t, buyer, track)
 	s.paid(t, paymentID, amount)
 	require.Eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, 30*time.Second, 50*time.Millisecond)
+	// A job's own log line carries its trace (here, the event job's
+	// warning about a payment it does not know).
+	require.Equal(t, 200, s.webhook(t, hyperswitchtest.WebhookBody("evt_stranger", "payment_succeeded",
+		map[string]any{"payment_id": "pay_stranger", "status": "succeeded", "amount": 100, "currency": "EUR"})))
+	var jobLine map[string]any
+	require.Eventually(t, func() bool {
+		for _, line := range strings.Split(s.logs.String(), "\n") {
+			var fields map[string]any
+			if json.Unmarshal([]byte(line), &fields) == nil && fields["message"] == "event for an unknown payment" {
+				jobLine = fields
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 50*time.Millisecond)
+	jobTrace, _ := jobLine["trace_id"].(string)
+	require.Len(t, jobTrace, 32, "the job's log line names its trace: %v", jobLine)
+	require.Contains(t, s.logs.String(), `"trace_id":"`+jobTrace+`"`+`,"span_id"`, "…the trace its webhook request logged")
+	var requestLogged bool
+	for _, line := range strings.Split(s.logs.String(), "\n") {
+		if strings.Contains(line, `"message":"http request"`) && strings.Contains(line, jobTrace) {
+			requestLogged = true
+		}
+	}
+	require.True(t, requestLogged, "the job's trace is its webhook request's")
 
 	// Stopping the service flushes the exporter.
 	s.cancel()
