@@ -31,9 +31,9 @@ type DBGauges struct {
 	// few seconds of lag do not matter there, and the scans leave the
 	// primary).
 	ReadPool *pgxpool.Pool
-	Every   time.Duration
-	Metrics *Metrics // counts refresh errors
-	Logger  zerolog.Logger
+	Every    time.Duration
+	Metrics  *Metrics // counts refresh errors
+	Logger   zerolog.Logger
 
 	mu            sync.Mutex
 	queueAt       time.Time
