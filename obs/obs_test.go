@@ -78,18 +78,22 @@ func TestTransportOutcomes(t *testing.T) {
 	defer srv.Close()
 	m := NewMetrics()
 	client := &http.Client{Transport: Transport(nil, ProviderStripe, m, nil)}
-	for _, p := range []string{"/ok", "/html", "/400", "/429", "/503", "/reset"} {
-		resp, err := client.Post(srv.URL+p, "application/json", strings.NewReader(`{}`))
+	post := func(url, op string) error {
+		req, _ := http.NewRequestWithContext(WithOperation(context.Background(), op), "POST", url, strings.NewReader(`{}`))
+		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
 		}
+		return err
+	}
+	for _, p := range []string{"/ok", "/html", "/400", "/429", "/503", "/reset"} {
+		_ = post(srv.URL+p, "POST "+p)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	closed := ln.Addr().String()
 	ln.Close()
-	_, err = client.Post("http://"+closed+"/refused", "application/json", strings.NewReader(`{}`))
-	require.Error(t, err)
+	require.Error(t, post("http://"+closed+"/refused", "POST /refused"))
 
 	get := func(op, outcome string) float64 {
 		return testutil.ToFloat64(m.psp.WithLabelValues(ProviderStripe, op, outcome))
