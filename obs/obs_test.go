@@ -174,6 +174,16 @@ func TestJobSpanContinuesTheInsertersTrace(t *testing.T) {
 	require.Nil(t, plain[0].Metadata)
 }
 
+func TestTraceMetadataIsW3CTraceparent(t *testing.T) {
+	tp := sdktrace.NewTracerProvider()
+	ctx, span := tp.Tracer("t").Start(context.Background(), "x")
+	defer span.End()
+	sc := span.SpanContext()
+	require.JSONEq(t, `{"traceparent":"00-`+sc.TraceID().String()+`-`+sc.SpanID().String()+`-01"}`, string(TraceMetadata(ctx)))
+	require.Equal(t, sc.TraceID(), spanContextOf(TraceMetadata(ctx)).TraceID(), "read back as written")
+	require.Nil(t, TraceMetadata(context.Background()))
+}
+
 func TestTraceHookAddsTheTraceID(t *testing.T) {
 	tp := sdktrace.NewTracerProvider()
 	ctx, span := tp.Tracer("t").Start(context.Background(), "x")
