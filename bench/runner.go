@@ -169,6 +169,9 @@ func (b *bench) launchServe(extra map[string]string) error {
 		"DATABASE_URL": b.dbURL, "LOG_LEVEL": "warn", "RECONCILE_WORKER_ENABLED": "false",
 		"RATE_LIMIT_PER_MINUTE": "1000000", "RATE_LIMIT_AUTH_PER_MINUTE": "1000000",
 		"TRACK_STORAGE_DIR": filepath.Join(b.dir, "tracks"), "PPROF_ADDR": os.Getenv("BENCH_PPROF_ADDR"),
+		// The fakes have no limit: these steps measure the service, not
+		// the providers' pace (issue 19's PSP-bound steps set limits).
+		"STRIPE_RATE_LIMIT": "0", "HYPERSWITCH_RATE_LIMIT": "0", "SMTP_RATE_LIMIT": "0",
 	} {
 		env[k] = v
 	}

@@ -113,6 +113,9 @@ type Config struct {
 
 	River RiverConfig
 
+	// RateLimits pace calls to each provider across every process.
+	RateLimits RateLimitConfig
+
 	problems []*VarError
 	set      map[string]bool
 }
@@ -169,6 +172,15 @@ type ReversalConfig struct {
 // Policy is the retry policy of the jobs whose budget is configured.
 func (c *Config) Policy() jobargs.Policy {
 	return jobargs.Policy{Payout: c.Transfer, Reversal: c.Reversal.Retry, KeyWindow: c.Stripe.KeyWindow, BalanceWait: c.BalanceWait}
+}
+
+// RateLimitConfig: calls per second to each provider across every process
+// on the database, each with a burst (0: no limit), and how long a call may
+// wait for a token before its job snoozes instead (RATE_LIMIT_MAX_WAIT).
+type RateLimitConfig struct {
+	Stripe, Hyperswitch, SMTP                float64
+	StripeBurst, HyperswitchBurst, SMTPBurst int
+	MaxWait                                  time.Duration
 }
 
 type RiverConfig struct {
@@ -339,6 +351,19 @@ func Load(getenv func(string) string) (*Config, error) {
 	}
 	for _, q := range jobargs.Queues {
 		cfg.River.Workers[q] = p.integer("RIVER_WORKERS_"+strings.ToUpper(q), defaultWorkers[q], 1, 10000)
+	}
+
+	// Defaults under the providers' published limits (Stripe live: 100
+	// writes/s; test mode 25) with room for the burst: the busiest second
+	// is at most limit + burst.
+	cfg.RateLimits = RateLimitConfig{
+		Stripe:           float64(p.integer("STRIPE_RATE_LIMIT", 80, 0, 100_000)),
+		StripeBurst:      p.integer("STRIPE_RATE_BURST", 20, 1, 100_000),
+		Hyperswitch:      float64(p.integer("HYPERSWITCH_RATE_LIMIT", 50, 0, 100_000)),
+		HyperswitchBurst: p.integer("HYPERSWITCH_RATE_BURST", 10, 1, 100_000),
+		SMTP:             float64(p.integer("SMTP_RATE_LIMIT", 10, 0, 100_000)),
+		SMTPBurst:        p.integer("SMTP_RATE_BURST", 2, 1, 100_000),
+		MaxWait:          p.duration("RATE_LIMIT_MAX_WAIT", 5*time.Second, 0),
 	}
 
 	cfg.problems = p.problems

@@ -305,3 +305,19 @@ func TestMetricsAddrDefaults(t *testing.T) {
 	require.NoError(t, prod.ValidateForEnvironment(zerolog.Nop()))
 	require.Empty(t, prod.OTLPEndpoint, "tracing off by default")
 }
+
+func TestRateLimitMaxWaitUnderTheJobTimeout(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(envFunc(map[string]string{"RATE_LIMIT_MAX_WAIT": "45s", "RIVER_JOB_TIMEOUT": "1m"}))
+	require.NoError(t, err)
+	require.NoError(t, c.ValidateForEnvironment(zerolog.Nop()))
+	require.Equal(t, 15*time.Second, c.RateLimits.MaxWait, "a quarter of the job timeout")
+	prod := prodBase()
+	prod["RATE_LIMIT_MAX_WAIT"] = "45s"
+	c, err = config.Load(envFunc(prod))
+	require.NoError(t, err)
+	require.ErrorContains(t, c.ValidateForEnvironment(zerolog.Nop()), "RATE_LIMIT_MAX_WAIT")
+	d, err := config.Load(envFunc(nil))
+	require.NoError(t, err)
+	require.Equal(t, config.RateLimitConfig{Stripe: 80, StripeBurst: 20, Hyperswitch: 50, HyperswitchBurst: 10, SMTP: 10, SMTPBurst: 2, MaxWait: 5 * time.Second}, d.RateLimits)
+}

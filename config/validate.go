@@ -88,6 +88,11 @@ func (c *Config) ValidateForEnvironment(logger zerolog.Logger) error {
 			c.MetricsAddr = ""
 		}
 	}
+	if c.RateLimits.MaxWait > c.River.JobTimeout/2 {
+		add("RATE_LIMIT_MAX_WAIT", "must be at most half of RIVER_JOB_TIMEOUT (%s): a job waiting for a token must still have time for its call; using %s",
+			c.River.JobTimeout, c.River.JobTimeout/4)
+		c.RateLimits.MaxWait = c.River.JobTimeout / 4
+	}
 	if c.River.RescueStuckJobsAfter < c.River.JobTimeout {
 		add("RIVER_RESCUE_STUCK_JOBS_AFTER", "must be at least RIVER_JOB_TIMEOUT (%s), got %s (River requires it); using %s",
 			c.River.JobTimeout, c.River.RescueStuckJobsAfter, max(defaultRescueStuckJobsAfter, c.River.JobTimeout))

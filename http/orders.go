@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/veza/backend"
 	"github.com/veza/backend/hyperswitch"
+	"github.com/veza/backend/ratelimit"
 	"github.com/veza/backend/settle"
 	"github.com/veza/backend/store"
 )
@@ -166,6 +169,10 @@ func (s *Server) handleCreateOrder() fiber.Handler {
 			Metadata:    map[string]string{"order_id": order.ID.String()},
 		})
 		if hyperswitch.IsTransient(err) {
+			if d, paced := ratelimit.AsDelay(err); paced {
+				// Our pace toward Hyperswitch, not an outage: say when.
+				c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(d.After.Seconds()))))
+			}
 			return veza.Errorf(veza.KindUnavailable, "payment_provider_unavailable", "the payment provider is unavailable; retry with the same Idempotency-Key")
 		}
 		if err != nil {

@@ -44,7 +44,8 @@ func NewClient(pool *pgxpool.Pool, opts ClientOpts) (*Client, error) {
 	cfg := &river.Config{
 		Logger:       SlogLogger(opts.Logger),
 		ErrorHandler: &errorHandler{logger: opts.Logger},
-		Middleware:   opts.Middleware,
+		// Pacing is innermost: instrumentation outside it sees the snooze.
+		Middleware: append(append([]rivertype.Middleware(nil), opts.Middleware...), &pacingMiddleware{}),
 	}
 	if opts.Workers != nil {
 		cfg.Workers = opts.Workers

@@ -63,6 +63,9 @@ func (w *SubmitRefundWorker) Work(ctx context.Context, job *river.Job[jobargs.Su
 		RefundID: store.RefundIDFor(r.ID), PaymentID: order.PaymentID, Amount: r.Amount, Reason: reason, RefundType: "instant",
 	})
 	if err != nil {
+		if d, ok := Paced(err); ok {
+			return river.JobSnooze(d)
+		}
 		if hyperswitch.IsTransient(err) {
 			return err
 		}

@@ -158,6 +158,11 @@ func (w *PayoutWorker) closeUnpaid(ctx context.Context, t *store.Transfer, reaso
 //   - a refusal saved under the key fails the row for an operator, whose
 //     retry starts a new round.
 func (w *PayoutWorker) stripeFailed(ctx context.Context, job *river.Job[jobargs.PayoutArgs], t *store.Transfer, err error) error {
+	if d, ok := Paced(err); ok {
+		// Not executed (our limit, or Stripe's 429: never saved under the
+		// key): not a failure, and no attempt used.
+		return river.JobSnooze(d)
+	}
 	msg := stripeconnect.Describe(err)
 	switch stripeconnect.Classify(err) {
 	case stripeconnect.Balance:
@@ -299,6 +304,9 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[jobargs.Revers
 		return w.finish(ctx, t.ID, veza.TransferReversed, nil, "")
 	case errors.Is(err, stripeconnect.ErrTransferNotFound):
 		return w.notFound(ctx, t, log)
+	}
+	if d, ok := Paced(err); ok {
+		return river.JobSnooze(d)
 	}
 	switch stripeconnect.Classify(err) {
 	case stripeconnect.Balance:

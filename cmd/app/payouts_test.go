@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -151,4 +152,58 @@ func TestPayoutSurvivesStripeOutage(t *testing.T) {
 	var attempts int
 	require.NoError(t, s.db.QueryRow(context.Background(), `SELECT attempt FROM river_job WHERE kind = 'seller_payout'`).Scan(&attempts))
 	require.Equal(t, 3, attempts)
+}
+
+// TestStripeRateLimitKeepsAttempts: Stripe answers 429 to the first payout
+// calls. The 429 blocks the shared bucket, the job snoozes instead of
+// retrying, and the transfer completes with its first attempt, never
+// marked failed nor retried on its row.
+func TestStripeRateLimitKeepsAttempts(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, nil)
+	_, track, _ := s.seller(t, 1000)
+	_, buyer := s.account(t, "buyer@example.test")
+	orderID, paymentID, amount := s.buy(t, buyer, track)
+	s.stripe.FailNext(2, 429)
+	s.paid(t, paymentID, amount)
+
+	require.Eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, 30*time.Second, 50*time.Millisecond)
+	require.Len(t, s.stripe.Transfers(), 1)
+	require.Equal(t, 3, s.stripe.Calls("POST /v1/transfers"), "two refused with 429, one accepted")
+	var attempts, retries int
+	var errMsg *string
+	require.NoError(t, s.db.QueryRow(context.Background(), `SELECT attempt FROM river_job WHERE kind = 'seller_payout'`).Scan(&attempts))
+	require.Equal(t, 1, attempts, "pacing uses no attempt")
+	require.NoError(t, s.db.QueryRow(context.Background(), `SELECT retry_count, error_message FROM seller_transfers WHERE order_id = $1`, orderID).Scan(&retries, &errMsg))
+	require.Zero(t, retries)
+	require.Nil(t, errMsg, "nothing recorded as a failure")
+	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM provider_rate_limits WHERE provider = 'stripe' AND blocked_until > now() - interval '1 minute'`),
+		"the 429 blocked the shared bucket")
+}
+
+// TestPacedPaymentCreationSaysWhen: with Hyperswitch's bucket empty, an
+// order's payment is not created and the buyer gets 503 with Retry-After;
+// the same Idempotency-Key later succeeds.
+func TestPacedPaymentCreationSaysWhen(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, map[string]string{"HYPERSWITCH_RATE_LIMIT": "1", "HYPERSWITCH_RATE_BURST": "1", "RATE_LIMIT_MAX_WAIT": "0s"})
+	_, track, _ := s.seller(t, 500)
+	_, buyer := s.account(t, "buyer@example.test")
+	s.buy(t, buyer, track) // takes the one token
+	req, err := http.NewRequest("POST", s.base+"/v1/orders", strings.NewReader(`{"track_ids":["`+track.String()+`"]}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+buyer)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", "paced-1")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 503, resp.StatusCode)
+	require.Equal(t, "1", resp.Header.Get("Retry-After"))
+	calls := s.hs.Calls("POST /payments")
+	require.Equal(t, 1, calls, "the paced call was not made")
+
+	time.Sleep(1100 * time.Millisecond)
+	status, body := s.request(t, "POST", "/v1/orders", buyer, map[string]string{"Idempotency-Key": "paced-1"}, map[string]any{"track_ids": []string{track.String()}})
+	require.Equal(t, 201, status, body)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/veza/backend/mail"
 	"github.com/veza/backend/migrations"
 	"github.com/veza/backend/obs"
+	"github.com/veza/backend/ratelimit"
 	"github.com/veza/backend/riverui"
 	"github.com/veza/backend/storage"
 	"github.com/veza/backend/store"
@@ -148,16 +149,21 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 		metrics.Register(obs.NewDBGauges(a.db.Primary(), a.db.ForRead(), cfg.MetricsRefresh, metrics, log))
 	}
 	tp := a.tracing.Provider()
+	limits, err := newLimiters(ctx, a.db, cfg.RateLimits)
+	if err != nil {
+		return err
+	}
+	// Pacing outside metrics: a call our bucket holds back is not a call.
 	var hs *hyperswitch.Client
 	if cfg.Hyperswitch.Enabled {
 		hc := hyperswitch.DefaultHTTPClient()
-		hc.Transport = obs.Transport(hc.Transport, obs.ProviderHyperswitch, metrics, tp)
+		hc.Transport = ratelimit.Transport(obs.Transport(hc.Transport, obs.ProviderHyperswitch, metrics, tp), limits.hyperswitch)
 		hs = hyperswitch.New(cfg.Hyperswitch.BaseURL, cfg.Hyperswitch.APIKey, hc)
 	}
 	var sc *stripeconnect.Client
 	if cfg.Stripe.Enabled {
 		hc := stripeconnect.DefaultHTTPClient()
-		hc.Transport = obs.Transport(hc.Transport, obs.ProviderStripe, metrics, tp)
+		hc.Transport = ratelimit.Transport(obs.Transport(hc.Transport, obs.ProviderStripe, metrics, tp), limits.stripe)
 		sc = stripeconnect.New(cfg.Stripe.SecretKey, cfg.Stripe.APIBase, hc)
 	}
 	var middleware []rivertype.Middleware
@@ -201,7 +207,7 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 			DB:          workerDB,
 			Inserter:    inserter,
 			Settle:      settler,
-			Mail:        sender(cfg, log, metrics),
+			Mail:        sender(cfg, log, metrics, limits.smtp),
 			Metrics:     metrics,
 			Hyperswitch: hs,
 			Stripe:      sc,
@@ -346,12 +352,28 @@ func openStores(ctx context.Context, cfg *config.Config, wrap func(nethttp.Round
 
 // sender is the mail sender the configuration describes, counted as smtp
 // calls when it really sends.
-func sender(cfg *config.Config, log zerolog.Logger, metrics *obs.Metrics) mail.Sender {
+func sender(cfg *config.Config, log zerolog.Logger, metrics *obs.Metrics, limit *ratelimit.Limiter) mail.Sender {
 	s := mail.NewSender(cfg.SMTP, log, cfg.Env == config.Development)
 	if !cfg.SMTP.Enabled() {
 		return s
 	}
-	return obs.Sender(s, metrics)
+	return ratelimit.Sender(obs.Sender(s, metrics), limit)
+}
+
+type limiters struct{ stripe, hyperswitch, smtp *ratelimit.Limiter }
+
+// newLimiters opens each provider's bucket (nil: no limit configured).
+func newLimiters(ctx context.Context, db *store.DB, c config.RateLimitConfig) (limiters, error) {
+	var l limiters
+	var err error
+	if l.stripe, err = ratelimit.New(ctx, db.Primary(), obs.ProviderStripe, c.Stripe, c.StripeBurst, c.MaxWait); err != nil {
+		return l, err
+	}
+	if l.hyperswitch, err = ratelimit.New(ctx, db.Primary(), obs.ProviderHyperswitch, c.Hyperswitch, c.HyperswitchBurst, c.MaxWait); err != nil {
+		return l, err
+	}
+	l.smtp, err = ratelimit.New(ctx, db.Primary(), obs.ProviderSMTP, c.SMTP, c.SMTPBurst, c.MaxWait)
+	return l, err
 }
 
 // serveMetrics serves /metrics on METRICS_ADDR, its own listener apart from

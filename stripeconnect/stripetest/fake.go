@@ -287,6 +287,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, stripeError("invalid_request_error", "", "Invalid API Key provided", ""))
 		return
 	}
+	if fail == http.StatusTooManyRequests {
+		// Stripe's rate limit: refused before executing, never saved under
+		// the key; Stripe says a retry may succeed.
+		w.Header().Set("Stripe-Should-Retry", "true")
+		writeJSON(w, fail, stripeError("invalid_request_error", "rate_limit",
+			"Request rate limit exceeded. You can learn more about rate limits here https://stripe.com/docs/rate-limits.", ""))
+		return
+	}
 	if fail != 0 {
 		// An outage: refused before anything executes; nothing is saved.
 		writeJSON(w, fail, stripeError("api_error", "", "Stripe is having trouble (fake outage)", ""))

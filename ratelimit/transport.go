@@ -1,0 +1,92 @@
+package ratelimit
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/veza/backend/mail"
+)
+
+// DefaultBackoff is how long a 429 without Retry-After blocks the bucket.
+const DefaultBackoff = time.Second
+
+// MaxBackoff caps a provider's Retry-After (a broken header must not stop
+// payouts for a day).
+const MaxBackoff = 5 * time.Minute
+
+// Transport takes a token from l before each call through base, and turns
+// a 429 into a block of the whole bucket for its Retry-After. A call with
+// no token within MaxWait is not made: the error is a *Delay (a client
+// wraps it; AsDelay finds it).
+func Transport(base http.RoundTripper, l *Limiter) http.RoundTripper {
+	if l == nil {
+		return base
+	}
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &paced{base: base, l: l}
+}
+
+type paced struct {
+	base http.RoundTripper
+	l    *Limiter
+}
+
+func (p *paced) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := p.l.Wait(req.Context()); err != nil {
+		return nil, err
+	}
+	resp, err := p.base.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusTooManyRequests {
+		d := RetryAfter(resp.Header, time.Now())
+		// The answer goes to the caller whatever happens to the block.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), 5*time.Second)
+		_ = p.l.Block(ctx, d)
+		cancel()
+	}
+	return resp, err
+}
+
+// RetryAfter reads a Retry-After header (seconds or an HTTP date),
+// DefaultBackoff when absent or unreadable, at most MaxBackoff.
+func RetryAfter(h http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return DefaultBackoff
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseFloat(v, 64); err == nil && secs >= 0 && secs < 1e6 {
+		d = time.Duration(secs * float64(time.Second))
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = at.Sub(now)
+	} else {
+		return DefaultBackoff
+	}
+	return min(max(d, 0), MaxBackoff)
+}
+
+// Sender takes a token from l before each message (SMTP relays limit
+// messages per second); a message with no token within MaxWait is not
+// sent and the error is a *Delay.
+func Sender(s mail.Sender, l *Limiter) mail.Sender {
+	if l == nil {
+		return s
+	}
+	return &pacedSender{s: s, l: l}
+}
+
+type pacedSender struct {
+	s mail.Sender
+	l *Limiter
+}
+
+func (p *pacedSender) Send(ctx context.Context, msg mail.Message) error {
+	if err := p.l.Wait(ctx); err != nil {
+		return err
+	}
+	return p.s.Send(ctx, msg)
+}
