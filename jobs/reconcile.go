@@ -136,6 +136,9 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 	payment, err := w.Hyperswitch.GetPayment(ctx, order.PaymentID)
 	if err != nil {
 		// Left untouched for the next sweep.
+		if d, ok := Paced(err); ok {
+			return river.JobSnooze(d) // our pace toward Hyperswitch: read it soon, not next sweep
+		}
 		w.Metrics.Reconcile("order", "read_failed")
 		log.Warn().Err(err).Msg("reconcile: could not read the payment; will retry next sweep")
 		return nil
@@ -200,6 +203,9 @@ func (w *ReconcileRefundWorker) Work(ctx context.Context, job *river.Job[jobargs
 	}
 	psp, err := w.Hyperswitch.GetRefund(ctx, *refund.HyperswitchRefundID)
 	if err != nil {
+		if d, ok := Paced(err); ok {
+			return river.JobSnooze(d) // our pace toward Hyperswitch: read it soon, not next sweep
+		}
 		w.Metrics.Reconcile("refund", "read_failed")
 		log.Warn().Err(err).Msg("reconcile: could not read the refund; will retry next sweep")
 		return nil
@@ -257,6 +263,9 @@ func (w *ReconcileRefundWorker) orphan(ctx context.Context, refund *store.Refund
 		log.Warn().Str("psp_status", psp.Status).Msg("reconcile: refund found at the PSP by our refund_id (its submission's answer was lost)")
 		return w.sync(ctx, psp, log)
 	case !hyperswitch.IsNotFound(err):
+		if d, ok := Paced(err); ok {
+			return river.JobSnooze(d) // our pace toward Hyperswitch: read it soon, not next sweep
+		}
 		w.Metrics.Reconcile("refund", "read_failed")
 		log.Warn().Err(err).Msg("reconcile: could not read the orphan refund; will retry next sweep")
 		return nil
@@ -307,6 +316,9 @@ func (w *ReconcileDisputeWorker) Work(ctx context.Context, job *river.Job[jobarg
 	}
 	psp, err := w.Hyperswitch.GetDispute(ctx, d.DisputeID)
 	if err != nil {
+		if d, ok := Paced(err); ok {
+			return river.JobSnooze(d) // our pace toward Hyperswitch: read it soon, not next sweep
+		}
 		w.Metrics.Reconcile("dispute", "read_failed")
 		log.Warn().Err(err).Msg("reconcile: could not read the dispute; will retry next sweep")
 		return nil

@@ -196,6 +196,9 @@ func (w *PayoutWorker) stripeFailed(ctx context.Context, job *river.Job[jobargs.
 	}
 	// Out of attempts with the outcome unknown: ask Stripe.
 	found, lerr := w.lookup(ctx, t)
+	if d, ok := Paced(lerr); ok {
+		return river.JobSnooze(d) // the look-up was not made: ask again later
+	}
 	switch {
 	case found && lerr == nil:
 		return nil
@@ -339,6 +342,9 @@ func reversalTarget(t *store.Transfer) int64 {
 // reversal waits in reversal_failed for an operator (never closed for good:
 // the seller would keep the money).
 func (w *ReversalWorker) retry(ctx context.Context, job *river.Job[jobargs.ReversalArgs], t *store.Transfer, err error, log zerolog.Logger) error {
+	if d, ok := Paced(err); ok {
+		return river.JobSnooze(d) // not executed: no failure, no attempt
+	}
 	msg := stripeconnect.Describe(err)
 	if job.Attempt >= job.MaxAttempts {
 		msg = "retries exhausted: " + msg + "; POST /admin/transfers/" + t.ID.String() + "/retry"

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -77,14 +78,45 @@ func (l *Limiter) Wait(ctx context.Context) error {
 	if l == nil {
 		return nil
 	}
-	wait, err := l.take(ctx)
+	// A reservation never outlasts half the time the caller has left (a
+	// client timeout, a job's): the call must still fit after the sleep.
+	maxWait := l.maxWait
+	if dl, ok := ctx.Deadline(); ok {
+		maxWait = max(min(maxWait, time.Until(dl)/2), 0)
+	}
+	wait, err := l.take(ctx, maxWait)
 	if err != nil {
 		return err
 	}
-	if wait > 0 {
-		return l.sleep(ctx, wait)
+	if wait <= 0 {
+		return nil
+	}
+	if err := l.sleep(ctx, wait); err != nil {
+		return err
+	}
+	// A 429 may have blocked the bucket while we slept: a reservation
+	// granted before it must not go out inside the provider's Retry-After.
+	var blocked float64
+	if err := l.pool.QueryRow(ctx, `SELECT GREATEST(EXTRACT(EPOCH FROM GREATEST(blocked_until, clock_timestamp()) - clock_timestamp()), 0)
+		FROM provider_rate_limits WHERE provider = $1`, l.provider).Scan(&blocked); err != nil {
+		return fmt.Errorf("ratelimit: %s bucket: %w", l.provider, err)
+	}
+	if blocked > 0 {
+		return l.delay(time.Duration(blocked * float64(time.Second)))
 	}
 	return nil
+}
+
+// delay is the *Delay for a wait of at least d: never shorter than
+// MaxWait (the bucket's reservations span that far, so sooner would only
+// find it full again), plus a random share of MaxWait so a backlog of
+// snoozed jobs does not come back at one instant.
+func (l *Limiter) delay(d time.Duration) *Delay {
+	d = max(d, l.maxWait, 100*time.Millisecond)
+	if l.maxWait > 0 {
+		d += rand.N(l.maxWait)
+	}
+	return &Delay{Provider: l.provider, After: d}
 }
 
 // take reserves a token in one statement: the bucket refills by elapsed ×
@@ -92,7 +124,7 @@ func (l *Limiter) Wait(ctx context.Context) error {
 // −rate × MaxWait (a token due within MaxWait). The returned wait is when
 // the token is due. When none is due within MaxWait, or the provider
 // blocked us, nothing is taken and the error is a *Delay.
-func (l *Limiter) take(ctx context.Context) (time.Duration, error) {
+func (l *Limiter) take(ctx context.Context, maxWait time.Duration) (time.Duration, error) {
 	var tokens float64
 	err := l.pool.QueryRow(ctx, `
 		UPDATE provider_rate_limits SET
@@ -101,7 +133,7 @@ func (l *Limiter) take(ctx context.Context) (time.Duration, error) {
 		WHERE provider = $1
 		  AND blocked_until <= clock_timestamp()
 		  AND LEAST($2, tokens + GREATEST(EXTRACT(EPOCH FROM clock_timestamp() - updated_at), 0) * $3) - 1 >= -$3 * $4
-		RETURNING tokens`, l.provider, l.burst, l.rate, l.maxWait.Seconds()).Scan(&tokens)
+		RETURNING tokens`, l.provider, l.burst, l.rate, maxWait.Seconds()).Scan(&tokens)
 	if err == nil {
 		if tokens >= 0 {
 			return 0, nil
@@ -120,8 +152,8 @@ func (l *Limiter) take(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("ratelimit: %s bucket: %w", l.provider, err)
 	}
-	after := math.Max(blocked, (1-avail)/l.rate-l.maxWait.Seconds())
-	return 0, &Delay{Provider: l.provider, After: max(time.Duration(after*float64(time.Second)), 100*time.Millisecond)}
+	after := math.Max(blocked, (1-avail)/l.rate-maxWait.Seconds())
+	return 0, l.delay(time.Duration(after * float64(time.Second)))
 }
 
 // Block drains the bucket and refuses tokens for d: the provider answered
@@ -132,8 +164,11 @@ func (l *Limiter) Block(ctx context.Context, d time.Duration) error {
 	}
 	_, err := l.pool.Exec(ctx, `
 		UPDATE provider_rate_limits SET
-		    tokens = LEAST(tokens, 0), updated_at = clock_timestamp(),
-		    blocked_until = GREATEST(blocked_until, clock_timestamp() + $2 * interval '1 millisecond')
+		    blocked_until = GREATEST(blocked_until, clock_timestamp() + $2 * interval '1 millisecond'),
+		    -- Empty, and refilling only from the block's end: no burst the
+		    -- moment it lifts.
+		    tokens = LEAST(tokens, 0),
+		    updated_at = GREATEST(updated_at, blocked_until, clock_timestamp() + $2 * interval '1 millisecond')
 		WHERE provider = $1`, l.provider, d.Milliseconds())
 	return err
 }

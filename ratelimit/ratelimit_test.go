@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -18,35 +19,34 @@ import (
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
 
-// windows counts calls at a fake provider per 100 ms window.
-type windows struct {
-	mu     sync.Mutex
-	start  time.Time
-	counts map[int]int
+// arrivals records when calls reach a fake provider.
+type arrivals struct {
+	mu    sync.Mutex
+	times []time.Time
 }
 
-func (w *windows) hit() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.counts[int(time.Since(w.start)/(100*time.Millisecond))]++
+func (a *arrivals) hit() {
+	a.mu.Lock()
+	a.times = append(a.times, time.Now())
+	a.mu.Unlock()
 }
 
 // TestTwoProcessesShareOneBucket: two limiters on two pools (two processes
-// on one database) with 40 callers each never exceed rate × window + burst
-// in any 100 ms window at the provider, nor the rate over the run, and
-// together get close to the rate.
+// on one database), 40 callers each, never put more than rate + burst
+// calls in any sliding second at the provider, and together get close to
+// the rate.
 func TestTwoProcessesShareOneBucket(t *testing.T) {
 	t.Parallel()
 	url := dbtest.URL(t)
-	w := &windows{start: time.Now(), counts: map[int]int{}}
-	fakeProvider := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { w.hit() }))
+	at := &arrivals{}
+	fakeProvider := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { at.hit() }))
 	defer fakeProvider.Close()
 
 	const rate, burst = 100.0, 5
 	ctx := context.Background()
-	var calls atomic.Int64
+	var unexpected atomic.Value
 	var wg sync.WaitGroup
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(3 * time.Second)
 	for p := 0; p < 2; p++ {
 		pool, err := pgxpool.New(ctx, url)
 		require.NoError(t, err)
@@ -61,31 +61,36 @@ func TestTwoProcessesShareOneBucket(t *testing.T) {
 				for time.Now().Before(deadline) {
 					resp, err := client.Get(fakeProvider.URL)
 					if err != nil {
-						_, paced := AsDelay(err)
-						require.True(t, paced, "only pacing stops a call: %v", err)
+						if _, paced := AsDelay(err); !paced {
+							unexpected.Store(err)
+						}
 						time.Sleep(50 * time.Millisecond)
 						continue
 					}
 					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
-					calls.Add(1)
 				}
 			}()
 		}
 	}
 	wg.Wait()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	total := 0
-	for i, n := range w.counts {
-		total += n
-		require.LessOrEqual(t, n, int(rate/10)+burst, "window %d", i)
+	require.Nil(t, unexpected.Load(), "only pacing stops a call")
+	at.mu.Lock()
+	defer at.mu.Unlock()
+	times := at.times
+	require.NotEmpty(t, times)
+	// Late wake-ups on a loaded machine may bunch a few calls: 5% slack.
+	limit := int(math.Ceil((rate + burst) * 1.05))
+	for i := range times {
+		n := 0
+		for j := i; j < len(times) && times[j].Sub(times[i]) < time.Second; j++ {
+			n++
+		}
+		require.LessOrEqual(t, n, limit, "calls in the second from call %d", i)
 	}
-	// The calls made after the deadline's last token are in flight: allow
-	// the MaxWait's worth reserved (1 s at the rate) on top.
-	require.LessOrEqual(t, total, int(rate*3)+burst, "never over the rate across the run")
-	require.GreaterOrEqual(t, total, int(rate*2*0.8), "close to the rate: %d calls in 2 s at %v/s", total, rate)
-	require.EqualValues(t, total, calls.Load())
+	span := times[len(times)-1].Sub(times[0]).Seconds()
+	require.LessOrEqual(t, float64(len(times)), rate*span+burst+5, "never over the rate across the run")
+	require.GreaterOrEqual(t, float64(len(times)), rate*2.5*0.8, "close to the rate: %d calls", len(times))
 }
 
 // TestTooManyRequestsBlocksTheBucket: a 429 with Retry-After blocks every
@@ -109,15 +114,16 @@ func TestTooManyRequestsBlocksTheBucket(t *testing.T) {
 	require.NoError(t, err)
 	client := &http.Client{Transport: Transport(nil, l)}
 
-	resp, err := client.Get(fakeProvider.URL)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, 429, resp.StatusCode, "the caller sees the provider's answer")
+	_, err = client.Get(fakeProvider.URL)
+	d, ok := AsDelay(err)
+	require.True(t, ok, "a 429 is a delay for the caller (nothing was executed): %v", err)
+	require.GreaterOrEqual(t, d.After, 3*time.Second)
 
 	err = other.Wait(ctx)
-	d, ok := AsDelay(err)
+	d, ok = AsDelay(err)
 	require.True(t, ok, "another process is blocked too: %v", err)
-	require.InDelta(t, 3, d.After.Seconds(), 0.5)
+	require.GreaterOrEqual(t, d.After.Seconds(), 2.9)
+	require.Less(t, d.After.Seconds(), 3.6, "Retry-After plus at most MaxWait of jitter")
 	require.EqualValues(t, 1, hits.Load(), "nothing sent while blocked")
 
 	// Other providers' buckets are their own.
@@ -156,5 +162,6 @@ func TestRetryAfter(t *testing.T) {
 	require.Equal(t, 30*time.Second, RetryAfter(h(now.Add(30*time.Second).Format(http.TimeFormat)), now))
 	require.Equal(t, MaxBackoff, RetryAfter(h("86400"), now), "capped")
 	require.Equal(t, DefaultBackoff, RetryAfter(h("soon"), now))
-	require.Equal(t, time.Duration(0), RetryAfter(h(now.Add(-time.Minute).Format(http.TimeFormat)), now))
+	require.Equal(t, DefaultBackoff, RetryAfter(h(now.Add(-time.Minute).Format(http.TimeFormat)), now), "a past date (clock skew) still backs off")
+	require.Equal(t, DefaultBackoff, RetryAfter(h("0"), now))
 }

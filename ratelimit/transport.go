@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,8 +19,10 @@ const DefaultBackoff = time.Second
 const MaxBackoff = 5 * time.Minute
 
 // Transport takes a token from l before each call through base, and turns
-// a 429 into a block of the whole bucket for its Retry-After. A call with
-// no token within MaxWait is not made: the error is a *Delay (a client
+// a 429 into a block of the whole bucket for its Retry-After and a *Delay
+// for the caller: a 429 was not executed (Stripe never saves it under the
+// key), so the call is simply made later, whatever the body said. A call
+// with no token within MaxWait is not made either: a *Delay (a client
 // wraps it; AsDelay finds it).
 func Transport(base http.RoundTripper, l *Limiter) http.RoundTripper {
 	if l == nil {
@@ -43,16 +46,19 @@ func (p *paced) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := p.base.RoundTrip(req)
 	if err == nil && resp.StatusCode == http.StatusTooManyRequests {
 		d := RetryAfter(resp.Header, time.Now())
-		// The answer goes to the caller whatever happens to the block.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), 5*time.Second)
 		_ = p.l.Block(ctx, d)
 		cancel()
+		return nil, p.l.delay(d)
 	}
 	return resp, err
 }
 
 // RetryAfter reads a Retry-After header (seconds or an HTTP date),
-// DefaultBackoff when absent or unreadable, at most MaxBackoff.
+// DefaultBackoff when absent, unreadable or zero (a provider answering 429
+// with "now" is still refusing), at most MaxBackoff.
 func RetryAfter(h http.Header, now time.Time) time.Duration {
 	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
@@ -66,7 +72,7 @@ func RetryAfter(h http.Header, now time.Time) time.Duration {
 	} else {
 		return DefaultBackoff
 	}
-	return min(max(d, 0), MaxBackoff)
+	return min(max(d, DefaultBackoff), MaxBackoff)
 }
 
 // Sender takes a token from l before each message (SMTP relays limit

@@ -160,7 +160,8 @@ func TestPayoutSurvivesStripeOutage(t *testing.T) {
 // marked failed nor retried on its row.
 func TestStripeRateLimitKeepsAttempts(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, nil)
+	// A paced job comes back after MaxWait plus up to MaxWait of jitter.
+	s := startStack(t, map[string]string{"RATE_LIMIT_MAX_WAIT": "1s"})
 	_, track, _ := s.seller(t, 1000)
 	_, buyer := s.account(t, "buyer@example.test")
 	orderID, paymentID, amount := s.buy(t, buyer, track)
