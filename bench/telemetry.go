@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/jobs"
+	"github.com/veza/backend/store/dbtest"
 )
 
 // telemetry: webhook ingest at full speed with metrics (scraped every
@@ -33,7 +33,7 @@ func (b *bench) telemetry(ctx context.Context) error {
 		w.Header().Set("Content-Type", "application/x-protobuf")
 	}))
 	defer receiver.Close()
-	port, err := freePort()
+	port, err := dbtest.FreePort()
 	if err != nil {
 		return err
 	}
@@ -126,13 +126,4 @@ func scrapeEvery(addr string, every time.Duration, stop <-chan struct{}, count *
 			}
 		}
 	}
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

@@ -319,5 +319,5 @@ func TestRateLimitMaxWaitUnderTheJobTimeout(t *testing.T) {
 	require.ErrorContains(t, c.ValidateForEnvironment(zerolog.Nop()), "RATE_LIMIT_MAX_WAIT")
 	d, err := config.Load(envFunc(nil))
 	require.NoError(t, err)
-	require.Equal(t, config.RateLimitConfig{Stripe: 80, StripeBurst: 20, Hyperswitch: 50, HyperswitchBurst: 10, SMTP: 10, SMTPBurst: 2, MaxWait: 5 * time.Second}, d.RateLimits)
+	require.Equal(t, config.RateLimitConfig{Stripe: 70, StripeBurst: 15, Hyperswitch: 50, HyperswitchBurst: 10, SMTP: 10, SMTPBurst: 2, MaxWait: 5 * time.Second}, d.RateLimits)
 }

@@ -79,8 +79,11 @@ func TestTwoProcessesShareOneBucket(t *testing.T) {
 	defer at.mu.Unlock()
 	times := at.times
 	require.NotEmpty(t, times)
-	// Late wake-ups on a loaded machine may bunch a few calls: 5% slack.
-	limit := int(math.Ceil((rate + burst) * 1.05))
+	// Reservations are due 1/rate apart, but a sleeper woken late (2
+	// cores, -race, the whole suite in parallel) lands beside the next
+	// ones: 10% slack (seen: 112 of 105). A shared bucket failing would
+	// put 2× the rate in a second.
+	limit := int(math.Ceil((rate + burst) * 1.1))
 	for i := range times {
 		n := 0
 		for j := i; j < len(times) && times[j].Sub(times[i]) < time.Second; j++ {

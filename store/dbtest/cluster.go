@@ -77,7 +77,7 @@ func StartCluster(initdb string, settings ...string) (*Cluster, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -110,7 +110,9 @@ func StartCluster(initdb string, settings ...string) (*Cluster, error) {
 	return &Cluster{URL: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port), Dir: dir, Stop: stop, Halt: halt, Resume: resume}, nil
 }
 
-func freePort() (int, error) {
+// FreePort is a TCP port free on loopback now (the bench's listeners use it
+// too).
+func FreePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
