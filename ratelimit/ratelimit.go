@@ -78,6 +78,10 @@ func (l *Limiter) Wait(ctx context.Context) error {
 	if l == nil {
 		return nil
 	}
+	return l.wait(ctx, 3)
+}
+
+func (l *Limiter) wait(ctx context.Context, retakes int) error {
 	// A reservation never outlasts half the time the caller has left (a
 	// client timeout, a job's): the call must still fit after the sleep.
 	maxWait := l.maxWait
@@ -91,8 +95,16 @@ func (l *Limiter) Wait(ctx context.Context) error {
 	if wait <= 0 {
 		return nil
 	}
+	due := time.Now().Add(wait)
 	if err := l.sleep(ctx, wait); err != nil {
 		return err
+	}
+	if late := time.Since(due); retakes > 0 && late > lateBy && late > time.Duration(float64(time.Second)/l.rate) {
+		// Woken well after the slot (a starved process): sending now
+		// would land beside the calls of the next slots. Give the slot up
+		// and take a new one (the lost token errs on the safe side), a
+		// few times at most.
+		return l.wait(ctx, retakes-1)
 	}
 	// A 429 may have blocked the bucket while we slept: a reservation
 	// granted before it must not go out inside the provider's Retry-After.
@@ -106,6 +118,9 @@ func (l *Limiter) Wait(ctx context.Context) error {
 	}
 	return nil
 }
+
+// lateBy is how late past its slot a sleeper may still send.
+const lateBy = 50 * time.Millisecond
 
 // delay is the *Delay for a wait of at least d: never shorter than
 // MaxWait (the bucket's reservations span that far, so sooner would only
