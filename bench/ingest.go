@@ -43,19 +43,8 @@ func (b *bench) ingestMax(ctx context.Context) (ingestFigures, error) {
 		return ingestFigures{}, err
 	}
 	rssBefore := b.peakRSS()
-	client, err := jobs.NewInserter(b.pool, jobs.ClientOpts{Logger: zerolog.Nop()})
+	lat, elapsed, failed, err := b.loadPaused(ctx, b.size.ingest, "ingest")
 	if err != nil {
-		return ingestFigures{}, err
-	}
-	if err := client.QueuePause(ctx, jobargs.QueuePayments, nil); err != nil {
-		return ingestFigures{}, err
-	}
-	time.Sleep(2 * time.Second) // workers see the pause
-	b.profile("ingest", 2*time.Second)
-	report := b.watchStatements(ctx, "ingest")
-	lat, elapsed, failed := b.load(ctx, b.size.ingest, 0, 60*time.Second, nil, unknownPayment)
-	report()
-	if err := client.QueueResume(ctx, jobargs.QueuePayments, nil); err != nil {
 		return ingestFigures{}, err
 	}
 	f := ingestFigures{rate: float64(len(lat)) / elapsed.Seconds(), p50: pct(lat, 0.5), p99: pct(lat, 0.99)}
@@ -64,4 +53,24 @@ func (b *bench) ingestMax(ctx context.Context) (ingestFigures, error) {
 	b.add(Result{Name: "serve peak RSS during ingest", Value: b.peakRSS(), Unit: "MiB", Note: fmt.Sprintf("%.0f MiB before", rssBefore)})
 	b.ingestRate = &f
 	return f, b.drain(ctx)
+}
+
+// loadPaused sends n deliveries at full speed with event processing
+// paused: the HTTP edge alone, as pgbench measures the statements alone.
+// step names the CPU profile and statement report (BENCH_PPROF_ADDR,
+// -statements). The caller drains the events after.
+func (b *bench) loadPaused(ctx context.Context, n int, step string) ([]time.Duration, time.Duration, int64, error) {
+	client, err := jobs.NewInserter(b.pool, jobs.ClientOpts{Logger: zerolog.Nop()})
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if err := client.QueuePause(ctx, jobargs.QueuePayments, nil); err != nil {
+		return nil, 0, 0, err
+	}
+	time.Sleep(2 * time.Second) // workers see the pause
+	b.profile(step, 2*time.Second)
+	report := b.watchStatements(ctx, step)
+	lat, elapsed, failed := b.load(ctx, n, 0, 60*time.Second, nil, unknownPayment)
+	report()
+	return lat, elapsed, failed, client.QueueResume(ctx, jobargs.QueuePayments, nil)
 }

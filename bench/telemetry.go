@@ -11,10 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/veza/backend/jobargs"
-	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/store/dbtest"
 )
 
@@ -82,20 +78,10 @@ func (b *bench) telemetry(ctx context.Context) error {
 	return nil
 }
 
-// ingestPaused is n deliveries at full speed with event processing paused
-// (the edge alone, as ingestMax), then drained.
-func (b *bench) ingestPaused(ctx context.Context, n int, profile string) (float64, error) {
-	client, err := jobs.NewInserter(b.pool, jobs.ClientOpts{Logger: zerolog.Nop()})
+// ingestPaused is the edge's rate for n deliveries (loadPaused), drained.
+func (b *bench) ingestPaused(ctx context.Context, n int, step string) (float64, error) {
+	lat, elapsed, failed, err := b.loadPaused(ctx, n, step)
 	if err != nil {
-		return 0, err
-	}
-	if err := client.QueuePause(ctx, jobargs.QueuePayments, nil); err != nil {
-		return 0, err
-	}
-	time.Sleep(2 * time.Second) // workers see the pause
-	b.profile(profile, 2*time.Second)
-	lat, elapsed, failed := b.load(ctx, n, 0, 60*time.Second, nil, unknownPayment)
-	if err := client.QueueResume(ctx, jobargs.QueuePayments, nil); err != nil {
 		return 0, err
 	}
 	if failed > 0 {

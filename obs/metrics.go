@@ -10,6 +10,7 @@ package obs
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -128,7 +129,7 @@ func (m *Metrics) HTTP(method, route string, status int, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.httpRequests.WithLabelValues(method, route, statusLabel(status)).Inc()
+	m.httpRequests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	m.httpDuration.WithLabelValues(method, route).Observe(d.Seconds())
 }
 
@@ -164,32 +165,4 @@ func (m *Metrics) Reconcile(class, outcome string) {
 		return
 	}
 	m.reconcile.WithLabelValues(class, outcome).Inc()
-}
-
-// statusLabel avoids strconv per request for the common codes.
-func statusLabel(code int) string {
-	if code >= 100 && code < 600 {
-		if s, ok := statusText[code]; ok {
-			return s
-		}
-	}
-	return itoa(code)
-}
-
-var statusText = func() map[int]string {
-	m := map[int]string{}
-	for code := 100; code < 600; code++ {
-		if http.StatusText(code) != "" {
-			m[code] = itoa(code)
-		}
-	}
-	return m
-}()
-
-func itoa(n int) string {
-	if n < 0 || n > 999 {
-		return "other"
-	}
-	b := []byte{byte('0' + n/100), byte('0' + n/10%10), byte('0' + n%10)}
-	return string(b)
 }
