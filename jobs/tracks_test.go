@@ -45,6 +45,17 @@ func setupStorage(t *testing.T) *storageBundle {
 }
 
 // localTrack stores a file locally and commits its row, as an upload does.
+// orderOf is an order in status holding track, bought from its owner.
+func (b *storageBundle) orderOf(t *testing.T, status string, track uuid.UUID) uuid.UUID {
+	t.Helper()
+	ctx := context.Background()
+	var order uuid.UUID
+	require.NoError(t, b.db.Primary().QueryRow(ctx, `INSERT INTO orders (buyer_id, status, amount, currency, payment_id) VALUES ($1, $2, 100, 'EUR', 'p') RETURNING id`, b.owner, status).Scan(&order))
+	_, err := b.db.Primary().Exec(ctx, `INSERT INTO order_items (order_id, track_id, seller_id, amount, currency) VALUES ($1, $2, $3, 100, 'EUR')`, order, track, b.owner)
+	require.NoError(t, err)
+	return order
+}
+
 func (b *storageBundle) localTrack(t *testing.T, size int) uuid.UUID {
 	t.Helper()
 	ctx := context.Background()
@@ -192,11 +203,8 @@ func TestDeletedTrackFileKeptForItsBuyers(t *testing.T) {
 	pool := b.db.Primary()
 	bought := b.localTrack(t, 100)
 	unsold := b.localTrack(t, 100)
-	var order uuid.UUID
-	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO orders (buyer_id, status, amount, currency, payment_id) VALUES ($1, 'completed', 100, 'EUR', 'p') RETURNING id`, b.owner).Scan(&order))
-	_, err := pool.Exec(ctx, `INSERT INTO order_items (order_id, track_id, seller_id, amount, currency) VALUES ($1, $2, $3, 100, 'EUR')`, order, bought, b.owner)
-	require.NoError(t, err)
-	_, err = pool.Exec(ctx, `UPDATE tracks SET deleted_at = now() WHERE id IN ($1, $2)`, bought, unsold)
+	order := b.orderOf(t, "completed", bought)
+	_, err := pool.Exec(ctx, `UPDATE tracks SET deleted_at = now() WHERE id IN ($1, $2)`, bought, unsold)
 	require.NoError(t, err)
 	path := func(id uuid.UUID) string {
 		p, _ := b.local.Path(storage.TrackKey(b.owner.String(), id.String()))
@@ -232,11 +240,8 @@ func TestDeletedTrackFileKeptForAFailedOrder(t *testing.T) {
 	b := setupStorage(t)
 	pool := b.db.Primary()
 	id := b.localTrack(t, 100)
-	var order uuid.UUID
-	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO orders (buyer_id, status, amount, currency, payment_id) VALUES ($1, 'failed', 100, 'EUR', 'p') RETURNING id`, b.owner).Scan(&order))
-	_, err := pool.Exec(ctx, `INSERT INTO order_items (order_id, track_id, seller_id, amount, currency) VALUES ($1, $2, $3, 100, 'EUR')`, order, id, b.owner)
-	require.NoError(t, err)
-	_, err = pool.Exec(ctx, `UPDATE tracks SET deleted_at = now() WHERE id = $1`, id)
+	order := b.orderOf(t, "failed", id)
+	_, err := pool.Exec(ctx, `UPDATE tracks SET deleted_at = now() WHERE id = $1`, id)
 	require.NoError(t, err)
 	key := storage.TrackKey(b.owner.String(), id.String())
 	p, _ := b.local.Path(key)
@@ -260,11 +265,8 @@ func TestStorageMigrationMovesDeletedTracksBuyersNeed(t *testing.T) {
 	b := setupStorage(t)
 	pool := b.db.Primary()
 	bought, unsold := b.localTrack(t, 100), b.localTrack(t, 100)
-	var order uuid.UUID
-	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO orders (buyer_id, status, amount, currency, payment_id) VALUES ($1, 'completed', 100, 'EUR', 'p') RETURNING id`, b.owner).Scan(&order))
-	_, err := pool.Exec(ctx, `INSERT INTO order_items (order_id, track_id, seller_id, amount, currency) VALUES ($1, $2, $3, 100, 'EUR')`, order, bought, b.owner)
-	require.NoError(t, err)
-	_, err = pool.Exec(ctx, `UPDATE tracks SET deleted_at = now() WHERE id IN ($1, $2)`, bought, unsold)
+	b.orderOf(t, "completed", bought)
+	_, err := pool.Exec(ctx, `UPDATE tracks SET deleted_at = now() WHERE id IN ($1, $2)`, bought, unsold)
 	require.NoError(t, err)
 
 	c := b.client(t)
