@@ -30,6 +30,7 @@ import (
 	"github.com/veza/backend/hyperswitch/hyperswitchtest"
 	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/store/dbtest"
+	"github.com/veza/backend/stripeconnect/stripetest"
 )
 
 // scrape is one read of /metrics.
@@ -118,7 +119,7 @@ func (r *running) metricsAddr(t *testing.T) string {
 // delivery and a discarded job among them.
 func TestMetricsFollowAPurchaseToItsReversal(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, map[string]string{"METRICS_ADDR": "127.0.0.1:0", "METRICS_REFRESH_INTERVAL": "100ms"})
+	s := startStack(t, map[string]string{"METRICS_ADDR": "127.0.0.1:0", "METRICS_REFRESH_INTERVAL": "100ms", "STRIPE_WEBHOOK_SECRET": stripetest.WebhookSecret})
 	addr := s.metricsAddr(t)
 	_, track1, _ := s.seller(t, 1299)
 	_, track2, _ := s.seller(t, 705)
@@ -157,6 +158,21 @@ func TestMetricsFollowAPurchaseToItsReversal(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, 401, resp.StatusCode)
+	// Over the 64 KB cap (refused in the handler), over the 1 MB body
+	// limit (refused before routing), and a signed body that is no event.
+	for _, size := range []int{70 << 10, 2 << 20} {
+		resp, err = http.Post(s.base+"/webhooks/hyperswitch", "application/json", bytes.NewReader(bytes.Repeat([]byte(" "), size)))
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, 413, resp.StatusCode)
+	}
+	require.Equal(t, 400, s.webhook(t, []byte(`["not an event"]`)))
+	// Stripe: an event we act on, one we do not, and its redelivery.
+	acct := "acct_metrics"
+	s.stripe.PutAccount(acct, true)
+	s.stripeEvent(t, stripetest.ConnectEvent("evt_m_1", "account.updated", acct, s.stripe.AccountObject(acct)))
+	s.stripeEvent(t, stripetest.ConnectEvent("evt_m_2", "charge.succeeded", acct, map[string]any{"id": "ch_1"}))
+	s.stripeEvent(t, stripetest.ConnectEvent("evt_m_2", "charge.succeeded", acct, map[string]any{"id": "ch_1"}))
 	resp, err = http.Get(s.base + "/v1/orders/" + orderID + "/no-such-thing")
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -203,6 +219,11 @@ func TestMetricsFollowAPurchaseToItsReversal(t *testing.T) {
 	require.Equal(t, 2.0, after.value("veza_webhook_deliveries_total", "provider", "hyperswitch", "result", "queued"))
 	require.Equal(t, 1.0, after.value("veza_webhook_deliveries_total", "provider", "hyperswitch", "result", "skipped"))
 	require.Equal(t, 1.0, after.value("veza_webhook_deliveries_total", "provider", "hyperswitch", "result", "signature_invalid"))
+	require.Equal(t, 2.0, after.value("veza_webhook_deliveries_total", "provider", "hyperswitch", "result", "too_large"), "in the handler and before routing")
+	require.Equal(t, 1.0, after.value("veza_webhook_deliveries_total", "provider", "hyperswitch", "result", "error"))
+	require.Equal(t, 1.0, after.value("veza_webhook_deliveries_total", "provider", "stripe", "result", "ok"))
+	require.Equal(t, 2.0, after.value("veza_webhook_deliveries_total", "provider", "stripe", "result", "skipped"), "a type we do not act on, and a redelivery")
+	require.Equal(t, 3.0, after.value("veza_psp_requests_total", "provider", "stripe", "operation", "GET /accounts/:id", "outcome", "ok"), "each seller linking an account, and account.updated, read it")
 	require.Equal(t, 1.0, after.value("veza_http_requests_total", "route", "/webhooks/hyperswitch", "status", "401"))
 	require.Equal(t, 1.0, after.value("veza_http_requests_total", "route", "unmatched", "status", "404"))
 	require.Equal(t, 1.0, after.value("veza_http_requests_total", "method", "POST", "route", "/v1/orders/:id/refund", "status", "202"))

@@ -341,3 +341,37 @@ func TestSavedPayoutErrorIsNotReplayedForADay(t *testing.T) {
 	s.eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, s.state(t, orderID))
 	require.Equal(t, 1, s.transfersAtStripe(orderID))
 }
+
+// Pacing meets a lost answer, on every money call that changed: Stripe
+// answers 429 to the payout, then does the transfer and loses the answer;
+// Hyperswitch answers 429 to the refund; Stripe answers 429 to the
+// reversal, then reverses and answers with a proxy's page. Each 429 only
+// delays; each lost answer is found by its replay or read-back: one
+// transfer, one reversal, the seller nets zero, nothing closed as failed.
+func TestRateLimitedThenLostAnswersPayAndReverseOnce(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, map[string]string{"RATE_LIMIT_MAX_WAIT": "1s"})
+	orderID, paymentID, amount, buyer := s.pendingOrder(t, 1000)
+	s.stripe.FailNext(1, 429)
+	s.stripe.LoseNext("POST /v1/transfers", 1, fake.Lost502)
+	s.paid(t, paymentID, amount)
+	s.eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, s.state(t, orderID))
+	require.Equal(t, 1, s.transfersAtStripe(orderID), "the lost answer's replay adopted the transfer")
+
+	s.hs.FailNext(1, 429)
+	_, psp := s.refund(t, buyer, orderID)
+	s.stripe.FailNext(1, 429)
+	s.stripe.LoseNext("POST reversals", 1, fake.LostHTML200)
+	s.refundSucceeds(t, psp)
+	s.eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "reversed") }, s.state(t, orderID))
+	require.Zero(t, s.sellerNet(orderID))
+	require.Len(t, s.stripe.Reversals(), 1, "reversed once")
+	require.Equal(t, 1, s.transfersAtStripe(orderID))
+	require.Equal(t, "refunded", s.orderStatus(t, buyer, orderID))
+	require.Zero(t, s.count(t, `SELECT count(*) FROM seller_transfers WHERE order_id = $1 AND status IN ('failed', 'permanently_failed', 'reversal_failed')`, orderID))
+	require.Zero(t, s.count(t, `SELECT count(*) FROM refunds WHERE order_id = $1 AND status = 'failed'`, orderID))
+	require.Zero(t, s.count(t, `SELECT count(*) FROM river_job WHERE state = 'discarded'`))
+	require.Equal(t, 3, s.stripe.Calls("POST /v1/transfers"), "429, the lost one, its replay")
+	require.GreaterOrEqual(t, s.stripe.Calls("POST reversals"), 2, "429, then the lost one")
+	require.GreaterOrEqual(t, s.hs.Calls("POST /refunds"), 2, "429, then the refund")
+}
