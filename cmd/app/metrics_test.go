@@ -162,6 +162,12 @@ func TestMetricsFollowAPurchaseToItsReversal(t *testing.T) {
 	// limit (refused before routing), and a signed body that is no event.
 	for _, size := range []int{70 << 10, 2 << 20} {
 		resp, err = http.Post(s.base+"/webhooks/hyperswitch", "application/json", bytes.NewReader(bytes.Repeat([]byte(" "), size)))
+		if err != nil && size > 1<<20 {
+			// Refused by Content-Length and closed while the client was
+			// still writing: the client sees the reset, not the 413.
+			require.True(t, strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe"), "%v", err)
+			continue
+		}
 		require.NoError(t, err)
 		resp.Body.Close()
 		require.Equal(t, 413, resp.StatusCode)
