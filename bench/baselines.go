@@ -59,13 +59,13 @@ COMMIT;
 }
 
 // bareRiver is River working no-op jobs with the shipped settings of queue
-// payments: the ceiling of any job-driven step. Measured once.
+// events: the ceiling of any job-driven step. Measured once.
 func (b *bench) bareRiver(ctx context.Context) (float64, error) {
 	if b.riverRate != nil {
 		return *b.riverRate, nil
 	}
 	shipped := shippedConfig()
-	workers, cooldown := shipped.River.Workers[jobargs.QueuePayments], shipped.River.FetchCooldown
+	workers, cooldown := shipped.River.Workers[jobargs.QueueEvents], shipped.River.FetchCooldown
 	registry := river.NewWorkers()
 	var done atomic.Int64
 	river.AddWorker(registry, river.WorkFunc(func(ctx context.Context, j *river.Job[noopArgs]) error { done.Add(1); return nil }))

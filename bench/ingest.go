@@ -64,7 +64,7 @@ func (b *bench) loadPaused(ctx context.Context, n int, step string) ([]time.Dura
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	if err := client.QueuePause(ctx, jobargs.QueuePayments, nil); err != nil {
+	if err := client.QueuePause(ctx, jobargs.QueueEvents, nil); err != nil {
 		return nil, 0, 0, err
 	}
 	time.Sleep(2 * time.Second) // workers see the pause
@@ -72,5 +72,5 @@ func (b *bench) loadPaused(ctx context.Context, n int, step string) ([]time.Dura
 	report := b.watchStatements(ctx, step)
 	lat, elapsed, failed := b.load(ctx, n, 0, 60*time.Second, nil, unknownPayment)
 	report()
-	return lat, elapsed, failed, client.QueueResume(ctx, jobargs.QueuePayments, nil)
+	return lat, elapsed, failed, client.QueueResume(ctx, jobargs.QueueEvents, nil)
 }

@@ -59,12 +59,12 @@ func (b *bench) reconcile(ctx context.Context) error {
 		return err
 	}
 	took := time.Since(start)
-	workers := shippedConfig().River.Workers[jobargs.QueueMaintenance]
+	workers := shippedConfig().River.Workers[jobargs.QueueHyperswitch]
 	ideal := time.Duration(n) * 20 * time.Millisecond / time.Duration(workers)
 	inflight := b.hs.MaxInFlight()
 	b.add(Result{Name: "reconcile backlog drain time", Value: took.Seconds(), Unit: "s", Baseline: ideal.Seconds(),
 		Target: fmt.Sprintf("ratio <= 2, PSP calls in flight <= %d", workers), Pass: pass(took.Seconds()/ideal.Seconds() <= 2 && inflight <= int64(workers)),
-		Note: fmt.Sprintf("%d stuck orders, Hyperswitch 20 ms, %d maintenance workers; max PSP calls in flight %d", n, workers, inflight)})
+		Note: fmt.Sprintf("%d stuck orders, Hyperswitch 20 ms, %d hyperswitch workers; max PSP calls in flight %d", n, workers, inflight)})
 	return nil
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/veza/backend/hyperswitch/hyperswitchtest"
 	"github.com/veza/backend/internal/fake"
 	"github.com/veza/backend/internal/servicetest"
+	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/mail/mailtest"
 	"github.com/veza/backend/store/dbtest"
 	"github.com/veza/backend/stripeconnect/stripetest"
@@ -328,7 +329,11 @@ func TestCrashSuite(t *testing.T) {
 	ctx := context.Background()
 
 	// serve works few jobs itself so the killable workers do most of it.
-	h.start("serve", map[string]string{"RIVER_WORKERS_PAYMENTS": "1", "RIVER_WORKERS_DEFAULT": "1", "RIVER_WORKERS_EMAIL": "1", "RIVER_WORKERS_MAINTENANCE": "1"})
+	one := map[string]string{}
+	for _, q := range jobargs.Queues {
+		one["RIVER_WORKERS_"+strings.ToUpper(q)] = "1"
+	}
+	h.start("serve", one)
 	h.start("work 1", nil)
 	h.start("work 2", nil)
 

@@ -206,15 +206,19 @@ const (
 	defaultRescueStuckJobsAfter = time.Hour
 )
 
-// Sized from `make bench` on 2 cores (docs/DEPLOYMENT.md): payments jobs
-// spend most of their time waiting on Stripe or Hyperswitch, so the queue
-// runs many at once; River's fetch rate caps a queue near workers divided by
-// FetchCooldown.
+// Sized from `make bench` on 2 cores (docs/DEPLOYMENT.md): events jobs are
+// short database transactions; stripe and hyperswitch jobs spend most of
+// their time waiting on the provider, so those queues run many at once
+// (the providers' rate limits, not the workers, pace them). River's fetch
+// rate caps a queue near workers divided by FetchCooldown.
 var defaultWorkers = map[string]int{
 	jobargs.QueueDefault:     20,
-	jobargs.QueuePayments:    100,
+	jobargs.QueueEvents:      50,
+	jobargs.QueueStripe:      50,
+	jobargs.QueueHyperswitch: 20,
 	jobargs.QueueEmail:       10,
 	jobargs.QueueMaintenance: 5,
+	jobargs.QueuePayments:    10,
 }
 
 // Load parses the environment. It fails only when APP_ENV itself is unknown:

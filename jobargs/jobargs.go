@@ -14,16 +14,42 @@ import (
 	"github.com/riverqueue/river/rivertype"
 )
 
-// Queue names. Every job declares one of these in its InsertOpts.
+// Queue names. Every job declares one of these in its InsertOpts. Work that
+// waits on one provider has a queue of its own, so a provider's brownout
+// (Stripe answering in 30 s) holds only that queue's workers: a paid order
+// completes on events while payouts wait on stripe.
 const (
-	QueueDefault     = "default"
-	QueuePayments    = "payments"
+	QueueDefault = "default"
+	// QueueEvents applies Hyperswitch events: order completion, refund and
+	// dispute outcomes. Database work only: no provider call.
+	QueueEvents = "events"
+	// QueueStripe pays sellers and takes payouts back (Stripe Connect).
+	QueueStripe = "stripe"
+	// QueueHyperswitch submits refunds and reads stuck rows back
+	// (reconcile row jobs, at PrioritySweep).
+	QueueHyperswitch = "hyperswitch"
 	QueueEmail       = "email"
 	QueueMaintenance = "maintenance"
+	// QueuePayments is the queue every payments job used before the
+	// queues above: still served, so jobs an earlier version enqueued (a
+	// retryable payout, a scheduled refund submit) finish. Nothing new is
+	// inserted in it.
+	QueuePayments = "payments"
 )
 
 // Queues lists the queues in a stable order; RIVER_WORKERS_<QUEUE> sizes each.
-var Queues = []string{QueueDefault, QueuePayments, QueueEmail, QueueMaintenance}
+var Queues = []string{QueueDefault, QueueEvents, QueueStripe, QueueHyperswitch, QueueEmail, QueueMaintenance, QueuePayments}
+
+// Job priorities (River: 1 is fetched first). Live work (a buyer's refund,
+// a seller's payout) is PriorityLive; sweeps that share its provider and
+// queue are PrioritySweep: a queue's free worker takes live work first, and
+// the provider's bucket serves a sweep only from tokens live work left
+// (ratelimit.Background), so a reconcile backlog delays a refund submit by
+// no more than a token's interval.
+const (
+	PriorityLive  = 1
+	PrioritySweep = 3
+)
 
 // OneLiveJob makes a job unique per args while one is queued or running; a
 // finished one (completed, discarded, cancelled) does not block a new round.

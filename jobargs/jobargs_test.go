@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
 	"github.com/veza/backend/jobargs"
@@ -34,4 +35,39 @@ func TestPolicyBuildsEachJobWithItsBudget(t *testing.T) {
 	require.Equal(t, jobargs.OneLiveJob, unique.InsertOpts.UniqueOpts)
 	require.Equal(t, 4, unique.InsertOpts.MaxAttempts, "the budget is kept")
 	require.Zero(t, payout.InsertOpts.UniqueOpts, "the original is not changed")
+}
+
+// TestEachProviderHasItsQueue: work that waits on one provider is on that
+// provider's queue (a brownout holds only its workers), event processing
+// calls none, and sweeps sharing a queue with live work come after it.
+func TestEachProviderHasItsQueue(t *testing.T) {
+	t.Parallel()
+	type opts interface{ InsertOpts() river.InsertOpts }
+	for _, c := range []struct {
+		args     opts
+		queue    string
+		priority int
+	}{
+		{jobargs.ProcessEventArgs{}, jobargs.QueueEvents, 0},
+		{jobargs.PayoutArgs{}, jobargs.QueueStripe, 0},
+		{jobargs.ReversalArgs{}, jobargs.QueueStripe, 0},
+		{jobargs.SubmitRefundArgs{}, jobargs.QueueHyperswitch, jobargs.PriorityLive},
+		{jobargs.ReconcileOrderArgs{}, jobargs.QueueHyperswitch, jobargs.PrioritySweep},
+		{jobargs.ReconcileRefundArgs{}, jobargs.QueueHyperswitch, jobargs.PrioritySweep},
+		{jobargs.ReconcileDisputeArgs{}, jobargs.QueueHyperswitch, jobargs.PrioritySweep},
+		{jobargs.EmailArgs{}, jobargs.QueueEmail, 0},
+		{jobargs.ReconcileSweepArgs{}, jobargs.QueueMaintenance, 0},
+		{jobargs.SafetyNetArgs{}, jobargs.QueueMaintenance, 0},
+		{jobargs.WebhookLogCleanupArgs{}, jobargs.QueueMaintenance, 0},
+		{jobargs.DeleteObjectArgs{}, jobargs.QueueMaintenance, 0},
+		{jobargs.MigrateTrackArgs{}, jobargs.QueueMaintenance, 0},
+		{jobargs.OrphanCleanupArgs{}, jobargs.QueueMaintenance, 0},
+	} {
+		o := c.args.InsertOpts()
+		require.Equal(t, c.queue, o.Queue, "%T", c.args)
+		require.Equal(t, c.priority, o.Priority, "%T (0 is River's default, 1)", c.args)
+		require.Contains(t, jobargs.Queues, o.Queue, "%T's queue is served", c.args)
+	}
+	require.Contains(t, jobargs.Queues, jobargs.QueuePayments, "an earlier version's jobs are still worked")
+	require.Less(t, jobargs.PriorityLive, jobargs.PrioritySweep, "River fetches the lower number first")
 }

@@ -23,7 +23,7 @@ type ReconcileOrderArgs struct {
 func (ReconcileOrderArgs) Kind() string { return "reconcile_order" }
 
 func (ReconcileOrderArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueMaintenance, MaxAttempts: 3, UniqueOpts: OneLiveJob}
+	return river.InsertOpts{Queue: QueueHyperswitch, Priority: PrioritySweep, MaxAttempts: 3, UniqueOpts: OneLiveJob}
 }
 
 // ReconcileRefundArgs reconciles one pending refund (stuck or orphan).
@@ -34,7 +34,7 @@ type ReconcileRefundArgs struct {
 func (ReconcileRefundArgs) Kind() string { return "reconcile_refund" }
 
 func (ReconcileRefundArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueMaintenance, MaxAttempts: 3, UniqueOpts: OneLiveJob}
+	return river.InsertOpts{Queue: QueueHyperswitch, Priority: PrioritySweep, MaxAttempts: 3, UniqueOpts: OneLiveJob}
 }
 
 // ReconcileDisputeArgs reads one open dispute at Hyperswitch (its outcome
@@ -46,7 +46,7 @@ type ReconcileDisputeArgs struct {
 func (ReconcileDisputeArgs) Kind() string { return "reconcile_dispute" }
 
 func (ReconcileDisputeArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueMaintenance, MaxAttempts: 3, UniqueOpts: OneLiveJob}
+	return river.InsertOpts{Queue: QueueHyperswitch, Priority: PrioritySweep, MaxAttempts: 3, UniqueOpts: OneLiveJob}
 }
 
 // WebhookLogCleanupArgs deletes webhook log rows past their retention.

@@ -25,7 +25,7 @@ func (ProcessEventArgs) Kind() string { return "hyperswitch_event" }
 // River's own unique insert would do the same work twice, and its key
 // building is a visible share of webhook ingest's CPU.
 func (ProcessEventArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueuePayments, MaxAttempts: 15}
+	return river.InsertOpts{Queue: QueueEvents, MaxAttempts: 15}
 }
 
 // PayoutArgs pays one seller_transfers row. Insert it with Policy.PayoutJob.
@@ -41,7 +41,7 @@ func (PayoutArgs) Kind() string { return "seller_payout" }
 // visible share of settlement. The safety net, which follows no such
 // change, inserts with Unique.
 func (PayoutArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueuePayments}
+	return river.InsertOpts{Queue: QueueStripe}
 }
 
 // ReversalArgs takes back a completed transfer. Insert it with
@@ -55,7 +55,7 @@ func (ReversalArgs) Kind() string { return "transfer_reversal" }
 // InsertOpts: inserted only with the completed → reversal_pending
 // transition (see PayoutArgs.InsertOpts); the safety net adds uniqueness.
 func (ReversalArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueuePayments}
+	return river.InsertOpts{Queue: QueueStripe}
 }
 
 // SubmitRefundArgs is phase 2 of a refund: create it at Hyperswitch.
@@ -66,7 +66,7 @@ type SubmitRefundArgs struct {
 func (SubmitRefundArgs) Kind() string { return "submit_refund" }
 
 func (SubmitRefundArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueuePayments, MaxAttempts: 12, UniqueOpts: OneLiveJob}
+	return river.InsertOpts{Queue: QueueHyperswitch, Priority: PriorityLive, MaxAttempts: 12, UniqueOpts: OneLiveJob}
 }
 
 // EmailArgs asks for one email. Args are visible to operators in River UI, so

@@ -11,6 +11,7 @@ import (
 	"github.com/stripe/stripe-go/v82"
 
 	"github.com/veza/backend/hyperswitch"
+	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/ratelimit"
 )
 
@@ -19,9 +20,14 @@ import (
 // 429) into a snooze: River runs the job again after the delay without
 // counting an attempt. Workers that record an error on their row first
 // check Paced themselves, so a paced call leaves no trace of failure.
+// A sweep's job (PrioritySweep) calls providers as ratelimit.Background:
+// from tokens live work leaves.
 type pacingMiddleware struct{ river.MiddlewareDefaults }
 
 func (*pacingMiddleware) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
+	if job.Priority >= jobargs.PrioritySweep {
+		ctx = ratelimit.Background(ctx)
+	}
 	err := doInner(ctx)
 	if d, ok := Paced(err); ok {
 		return river.JobSnooze(d)

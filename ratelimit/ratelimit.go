@@ -12,6 +12,15 @@
 // MaxWait, well under a job's timeout); one that would wait longer gets a
 // *Delay and snoozes its job without using an attempt. A provider's 429
 // drains the bucket and blocks it for Retry-After.
+//
+// Live calls (a payout, a refund submit, an order) may reserve tokens up to
+// MaxWait ahead. A Background call (a reconcile read) takes only a token
+// that is free now, never a reservation: live calls queue behind none of
+// them, and a sweep gets what live traffic leaves. A process's background
+// callers take turns (one polls the bucket at a time, sleeping until its
+// next token), and none waits longer than one bucket refill (burst / rate)
+// before it gives up with a *Delay: a worker held by a sweep is soon free
+// for live work.
 package ratelimit
 
 import (
@@ -54,6 +63,23 @@ type Limiter struct {
 	burst    float64
 	maxWait  time.Duration
 	sleep    func(context.Context, time.Duration) error
+	// turn is held by the one background caller of this process that
+	// polls the bucket.
+	turn chan struct{}
+}
+
+type backgroundKey struct{}
+
+// Background marks ctx's calls as sweep work: served only from tokens that
+// are free now (see the package comment).
+func Background(ctx context.Context) context.Context {
+	return context.WithValue(ctx, backgroundKey{}, true)
+}
+
+// IsBackground reports whether ctx was marked by Background.
+func IsBackground(ctx context.Context) bool {
+	b, _ := ctx.Value(backgroundKey{}).(bool)
+	return b
 }
 
 // New returns provider's limiter with rate calls/s and burst, creating its
@@ -66,7 +92,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, provider string, rate float64,
 	if _, err := pool.Exec(ctx, `INSERT INTO provider_rate_limits (provider, tokens) VALUES ($1, $2) ON CONFLICT (provider) DO NOTHING`, provider, b); err != nil {
 		return nil, fmt.Errorf("ratelimit: creating the %s bucket: %w", provider, err)
 	}
-	return &Limiter{pool: pool, provider: provider, rate: rate, burst: b, maxWait: maxWait, sleep: sleepCtx}, nil
+	return &Limiter{pool: pool, provider: provider, rate: rate, burst: b, maxWait: maxWait, sleep: sleepCtx, turn: make(chan struct{}, 1)}, nil
 }
 
 // Provider names the bucket.
@@ -78,7 +104,79 @@ func (l *Limiter) Wait(ctx context.Context) error {
 	if l == nil {
 		return nil
 	}
+	if IsBackground(ctx) {
+		return l.waitBackground(ctx)
+	}
 	return l.wait(ctx, 3)
+}
+
+// refill is the time an empty bucket takes to fill: the longest a
+// background caller waits, so the worker it holds is soon free again.
+func (l *Limiter) refill() time.Duration {
+	return time.Duration(l.burst / l.rate * float64(time.Second))
+}
+
+// waitBackground takes a token that is free now, waiting for this
+// process's turn and then for the next free token, within one refill
+// (and half of ctx's deadline); past that it takes none: a *Delay.
+func (l *Limiter) waitBackground(ctx context.Context) error {
+	limit := l.refill()
+	if dl, ok := ctx.Deadline(); ok {
+		limit = max(min(limit, time.Until(dl)/2), 0)
+	}
+	until := time.Now().Add(limit)
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	select {
+	case l.turn <- struct{}{}:
+	case <-timer.C:
+		return l.delay(limit)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-l.turn }()
+	for {
+		next, err := l.takeFree(ctx)
+		if err != nil || next == 0 {
+			return err
+		}
+		if time.Until(until) < next {
+			return l.delay(next)
+		}
+		if err := l.sleep(ctx, next); err != nil {
+			return err
+		}
+	}
+}
+
+// takeFree takes a token only when one is free now (none is reserved by
+// live calls): take's statement with no reservation allowed. Otherwise it
+// says when one will be (a second statement, as take's).
+func (l *Limiter) takeFree(ctx context.Context) (time.Duration, error) {
+	tag, err := l.pool.Exec(ctx, `
+		UPDATE provider_rate_limits SET
+		    tokens = LEAST($2, tokens + GREATEST(EXTRACT(EPOCH FROM clock_timestamp() - updated_at), 0) * $3) - 1,
+		    updated_at = clock_timestamp()
+		WHERE provider = $1
+		  AND blocked_until <= clock_timestamp()
+		  AND LEAST($2, tokens + GREATEST(EXTRACT(EPOCH FROM clock_timestamp() - updated_at), 0) * $3) >= 1`, l.provider, l.burst, l.rate)
+	if err != nil {
+		return 0, fmt.Errorf("ratelimit: %s bucket: %w", l.provider, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return 0, nil
+	}
+	var avail, blocked float64
+	err = l.pool.QueryRow(ctx, `
+		SELECT LEAST($2, tokens + GREATEST(EXTRACT(EPOCH FROM clock_timestamp() - updated_at), 0) * $3),
+		       GREATEST(EXTRACT(EPOCH FROM GREATEST(blocked_until, clock_timestamp()) - clock_timestamp()), 0)
+		FROM provider_rate_limits WHERE provider = $1`, l.provider, l.burst, l.rate).Scan(&avail, &blocked)
+	if err != nil {
+		return 0, fmt.Errorf("ratelimit: %s bucket: %w", l.provider, err)
+	}
+	// A little past the token's instant: the clocks of the statement and
+	// of this sleep differ by the round trip.
+	return time.Duration(math.Max(blocked, (1-avail)/l.rate)*float64(time.Second)) + time.Millisecond, nil
 }
 
 func (l *Limiter) wait(ctx context.Context, retakes int) error {

@@ -175,3 +175,84 @@ func TestRetryAfter(t *testing.T) {
 	require.Equal(t, DefaultBackoff, RetryAfter(h(now.Add(-time.Minute).Format(http.TimeFormat)), now), "a past date (clock skew) still backs off")
 	require.Equal(t, DefaultBackoff, RetryAfter(h("0"), now))
 }
+
+// TestBackgroundTakesOnlyWhatLiveLeaves: sweep callers on two processes,
+// saturating the bucket, take only free tokens (never a reservation), get
+// the whole rate while no live call comes, and hold a caller no longer
+// than about one refill; a live call arriving meanwhile is due within one
+// token's interval, not behind the sweep's backlog.
+func TestBackgroundTakesOnlyWhatLiveLeaves(t *testing.T) {
+	t.Parallel()
+	url := dbtest.URL(t)
+	ctx := context.Background()
+	const rate, burst = 20.0, 2
+	var limiters []*Limiter
+	for p := 0; p < 2; p++ {
+		pool, err := pgxpool.New(ctx, url)
+		require.NoError(t, err)
+		defer pool.Close()
+		l, err := New(ctx, pool, "hyperswitch", rate, burst, 2*time.Second)
+		require.NoError(t, err)
+		limiters = append(limiters, l)
+	}
+	live := limiters[0]
+	pool := live.pool
+	tokens := func() float64 {
+		var v float64
+		require.NoError(t, pool.QueryRow(ctx, `SELECT tokens FROM provider_rate_limits WHERE provider = 'hyperswitch'`).Scan(&v))
+		return v
+	}
+
+	var took, delayed atomic.Int64
+	var longest atomic.Int64
+	var unexpected atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(2 * time.Second)
+	for _, l := range limiters {
+		for c := 0; c < 4; c++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				bg := Background(ctx)
+				for time.Now().Before(deadline) {
+					t0 := time.Now()
+					err := l.Wait(bg)
+					if d := time.Since(t0); int64(d) > longest.Load() {
+						longest.Store(int64(d))
+					}
+					if err == nil {
+						took.Add(1)
+						continue
+					}
+					if _, paced := AsDelay(err); !paced {
+						unexpected.Store(err)
+					}
+					delayed.Add(1)
+					time.Sleep(20 * time.Millisecond)
+				}
+			}()
+		}
+	}
+	lowest := math.Inf(1)
+	for time.Since(start) < 1500*time.Millisecond {
+		lowest = math.Min(lowest, tokens())
+		time.Sleep(5 * time.Millisecond)
+	}
+	wait, err := live.take(ctx, live.maxWait)
+	require.NoError(t, err)
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+
+	require.Nil(t, unexpected.Load(), "only pacing stops a call")
+	require.GreaterOrEqual(t, lowest, -0.01, "a sweep never reserves a token ahead")
+	require.LessOrEqual(t, wait, time.Duration(float64(time.Second)/rate)+10*time.Millisecond,
+		"a live call is due within one token's interval of a saturated sweep")
+	n := float64(took.Load())
+	require.LessOrEqual(t, n, rate*elapsed+burst, "never over the rate")
+	require.GreaterOrEqual(t, n, rate*2*0.75, "sweeps get the rate live work leaves: %v taken", n)
+	require.Positive(t, delayed.Load(), "8 sweepers for 20 tokens/s: some are told to come back")
+	// One refill is 100 ms here; the bound leaves room for a starved
+	// machine but not for a caller held MaxWait (2 s).
+	require.Less(t, time.Duration(longest.Load()), time.Second, "a sweeper is held about one refill at most")
+}

@@ -127,7 +127,7 @@ func TestSuccessOnAClosedOrderIsRefunded(t *testing.T) {
 			refund := b.onlyRefund(t, o.ID)
 			require.True(t, refund.Automatic)
 			require.EqualValues(t, 1000, refund.Amount)
-			b.requireJobs(t, rivertestJob(&jobargs.SubmitRefundArgs{}, jobargs.QueuePayments))
+			b.requireJobs(t, rivertestJob(&jobargs.SubmitRefundArgs{}, jobargs.QueueHyperswitch))
 			require.Equal(t, store.ResultSkipped, b.apply(t, paid(o)), "a replay refunds nothing more")
 			require.Contains(t, b.logs.String(), "refunding it automatically")
 		})
@@ -146,7 +146,7 @@ func TestPartialCaptureFailsTheOrderAndRefundsThePart(t *testing.T) {
 	require.Equal(t, veza.OrderFailed, b.order(t, o.ID).Status)
 	require.Empty(t, b.transfers(t, o.ID), "no seller is paid")
 	require.EqualValues(t, 600, b.onlyRefund(t, o.ID).Amount)
-	b.requireJobs(t, rivertestJob(&jobargs.SubmitRefundArgs{}, jobargs.QueuePayments))
+	b.requireJobs(t, rivertestJob(&jobargs.SubmitRefundArgs{}, jobargs.QueueHyperswitch))
 }
 
 // A cancel after capture gave the money back: like a full refund.

@@ -24,7 +24,7 @@ func TestRequestRefund(t *testing.T) {
 	require.Equal(t, o.Amount, refund.Amount)
 	require.Nil(t, refund.HyperswitchRefundID, "phase 2 submits it")
 	require.Equal(t, veza.OrderRefundPending, b.order(t, o.ID).Status)
-	jobs := b.requireJobs(t, rivertestJob(&jobargs.SubmitRefundArgs{}, jobargs.QueuePayments))
+	jobs := b.requireJobs(t, rivertestJob(&jobargs.SubmitRefundArgs{}, jobargs.QueueHyperswitch))
 	require.Equal(t, refund.ID, args[jobargs.SubmitRefundArgs](t, jobs[0]).RefundID)
 
 	_, err = b.settle.RequestRefund(b.ctx, b.tx, b.ins, settle.RefundRequest{OrderID: o.ID, BuyerID: o.Buyer.ID})

@@ -121,11 +121,11 @@ func (b *testBundle) requireNoJobs(t *testing.T) {
 }
 
 func payoutJob() rivertest.ExpectedJob {
-	return rivertest.ExpectedJob{Args: &jobargs.PayoutArgs{}, Opts: &rivertest.RequireInsertedOpts{Queue: jobargs.QueuePayments, MaxAttempts: payoutAttempts}}
+	return rivertest.ExpectedJob{Args: &jobargs.PayoutArgs{}, Opts: &rivertest.RequireInsertedOpts{Queue: jobargs.QueueStripe, MaxAttempts: payoutAttempts}}
 }
 
 func reversalJob() rivertest.ExpectedJob {
-	return rivertest.ExpectedJob{Args: &jobargs.ReversalArgs{}, Opts: &rivertest.RequireInsertedOpts{Queue: jobargs.QueuePayments, MaxAttempts: reversalAttempts}}
+	return rivertest.ExpectedJob{Args: &jobargs.ReversalArgs{}, Opts: &rivertest.RequireInsertedOpts{Queue: jobargs.QueueStripe, MaxAttempts: reversalAttempts}}
 }
 
 func rivertestJob(args river.JobArgs, queue string) rivertest.ExpectedJob {

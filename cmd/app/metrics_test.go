@@ -144,7 +144,7 @@ func TestMetricsFollowAPurchaseToItsReversal(t *testing.T) {
 	require.Equal(t, 1.0, paid.value("veza_http_requests_total", "method", "POST", "route", "/v1/orders", "status", "201"))
 	require.Equal(t, 1.0, paid.value("veza_http_request_duration_seconds", "method", "POST", "route", "/v1/orders"))
 	require.Equal(t, 1.0, paid.value("veza_webhook_deliveries_total", "provider", "hyperswitch", "result", "queued"))
-	require.Equal(t, 1.0, paid.value("veza_jobs_total", "kind", "hyperswitch_event", "queue", "payments", "outcome", "completed"))
+	require.Equal(t, 1.0, paid.value("veza_jobs_total", "kind", "hyperswitch_event", "queue", "events", "outcome", "completed"))
 	require.Equal(t, 2.0, paid.value("veza_jobs_total", "kind", "seller_payout", "outcome", "completed"))
 	require.Equal(t, 2.0, paid.value("veza_psp_requests_total", "provider", "stripe", "operation", "POST /transfers", "outcome", "ok"))
 	require.Equal(t, 1.0, paid.value("veza_psp_requests_total", "provider", "hyperswitch", "operation", "POST /payments", "outcome", "ok"))

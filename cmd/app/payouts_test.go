@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -207,4 +208,34 @@ func TestPacedPaymentCreationSaysWhen(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)
 	status, body := s.request(t, "POST", "/v1/orders", buyer, map[string]string{"Idempotency-Key": "paced-1"}, map[string]any{"track_ids": []string{track.String()}})
 	require.Equal(t, 201, status, body)
+}
+
+// TestSlowStripeDoesNotDelayOrderCompletion: Stripe answers after 30 s
+// (its client's timeout: every payout's outcome is unknown) and holds every
+// worker of the stripe queue; paid orders still complete at once, on their
+// own queue. With one shared queue (as before issue 19) the second order
+// waited behind the first one's payouts.
+func TestSlowStripeDoesNotDelayOrderCompletion(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, map[string]string{"RIVER_WORKERS_STRIPE": "2", "RIVER_WORKERS_EVENTS": "2", "SHUTDOWN_TIMEOUT": "1s"})
+	_, trackA, _ := s.seller(t, 1000)
+	_, trackB, _ := s.seller(t, 700)
+	s.stripe.SetLatency(30 * time.Second)
+
+	const n = 6
+	var orders []string
+	for i := 0; i < n; i++ {
+		_, buyer := s.account(t, fmt.Sprintf("brownout%d@example.test", i))
+		orderID, paymentID, amount := s.buy(t, buyer, trackA, trackB)
+		s.paid(t, paymentID, amount)
+		orders = append(orders, orderID)
+	}
+	completed := func() int {
+		return s.count(t, `SELECT count(*) FROM orders WHERE id = ANY($1::uuid[]) AND status = 'completed'`, orders)
+	}
+	// Well under Stripe's 30 s: order completion waits on no Stripe call.
+	require.Eventually(t, func() bool { return completed() == n }, 10*time.Second, 50*time.Millisecond, "completed: %d of %d", completed(), n)
+	require.Equal(t, 2, s.stripe.Calls("POST /v1/transfers"), "the two stripe workers are held by Stripe meanwhile")
+	require.Zero(t, s.count(t, `SELECT count(*) FROM seller_transfers WHERE order_id = ANY($1::uuid[]) AND status IN ('completed', 'failed')`, orders),
+		"no payout decided while Stripe has not answered")
 }
