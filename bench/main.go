@@ -38,11 +38,11 @@ func main() {
 func say(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
 
 // sizes of each step, full or quick.
-type sizes struct{ riverJobs, ingest, orders, settleRuns, backlog, expired int }
+type sizes struct{ riverJobs, ingest, orders, settleRuns, backlog, expired, pspOrders int }
 
 var (
-	fullSizes  = sizes{riverJobs: 20_000, ingest: 10_000, orders: 3_000, settleRuns: 3, backlog: 10_000, expired: 1_000_000}
-	quickSizes = sizes{riverJobs: 2_000, ingest: 1_000, orders: 100, settleRuns: 1, backlog: 500, expired: 50_000}
+	fullSizes  = sizes{riverJobs: 20_000, ingest: 10_000, orders: 3_000, settleRuns: 3, backlog: 10_000, expired: 1_000_000, pspOrders: 1_000}
+	quickSizes = sizes{riverJobs: 2_000, ingest: 1_000, orders: 100, settleRuns: 1, backlog: 500, expired: 50_000, pspOrders: 200}
 )
 
 // step is one measurement of the table.
@@ -62,6 +62,9 @@ var steps = []step{
 	{"ingest", (*bench).ingest},
 	{"telemetry", (*bench).telemetry},
 	{"settlement", (*bench).settlement},
+	{"psp-settlement", (*bench).pspSettlement},
+	{"psp-reconcile", (*bench).pspReconcile},
+	{"brownout", (*bench).brownout},
 	{"reconcile", (*bench).reconcile},
 	{"retention", (*bench).retention},
 	{"upload", (*bench).uploadMemory},

@@ -164,6 +164,13 @@ func (b *bench) launchServe(extra map[string]string) error {
 	if err != nil {
 		return err
 	}
+	b.serve, err = servicetest.Start(servicetest.Opts{Bin: bin, Command: "serve", Env: b.serviceEnv(extra), LogPath: filepath.Join(b.dir, "serve.log")})
+	return err
+}
+
+// serviceEnv is the environment of the service's processes: the fakes,
+// the bench's database, no limits, then BENCH_SERVE_* and extra.
+func (b *bench) serviceEnv(extra map[string]string) map[string]string {
 	env := servicetest.FakeEnv(b.hs, b.stripe, nil, secret)
 	for k, v := range map[string]string{
 		"DATABASE_URL": b.dbURL, "LOG_LEVEL": "warn", "RECONCILE_WORKER_ENABLED": "false",
@@ -187,8 +194,7 @@ func (b *bench) launchServe(extra map[string]string) error {
 	for k, v := range extra {
 		env[k] = v
 	}
-	b.serve, err = servicetest.Start(servicetest.Opts{Bin: bin, Command: "serve", Env: env, LogPath: filepath.Join(b.dir, "serve.log")})
-	return err
+	return env
 }
 
 func (b *bench) base() string { return b.serve.URL() }

@@ -130,7 +130,7 @@ func (l *Limiter) waitBackground(ctx context.Context) error {
 	select {
 	case l.turn <- struct{}{}:
 	case <-timer.C:
-		return l.delay(limit)
+		return l.backgroundDelay(limit)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -141,12 +141,22 @@ func (l *Limiter) waitBackground(ctx context.Context) error {
 			return err
 		}
 		if time.Until(until) < next {
-			return l.delay(next)
+			return l.backgroundDelay(next)
 		}
 		if err := l.sleep(ctx, next); err != nil {
 			return err
 		}
 	}
+}
+
+// backgroundDelay is a sweep's *Delay: short (a refill or two, random),
+// since a sweep's next token is often only the next one: a sweep backlog
+// then keeps jobs ready for every token live work leaves, at the cost of
+// snoozes (the psp-reconcile bench step counts them).
+func (l *Limiter) backgroundDelay(d time.Duration) *Delay {
+	r := l.refill()
+	d = max(d, r, 10*time.Millisecond)
+	return &Delay{Provider: l.provider, After: d + rand.N(2*max(r, 10*time.Millisecond))}
 }
 
 // takeFree takes a token only when one is free now (none is reserved by

@@ -165,6 +165,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "invalid_request", "IR_01", "API key not provided or invalid API key used")
 		return
 	}
+	if fail == http.StatusTooManyRequests {
+		// Over the merchant's limit: refused before anything executes.
+		w.Header().Set("Retry-After", "1")
+		writeError(w, fail, "rate_limit", "HE_00", "Too many requests")
+		return
+	}
 	if fail != 0 {
 		writeError(w, fail, "server_not_available", "HE_00", "Something went wrong")
 		return

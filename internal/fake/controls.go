@@ -4,6 +4,7 @@
 package fake
 
 import (
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ type Controls struct {
 	latency    time.Duration
 	calls      map[string]int
 	losses     losses
+	rate       rateLimit
 
 	inFlight    atomic.Int64
 	maxInFlight atomic.Int64
@@ -68,6 +70,14 @@ func (c *Controls) Begin(key string) (failStatus int, done func()) {
 		c.failNext--
 		failStatus = c.failStatus
 	}
+	if r := &c.rate; r.perSecond > 0 && r.counted(key) {
+		sec := time.Now().Unix()
+		r.seconds[sec]++
+		if r.seconds[sec] > r.perSecond && failStatus == 0 {
+			failStatus = http.StatusTooManyRequests
+			r.refused++
+		}
+	}
 	c.mu.Unlock()
 	return failStatus, func() { c.inFlight.Add(-1) }
 }
@@ -78,4 +88,55 @@ func (c *Controls) Wait() {
 	d := c.latency
 	c.mu.Unlock()
 	time.Sleep(d)
+}
+
+// rateLimit is a provider's hard limit (SetRateLimit).
+type rateLimit struct {
+	perSecond int
+	counted   func(key string) bool
+	seconds   map[int64]int
+	refused   int
+}
+
+// SetRateLimit makes the fake enforce its provider's limit: of the calls
+// whose key counted accepts (Stripe: its writes), those past perSecond in
+// one wall-clock second are refused with 429 before anything executes, as
+// the provider does. 0 lifts the limit and forgets the counts.
+func (c *Controls) SetRateLimit(perSecond int, counted func(key string) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rate = rateLimit{perSecond: perSecond, counted: counted, seconds: map[int64]int{}}
+}
+
+// RateCounts reports, since SetRateLimit, the counted calls that arrived
+// in the busiest second (refused ones included) and how many were refused.
+func (c *Controls) RateCounts() (busiest, refused int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.rate.seconds {
+		busiest = max(busiest, n)
+	}
+	return busiest, c.rate.refused
+}
+
+// RateSeconds is the counted calls of each second since SetRateLimit, in
+// order, from the first second with one to the last.
+func (c *Controls) RateSeconds() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var first, last int64
+	for s := range c.rate.seconds {
+		if first == 0 || s < first {
+			first = s
+		}
+		last = max(last, s)
+	}
+	if first == 0 {
+		return nil
+	}
+	out := make([]int, last-first+1)
+	for s, n := range c.rate.seconds {
+		out[s-first] = n
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package stripetest_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -153,4 +154,29 @@ func TestTransfersAreListedByGroupWithMetadata(t *testing.T) {
 	wrong := post(t, s, "/v1/nowhere", "", nil)
 	require.Equal(t, 404, wrong.status)
 	require.Nil(t, wrong.body["error"].(map[string]any)["code"], "a wrong URL is a 404 without resource_missing")
+}
+
+// TestRateLimitRefusesPastTheLimitUnsaved: with a limit of 3 writes a
+// second, the 4th write of a second is refused with 429 rate_limit before
+// executing (its key is not saved: the same key succeeds in the next
+// second), and the counts say so.
+func TestRateLimitRefusesPastTheLimitUnsaved(t *testing.T) {
+	t.Parallel()
+	s := stripetest.Start(t)
+	s.SetRateLimit(3, func(key string) bool { return strings.HasPrefix(key, "POST ") })
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond))) // a fresh second
+	for i := 0; i < 3; i++ {
+		require.Equal(t, 200, post(t, s, "/v1/transfers", fmt.Sprint("k", i), transferForm("500")).status)
+	}
+	refused := post(t, s, "/v1/transfers", "k3", transferForm("500"))
+	require.Equal(t, 429, refused.status)
+	require.Equal(t, "rate_limit", refused.body["error"].(map[string]any)["code"])
+	busiest, n := s.RateCounts()
+	require.Equal(t, 4, busiest, "refused calls arrived too")
+	require.Equal(t, 1, n)
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
+	again := post(t, s, "/v1/transfers", "k3", transferForm("500"))
+	require.Equal(t, 200, again.status, "the refused call was not saved under its key")
+	require.False(t, again.replayed)
+	require.Len(t, s.Transfers(), 4)
 }
