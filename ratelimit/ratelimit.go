@@ -159,36 +159,6 @@ func (l *Limiter) backgroundDelay(d time.Duration) *Delay {
 	return &Delay{Provider: l.provider, After: d + rand.N(2*max(r, 10*time.Millisecond))}
 }
 
-// takeFree takes a token only when one is free now (none is reserved by
-// live calls): take's statement with no reservation allowed. Otherwise it
-// says when one will be (a second statement, as take's).
-func (l *Limiter) takeFree(ctx context.Context) (time.Duration, error) {
-	tag, err := l.pool.Exec(ctx, `
-		UPDATE provider_rate_limits SET
-		    tokens = LEAST($2, tokens + GREATEST(EXTRACT(EPOCH FROM clock_timestamp() - updated_at), 0) * $3) - 1,
-		    updated_at = clock_timestamp()
-		WHERE provider = $1
-		  AND blocked_until <= clock_timestamp()
-		  AND LEAST($2, tokens + GREATEST(EXTRACT(EPOCH FROM clock_timestamp() - updated_at), 0) * $3) >= 1`, l.provider, l.burst, l.rate)
-	if err != nil {
-		return 0, fmt.Errorf("ratelimit: %s bucket: %w", l.provider, err)
-	}
-	if tag.RowsAffected() == 1 {
-		return 0, nil
-	}
-	var avail, blocked float64
-	err = l.pool.QueryRow(ctx, `
-		SELECT LEAST($2, tokens + GREATEST(EXTRACT(EPOCH FROM clock_timestamp() - updated_at), 0) * $3),
-		       GREATEST(EXTRACT(EPOCH FROM GREATEST(blocked_until, clock_timestamp()) - clock_timestamp()), 0)
-		FROM provider_rate_limits WHERE provider = $1`, l.provider, l.burst, l.rate).Scan(&avail, &blocked)
-	if err != nil {
-		return 0, fmt.Errorf("ratelimit: %s bucket: %w", l.provider, err)
-	}
-	// A little past the token's instant: the clocks of the statement and
-	// of this sleep differ by the round trip.
-	return time.Duration(math.Max(blocked, (1-avail)/l.rate)*float64(time.Second)) + time.Millisecond, nil
-}
-
 func (l *Limiter) wait(ctx context.Context, retakes int) error {
 	// A reservation never outlasts half the time the caller has left (a
 	// client timeout, a job's): the call must still fit after the sleep.
@@ -242,41 +212,62 @@ func (l *Limiter) delay(d time.Duration) *Delay {
 	return &Delay{Provider: l.provider, After: d}
 }
 
-// take reserves a token in one statement: the bucket refills by elapsed ×
-// rate up to burst, then gives one if that leaves it at no less than
-// −rate × MaxWait (a token due within MaxWait). The returned wait is when
-// the token is due. When none is due within MaxWait, or the provider
-// blocked us, nothing is taken and the error is a *Delay.
+// take reserves a token due within maxWait (reserve). The returned wait
+// is when the token is due. When none is, or the provider blocked us,
+// nothing is taken and the error is a *Delay.
 func (l *Limiter) take(ctx context.Context, maxWait time.Duration) (time.Duration, error) {
+	wait, later, err := l.reserve(ctx, maxWait)
+	if err != nil || later == 0 {
+		return wait, err
+	}
+	return 0, l.delay(later)
+}
+
+// takeFree takes a token only when one is free now (none is reserved by
+// live calls): reserve with no horizon. Otherwise it says when one will
+// be, a little past the token's instant (the clocks of the statement and
+// of the caller's sleep differ by the round trip).
+func (l *Limiter) takeFree(ctx context.Context) (time.Duration, error) {
+	_, later, err := l.reserve(ctx, 0)
+	if err != nil || later == 0 {
+		return 0, err
+	}
+	return later + time.Millisecond, nil
+}
+
+// reserve takes a token in one statement: the bucket refills by elapsed ×
+// rate up to burst, then gives one if that leaves it at no less than
+// −rate × horizon (a token due within horizon; 0: free now). wait is when
+// the token is due. When none is due within horizon, or the provider
+// blocked us, nothing is taken and later (> 0) is how long until one would
+// be: one more statement, a read.
+func (l *Limiter) reserve(ctx context.Context, horizon time.Duration) (wait, later time.Duration, err error) {
 	var tokens float64
-	err := l.pool.QueryRow(ctx, `
+	err = l.pool.QueryRow(ctx, `
 		UPDATE provider_rate_limits SET
 		    tokens = LEAST($2, tokens + GREATEST(EXTRACT(EPOCH FROM clock_timestamp() - updated_at), 0) * $3) - 1,
 		    updated_at = clock_timestamp()
 		WHERE provider = $1
 		  AND blocked_until <= clock_timestamp()
 		  AND LEAST($2, tokens + GREATEST(EXTRACT(EPOCH FROM clock_timestamp() - updated_at), 0) * $3) - 1 >= -$3 * $4
-		RETURNING tokens`, l.provider, l.burst, l.rate, maxWait.Seconds()).Scan(&tokens)
+		RETURNING tokens`, l.provider, l.burst, l.rate, horizon.Seconds()).Scan(&tokens)
 	if err == nil {
-		if tokens >= 0 {
-			return 0, nil
-		}
-		return time.Duration(-tokens / l.rate * float64(time.Second)), nil
+		return time.Duration(max(-tokens, 0) / l.rate * float64(time.Second)), 0, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return 0, fmt.Errorf("ratelimit: %s bucket: %w", l.provider, err)
+		return 0, 0, fmt.Errorf("ratelimit: %s bucket: %w", l.provider, err)
 	}
-	// No token within MaxWait: say for how long (a later call re-reads).
 	var avail, blocked float64
 	err = l.pool.QueryRow(ctx, `
 		SELECT LEAST($2, tokens + GREATEST(EXTRACT(EPOCH FROM clock_timestamp() - updated_at), 0) * $3),
 		       GREATEST(EXTRACT(EPOCH FROM GREATEST(blocked_until, clock_timestamp()) - clock_timestamp()), 0)
 		FROM provider_rate_limits WHERE provider = $1`, l.provider, l.burst, l.rate).Scan(&avail, &blocked)
 	if err != nil {
-		return 0, fmt.Errorf("ratelimit: %s bucket: %w", l.provider, err)
+		return 0, 0, fmt.Errorf("ratelimit: %s bucket: %w", l.provider, err)
 	}
-	after := math.Max(blocked, (1-avail)/l.rate-maxWait.Seconds())
-	return 0, l.delay(time.Duration(after * float64(time.Second)))
+	after := math.Max(blocked, (1-avail)/l.rate-horizon.Seconds())
+	// Never 0: a token was just refused.
+	return 0, max(time.Duration(after*float64(time.Second)), time.Microsecond), nil
 }
 
 // Block drains the bucket and refuses tokens for d: the provider answered
