@@ -8,12 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
-	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/internal/servicetest"
 	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/jobs"
@@ -49,10 +45,7 @@ func (b *bench) pspSettlement(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ids := make([]string, 0, len(payments))
-	for id := range payments {
-		ids = append(ids, id)
-	}
+	ids := keys(payments)
 	b.stripe.SetLatency(20 * time.Millisecond)
 	defer b.stripe.SetLatency(0)
 	defer b.stripe.SetRateLimit(0, nil)
@@ -135,36 +128,17 @@ func (b *bench) pspReconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	payments, err := b.seedOrders(ctx, n, time.Hour)
+	orderIDs, err := b.stuckOrders(ctx, n)
 	if err != nil {
 		return err
-	}
-	for id := range payments {
-		b.hs.PutPayment(hyperswitch.Payment{PaymentID: id, Status: "processing", Amount: 2499, Currency: "EUR"})
 	}
 	b.hs.SetLatency(20 * time.Millisecond)
 	defer b.hs.SetLatency(0)
-	inserter, err := jobs.NewInserter(b.pool, jobs.ClientOpts{Logger: zerolog.Nop()})
-	if err != nil {
-		return err
-	}
-	rows, err := b.pool.Query(ctx, `SELECT id FROM orders WHERE payment_id = ANY($1)`, keys(payments))
-	if err != nil {
-		return err
-	}
-	orderIDs, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-	if err != nil {
-		return err
-	}
 	b.hs.SetRateLimit(hsLimit, func(string) bool { return true })
 	defer b.hs.SetRateLimit(0, nil)
 	callsBefore := b.hs.Calls("GET /payments")
 	start := time.Now()
-	params := make([]river.InsertManyParams, 0, len(orderIDs))
-	for _, id := range orderIDs {
-		params = append(params, river.InsertManyParams{Args: jobargs.ReconcileOrderArgs{OrderID: id}})
-	}
-	if _, err := inserter.InsertMany(ctx, params); err != nil {
+	if err := b.enqueueReconcile(ctx, orderIDs); err != nil {
 		return err
 	}
 	if err := b.waitFor(5*time.Minute, func() bool { return b.hs.Calls("GET /payments")-callsBefore >= n }); err != nil {

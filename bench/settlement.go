@@ -94,10 +94,7 @@ func (b *bench) settleOnce(ctx context.Context, n int, first bool) (float64, int
 	if err != nil {
 		return 0, 0, err
 	}
-	ids := make([]string, 0, len(payments))
-	for id := range payments {
-		ids = append(ids, id)
-	}
+	ids := keys(payments)
 	b.stripe.SetLatency(20 * time.Millisecond)
 	defer b.stripe.SetLatency(0)
 	before := b.count(ctx, `SELECT count(*) FROM seller_transfers WHERE status = 'completed'`)
