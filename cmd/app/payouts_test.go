@@ -141,18 +141,27 @@ func TestPayoutsAndRefundEndToEnd(t *testing.T) {
 func TestPayoutSurvivesStripeOutage(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, nil)
+	_, attempts := s.payoutAfterTwoRefusals(t, 503)
+	require.Equal(t, 3, attempts)
+}
+
+// payoutAfterTwoRefusals pays an order of one track while Stripe refuses
+// the first two payout calls with status, waits for its transfer to
+// complete, checks it is the one transfer at Stripe after three calls, and
+// returns the order and the payout job's attempt.
+func (s *stack) payoutAfterTwoRefusals(t *testing.T, status int) (orderID string, attempts int) {
+	t.Helper()
 	_, track, _ := s.seller(t, 1000)
 	_, buyer := s.account(t, "buyer@example.test")
 	orderID, paymentID, amount := s.buy(t, buyer, track)
-	s.stripe.FailNext(2, 503)
+	s.stripe.FailNext(2, status)
 	s.paid(t, paymentID, amount)
 
 	require.Eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, 30*time.Second, 50*time.Millisecond)
 	require.Len(t, s.stripe.Transfers(), 1)
-	require.Equal(t, 3, s.stripe.Calls("POST /v1/transfers"), "two refused, one accepted")
-	var attempts int
+	require.Equal(t, 3, s.stripe.Calls("POST /v1/transfers"), "two refused with %d, one accepted", status)
 	require.NoError(t, s.db.QueryRow(context.Background(), `SELECT attempt FROM river_job WHERE kind = 'seller_payout'`).Scan(&attempts))
-	require.Equal(t, 3, attempts)
+	return orderID, attempts
 }
 
 // TestStripeRateLimitKeepsAttempts: Stripe answers 429 to the first payout
@@ -163,19 +172,10 @@ func TestStripeRateLimitKeepsAttempts(t *testing.T) {
 	t.Parallel()
 	// A paced job comes back after MaxWait plus up to MaxWait of jitter.
 	s := startStack(t, map[string]string{"RATE_LIMIT_MAX_WAIT": "1s"})
-	_, track, _ := s.seller(t, 1000)
-	_, buyer := s.account(t, "buyer@example.test")
-	orderID, paymentID, amount := s.buy(t, buyer, track)
-	s.stripe.FailNext(2, 429)
-	s.paid(t, paymentID, amount)
-
-	require.Eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, 30*time.Second, 50*time.Millisecond)
-	require.Len(t, s.stripe.Transfers(), 1)
-	require.Equal(t, 3, s.stripe.Calls("POST /v1/transfers"), "two refused with 429, one accepted")
-	var attempts, retries int
-	var errMsg *string
-	require.NoError(t, s.db.QueryRow(context.Background(), `SELECT attempt FROM river_job WHERE kind = 'seller_payout'`).Scan(&attempts))
+	orderID, attempts := s.payoutAfterTwoRefusals(t, 429)
 	require.Equal(t, 1, attempts, "pacing uses no attempt")
+	var retries int
+	var errMsg *string
 	require.NoError(t, s.db.QueryRow(context.Background(), `SELECT retry_count, error_message FROM seller_transfers WHERE order_id = $1`, orderID).Scan(&retries, &errMsg))
 	require.Zero(t, retries)
 	require.Nil(t, errMsg, "nothing recorded as a failure")
