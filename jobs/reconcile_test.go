@@ -359,3 +359,23 @@ func TestReconcileDisputeUndecodableAnswer(t *testing.T) {
 	require.Equal(t, veza.DisputeLost, b.disputeStatus(t, id), "the next read settles it")
 	require.Equal(t, veza.OrderChargedBack, b.orderStatus(t, order))
 }
+
+// TestPacedOrphanReadWaitsForTheProvidersWord: Hyperswitch refuses an
+// orphan refund's read with 429. A refusal is not the provider saying it
+// has no such refund: the job snoozes (no attempt used) and reads again,
+// and only the second read's "not found" fails the refund.
+func TestPacedOrphanReadWaitsForTheProvidersWord(t *testing.T) {
+	t.Parallel()
+	b := setupReconcile(t, 50)
+	orphan, order := b.refund(t, 10*time.Minute, "", nil)
+	b.hs.FailNext(1, 429)
+	b.sweep(t)
+	require.Equal(t, 2, b.hs.Calls("GET /refunds"), "refused once, then read")
+	require.Equal(t, veza.RefundFailed, b.refundRow(t, orphan).Status, "on the provider's word")
+	require.Equal(t, veza.OrderCompleted, b.orderStatus(t, order))
+	var attempt, snoozes int
+	require.NoError(t, b.db.Primary().QueryRow(context.Background(),
+		`SELECT attempt, (metadata->>'snoozes')::int FROM river_job WHERE kind = 'reconcile_refund'`).Scan(&attempt, &snoozes))
+	require.Equal(t, 1, attempt, "pacing uses no attempt")
+	require.Equal(t, 1, snoozes)
+}
