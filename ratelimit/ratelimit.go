@@ -18,9 +18,9 @@
 // that is free now, never a reservation: live calls queue behind none of
 // them, and a sweep gets what live traffic leaves. A process's background
 // callers take turns (one polls the bucket at a time, sleeping until its
-// next token), and none waits longer than one bucket refill (burst / rate)
-// before it gives up with a *Delay: a worker held by a sweep is soon free
-// for live work.
+// next token), and none waits longer than BackgroundWait (or one bucket
+// refill, burst / rate, if that is longer) before it gives up with a
+// *Delay: a worker held by a sweep is free again within a second.
 package ratelimit
 
 import (
@@ -110,17 +110,29 @@ func (l *Limiter) Wait(ctx context.Context) error {
 	return l.wait(ctx, 3)
 }
 
-// refill is the time an empty bucket takes to fill: the longest a
-// background caller waits, so the worker it holds is soon free again.
+// BackgroundWait is how long a background caller may wait for its turn
+// and a free token before it snoozes: River's fetch poll (1 s by default),
+// the time a snoozed job would wait to be fetched again anyway. A shorter
+// wait (one refill, 0.2 s at the defaults) made a sweep snooze 7 times per
+// job and left tokens unused between polls (psp-reconcile: 0.84 of the
+// limit with a bucket at 0.93).
+const BackgroundWait = time.Second
+
+// refill is the time an empty bucket takes to fill.
 func (l *Limiter) refill() time.Duration {
 	return time.Duration(l.burst / l.rate * float64(time.Second))
 }
 
 // waitBackground takes a token that is free now, waiting for this
-// process's turn and then for the next free token, within one refill
-// (and half of ctx's deadline); past that it takes none: a *Delay.
+// process's turn and then for the next free token, within BackgroundWait
+// or one refill (and half of ctx's deadline); past that it takes none: a
+// *Delay. Live calls holding reservations more than a burst ahead (the
+// next free token over a refill and a token away) end the wait at once: live work is
+// contending, and the worker this caller holds may be the one a live job
+// needs. Without live contention the turn passes at every token, so a
+// held worker is free within a token or two.
 func (l *Limiter) waitBackground(ctx context.Context) error {
-	limit := l.refill()
+	limit := max(BackgroundWait, l.refill())
 	if dl, ok := ctx.Deadline(); ok {
 		limit = max(min(limit, time.Until(dl)/2), 0)
 	}
@@ -140,7 +152,7 @@ func (l *Limiter) waitBackground(ctx context.Context) error {
 		if err != nil || next == 0 {
 			return err
 		}
-		if time.Until(until) < next {
+		if next > l.refill()+time.Duration(float64(time.Second)/l.rate) || time.Until(until) < next {
 			return l.backgroundDelay(next)
 		}
 		if err := l.sleep(ctx, next); err != nil {

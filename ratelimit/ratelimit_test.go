@@ -179,7 +179,7 @@ func TestRetryAfter(t *testing.T) {
 // TestBackgroundTakesOnlyWhatLiveLeaves: sweep callers on two processes,
 // saturating the bucket, take only free tokens (never a reservation), get
 // the whole rate while no live call comes, and hold a caller no longer
-// than about one refill; a live call arriving meanwhile is due within one
+// than about BackgroundWait; a live call arriving meanwhile is due within one
 // token's interval, not behind the sweep's backlog.
 func TestBackgroundTakesOnlyWhatLiveLeaves(t *testing.T) {
 	t.Parallel()
@@ -191,7 +191,7 @@ func TestBackgroundTakesOnlyWhatLiveLeaves(t *testing.T) {
 		pool, err := pgxpool.New(ctx, url)
 		require.NoError(t, err)
 		defer pool.Close()
-		l, err := New(ctx, pool, "hyperswitch", rate, burst, 2*time.Second)
+		l, err := New(ctx, pool, "hyperswitch", rate, burst, 5*time.Second)
 		require.NoError(t, err)
 		limiters = append(limiters, l)
 	}
@@ -210,7 +210,7 @@ func TestBackgroundTakesOnlyWhatLiveLeaves(t *testing.T) {
 	start := time.Now()
 	deadline := start.Add(2 * time.Second)
 	for _, l := range limiters {
-		for c := 0; c < 4; c++ {
+		for c := 0; c < 16; c++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -253,8 +253,56 @@ func TestBackgroundTakesOnlyWhatLiveLeaves(t *testing.T) {
 	n := float64(took.Load())
 	require.LessOrEqual(t, n, rate*elapsed+burst, "never over the rate")
 	require.GreaterOrEqual(t, n, rate*2*0.75, "sweeps get the rate live work leaves: %v taken", n)
-	require.Positive(t, delayed.Load(), "8 sweepers for 20 tokens/s: some are told to come back")
-	// One refill is 100 ms here; the bound leaves room for a starved
-	// machine but not for a caller held MaxWait (2 s).
-	require.Less(t, time.Duration(longest.Load()), time.Second, "a sweeper is held about one refill at most")
+	require.Positive(t, delayed.Load(), "32 sweepers for 20 tokens/s: some are told to come back")
+	// BackgroundWait is 1 s; the bound leaves room for a starved machine
+	// but not for a caller held MaxWait (5 s).
+	require.Less(t, time.Duration(longest.Load()), BackgroundWait+time.Second, "a sweeper is held about BackgroundWait at most")
+}
+
+// TestBackgroundWaitsForTokensDueWithinBackgroundWait: three sweep callers
+// of one process at an empty bucket of 4/s (a refill is 0.25 s) all get a
+// token, the last after about 0.75 s: a caller gives up only past
+// BackgroundWait, not after one refill, so a backlog does not snooze for
+// tokens that come before River would fetch it again.
+func TestBackgroundWaitsForTokensDueWithinBackgroundWait(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dbtest.URL(t))
+	require.NoError(t, err)
+	defer pool.Close()
+	l, err := New(ctx, pool, "smtp", 4, 1, 5*time.Second)
+	require.NoError(t, err)
+	require.NoError(t, l.Wait(ctx), "the burst")
+	start := time.Now()
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() { errs <- l.Wait(Background(ctx)) }()
+	}
+	for range 3 {
+		require.NoError(t, <-errs)
+	}
+	require.Greater(t, time.Since(start), 700*time.Millisecond, "three tokens at 4/s")
+}
+
+// TestBackgroundYieldsToLiveReservations: with live calls holding
+// reservations more than a refill ahead, a sweep caller gives up at once
+// (a *Delay) instead of holding its worker until its token: live work is
+// contending for the provider, and maybe for that worker.
+func TestBackgroundYieldsToLiveReservations(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dbtest.URL(t))
+	require.NoError(t, err)
+	defer pool.Close()
+	l, err := New(ctx, pool, "smtp", 10, 2, 5*time.Second)
+	require.NoError(t, err)
+	for range 5 { // the burst and three reservations: 0.3 s of live work ahead
+		_, err := l.take(ctx, l.maxWait)
+		require.NoError(t, err)
+	}
+	start := time.Now()
+	err = l.Wait(Background(ctx))
+	_, paced := AsDelay(err)
+	require.True(t, paced, "a sweep does not wait behind live reservations: %v", err)
+	require.Less(t, time.Since(start), 150*time.Millisecond)
 }
