@@ -119,8 +119,8 @@ const (
 // pspReconcile: a backlog of stuck orders read back by serve and two
 // `app work` processes against a fake Hyperswitch that refuses calls past
 // hsLimit per second (20 ms each). Reconcile row jobs are sweeps: they
-// take only tokens free now, and are spread at the bucket's rate as the
-// sweep spreads them (jobs.SpreadAtRate). The value is reads per second from the
+// take only tokens free now; the whole backlog is due at once, as a sweep
+// enqueues it. The value is reads per second from the
 // backlog's insert (committed) to its last read; the baseline is the limit.
 func (b *bench) pspReconcile(ctx context.Context) error {
 	n := b.size.pspOrders * 2
@@ -139,7 +139,7 @@ func (b *bench) pspReconcile(ctx context.Context) error {
 	defer b.hs.SetRateLimit(0, nil)
 	callsBefore := b.hs.Calls("GET /payments")
 	enqueued := time.Now()
-	if err := b.enqueueReconcile(ctx, orderIDs, hsRate); err != nil {
+	if err := b.enqueueReconcile(ctx, orderIDs); err != nil {
 		return err
 	}
 	start := time.Now()

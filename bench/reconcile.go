@@ -27,7 +27,7 @@ func (b *bench) reconcile(ctx context.Context) error {
 	defer b.hs.SetLatency(0)
 	callsBefore := b.hs.Calls("GET /payments")
 	start := time.Now()
-	if err := b.enqueueReconcile(ctx, orderIDs, 0); err != nil {
+	if err := b.enqueueReconcile(ctx, orderIDs); err != nil {
 		return err
 	}
 	if err := b.waitFor(8*time.Minute, func() bool { return b.hs.Calls("GET /payments")-callsBefore >= n }); err != nil {
@@ -64,22 +64,17 @@ func (b *bench) stuckOrders(ctx context.Context, n int) ([]uuid.UUID, error) {
 }
 
 // enqueueReconcile inserts one reconcile row job per order, as the sweep
-// does (spread at perSecond, the Hyperswitch bucket's rate; 0: none), in
-// batches of 1,000.
-func (b *bench) enqueueReconcile(ctx context.Context, orderIDs []uuid.UUID, perSecond float64) error {
+// does, in batches of 1,000.
+func (b *bench) enqueueReconcile(ctx context.Context, orderIDs []uuid.UUID) error {
 	client, err := jobs.NewInserter(b.pool, jobs.ClientOpts{Logger: zerolog.Nop()})
 	if err != nil {
 		return err
 	}
-	start := time.Now()
 	for i := 0; i < len(orderIDs); i += 1000 {
 		end := min(i+1000, len(orderIDs))
 		params := make([]river.InsertManyParams, 0, end-i)
 		for _, id := range orderIDs[i:end] {
 			params = append(params, river.InsertManyParams{Args: jobargs.ReconcileOrderArgs{OrderID: id}})
-		}
-		if perSecond > 0 {
-			jobs.SpreadAtRate(params, perSecond, start.Add(time.Duration(float64(i)/perSecond*float64(time.Second))))
 		}
 		if _, err := client.InsertMany(ctx, params); err != nil {
 			return err

@@ -35,10 +35,7 @@ type Reconciler struct {
 	Settle      *settle.Settler
 	Inserter    settle.Inserter
 	Settings    config.ReconcileConfig
-	// Pace is Hyperswitch's bucket rate (calls/s, HYPERSWITCH_RATE_LIMIT):
-	// a sweep schedules its row jobs that far apart (0: all at once).
-	Pace   float64
-	Logger zerolog.Logger
+	Logger      zerolog.Logger
 	// Metrics counts what each row job did (nil: off).
 	Metrics *obs.Metrics
 }
@@ -79,7 +76,6 @@ func (w *ReconcileSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.
 	for _, id := range disputes {
 		params = append(params, river.InsertManyParams{Args: jobargs.ReconcileDisputeArgs{DisputeID: id}})
 	}
-	SpreadAtRate(params, w.Pace, time.Now())
 	if len(params) > 0 {
 		err := w.DB.InTx(ctx, func(tx pgx.Tx) error {
 			_, err := w.Inserter.InsertManyTx(ctx, tx, params)
@@ -93,38 +89,6 @@ func (w *ReconcileSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.
 		Int("orphan_refunds", len(orphans)).Int("stuck_disputes", len(disputes)).Msg("reconcile sweep enqueued row jobs")
 	return nil
 }
-
-// SpreadAtRate schedules params one every 1/perSecond, the first at from:
-// a backlog of sweep jobs then comes due at the provider's pace instead of
-// all at once, so workers fetch about as many as the bucket has tokens and
-// few snooze (each snooze is a job update and a wait for the next fetch).
-// A job due within River's scheduler interval is left available now: a
-// scheduled job waits for the scheduler's next pass (every 5 s) to become
-// available, so spreading those would only delay them; the workers take
-// them at the bucket's pace anyway. perSecond 0 (no limit) leaves params
-// as they are.
-func SpreadAtRate(params []river.InsertManyParams, perSecond float64, from time.Time) {
-	if perSecond <= 0 {
-		return
-	}
-	now := time.Now().Add(riverSchedulerInterval)
-	for i := range params {
-		at := from.Add(time.Duration(float64(i) / perSecond * float64(time.Second)))
-		if at.Before(now) {
-			continue
-		}
-		opts := river.InsertOpts{}
-		if params[i].InsertOpts != nil {
-			opts = *params[i].InsertOpts
-		}
-		opts.ScheduledAt = at
-		params[i].InsertOpts = &opts
-	}
-}
-
-// riverSchedulerInterval is how often River's leader makes scheduled jobs
-// available (maintenance.JobSchedulerIntervalDefault; not configurable).
-const riverSchedulerInterval = 5 * time.Second
 
 // paymentEvents maps a Hyperswitch payment status to the event its webhook
 // would carry (crates/router/src/types/transformers.rs); other statuses

@@ -32,9 +32,8 @@ type recBundle struct {
 
 // setupReconcile runs the service's workers against a fake Hyperswitch with
 // the default thresholds (orders and refunds stuck after 30m, orphans after
-// 5m) and batchLimit rows per class. The sweep spreads nothing (the fake
-// has no limit) unless an option sets RateLimits.Hyperswitch.
-func setupReconcile(t *testing.T, batchLimit int, opts ...func(*config.Config)) *recBundle {
+// 5m) and batchLimit rows per class.
+func setupReconcile(t *testing.T, batchLimit int) *recBundle {
 	t.Helper()
 	ctx := context.Background()
 	pool := dbtest.Pool(t)
@@ -44,10 +43,6 @@ func setupReconcile(t *testing.T, batchLimit int, opts ...func(*config.Config)) 
 		return map[string]string{"HYPERSWITCH_ENABLED": "true", "HYPERSWITCH_API_KEY": hyperswitchtest.APIKey}[k]
 	})
 	cfg.Reconcile.BatchLimit = batchLimit
-	cfg.RateLimits.Hyperswitch = 0
-	for _, o := range opts {
-		o(cfg)
-	}
 	logs := &logtest.Buffer{}
 	client := serviceClient(t, jobs.Deps{Config: cfg, DB: db, Hyperswitch: hs.Client(), Logger: zerolog.New(logs)})
 	require.NoError(t, client.Start(ctx))
@@ -282,42 +277,6 @@ func TestReconcileBacklogDrains(t *testing.T) {
 	require.Equal(t, 2000, countJobs(t, b.db, "hyperswitch_event", ""))
 	require.Equal(t, 2000, countJobs(t, b.db, "email", ""), "one receipt per order")
 	require.Equal(t, 2000, b.hs.Calls("GET /payments"))
-}
-
-// TestSweepSpreadsRowJobsAtTheProvidersRate: a sweep schedules its row
-// jobs 1/rate apart (HYPERSWITCH_RATE_LIMIT), so a backlog comes due at the
-// pace the bucket grants instead of all at once; those due within River's
-// scheduler interval (5 s) are available at once, since a scheduled job
-// waits for the scheduler. Each row is still read once.
-func TestSweepSpreadsRowJobsAtTheProvidersRate(t *testing.T) {
-	t.Parallel()
-	const rate = 4.0
-	b := setupReconcile(t, 50, func(c *config.Config) { c.RateLimits.Hyperswitch = rate })
-	ctx := context.Background()
-	for range 25 { // 6 s at 4/s: 20 due in the first 5 s, one at 5 s, 4 after
-		b.order(t, veza.OrderPending, time.Hour, "succeeded")
-	}
-	before := time.Now()
-	b.sweep(t)
-	rows, err := b.db.Primary().Query(ctx, `SELECT created_at, scheduled_at FROM river_job WHERE kind = 'reconcile_order' ORDER BY scheduled_at`)
-	require.NoError(t, err)
-	type times struct{ Created, Scheduled time.Time }
-	jobs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[times])
-	require.NoError(t, err)
-	require.Len(t, jobs, 25)
-	for i, j := range jobs[:20] {
-		require.WithinDuration(t, j.Created, j.Scheduled, 10*time.Millisecond, "job %d is due within 5 s: available at once", i)
-	}
-	for i := 21; i < 25; i++ {
-		require.WithinDuration(t, before.Add(time.Duration(i)*time.Second/rate), jobs[i].Scheduled, time.Second, "job %d", i)
-		if i > 21 {
-			require.InDelta(t, float64(time.Second)/rate, float64(jobs[i].Scheduled.Sub(jobs[i-1].Scheduled)), float64(time.Millisecond), "job %d", i)
-		}
-	}
-	require.Equal(t, 25, b.hs.Calls("GET /payments"), "each row read once")
-	var pending int
-	require.NoError(t, b.db.Primary().QueryRow(ctx, `SELECT count(*) FROM orders WHERE status = 'pending'`).Scan(&pending))
-	require.Zero(t, pending)
 }
 
 func countJobs(t *testing.T, db *store.DB, kind, state string) int {

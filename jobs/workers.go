@@ -51,8 +51,7 @@ func NewWorkers(d Deps) *river.Workers {
 	river.AddWorker(workers, &ReversalWorker{DB: d.DB, Stripe: d.Stripe, Settle: d.Settle, Enabled: d.Config.Reversal.Enabled, Logger: d.Logger})
 	river.AddWorker(workers, &SubmitRefundWorker{DB: d.DB, Hyperswitch: d.Hyperswitch, Settle: d.Settle, Inserter: d.Inserter, Logger: d.Logger})
 
-	reconciler := &Reconciler{DB: d.DB, Hyperswitch: d.Hyperswitch, Settle: d.Settle, Inserter: d.Inserter, Settings: d.Config.Reconcile,
-		Pace: d.Config.RateLimits.Hyperswitch, Logger: d.Logger, Metrics: d.Metrics}
+	reconciler := &Reconciler{DB: d.DB, Hyperswitch: d.Hyperswitch, Settle: d.Settle, Inserter: d.Inserter, Settings: d.Config.Reconcile, Logger: d.Logger, Metrics: d.Metrics}
 	river.AddWorker(workers, &ReconcileSweepWorker{Reconciler: reconciler})
 	river.AddWorker(workers, &ReconcileOrderWorker{Reconciler: reconciler})
 	river.AddWorker(workers, &ReconcileRefundWorker{Reconciler: reconciler})
