@@ -120,8 +120,8 @@ const (
 // `app work` processes against a fake Hyperswitch that refuses calls past
 // hsLimit per second (20 ms each). Reconcile row jobs are sweeps: they
 // take only tokens free now; the whole backlog is due at once, as a sweep
-// enqueues it. The value is reads per second from the
-// backlog's insert (committed) to its last read; the baseline is the limit.
+// enqueues it. The value is reads per second from the backlog's insert
+// (committed) to its last read; the baseline is the limit.
 func (b *bench) pspReconcile(ctx context.Context) error {
 	n := b.size.pspOrders * 2
 	stop, err := b.threeProcesses(map[string]string{"HYPERSWITCH_RATE_LIMIT": strconv.Itoa(hsRate), "HYPERSWITCH_RATE_BURST": strconv.Itoa(hsBurst)})

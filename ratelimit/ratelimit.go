@@ -126,11 +126,10 @@ func (l *Limiter) refill() time.Duration {
 // waitBackground takes a token that is free now, waiting for this
 // process's turn and then for the next free token, within BackgroundWait
 // or one refill (and half of ctx's deadline); past that it takes none: a
-// *Delay. Live calls holding reservations more than a burst ahead (the
-// next free token over a refill and a token away) end the wait at once: live work is
-// contending, and the worker this caller holds may be the one a live job
-// needs. Without live contention the turn passes at every token, so a
-// held worker is free within a token or two.
+// *Delay. A contended bucket (see contended) ends the wait at once: the
+// worker this caller holds may be the one a live job needs. Without live
+// contention the turn passes at every token, so a held worker is free
+// within a token or two.
 func (l *Limiter) waitBackground(ctx context.Context) error {
 	limit := max(BackgroundWait, l.refill())
 	if dl, ok := ctx.Deadline(); ok {
@@ -152,13 +151,20 @@ func (l *Limiter) waitBackground(ctx context.Context) error {
 		if err != nil || next == 0 {
 			return err
 		}
-		if next > l.refill()+time.Duration(float64(time.Second)/l.rate) || time.Until(until) < next {
+		if l.contended(next) || time.Until(until) < next {
 			return l.backgroundDelay(next)
 		}
 		if err := l.sleep(ctx, next); err != nil {
 			return err
 		}
 	}
+}
+
+// contended reports whether the next free token, next away, is further
+// than a sweep alone could push it (a refill and one token): live calls
+// hold more than a burst of reservations, or a 429 blocks the bucket.
+func (l *Limiter) contended(next time.Duration) bool {
+	return next > l.refill()+time.Duration(float64(time.Second)/l.rate)
 }
 
 // backgroundDelay is a sweep's *Delay: short (a refill or two, random),

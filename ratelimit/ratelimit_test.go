@@ -267,10 +267,7 @@ func TestBackgroundTakesOnlyWhatLiveLeaves(t *testing.T) {
 func TestBackgroundWaitsForTokensDueWithinBackgroundWait(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, dbtest.URL(t))
-	require.NoError(t, err)
-	defer pool.Close()
-	l, err := New(ctx, pool, "smtp", 4, 1, 5*time.Second)
+	l, err := New(ctx, dbtest.Pool(t), "smtp", 4, 1, 5*time.Second)
 	require.NoError(t, err)
 	require.NoError(t, l.Wait(ctx), "the burst")
 	start := time.Now()
@@ -284,22 +281,26 @@ func TestBackgroundWaitsForTokensDueWithinBackgroundWait(t *testing.T) {
 	require.Greater(t, time.Since(start), 700*time.Millisecond, "three tokens at 4/s")
 }
 
-// TestBackgroundYieldsToLiveReservations: with live calls holding
-// reservations more than a refill ahead, a sweep caller gives up at once
-// (a *Delay) instead of holding its worker until its token: live work is
-// contending for the provider, and maybe for that worker.
+// TestBackgroundYieldsToLiveReservations: behind one live reservation (no
+// more than a burst ahead) a sweep caller still waits for its token; with
+// live calls holding reservations more than a burst ahead, it gives up at
+// once (a *Delay) instead of holding its worker until its token: live work
+// is contending for the provider, and maybe for that worker.
 func TestBackgroundYieldsToLiveReservations(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, dbtest.URL(t))
+	l, err := New(ctx, dbtest.Pool(t), "smtp", 10, 2, 5*time.Second)
 	require.NoError(t, err)
-	defer pool.Close()
-	l, err := New(ctx, pool, "smtp", 10, 2, 5*time.Second)
-	require.NoError(t, err)
-	for range 5 { // the burst and three reservations: 0.3 s of live work ahead
-		_, err := l.take(ctx, l.maxWait)
-		require.NoError(t, err)
+	reserve := func(n int) {
+		for range n {
+			_, err := l.take(ctx, l.maxWait)
+			require.NoError(t, err)
+		}
 	}
+	reserve(3) // the burst and one reservation: 0.1 s of live work ahead
+	require.NoError(t, l.Wait(Background(ctx)), "one reservation ahead is not contention")
+
+	reserve(3) // three reservations: 0.3 s of live work ahead
 	start := time.Now()
 	err = l.Wait(Background(ctx))
 	_, paced := AsDelay(err)
