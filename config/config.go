@@ -116,9 +116,30 @@ type Config struct {
 	// RateLimits pace calls to each provider across every process.
 	RateLimits RateLimitConfig
 
+	// Sandbox: SANDBOX_ENABLED, simulated Hyperswitch and Stripe in
+	// process (development only; on by default there when neither
+	// provider is configured).
+	Sandbox SandboxConfig
+
+	// CORSAllowedOrigins: CORS_ALLOWED_ORIGINS, exact origins a browser
+	// frontend may call the API from.
+	CORSAllowedOrigins []string
+
 	problems []*VarError
 	set      map[string]bool
 }
+
+// SandboxConfig is the development sandbox (package sandbox).
+type SandboxConfig struct {
+	Enabled bool
+	// RefundDelay: SANDBOX_REFUND_DELAY, how long a refund stays pending
+	// before it settles by itself.
+	RefundDelay time.Duration
+}
+
+// DefaultDevCORSOrigins are the frontends' usual development servers
+// (Next.js / CRA on 3000, Vite on 5173).
+const DefaultDevCORSOrigins = "http://localhost:3000,http://localhost:5173"
 
 type S3Config struct {
 	Enabled   bool
@@ -369,6 +390,21 @@ func Load(getenv func(string) string) (*Config, error) {
 		SMTP:             float64(p.integer("SMTP_RATE_LIMIT", 10, 0, 100_000)),
 		SMTPBurst:        p.integer("SMTP_RATE_BURST", 2, 1, 100_000),
 		MaxWait:          p.duration("RATE_LIMIT_MAX_WAIT", 5*time.Second, 0),
+	}
+
+	cfg.Sandbox = SandboxConfig{
+		Enabled:     p.boolean("SANDBOX_ENABLED", cfg.Env == Development && !cfg.Hyperswitch.Enabled && !cfg.Stripe.Enabled),
+		RefundDelay: p.duration("SANDBOX_REFUND_DELAY", 2*time.Second, 0),
+	}
+	defaultOrigins := ""
+	if cfg.Env == Development {
+		defaultOrigins = DefaultDevCORSOrigins
+	}
+	for _, o := range strings.Split(p.str("CORS_ALLOWED_ORIGINS", defaultOrigins), ",") {
+		// An origin has no path: a trailing slash is forgiven.
+		if o = strings.TrimSuffix(strings.TrimSpace(o), "/"); o != "" {
+			cfg.CORSAllowedOrigins = append(cfg.CORSAllowedOrigins, strings.ToLower(o))
+		}
 	}
 
 	cfg.problems = p.problems

@@ -136,6 +136,31 @@ func (c *Config) ValidateForEnvironment(logger zerolog.Logger) error {
 		}
 	}
 
+	if c.Sandbox.Enabled && c.Env != Development {
+		// Not repaired with a warning: simulated payments where real
+		// money is expected must stop the boot, in staging too.
+		return &VarError{Name: "SANDBOX_ENABLED", Reason: fmt.Sprintf("the sandbox simulates Hyperswitch and Stripe: development only, refused in %s", c.Env)}
+	}
+	if c.Sandbox.Enabled && (c.Hyperswitch.Enabled || c.Stripe.Enabled) {
+		add("SANDBOX_ENABLED", "the sandbox replaces both providers; it is off while HYPERSWITCH_ENABLED or STRIPE_CONNECT_ENABLED is true")
+		c.Sandbox.Enabled = false
+	}
+	for _, o := range c.CORSAllowedOrigins {
+		u, err := url.Parse(o)
+		switch {
+		case o == "*" && prod:
+			add("CORS_ALLOWED_ORIGINS", `must list exact origins in production, not "*" (any site could call the API with a user's token)`)
+		case o == "*":
+			continue // development: any origin
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "":
+			add("CORS_ALLOWED_ORIGINS", "%q is not an origin (scheme://host[:port], no path); CORS disabled", o)
+		default:
+			continue
+		}
+		c.CORSAllowedOrigins = nil
+		break
+	}
+
 	if len(problems) == 0 {
 		return nil
 	}

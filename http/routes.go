@@ -1,12 +1,20 @@
 package http
 
 import (
+	"strings"
+	"time"
+
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/cors"
 
 	"github.com/veza/backend/riverui"
 	"github.com/veza/backend/store"
 )
+
+// CORSMaxAge is how long a browser may cache a preflight's answer
+// (Chromium caps it at 2 h).
+const CORSMaxAge = 10 * time.Minute
 
 // routes maps the whole API. Read it top to bottom to see what the service
 // answers.
@@ -14,6 +22,18 @@ func (s *Server) routes() {
 	s.app.Use(s.securityHeaders())
 	isUpload := func(c *fiber.Ctx) bool { return c.Method() == fiber.MethodPost && c.Path() == "/v1/tracks" }
 	s.app.Use(s.telemetry(), assignRequestID(), s.accessLog(), s.recoverPanic(), s.limitBody(DefaultBodyLimit, isUpload), s.requestContext())
+
+	if len(s.opts.CORSAllowedOrigins) > 0 {
+		// Before any route: a preflight is answered here (204), whatever
+		// the path. Bearer tokens, not cookies: no credentials.
+		s.app.Use(cors.New(cors.Config{
+			AllowOrigins:  strings.Join(s.opts.CORSAllowedOrigins, ","),
+			AllowMethods:  "GET,POST,PUT,DELETE",
+			AllowHeaders:  "Authorization,Content-Type,Idempotency-Key",
+			ExposeHeaders: "Retry-After,X-Request-Id",
+			MaxAge:        int(CORSMaxAge.Seconds()),
+		}))
+	}
 
 	s.app.Get("/healthz", handleHealthz())
 	s.app.Get("/readyz", handleReadyz(s.opts.ReadyFunc))
@@ -27,6 +47,13 @@ func (s *Server) routes() {
 			c.Request().Header.Set(riverui.ClientHeader, s.clientIP(c))
 			return c.Next()
 		}, adaptor.HTTPHandler(s.opts.RiverUI))
+	}
+
+	if s.opts.Sandbox != nil {
+		// Development only (config refuses it elsewhere): the simulated
+		// providers and their controls. No IP limit: the service's own
+		// calls to its simulators come from loopback.
+		s.app.Use("/sandbox", adaptor.HTTPHandler(s.opts.Sandbox))
 	}
 
 	v1 := s.app.Group("/v1", s.rateLimit(s.opts.RateLimitPerMinute))

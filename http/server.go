@@ -29,6 +29,11 @@ const DefaultBodyLimit = 1 << 20
 // ServerOpts are the dependencies of the HTTP server.
 type ServerOpts struct {
 	Logger zerolog.Logger
+	// CORSAllowedOrigins are the exact origins browsers may call from
+	// (none: no CORS headers, preflights are not answered).
+	CORSAllowedOrigins []string
+	// Sandbox serves /sandbox (development only; nil: absent).
+	Sandbox nethttp.Handler
 	DB     *store.DB
 	// Inserter enqueues jobs in the handlers' transactions.
 	Inserter settle.Inserter

@@ -28,6 +28,11 @@ commands:
                              enqueue the reconcile sweep now, or one row's reconcile job
   user create-admin --email E --password P
                              create an admin, or promote an existing user (idempotent)
+  sandbox pay ORDER_ID [--status S] [--api URL]
+                             the buyer pays ORDER_ID (or a payment_id) in the development sandbox;
+                             --status failed, processing, cancelled, expired, ... (default succeeded)
+  seed [--api URL]           demo sellers (payouts enabled), tracks and a buyer on the running sandbox;
+                             prints their logins (idempotent)
   version                    print the version
 
 Configuration comes from the environment; see .env.template.
@@ -65,6 +70,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runReconcile(ctx, rest, getenv, stdout, stderr)
 	case "user":
 		return runUser(ctx, rest, getenv, stdout, stderr)
+	case "sandbox":
+		return runSandbox(ctx, rest, getenv, stdout, stderr)
+	case "seed":
+		return runSeed(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "veza %s (%s%s)\n", version, runtime.Version(), vcsRevision())
 		return nil

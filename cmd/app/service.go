@@ -24,6 +24,7 @@ import (
 	"github.com/veza/backend/obs"
 	"github.com/veza/backend/ratelimit"
 	"github.com/veza/backend/riverui"
+	"github.com/veza/backend/sandbox"
 	"github.com/veza/backend/storage"
 	"github.com/veza/backend/store"
 	"github.com/veza/backend/stripeconnect"
@@ -153,6 +154,38 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 	if err != nil {
 		return err
 	}
+	// The sandbox replaces both providers: the clients below call its
+	// simulators, which `app serve` answers under /sandbox.
+	var ln net.Listener
+	defer func() {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}()
+	var sbx *sandbox.Sandbox
+	if cfg.Sandbox.Enabled {
+		var base string
+		if withHTTP {
+			// Listen first: the simulators' address is the service's own.
+			if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+				return fmt.Errorf("error listening on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+			}
+			base = loopbackURL(ln.Addr().String())
+		} else if base = loopbackURL(cfg.HTTPAddr); strings.HasSuffix(base, ":0") {
+			return &config.VarError{Name: "HTTP_ADDR", Reason: "app work in the sandbox calls the simulators of the app serve on HTTP_ADDR; port 0 cannot be reached"}
+		}
+		useSandbox(cfg, base)
+		if withHTTP {
+			if sbx, err = sandbox.Open(ctx, sandbox.Opts{DB: a.db.Primary(), URL: base + sandbox.Path, ServiceURL: base,
+				RefundDelay: cfg.Sandbox.RefundDelay, Logger: log}); err != nil {
+				return err
+			}
+		} else if err := sandbox.EnsureSchema(ctx, a.db.Primary()); err != nil {
+			return err
+		}
+		lifecycle(log).Str("url", base+sandbox.Path).Str("emails", base+sandbox.Path+"/emails").
+			Msg("sandbox: simulated Hyperswitch and Stripe (development only; set HYPERSWITCH_ENABLED or STRIPE_CONNECT_ENABLED to use real ones)")
+	}
 	// Pacing outside metrics: a call our bucket holds back is not a call.
 	var hs *hyperswitch.Client
 	if cfg.Hyperswitch.Enabled {
@@ -163,6 +196,9 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 	var sc *stripeconnect.Client
 	if cfg.Stripe.Enabled {
 		hc := stripeconnect.DefaultHTTPClient()
+		if cfg.Sandbox.Enabled {
+			hc.Transport = sandbox.StripeTransport(hc.Transport)
+		}
 		hc.Transport = ratelimit.Transport(obs.Transport(hc.Transport, obs.ProviderStripe, metrics, tp), limits.stripe)
 		sc = stripeconnect.New(cfg.Stripe.SecretKey, cfg.Stripe.APIBase, hc)
 	}
@@ -207,7 +243,7 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 			DB:          workerDB,
 			Inserter:    inserter,
 			Settle:      settler,
-			Mail:        sender(cfg, log, metrics, limits.smtp),
+			Mail:        sender(cfg, log, metrics, limits.smtp, a.db),
 			Metrics:     metrics,
 			Hyperswitch: hs,
 			Stripe:      sc,
@@ -241,6 +277,7 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 	if withHTTP {
 		opts := vezahttp.ServerOpts{
 			Logger:                   log,
+			CORSAllowedOrigins:       cfg.CORSAllowedOrigins,
 			DB:                       a.db,
 			Inserter:                 inserter,
 			Settle:                   settler,
@@ -280,14 +317,21 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 		} else {
 			log.Warn().Msg("River UI disabled: set RIVER_UI_USERNAME and RIVER_UI_PASSWORD to serve it at /riverui")
 		}
+		if sbx != nil {
+			opts.Sandbox = sbx.Handler()
+			go sbx.Run(uiCtx)
+		}
 		srv = vezahttp.NewServer(opts)
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			stopRiver(client, cfg.ShutdownTimeout, log)
-			return fmt.Errorf("error listening on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+		if ln == nil {
+			if ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+				stopRiver(client, cfg.ShutdownTimeout, log)
+				return fmt.Errorf("error listening on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+			}
 		}
 		lifecycle(log).Str("addr", ln.Addr().String()).Bool("river_ui", opts.RiverUI != nil).Msg("http server listening")
-		go func() { serveErr <- srv.Serve(ln) }()
+		served := ln
+		ln = nil // the server closes it now
+		go func() { serveErr <- srv.Serve(served) }()
 	}
 	lifecycle(log).Str("env", string(cfg.Env)).Str("version", version).Bool("http", withHTTP).Msg("service started")
 
@@ -352,7 +396,10 @@ func openStores(ctx context.Context, cfg *config.Config, wrap func(nethttp.Round
 
 // sender is the mail sender the configuration describes, counted as smtp
 // calls when it really sends.
-func sender(cfg *config.Config, log zerolog.Logger, metrics *obs.Metrics, limit *ratelimit.Limiter) mail.Sender {
+func sender(cfg *config.Config, log zerolog.Logger, metrics *obs.Metrics, limit *ratelimit.Limiter, db *store.DB) mail.Sender {
+	if cfg.Sandbox.Enabled && !cfg.SMTP.Enabled() {
+		return &sandbox.Inbox{DB: db.Primary(), Logger: log}
+	}
 	s := mail.NewSender(cfg.SMTP, log, cfg.Env == config.Development)
 	if !cfg.SMTP.Enabled() {
 		return s
@@ -408,4 +455,30 @@ func pprofMux() *nethttp.ServeMux {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	return mux
+}
+
+// loopbackURL is how this machine reaches addr (host:port, the host often
+// empty or unspecified): http://127.0.0.1:port unless a host is named.
+func loopbackURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// useSandbox points the provider configuration at the sandbox's
+// simulators at base (the service's own address).
+func useSandbox(cfg *config.Config, base string) {
+	cfg.Hyperswitch.Enabled = true
+	cfg.Hyperswitch.BaseURL = base + sandbox.Path + "/hyperswitch"
+	cfg.Hyperswitch.APIKey = sandbox.HyperswitchAPIKey
+	cfg.Hyperswitch.WebhookSecret = sandbox.HyperswitchWebhookSecret
+	cfg.Stripe.Enabled = true
+	cfg.Stripe.APIBase = base // and sandbox.StripeTransport adds the path
+	cfg.Stripe.SecretKey = sandbox.StripeSecretKey
+	cfg.Stripe.WebhookSecret = sandbox.StripeWebhookSecret
 }

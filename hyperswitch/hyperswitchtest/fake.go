@@ -52,10 +52,55 @@ func Start(t testing.TB) *Server {
 
 // New runs the fake until stop is called (benchmarks, tools).
 func New() (*Server, func()) {
-	s := &Server{payments: map[string]*hyperswitch.Payment{}, refunds: map[string]*hyperswitch.Refund{}, disputes: map[string]*Dispute{}}
-	srv := httptest.NewServer(http.HandlerFunc(s.serve))
+	s := NewHandler("")
+	srv := httptest.NewServer(s)
 	s.URL = srv.URL
 	return s, srv.Close
+}
+
+// NewHandler is the fake without a server of its own, served by ServeHTTP
+// wherever it is mounted at url (the development sandbox).
+func NewHandler(url string) *Server {
+	return &Server{URL: url, payments: map[string]*hyperswitch.Payment{}, refunds: map[string]*hyperswitch.Refund{}, disputes: map[string]*Dispute{}}
+}
+
+// ServeHTTP answers a call as Hyperswitch would (paths relative to URL).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.serve(w, r) }
+
+// State is what the fake holds, for a sandbox that keeps it across
+// restarts (Snapshot, Restore).
+type State struct {
+	Payments map[string]*hyperswitch.Payment `json:"payments"`
+	Refunds  map[string]*hyperswitch.Refund  `json:"refunds"`
+	Disputes map[string]*Dispute             `json:"disputes"`
+}
+
+// Snapshot is the fake's objects as JSON.
+func (s *Server) Snapshot() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return json.Marshal(State{Payments: s.payments, Refunds: s.refunds, Disputes: s.disputes})
+}
+
+// Restore replaces the fake's objects with a Snapshot's.
+func (s *Server) Restore(snapshot []byte) error {
+	st := State{}
+	if err := json.Unmarshal(snapshot, &st); err != nil {
+		return fmt.Errorf("hyperswitchtest: restore: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.payments, s.refunds, s.disputes = st.Payments, st.Refunds, st.Disputes
+	if s.payments == nil {
+		s.payments = map[string]*hyperswitch.Payment{}
+	}
+	if s.refunds == nil {
+		s.refunds = map[string]*hyperswitch.Refund{}
+	}
+	if s.disputes == nil {
+		s.disputes = map[string]*Dispute{}
+	}
+	return nil
 }
 
 // Client returns a real client pointed at the fake.
@@ -75,6 +120,17 @@ func copyOf[T any](s *Server, m map[string]*T, id string) (T, bool) {
 
 // Payment returns a copy of a stored payment.
 func (s *Server) Payment(id string) (hyperswitch.Payment, bool) { return copyOf(s, s.payments, id) }
+
+// Payments returns copies of every payment.
+func (s *Server) Payments() []hyperswitch.Payment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]hyperswitch.Payment, 0, len(s.payments))
+	for _, p := range s.payments {
+		out = append(out, *p)
+	}
+	return out
+}
 
 // PutPayment stores (or replaces) a payment, e.g. one created before the test.
 func (s *Server) PutPayment(p hyperswitch.Payment) {
@@ -367,6 +423,17 @@ func (s *Server) OpenDispute(paymentID string, amount int64) Dispute {
 	}
 	s.disputes[d.DisputeID] = d
 	return *d
+}
+
+// Disputes returns copies of every dispute.
+func (s *Server) Disputes() []Dispute {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Dispute, 0, len(s.disputes))
+	for _, d := range s.disputes {
+		out = append(out, *d)
+	}
+	return out
 }
 
 // Dispute returns a copy of a dispute.

@@ -99,6 +99,8 @@ type Server struct {
 	keyTTL       time.Duration
 	missingKeys  int
 	seq          int
+	// onboardingURL: where an account link leads (SetOnboardingURL).
+	onboardingURL func(account string) string
 }
 
 // Start runs the fake until the test ends.
@@ -111,11 +113,94 @@ func Start(t testing.TB) *Server {
 
 // New runs the fake until stop is called (benchmarks, tools).
 func New() (*Server, func()) {
-	s := &Server{transfers: map[string]*Transfer{}, keys: map[string]saved{}, running: map[string]bool{},
-		saveErrors: map[string][]int{}, poorAccounts: map[string]bool{}, accounts: map[string]*Account{}, keyTTL: KeyTTL}
-	srv := httptest.NewServer(http.HandlerFunc(s.serve))
+	s := NewHandler("")
+	srv := httptest.NewServer(s)
 	s.URL = srv.URL
 	return s, srv.Close
+}
+
+// NewHandler is the fake without a server of its own, served by ServeHTTP
+// wherever it is mounted at url (the development sandbox).
+func NewHandler(url string) *Server {
+	return &Server{URL: url, transfers: map[string]*Transfer{}, keys: map[string]saved{}, running: map[string]bool{},
+		saveErrors: map[string][]int{}, poorAccounts: map[string]bool{}, accounts: map[string]*Account{}, keyTTL: KeyTTL}
+}
+
+// ServeHTTP answers a call as Stripe would (paths relative to URL).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.serve(w, r) }
+
+// State is what the fake holds, for a sandbox that keeps it across
+// restarts (Snapshot, Restore): the objects and the saved idempotency
+// results, which Stripe keeps for 24 h whatever happens to the caller.
+type State struct {
+	Transfers map[string]*Transfer `json:"transfers"`
+	Reversals []Reversal           `json:"reversals"`
+	Accounts  map[string]*Account  `json:"accounts"`
+	Keys      map[string]SavedKey  `json:"keys"`
+	Seq       int                  `json:"seq"`
+}
+
+// SavedKey is one idempotency key's saved result.
+type SavedKey struct {
+	Fingerprint string    `json:"fingerprint"`
+	Status      int       `json:"status"`
+	Body        []byte    `json:"body"`
+	At          time.Time `json:"at"`
+}
+
+// Snapshot is the fake's objects and saved keys as JSON.
+func (s *Server) Snapshot() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys := make(map[string]SavedKey, len(s.keys))
+	for k, v := range s.keys {
+		keys[k] = SavedKey{Fingerprint: v.fingerprint, Status: v.status, Body: v.body, At: v.at}
+	}
+	return json.Marshal(State{Transfers: s.transfers, Reversals: s.reversals, Accounts: s.accounts, Keys: keys, Seq: s.seq})
+}
+
+// Restore replaces the fake's objects and saved keys with a Snapshot's.
+func (s *Server) Restore(snapshot []byte) error {
+	st := State{}
+	if err := json.Unmarshal(snapshot, &st); err != nil {
+		return fmt.Errorf("stripetest: restore: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.transfers, s.reversals, s.accounts, s.seq = st.Transfers, st.Reversals, st.Accounts, st.Seq
+	if s.transfers == nil {
+		s.transfers = map[string]*Transfer{}
+	}
+	if s.accounts == nil {
+		s.accounts = map[string]*Account{}
+	}
+	s.keys = map[string]saved{}
+	for k, v := range st.Keys {
+		s.keys[k] = saved{fingerprint: v.Fingerprint, status: v.Status, body: v.Body, at: v.At}
+	}
+	return nil
+}
+
+// SetOnboardingURL says where an account link leads (default: a path under
+// URL that nothing answers, as a test needs no page).
+func (s *Server) SetOnboardingURL(f func(account string) string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onboardingURL = f
+}
+
+// CompleteOnboarding is the seller finishing Stripe's onboarding: details
+// submitted, charges and payouts enabled. It reports false for an account
+// the platform never created.
+func (s *Server) CompleteOnboarding(id string) (Account, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.accounts[id]
+	if !ok {
+		return Account{}, false
+	}
+	a.PayoutsEnabled, a.ChargesEnabled, a.DetailsSubmitted = true, true, true
+	return *a, true
 }
 
 // Account is a connected account on the wire (the fields we read, and a
@@ -422,12 +507,16 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, path string) {
 		acct := r.PostForm.Get("account")
 		s.mu.Lock()
 		_, ok := s.accounts[acct]
+		link := s.URL + "/setup/e/" + acct
+		if s.onboardingURL != nil {
+			link = s.onboardingURL(acct)
+		}
 		s.mu.Unlock()
 		if !ok || r.PostForm.Get("refresh_url") == "" || r.PostForm.Get("return_url") == "" {
 			writeJSON(w, http.StatusBadRequest, stripeError("invalid_request_error", "", "No such account, or refresh_url / return_url missing", "account"))
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"object": "account_link", "url": s.URL + "/setup/e/" + acct,
+		writeJSON(w, http.StatusOK, map[string]any{"object": "account_link", "url": link,
 			"created": time.Now().Unix(), "expires_at": time.Now().Add(5 * time.Minute).Unix()})
 	case r.Method == http.MethodGet && len(parts) == 3 && parts[1] == "accounts":
 		s.mu.Lock()
