@@ -34,7 +34,7 @@ type ServerOpts struct {
 	CORSAllowedOrigins []string
 	// Sandbox serves /sandbox (development only; nil: absent).
 	Sandbox nethttp.Handler
-	DB     *store.DB
+	DB      *store.DB
 	// Inserter enqueues jobs in the handlers' transactions.
 	Inserter settle.Inserter
 	// Settle applies money state changes (refunds, operator retries);

@@ -67,7 +67,7 @@ func runSandbox(ctx context.Context, args []string, getenv func(string) string, 
 // seedUser is a demo login.
 type seedUser struct {
 	email, password, role string
-	tracks            []seedTrack
+	tracks                []seedTrack
 }
 
 type seedTrack struct {
