@@ -37,7 +37,7 @@ func baseEnv(t *testing.T, dbURL string) map[string]string {
 		"RIVER_UI_PASSWORD": "test-ui-password",
 		"SHUTDOWN_TIMEOUT":  "5s",
 		"LOG_LEVEL":         "info",
-		"METRICS_ADDR":      "off", // tests that read /metrics set 127.0.0.1:0
+		"METRICS_ADDR":      "off",   // tests that read /metrics set 127.0.0.1:0
 		"SANDBOX_ENABLED":   "false", // sandbox_test.go turns it on
 	}
 }

@@ -105,7 +105,9 @@ func TestSandboxPurchaseRefundReversal(t *testing.T) {
 	require.NoError(t, s.db.QueryRow(context.Background(), `SELECT stripe_account_id FROM users WHERE email = 'ada.seller@example.com'`).Scan(&acct))
 	require.Equal(t, acct, moved.Transfers[0].Destination, "Ada is paid")
 	require.Equal(t, orderID, moved.Transfers[0].TransferGroup)
-	require.Eventually(t, func() bool { return s.count(t, `SELECT count(*) FROM seller_transfers WHERE status = 'completed'`) == 1 },
+	require.Eventually(t, func() bool {
+		return s.count(t, `SELECT count(*) FROM seller_transfers WHERE status = 'completed'`) == 1
+	},
 		10*time.Second, 50*time.Millisecond, "the service records the payout")
 
 	status, body := s.request(t, "POST", "/v1/orders/"+orderID+"/refund", token, nil, map[string]string{"reason": "changed my mind"})
