@@ -321,3 +321,47 @@ func TestRateLimitMaxWaitUnderTheJobTimeout(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, config.RateLimitConfig{Stripe: 70, StripeBurst: 15, Hyperswitch: 50, HyperswitchBurst: 10, SMTP: 10, SMTPBurst: 2, MaxWait: 5 * time.Second}, d.RateLimits)
 }
+
+func TestCORSOrigins(t *testing.T) {
+	t.Parallel()
+	dev, err := config.Load(envFunc(nil))
+	require.NoError(t, err)
+	require.NoError(t, dev.ValidateForEnvironment(zerolog.Nop()))
+	require.Equal(t, []string{"http://localhost:3000", "http://localhost:5173"}, dev.CORSAllowedOrigins)
+
+	prod, err := config.Load(envFunc(map[string]string{"APP_ENV": "production"}))
+	require.NoError(t, err)
+	require.Empty(t, prod.CORSAllowedOrigins, "production allows no origin unless told")
+
+	prod, err = config.Load(envFunc(map[string]string{"APP_ENV": "production", "CORS_ALLOWED_ORIGINS": "https://app.veza.example, *"}))
+	require.NoError(t, err)
+	require.ErrorContains(t, prod.ValidateForEnvironment(zerolog.Nop()), "CORS_ALLOWED_ORIGINS")
+
+	dev, err = config.Load(envFunc(map[string]string{"CORS_ALLOWED_ORIGINS": "https://App.Veza.example/, http://localhost:3000/path"}))
+	require.NoError(t, err)
+	require.NoError(t, dev.ValidateForEnvironment(zerolog.Nop()))
+	require.Empty(t, dev.CORSAllowedOrigins, "an origin with a path is refused: CORS off in development with a warning")
+
+	dev, err = config.Load(envFunc(map[string]string{"CORS_ALLOWED_ORIGINS": "https://App.Veza.example/"}))
+	require.NoError(t, err)
+	require.NoError(t, dev.ValidateForEnvironment(zerolog.Nop()))
+	require.Equal(t, []string{"https://app.veza.example"}, dev.CORSAllowedOrigins, "a trailing slash and case are forgiven")
+}
+
+func TestSandboxDefaults(t *testing.T) {
+	t.Parallel()
+	dev, err := config.Load(envFunc(nil))
+	require.NoError(t, err)
+	require.True(t, dev.Sandbox.Enabled, "on in development without providers")
+	withHS, err := config.Load(envFunc(map[string]string{"HYPERSWITCH_ENABLED": "true"}))
+	require.NoError(t, err)
+	require.False(t, withHS.Sandbox.Enabled, "a configured provider turns it off")
+	for _, env := range []string{"staging", "production"} {
+		c, err := config.Load(envFunc(map[string]string{"APP_ENV": env}))
+		require.NoError(t, err)
+		require.False(t, c.Sandbox.Enabled, env)
+		c, err = config.Load(envFunc(map[string]string{"APP_ENV": env, "SANDBOX_ENABLED": "true"}))
+		require.NoError(t, err)
+		require.ErrorContains(t, c.ValidateForEnvironment(zerolog.Nop()), "SANDBOX_ENABLED", "%s refuses the sandbox, not a warning", env)
+	}
+}

@@ -144,27 +144,32 @@ func (s *Server) handleVerify() fiber.Handler {
 		if err := decodeJSON(c, &req); err != nil {
 			return err
 		}
-		ctx := c.UserContext()
-		var user *store.User
-		err := s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
-			userID, err := store.ConsumeEmailToken(ctx, tx, auth.HashToken(req.Token), store.PurposeVerifyEmail)
-			if errors.Is(err, store.ErrNotFound) {
-				return errInvalidToken
-			}
-			if err != nil {
-				return err
-			}
-			if err := store.MarkEmailVerified(ctx, tx, userID); err != nil {
-				return err
-			}
-			user, err = store.GetUser(ctx, tx, userID)
-			return err
-		})
+		user, err := s.verifyEmail(c.UserContext(), req.Token)
 		if err != nil {
 			return err
 		}
 		return c.JSON(fiber.Map{"user": toUserJSON(user)})
 	}
+}
+
+// verifyEmail consumes a verification token and marks its user verified.
+func (s *Server) verifyEmail(ctx context.Context, token string) (*store.User, error) {
+	var user *store.User
+	err := s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
+		userID, err := store.ConsumeEmailToken(ctx, tx, auth.HashToken(token), store.PurposeVerifyEmail)
+		if errors.Is(err, store.ErrNotFound) {
+			return errInvalidToken
+		}
+		if err != nil {
+			return err
+		}
+		if err := store.MarkEmailVerified(ctx, tx, userID); err != nil {
+			return err
+		}
+		user, err = store.GetUser(ctx, tx, userID)
+		return err
+	})
+	return user, err
 }
 
 var errInvalidCredentials = veza.Errorf(veza.KindUnauthorized, "invalid_credentials", "email or password is wrong")
@@ -284,36 +289,41 @@ func (s *Server) handlePasswordResetConfirm() fiber.Handler {
 		if err := decodeJSON(c, &req); err != nil {
 			return err
 		}
-		hash, err := s.hashPassword(c, req.Password)
-		if err != nil {
-			return err
-		}
-		ctx := c.UserContext()
-		err = s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
-			userID, err := store.ConsumeEmailToken(ctx, tx, auth.HashToken(req.Token), store.PurposePasswordReset)
-			if errors.Is(err, store.ErrNotFound) {
-				return errInvalidToken
-			}
-			if err != nil {
-				return err
-			}
-			if err := store.SetPassword(ctx, tx, userID, hash); err != nil {
-				return err
-			}
-			if _, err := store.RevokeUserSessions(ctx, tx, userID); err != nil {
-				return err
-			}
-			if err := store.InvalidateEmailTokens(ctx, tx, userID, store.PurposePasswordReset); err != nil {
-				return err
-			}
-			// The link arrived by email: the address is proven.
-			return store.MarkEmailVerified(ctx, tx, userID)
-		})
-		if err != nil {
+		if err := s.resetPassword(c, req.Token, req.Password); err != nil {
 			return err
 		}
 		return c.JSON(fiber.Map{"status": "password_changed"})
 	}
+}
+
+// resetPassword consumes a reset token and sets the new password, ending
+// every session.
+func (s *Server) resetPassword(c *fiber.Ctx, token, password string) error {
+	hash, err := s.hashPassword(c, password)
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	return s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
+		userID, err := store.ConsumeEmailToken(ctx, tx, auth.HashToken(token), store.PurposePasswordReset)
+		if errors.Is(err, store.ErrNotFound) {
+			return errInvalidToken
+		}
+		if err != nil {
+			return err
+		}
+		if err := store.SetPassword(ctx, tx, userID, hash); err != nil {
+			return err
+		}
+		if _, err := store.RevokeUserSessions(ctx, tx, userID); err != nil {
+			return err
+		}
+		if err := store.InvalidateEmailTokens(ctx, tx, userID, store.PurposePasswordReset); err != nil {
+			return err
+		}
+		// The link arrived by email: the address is proven.
+		return store.MarkEmailVerified(ctx, tx, userID)
+	})
 }
 
 // handleMe returns the caller.

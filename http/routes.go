@@ -58,6 +58,9 @@ func (s *Server) routes() {
 
 	v1 := s.app.Group("/v1", s.rateLimit(s.opts.RateLimitPerMinute))
 	strict := s.rateLimit(s.opts.AuthRateLimitPerMinute)
+	if s.opts.DevPages {
+		s.devPages(strict)
+	}
 	v1.Post("/auth/register", strict, s.handleRegister())
 	v1.Post("/auth/verify", s.handleVerify())
 	v1.Post("/auth/login", strict, s.handleLogin())

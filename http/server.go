@@ -34,6 +34,9 @@ type ServerOpts struct {
 	CORSAllowedOrigins []string
 	// Sandbox serves /sandbox (development only; nil: absent).
 	Sandbox nethttp.Handler
+	// DevPages (development only) answers GET /verify-email and
+	// /reset-password, where emails link while PUBLIC_BASE_URL is the API.
+	DevPages bool
 	DB      *store.DB
 	// Inserter enqueues jobs in the handlers' transactions.
 	Inserter settle.Inserter
