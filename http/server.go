@@ -37,7 +37,7 @@ type ServerOpts struct {
 	// DevPages (development only) answers GET /verify-email and
 	// /reset-password, where emails link while PUBLIC_BASE_URL is the API.
 	DevPages bool
-	DB      *store.DB
+	DB       *store.DB
 	// Inserter enqueues jobs in the handlers' transactions.
 	Inserter settle.Inserter
 	// Settle applies money state changes (refunds, operator retries);

@@ -278,6 +278,7 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 		opts := vezahttp.ServerOpts{
 			Logger:                   log,
 			CORSAllowedOrigins:       cfg.CORSAllowedOrigins,
+			DevPages:                 cfg.Env == config.Development,
 			DB:                       a.db,
 			Inserter:                 inserter,
 			Settle:                   settler,
