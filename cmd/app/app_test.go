@@ -307,3 +307,24 @@ func TestBinary(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, serve.Stop(10*time.Second), "exit code 0 on SIGTERM")
 }
+
+// Every subcommand `app help` lists is in the README's command table.
+func TestReadmeListsEveryCommand(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	n := 0
+	for _, line := range strings.Split(usage, "\n") {
+		if !strings.HasPrefix(line, "  ") || strings.HasPrefix(line, "   ") {
+			continue // not a command line (or a continuation)
+		}
+		words := strings.Fields(line)
+		name := words[0]
+		if len(words) > 1 && map[string]bool{"up": true, "down": true, "status": true, "create-admin": true, "pay": true}[words[1]] {
+			name += " " + words[1] // a subcommand's own word
+		}
+		n++
+		require.True(t, strings.Contains(string(readme), "| `app "+name), "README's command table lacks app %s", name)
+	}
+	require.GreaterOrEqual(t, n, 11)
+}

@@ -18,9 +18,14 @@ import (
 
 // startSandbox runs `app serve` as `make run` does: development, no
 // provider configured, so the sandbox simulates both.
-func startSandbox(t *testing.T, dbURL string) *stack {
+func startSandbox(t *testing.T, dbURL string, extra ...map[string]string) *stack {
 	t.Helper()
 	env := baseEnv(t, dbURL)
+	for _, m := range extra {
+		for k, v := range m {
+			env[k] = v
+		}
+	}
 	delete(env, "SANDBOX_ENABLED") // the default: on in development without providers
 	for k, v := range map[string]string{
 		"SANDBOX_REFUND_DELAY": "300ms", "RIVER_FETCH_COOLDOWN": "10ms", "RATE_LIMIT_AUTH_PER_MINUTE": "1000",
