@@ -1,6 +1,7 @@
 # Two commands matter on a fresh machine: `make run` and `make test`.
 GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
+REDOCLY_VERSION ?= 2.77.0
 # -race where time allows: the suite stays well under 10 minutes on 2 cores.
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
@@ -14,9 +15,10 @@ run: ## start a local PostgreSQL if none is configured, migrate, serve API + wor
 test: ## every test against a real PostgreSQL (TEST_DATABASE_URL, or an ephemeral cluster)
 	$(GO) test $(TEST_FLAGS) ./...
 
-lint: ## go vet + staticcheck
+lint: ## go vet + staticcheck + the OpenAPI document through redocly's recommended rules (npx; make test keeps its rules too)
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	npx --yes @redocly/cli@$(REDOCLY_VERSION) lint http/openapi.json
 
 FUZZ_TARGETS ?= FuzzWebhook FuzzWellFormedWebhook FuzzStripeWebhook FuzzUpload FuzzJSONBodies
 # Minimizing a new input does not count as executions and defaults to 60s,

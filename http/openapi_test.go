@@ -48,3 +48,42 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 	}
 	require.NotEmpty(t, registered)
 }
+
+// The rules of `npx @redocly/cli lint` (recommended) that the document
+// broke, kept in make test: every operation has a unique operationId and
+// declares its security, `[]` for the public ones (so a generated client
+// sends no token there, and a forgotten requireAuth shows up here).
+func TestOpenAPILintRules(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	r := b.do(t, "GET", "/openapi.json", "", nil)
+	require.Equal(t, 200, r.Status)
+	var doc struct {
+		Security *[]any `json:"security"`
+		Paths    map[string]map[string]struct {
+			OperationID string            `json:"operationId"`
+			Security    *[]map[string]any `json:"security"`
+		} `json:"paths"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.Raw), &doc))
+	require.Nil(t, doc.Security, "security is declared per operation, not at the root")
+	ids := map[string]string{}
+	var public []string
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			at := method + " " + path
+			require.Regexp(t, `^[a-z][A-Za-z]+$`, op.OperationID, "%s has no operationId", at)
+			require.Empty(t, ids[op.OperationID], "operationId %s is used by %s and %s", op.OperationID, ids[op.OperationID], at)
+			ids[op.OperationID] = at
+			require.NotNil(t, op.Security, "%s declares no security (public ones say [])", at)
+			if len(*op.Security) == 0 {
+				public = append(public, at)
+			}
+		}
+	}
+	require.ElementsMatch(t, []string{
+		"get /healthz", "get /readyz", "post /v1/auth/register", "post /v1/auth/verify", "post /v1/auth/login",
+		"post /v1/auth/password-reset", "post /v1/auth/password-reset/confirm", "get /v1/tracks", "get /v1/tracks/{id}",
+		"post /webhooks/hyperswitch", "post /webhooks/stripe",
+	}, public, "the operations served without a token")
+}
