@@ -150,6 +150,31 @@ func TestOrdersNeedPayments(t *testing.T) {
 	r := b.doWith(t, "POST", "/v1/orders", buyer, orderBody("7b0e4f5c-3f6a-4a53-9d0b-2f0b1d6d2a11"), map[string]string{"Idempotency-Key": "x"})
 	require.Equal(t, 503, r.Status)
 	require.Equal(t, "payments_unavailable", r.errorCode())
+
+	// Input is checked first (API.md): a newcomer without provider keys
+	// learns what is wrong with the request before the 503.
+	for _, c := range []struct {
+		name, body, key string
+		status          int
+		code            string
+	}{
+		{"no key", `{"track_ids":["7b0e4f5c-3f6a-4a53-9d0b-2f0b1d6d2a11"]}`, "", 400, "idempotency_key_required"},
+		{"malformed", `{"track_ids":[`, "k1", 400, "invalid_json"},
+		{"unknown field", `{"track_ids":["7b0e4f5c-3f6a-4a53-9d0b-2f0b1d6d2a11"],"x":1}`, "k2", 400, "invalid_json"},
+		{"no tracks", `{"track_ids":[]}`, "k3", 422, ""},
+	} {
+		headers := map[string]string{}
+		if c.key != "" {
+			headers["Idempotency-Key"] = c.key
+		}
+		r := b.doWith(t, "POST", "/v1/orders", buyer, c.body, headers)
+		require.Equal(t, c.status, r.Status, "%s: %s", c.name, r.Raw)
+		if c.code != "" {
+			require.Equal(t, c.code, r.errorCode(), c.name)
+		}
+	}
+	r = b.doWith(t, "POST", "/v1/orders/7b0e4f5c-3f6a-4a53-9d0b-2f0b1d6d2a11/refund", buyer, `{"reason":`, nil)
+	require.Equal(t, 400, r.Status, "a refund's malformed body too: %s", r.Raw)
 }
 
 // Keys stored before the idempotent middleware hashed the JSON of the
