@@ -70,12 +70,18 @@ func (s *Sandbox) saving(next http.Handler) http.Handler {
 // Stripe does.
 func (s *Sandbox) reversalEvents(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		before := len(s.st.Reversals())
 		next.ServeHTTP(w, r)
 		if r.Method != http.MethodPost {
 			return
 		}
-		for _, rev := range s.st.Reversals()[before:] {
+		// Reversals are only appended: each is announced once, whichever
+		// concurrent call sees it first.
+		s.mu.Lock()
+		all := s.st.Reversals()
+		fresh := all[min(s.reversalsSent, len(all)):]
+		s.reversalsSent = len(all)
+		s.mu.Unlock()
+		for _, rev := range fresh {
 			tr, _ := s.st.Transfer(rev.Transfer)
 			id := eventID("evt")
 			if err := s.enqueue(context.WithoutCancel(r.Context()), "stripe", id, "transfer.reversed",

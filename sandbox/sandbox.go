@@ -114,7 +114,10 @@ type Sandbox struct {
 	// restart starts the delay again: the refund is still pending, as a
 	// real one can be for days).
 	pendingSince map[string]time.Time
-	wake         chan struct{}
+	// reversalsSent: how many of the simulated Stripe's reversals have had
+	// their transfer.reversed queued.
+	reversalsSent int
+	wake          chan struct{}
 }
 
 // EnsureSchema creates the sandbox's own schema and tables (idempotent,
@@ -205,6 +208,7 @@ func Open(ctx context.Context, opts Opts) (*Sandbox, error) {
 			return nil, err
 		}
 	}
+	s.reversalsSent = len(s.st.Reversals())
 	return s, nil
 }
 

@@ -29,6 +29,7 @@ func startSandbox(t *testing.T, dbURL string, extra ...map[string]string) *stack
 	delete(env, "SANDBOX_ENABLED") // the default: on in development without providers
 	for k, v := range map[string]string{
 		"SANDBOX_REFUND_DELAY": "300ms", "RIVER_FETCH_COOLDOWN": "10ms", "RATE_LIMIT_AUTH_PER_MINUTE": "1000",
+		"TRACK_STORAGE_DIR": t.TempDir(), // seed uploads
 	} {
 		env[k] = v
 	}
@@ -134,7 +135,13 @@ func TestSandboxDeclineThenRetry(t *testing.T) {
 	t.Parallel()
 	s := startSandbox(t, dbtest.URL(t))
 	token, orderID, _ := buyerOrder(t, s)
-	out, err := cli(t, "sandbox", "pay", orderID, "--status", "failed", "--api", s.base)
+	out, err := cli(t, "seed", "--api", s.base)
+	require.NoError(t, err, "seed again: %s", out)
+	require.Equal(t, 3, s.count(t, `SELECT count(*) FROM users`), "seed is idempotent")
+	require.Equal(t, 4, s.count(t, `SELECT count(*) FROM tracks`))
+	require.Equal(t, 2, s.count(t, `SELECT count(*) FROM users WHERE stripe_account_id IS NOT NULL AND email_verified_at IS NOT NULL`))
+
+	out, err = cli(t, "sandbox", "pay", orderID, "--status", "failed", "--api", s.base)
 	require.NoError(t, err, out)
 	require.Contains(t, out, "sends payment_failed")
 	waitStatus(t, s, token, orderID, "failed")
