@@ -27,14 +27,16 @@ func (s *Server) page(c *fiber.Ctx, status int, title, body, call string) error 
 	return c.Status(status).SendString(fmt.Sprintf(devPage, html.EscapeString(title), html.EscapeString(title), body, html.EscapeString(call)))
 }
 
-func (s *Server) devPages(limit fiber.Handler) {
+// The same limits as the API calls they make: none on a GET (it changes
+// nothing), /v1's on a verification, the auth limit on a new password.
+func (s *Server) devPages(general, strict fiber.Handler) {
 	r := s.app
-	r.Get("/verify-email", limit, func(c *fiber.Ctx) error {
+	r.Get("/verify-email", func(c *fiber.Ctx) error {
 		form := fmt.Sprintf(`<form method="post" action="/verify-email"><input type="hidden" name="token" value="%s">`+
 			`<button type="submit">Verify my email address</button></form>`, html.EscapeString(c.Query("token")))
 		return s.page(c, 200, "Verify your email", form, `POST /v1/auth/verify {"token"}`)
 	})
-	r.Post("/verify-email", limit, func(c *fiber.Ctx) error {
+	r.Post("/verify-email", general, func(c *fiber.Ctx) error {
 		req := tokenRequest{Token: c.FormValue("token")}
 		var user *store.User
 		err := req.Validate()
@@ -46,13 +48,13 @@ func (s *Server) devPages(limit fiber.Handler) {
 		}
 		return s.page(c, 200, "Email verified", "<p>"+html.EscapeString(user.Email)+" is verified. You can close this page.</p>", `POST /v1/auth/verify {"token"}`)
 	})
-	r.Get("/reset-password", limit, func(c *fiber.Ctx) error {
+	r.Get("/reset-password", func(c *fiber.Ctx) error {
 		form := fmt.Sprintf(`<form method="post" action="/reset-password"><input type="hidden" name="token" value="%s">`+
 			`<label>New password (8 characters or more) <input type="password" name="password" minlength="8" required></label> `+
 			`<button type="submit">Set my password</button></form>`, html.EscapeString(c.Query("token")))
 		return s.page(c, 200, "Choose a new password", form, `POST /v1/auth/password-reset/confirm {"token","password"}`)
 	})
-	r.Post("/reset-password", limit, func(c *fiber.Ctx) error {
+	r.Post("/reset-password", strict, func(c *fiber.Ctx) error {
 		req := resetConfirmRequest{Token: c.FormValue("token"), Password: c.FormValue("password")}
 		err := req.Validate()
 		if err == nil {

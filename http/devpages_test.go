@@ -63,6 +63,15 @@ func TestDevPagesFollowEmailLinks(t *testing.T) {
 	r := b.do(t, "POST", "/v1/auth/login", "", map[string]string{"email": "page@example.test", "password": "a new password"})
 	require.Equal(t, 200, r.Status, r.Raw)
 
+	// Opening a link changes nothing, so it is not rate limited (seen
+	// limited by the auth limit after a walkthrough's logins).
+	limited := setupAPI(t, func(o *vezahttp.ServerOpts) { o.DevPages, o.AuthRateLimitPerMinute = true, 1 })
+	for range 3 {
+		resp, err := limited.app.App().Test(httptest.NewRequest("GET", "/verify-email?token=x", nil), -1)
+		require.NoError(t, err)
+		require.Equal(t, 200, resp.StatusCode)
+	}
+
 	plain := setupAPI(t)
 	resp, err := plain.app.App().Test(httptest.NewRequest("GET", "/verify-email?token=x", nil), -1)
 	require.NoError(t, err)

@@ -56,10 +56,11 @@ func (s *Server) routes() {
 		s.app.Use("/sandbox", adaptor.HTTPHandler(s.opts.Sandbox))
 	}
 
-	v1 := s.app.Group("/v1", s.rateLimit(s.opts.RateLimitPerMinute))
+	general := s.rateLimit(s.opts.RateLimitPerMinute)
+	v1 := s.app.Group("/v1", general)
 	strict := s.rateLimit(s.opts.AuthRateLimitPerMinute)
 	if s.opts.DevPages {
-		s.devPages(strict)
+		s.devPages(general, strict)
 	}
 	v1.Post("/auth/register", strict, s.handleRegister())
 	v1.Post("/auth/verify", s.handleVerify())
