@@ -132,6 +132,9 @@ type Config struct {
 // SandboxConfig is the development sandbox (package sandbox).
 type SandboxConfig struct {
 	Enabled bool
+	// AllowRemote: SANDBOX_ALLOW_REMOTE, answer callers other than this
+	// machine (a container behind a port mapping).
+	AllowRemote bool
 	// RefundDelay: SANDBOX_REFUND_DELAY, how long a refund stays pending
 	// before it settles by itself.
 	RefundDelay time.Duration
@@ -260,7 +263,13 @@ func Load(getenv func(string) string) (*Config, error) {
 	cfg.HTTPAddr = p.str("HTTP_ADDR", ":8080")
 	cfg.ShutdownTimeout = p.duration("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second)
 	cfg.RateLimitPerMinute = p.integer("RATE_LIMIT_PER_MINUTE", 600, 1, 1_000_000)
-	cfg.AuthRateLimitPerMinute = p.integer("RATE_LIMIT_AUTH_PER_MINUTE", 10, 1, 1_000_000)
+	// Development: room for a walkthrough and `app seed` from one address
+	// in the same minute; elsewhere tight (guessable passwords).
+	authLimit := 10
+	if cfg.Env == Development {
+		authLimit = 60
+	}
+	cfg.AuthRateLimitPerMinute = p.integer("RATE_LIMIT_AUTH_PER_MINUTE", authLimit, 1, 1_000_000)
 	cfg.MaxConcurrentHashes = p.integer("ARGON2_MAX_CONCURRENT", 8, 1, 1024)
 	cfg.RefundWindow = p.duration("REFUND_WINDOW", 14*24*time.Hour, 0)
 	cfg.InvalidWebhooksPerMinute = p.integer("WEBHOOK_INVALID_PER_MINUTE", 30, 1, 1_000_000)
@@ -395,6 +404,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	cfg.Sandbox = SandboxConfig{
 		Enabled:     p.boolean("SANDBOX_ENABLED", cfg.Env == Development && !cfg.Hyperswitch.Enabled && !cfg.Stripe.Enabled),
 		RefundDelay: p.duration("SANDBOX_REFUND_DELAY", 2*time.Second, 0),
+		AllowRemote: p.boolean("SANDBOX_ALLOW_REMOTE", false),
 	}
 	defaultOrigins := ""
 	if cfg.Env == Development {

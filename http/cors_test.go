@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	nethttp "net/http"
 	"net/http/httptest"
 	"testing"
 
@@ -66,4 +67,22 @@ func TestCORSPreflights(t *testing.T) {
 	resp, err = bare.App().Test(req, -1)
 	require.NoError(t, err)
 	require.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"))
+}
+
+// The sandbox answers this machine only unless told otherwise: its inbox
+// holds every account's links and its controls mark payments paid.
+func TestSandboxLocalOnly(t *testing.T) {
+	t.Parallel()
+	ok := nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) { w.WriteHeader(200) })
+	for _, remote := range []bool{false, true} {
+		srv := vezahttp.NewServer(vezahttp.ServerOpts{Logger: zerolog.Nop(), Sandbox: ok, SandboxAllowRemote: remote})
+		resp, err := srv.App().Test(httptest.NewRequest("GET", "/sandbox/emails", nil), -1) // from 0.0.0.0: not loopback
+		require.NoError(t, err)
+		resp.Body.Close()
+		if remote {
+			require.Equal(t, 200, resp.StatusCode)
+		} else {
+			require.Equal(t, 403, resp.StatusCode)
+		}
+	}
 }

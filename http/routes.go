@@ -1,6 +1,7 @@
 package http
 
 import (
+	"net/netip"
 	"strings"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/cors"
 
+	"github.com/veza/backend"
 	"github.com/veza/backend/riverui"
 	"github.com/veza/backend/store"
 )
@@ -53,7 +55,15 @@ func (s *Server) routes() {
 		// Development only (config refuses it elsewhere): the simulated
 		// providers and their controls. No IP limit: the service's own
 		// calls to its simulators come from loopback.
-		s.app.Use("/sandbox", adaptor.HTTPHandler(s.opts.Sandbox))
+		s.app.Use("/sandbox", func(c *fiber.Ctx) error {
+			// Its inbox holds every account's reset links and its controls
+			// mark payments paid: this machine only, unless told otherwise
+			// (a container reached through a port mapping).
+			if ip, err := netip.ParseAddr(s.clientIP(c)); !s.opts.SandboxAllowRemote && (err != nil || !ip.Unmap().IsLoopback()) {
+				return veza.Errorf(veza.KindForbidden, "sandbox_local_only", "the sandbox answers this machine only (SANDBOX_ALLOW_REMOTE=true to open it)")
+			}
+			return c.Next()
+		}, adaptor.HTTPHandler(s.opts.Sandbox))
 	}
 
 	general := s.rateLimit(s.opts.RateLimitPerMinute)

@@ -32,8 +32,10 @@ type ServerOpts struct {
 	// CORSAllowedOrigins are the exact origins browsers may call from
 	// (none: no CORS headers, preflights are not answered).
 	CORSAllowedOrigins []string
-	// Sandbox serves /sandbox (development only; nil: absent).
-	Sandbox nethttp.Handler
+	// Sandbox serves /sandbox (development only; nil: absent), to loopback
+	// callers unless SandboxAllowRemote.
+	Sandbox            nethttp.Handler
+	SandboxAllowRemote bool
 	// DevPages (development only) answers GET /verify-email and
 	// /reset-password, where emails link while PUBLIC_BASE_URL is the API.
 	DevPages bool

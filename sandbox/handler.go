@@ -8,6 +8,7 @@ import (
 	"html"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/veza/backend/hyperswitch"
 	"github.com/veza/backend/hyperswitch/hyperswitchtest"
@@ -84,8 +85,8 @@ func (s *Sandbox) reversalEvents(next http.Handler) http.Handler {
 		for _, rev := range fresh {
 			tr, _ := s.st.Transfer(rev.Transfer)
 			id := eventID("evt")
-			if err := s.enqueue(context.WithoutCancel(r.Context()), "stripe", id, "transfer.reversed",
-				stripetest.ConnectEvent(id, "transfer.reversed", "", tr)); err != nil {
+			if err := s.commit(context.WithoutCancel(r.Context()), event{"stripe", id, "transfer.reversed",
+				stripetest.ConnectEvent(id, "transfer.reversed", "", tr)}); err != nil {
 				s.opts.Logger.Error().Err(err).Msg("sandbox: transfer.reversed not queued")
 			}
 		}
@@ -94,6 +95,12 @@ func (s *Sandbox) reversalEvents(next http.Handler) http.Handler {
 
 // decode reads a control body strictly: unknown fields are refused.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	// JSON only: a browser must ask (CORS preflight) before it may send
+	// that, so a foreign web page cannot drive the controls.
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as JSON, with Content-Type: application/json")
+		return false
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -135,26 +142,33 @@ type controlError struct {
 
 func (e *controlError) Error() string { return e.msg }
 
+// payment finds a payment by its id or its order's (the service puts the
+// order id in the payment's metadata).
+func (s *Sandbox) payment(id string) (hyperswitch.Payment, bool) {
+	if p, ok := s.hs.Payment(id); ok {
+		return p, true
+	}
+	for _, p := range s.hs.Payments() {
+		if p.Metadata["order_id"] == id {
+			return p, true
+		}
+	}
+	return hyperswitch.Payment{}, false
+}
+
 // CompletePayment moves a payment as the buyer and the connector would
 // (status: any IntentStatus; failed can be retried to succeeded, as
 // Hyperswitch allows a manual retry), then sends its webhook. It returns
 // the payment and the event type sent ("" when the status sends none).
 func (s *Sandbox) CompletePayment(ctx context.Context, id, status string) (hyperswitch.Payment, string, error) {
-	event, known := paymentEvents[status]
+	s.ctlMu.Lock()
+	defer s.ctlMu.Unlock()
+	ev, known := paymentEvents[status]
 	if !known {
 		return hyperswitch.Payment{}, "", &controlError{http.StatusUnprocessableEntity, "invalid_status",
 			fmt.Sprintf("status %q is not a Hyperswitch payment status (succeeded, failed, processing, requires_customer_action, cancelled, expired, ...)", status)}
 	}
-	p, ok := s.hs.Payment(id)
-	if !ok {
-		// An order id: the service puts it in the payment's metadata.
-		for _, c := range s.hs.Payments() {
-			if c.Metadata["order_id"] == id {
-				p, ok = c, true
-				break
-			}
-		}
-	}
+	p, ok := s.payment(id)
 	if !ok {
 		return p, "", &controlError{http.StatusNotFound, "not_found", "no payment " + id + " in the sandbox (give the order's id or its payment_id)"}
 	}
@@ -180,16 +194,12 @@ func (s *Sandbox) CompletePayment(ctx context.Context, id, status string) (hyper
 		p.ErrorMessage = &msg
 	}
 	s.hs.PutPayment(p)
-	if err := s.save(ctx); err != nil {
-		return p, "", err
-	}
-	if event != "" {
+	var events []event
+	if ev != "" {
 		id := eventID("evt")
-		if err := s.enqueue(ctx, "hyperswitch", id, event, hyperswitchtest.WebhookBody(id, event, p)); err != nil {
-			return p, "", err
-		}
+		events = append(events, event{"hyperswitch", id, ev, hyperswitchtest.WebhookBody(id, ev, p)})
 	}
-	return p, event, nil
+	return p, ev, s.commit(ctx, events...)
 }
 
 func (s *Sandbox) handleCompleteRefund(w http.ResponseWriter, r *http.Request) {
@@ -206,6 +216,8 @@ func (s *Sandbox) handleCompleteRefund(w http.ResponseWriter, r *http.Request) {
 // completeRefund settles a pending (or in review) refund and sends its
 // webhook.
 func (s *Sandbox) completeRefund(ctx context.Context, id, status string) (hyperswitch.Refund, error) {
+	s.ctlMu.Lock()
+	defer s.ctlMu.Unlock()
 	if status != "succeeded" && status != "failed" {
 		return hyperswitch.Refund{}, &controlError{http.StatusUnprocessableEntity, "invalid_status", `status must be "succeeded" or "failed"`}
 	}
@@ -223,11 +235,8 @@ func (s *Sandbox) completeRefund(ctx context.Context, id, status string) (hypers
 	}
 	s.hs.SetRefundStatus(id, status, msg)
 	rf, _ = s.hs.Refund(id)
-	if err := s.save(ctx); err != nil {
-		return rf, err
-	}
 	ev := eventID("evt")
-	return rf, s.enqueue(ctx, "hyperswitch", ev, "refund_"+status, hyperswitchtest.WebhookBody(ev, "refund_"+status, rf))
+	return rf, s.commit(ctx, event{"hyperswitch", ev, "refund_" + status, hyperswitchtest.WebhookBody(ev, "refund_"+status, rf)})
 }
 
 func (s *Sandbox) handleDispute(w http.ResponseWriter, r *http.Request) {
@@ -247,15 +256,18 @@ func (s *Sandbox) handleDispute(w http.ResponseWriter, r *http.Request) {
 // status on a payment with no open dispute opens one first, as the
 // connector would have.
 func (s *Sandbox) Dispute(ctx context.Context, paymentID, status string, amount int64) (hyperswitchtest.Dispute, error) {
+	s.ctlMu.Lock()
+	defer s.ctlMu.Unlock()
 	_, known := disputeStatuses[status]
 	if !known {
 		return hyperswitchtest.Dispute{}, &controlError{http.StatusUnprocessableEntity, "invalid_status",
 			fmt.Sprintf("status %q is not a dispute_status (dispute_opened, dispute_challenged, dispute_won, dispute_lost, dispute_accepted, dispute_expired, dispute_cancelled)", status)}
 	}
-	p, ok := s.hs.Payment(paymentID)
+	p, ok := s.payment(paymentID)
 	if !ok {
-		return hyperswitchtest.Dispute{}, &controlError{http.StatusNotFound, "not_found", "no payment " + paymentID + " in the sandbox"}
+		return hyperswitchtest.Dispute{}, &controlError{http.StatusNotFound, "not_found", "no payment " + paymentID + " in the sandbox (give the order's id or its payment_id)"}
 	}
+	paymentID = p.PaymentID
 	if p.Status != "succeeded" && p.Status != "partially_captured" {
 		return hyperswitchtest.Dispute{}, &controlError{http.StatusConflict, "payment_not_captured", "only a captured payment can be disputed; " + paymentID + " is " + p.Status}
 	}
@@ -289,27 +301,26 @@ func (s *Sandbox) Dispute(ctx context.Context, paymentID, status string, amount 
 		d := s.hs.SetDisputeStatus(open.DisputeID, status)
 		open = &d
 	}
-	if err := s.save(ctx); err != nil {
-		return *open, err
-	}
 	// The opening's webhook first, then the move's (delivery order is not
 	// kept by Hyperswitch either; the service reads the dispute when in doubt).
+	var events []event
 	if opened && status != "dispute_opened" {
 		first := *open
 		first.DisputeStatus, first.ConnectorStatus = "dispute_opened", "needs_response"
 		ev := eventID("evt")
-		if err := s.enqueue(ctx, "hyperswitch", ev, "dispute_opened", hyperswitchtest.WebhookBody(ev, "dispute_opened", first)); err != nil {
-			return *open, err
-		}
+		events = append(events, event{"hyperswitch", ev, "dispute_opened", hyperswitchtest.WebhookBody(ev, "dispute_opened", first)})
 	}
 	ev := eventID("evt")
-	return *open, s.enqueue(ctx, "hyperswitch", ev, open.DisputeStatus, s.hs.DisputeWebhook(ev, open.DisputeID))
+	events = append(events, event{"hyperswitch", ev, open.DisputeStatus, s.hs.DisputeWebhook(ev, open.DisputeID)})
+	return *open, s.commit(ctx, events...)
 }
 
 // handleOnboarding is the page an onboarding link leads to: opening it is
 // the seller finishing Stripe's onboarding.
 func (s *Sandbox) handleOnboarding(w http.ResponseWriter, r *http.Request) {
 	acct := r.PathValue("account")
+	s.ctlMu.Lock()
+	defer s.ctlMu.Unlock()
 	a, ok := s.st.CompleteOnboarding(acct)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if !ok {
@@ -317,13 +328,8 @@ func (s *Sandbox) handleOnboarding(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "<!doctype html><title>Sandbox Stripe</title><p>No connected account %s in the sandbox.</p>\n", html.EscapeString(acct))
 		return
 	}
-	ctx := context.WithoutCancel(r.Context())
-	if err := s.save(ctx); err != nil {
-		s.answer(w, err, nil)
-		return
-	}
 	ev := eventID("evt")
-	if err := s.enqueue(ctx, "stripe", ev, "account.updated", stripetest.ConnectEvent(ev, "account.updated", acct, a)); err != nil {
+	if err := s.commit(context.WithoutCancel(r.Context()), event{"stripe", ev, "account.updated", stripetest.ConnectEvent(ev, "account.updated", acct, a)}); err != nil {
 		s.answer(w, err, nil)
 		return
 	}

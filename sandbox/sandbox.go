@@ -31,6 +31,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -109,7 +110,10 @@ type Sandbox struct {
 	st   *stripetest.Server
 
 	saveMu sync.Mutex // one snapshot write at a time, the latest last
-	mu     sync.Mutex
+	// ctlMu: a control's check and move are one step (two controls on one
+	// refund must not both find it pending).
+	ctlMu sync.Mutex
+	mu    sync.Mutex
 	// pendingSince: when the sandbox first saw each refund pending (a
 	// restart starts the delay again: the refund is still pending, as a
 	// real one can be for days).
@@ -218,9 +222,20 @@ func (s *Sandbox) Hyperswitch() *hyperswitchtest.Server { return s.hs }
 // Stripe is the simulated Stripe.
 func (s *Sandbox) Stripe() *stripetest.Server { return s.st }
 
-// save writes both simulators' state. Writes are serialised and each takes
-// its snapshot inside the lock, so the last write holds the latest state.
-func (s *Sandbox) save(ctx context.Context) error {
+// event is a webhook to deliver.
+type event struct {
+	provider, id, typ string
+	body              []byte
+}
+
+// save writes both simulators' state.
+func (s *Sandbox) save(ctx context.Context) error { return s.commit(ctx) }
+
+// commit writes both simulators' state and queues events in one
+// transaction: a move and its webhook are stored together or not at all.
+// Writes are serialised and each takes its snapshot inside the lock, so
+// the last write holds the latest state.
+func (s *Sandbox) commit(ctx context.Context, events ...event) error {
 	s.saveMu.Lock()
 	defer s.saveMu.Unlock()
 	hs, err := s.hs.Snapshot()
@@ -231,32 +246,38 @@ func (s *Sandbox) save(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.opts.DB.Exec(ctx, `
+	err = pgx.BeginFunc(ctx, s.opts.DB, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
 INSERT INTO sandbox.state (provider, snapshot) VALUES ('hyperswitch', $1), ('stripe', $2)
-ON CONFLICT (provider) DO UPDATE SET snapshot = EXCLUDED.snapshot, saved_at = now()`, hs, st)
+ON CONFLICT (provider) DO UPDATE SET snapshot = EXCLUDED.snapshot, saved_at = now()`, hs, st); err != nil {
+			return err
+		}
+		for _, e := range events {
+			if _, err := tx.Exec(ctx, `INSERT INTO sandbox.deliveries (provider, event_id, event_type, body) VALUES ($1, $2, $3, $4)`,
+				e.provider, e.id, e.typ, e.body); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("sandbox: saving its state: %w", err)
+		return fmt.Errorf("sandbox: saving its state and webhooks: %w", err)
+	}
+	if len(events) > 0 {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }
 
-// enqueue stores a webhook to deliver now (and retry on failure).
-func (s *Sandbox) enqueue(ctx context.Context, provider, eventID, eventType string, body []byte) error {
-	_, err := s.opts.DB.Exec(ctx, `INSERT INTO sandbox.deliveries (provider, event_id, event_type, body) VALUES ($1, $2, $3, $4)`,
-		provider, eventID, eventType, body)
-	if err != nil {
-		return fmt.Errorf("sandbox: queueing a webhook: %w", err)
-	}
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-	return nil
-}
+var eventSeq atomic.Int64
 
-// eventID is a fresh provider event id.
+// eventID is a fresh provider event id (unique within the process even on
+// a coarse clock, and across restarts by its time).
 func eventID(prefix string) string {
-	return fmt.Sprintf("%s_sandbox_%d", prefix, time.Now().UnixNano())
+	return fmt.Sprintf("%s_sandbox_%d_%d", prefix, time.Now().UnixNano(), eventSeq.Add(1))
 }
 
 // Run delivers due webhooks and settles refunds until ctx ends.

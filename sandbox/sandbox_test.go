@@ -173,3 +173,62 @@ func TestControlsRefuseBadRequests(t *testing.T) {
 		require.Contains(t, body, `"code":"`+c.code+`"`, c.path)
 	}
 }
+
+// Two controls racing on one refund (a developer's "failed" as the delay
+// runs out) do not both move it: one wins, the other is told it is final,
+// and one webhook is queued.
+func TestRefundControlsRaceOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sb, srv, stop := open(t, dbtest.URL(t), &service{bodies: make(chan []byte, 100), t: t})
+	stop() // no timer: only the controls move it
+	hs := hyperswitch.New(srv.URL+sandbox.Path+"/hyperswitch", sandbox.HyperswitchAPIKey, nil)
+	_, err := hs.CreatePayment(ctx, hyperswitch.CreatePaymentParams{PaymentID: "pay_race", Amount: 500, Currency: "EUR"})
+	require.NoError(t, err)
+	_, _, err = sb.CompletePayment(ctx, "pay_race", "succeeded")
+	require.NoError(t, err)
+	_, err = hs.CreateRefund(ctx, hyperswitch.CreateRefundParams{RefundID: "ref_race", PaymentID: "pay_race", Amount: 500, Reason: "requested_by_customer"})
+	require.NoError(t, err)
+
+	statuses := make(chan int, 20)
+	for i := range 20 {
+		go func() {
+			body := `{"status":"succeeded"}`
+			if i%2 == 0 {
+				body = `{"status":"failed"}`
+			}
+			resp, err := http.Post(srv.URL+"/sandbox/refunds/ref_race/complete", "application/json", strings.NewReader(body))
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	counts := map[int]int{}
+	for range 20 {
+		counts[<-statuses]++
+	}
+	require.Equal(t, map[int]int{200: 1, 409: 19}, counts)
+	ds, err := sb.Deliveries(ctx)
+	require.NoError(t, err)
+	refundEvents := 0
+	for _, d := range ds {
+		if strings.HasPrefix(d.EventType, "refund_") {
+			refundEvents++
+		}
+	}
+	require.Equal(t, 1, refundEvents, "one outcome, one webhook")
+}
+
+// The controls take JSON only: a browser must then ask before a foreign
+// page may post to them.
+func TestControlsTakeJSONOnly(t *testing.T) {
+	t.Parallel()
+	_, srv, _ := open(t, dbtest.URL(t), &service{bodies: make(chan []byte, 10), t: t})
+	resp, err := http.Post(srv.URL+"/sandbox/payments/x/complete", "text/plain", strings.NewReader(`{"status":"succeeded"}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnsupportedMediaType, resp.StatusCode)
+}

@@ -114,15 +114,25 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 
 func seedOne(ctx context.Context, c *apiClient, u seedUser) ([]string, error) {
 	creds := map[string]string{"email": u.email, "password": u.password}
-	err := c.do(ctx, "POST", "/v1/auth/register", creds, 201, nil)
-	if err != nil && !isCode(err, "email_taken") {
-		return nil, err
-	}
 	var login struct {
 		Token string `json:"token"`
 	}
-	if err := c.do(ctx, "POST", "/v1/auth/login", creds, 200, &login); err != nil {
-		return nil, fmt.Errorf("%w (the demo user exists with another password? change it or reset the sandbox's database)", err)
+	// Log in first: a second seed then spends one call of the auth rate
+	// limit (RATE_LIMIT_AUTH_PER_MINUTE) per user, not two.
+	err := c.do(ctx, "POST", "/v1/auth/login", creds, 200, &login)
+	if isCode(err, "invalid_credentials") {
+		if err = c.do(ctx, "POST", "/v1/auth/register", creds, 201, nil); err == nil || isCode(err, "email_taken") {
+			err = c.do(ctx, "POST", "/v1/auth/login", creds, 200, &login)
+		}
+		if isCode(err, "invalid_credentials") {
+			return nil, fmt.Errorf("%w (the demo user exists with another password: change it back, or start from an empty database)", err)
+		}
+	}
+	if isCode(err, "rate_limited") {
+		return nil, fmt.Errorf("%w: the auth rate limit (RATE_LIMIT_AUTH_PER_MINUTE) is spent; run seed again in a minute", err)
+	}
+	if err != nil {
+		return nil, err
 	}
 	user := c.as(login.Token)
 	var me struct {

@@ -319,7 +319,7 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 			log.Warn().Msg("River UI disabled: set RIVER_UI_USERNAME and RIVER_UI_PASSWORD to serve it at /riverui")
 		}
 		if sbx != nil {
-			opts.Sandbox = sbx.Handler()
+			opts.Sandbox, opts.SandboxAllowRemote = sbx.Handler(), cfg.Sandbox.AllowRemote
 			go sbx.Run(uiCtx)
 		}
 		srv = vezahttp.NewServer(opts)

@@ -154,6 +154,9 @@ func (s *Server) Snapshot() ([]byte, error) {
 	defer s.mu.Unlock()
 	keys := make(map[string]SavedKey, len(s.keys))
 	for k, v := range s.keys {
+		if s.now().Sub(v.at) > s.keyTTL {
+			continue // forgotten, as Stripe prunes them: the snapshot stays small
+		}
 		keys[k] = SavedKey{Fingerprint: v.fingerprint, Status: v.status, Body: v.body, At: v.at}
 	}
 	return json.Marshal(State{Transfers: s.transfers, Reversals: s.reversals, Accounts: s.accounts, Keys: keys, Seq: s.seq})
