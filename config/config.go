@@ -116,6 +116,10 @@ type Config struct {
 	// RateLimits pace calls to each provider across every process.
 	RateLimits RateLimitConfig
 
+	// WebhookEventRetentionDays: WEBHOOK_EVENT_RETENTION_DAYS, how long the
+	// dedupe tables keep an event id.
+	WebhookEventRetentionDays int
+
 	// Sandbox: SANDBOX_ENABLED, simulated Hyperswitch and Stripe in
 	// process (development only; on by default there when neither
 	// provider is configured).
@@ -212,6 +216,11 @@ type RiverConfig struct {
 	RescueStuckJobsAfter time.Duration
 	FetchCooldown        time.Duration
 	FetchPollInterval    time.Duration
+	// River's own retention of finished jobs, set on purpose (the values
+	// are River's defaults; docs/DEPLOYMENT.md sizes river_job with them):
+	// RIVER_COMPLETED_JOB_RETENTION, RIVER_CANCELLED_JOB_RETENTION,
+	// RIVER_DISCARDED_JOB_RETENTION.
+	CompletedRetention, CancelledRetention, DiscardedRetention time.Duration
 	// Workers is the MaxWorkers of each queue, keyed by queue name.
 	Workers map[string]int
 }
@@ -381,7 +390,13 @@ func Load(getenv func(string) string) (*Config, error) {
 		RescueStuckJobsAfter: p.duration("RIVER_RESCUE_STUCK_JOBS_AFTER", time.Hour, time.Second),
 		FetchCooldown:        p.duration("RIVER_FETCH_COOLDOWN", 10*time.Millisecond, time.Millisecond),
 		FetchPollInterval:    p.duration("RIVER_FETCH_POLL_INTERVAL", time.Second, time.Millisecond),
-		Workers:              map[string]int{},
+		// Completed jobs are the bulk (several per order): a day is enough
+		// to answer "did it run?" in River UI. A discarded job is a money
+		// question someone must answer: a week.
+		CompletedRetention: p.duration("RIVER_COMPLETED_JOB_RETENTION", 24*time.Hour, time.Minute),
+		CancelledRetention: p.duration("RIVER_CANCELLED_JOB_RETENTION", 24*time.Hour, time.Minute),
+		DiscardedRetention: p.duration("RIVER_DISCARDED_JOB_RETENTION", 7*24*time.Hour, time.Hour),
+		Workers:            map[string]int{},
 	}
 	for _, q := range jobargs.Queues {
 		cfg.River.Workers[q] = p.integer("RIVER_WORKERS_"+strings.ToUpper(q), defaultWorkers[q], 1, 10000)
@@ -401,6 +416,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		MaxWait:          p.duration("RATE_LIMIT_MAX_WAIT", 5*time.Second, 0),
 	}
 
+	cfg.WebhookEventRetentionDays = p.integer("WEBHOOK_EVENT_RETENTION_DAYS", 30, 4, 36500)
 	cfg.Sandbox = SandboxConfig{
 		Enabled:     p.boolean("SANDBOX_ENABLED", cfg.Env == Development && !cfg.Hyperswitch.Enabled && !cfg.Stripe.Enabled),
 		RefundDelay: p.duration("SANDBOX_REFUND_DELAY", 2*time.Second, 0),

@@ -58,6 +58,15 @@ func (WebhookLogCleanupArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueMaintenance, MaxAttempts: 5}
 }
 
+// WebhookLogPartitionsArgs creates the webhook logs' day partitions ahead.
+type WebhookLogPartitionsArgs struct{}
+
+func (WebhookLogPartitionsArgs) Kind() string { return "webhook_log_partitions" }
+
+func (WebhookLogPartitionsArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueMaintenance, MaxAttempts: 5}
+}
+
 // SafetyNetArgs re-enqueues jobs for rows that wait in a status whose job is
 // gone: data from before this system, or a job an operator deleted.
 type SafetyNetArgs struct{}

@@ -58,6 +58,9 @@ func NewClient(pool *pgxpool.Pool, opts ClientOpts) (*Client, error) {
 		cfg.FetchPollInterval = opts.River.FetchPollInterval
 		cfg.JobTimeout = opts.River.JobTimeout
 		cfg.RescueStuckJobsAfter = opts.River.RescueStuckJobsAfter
+		cfg.CompletedJobRetentionPeriod = opts.River.CompletedRetention
+		cfg.CancelledJobRetentionPeriod = opts.River.CancelledRetention
+		cfg.DiscardedJobRetentionPeriod = opts.River.DiscardedRetention
 	}
 	return river.NewClient(riverpgxv5.New(pool), cfg)
 }

@@ -15,20 +15,26 @@ import (
 	"github.com/veza/backend/store"
 )
 
-// WebhookLogCleanupWorker deletes in batches with a pause between them, so a
-// backlog of millions never holds long locks or starves webhook ingest, and
-// it stops between batches when its context ends (shutdown, timeout). The
-// pause is at least as long as the batch took: on a busy database batches
-// slow down and the cleanup backs off with them, using at most about half
-// of one backend's time (the retention bench measures what it costs ingest).
+// WebhookLogCleanupWorker applies the webhook logs' retention by dropping
+// whole day partitions older than RetentionDays (a catalog change whatever
+// their size), then deletes what rows are left to delete in batches: late
+// rows of a default partition (normally none) and the dedupe events older
+// than EventRetentionDays (one day's worth a day). Batches pause at least
+// as long as they took, so a backlog never holds long locks or starves
+// webhook ingest, and the job stops between batches when its context ends.
 type WebhookLogCleanupWorker struct {
 	river.WorkerDefaults[jobargs.WebhookLogCleanupArgs]
-	DB            *store.DB
-	RetentionDays int // 0 or less means 90
-	BatchSize     int // default 2,000
-	Pause         time.Duration
-	Logger        zerolog.Logger
+	DB                 *store.DB
+	RetentionDays      int // 0 or less means 90
+	EventRetentionDays int // 0 or less means 30
+	BatchSize          int // default 2,000
+	Pause              time.Duration
+	Logger             zerolog.Logger
 }
+
+// DefaultEventRetentionDays keeps event ids well past the providers'
+// redeliveries (Hyperswitch about 24 h, Stripe 3 days).
+const DefaultEventRetentionDays = 30
 
 // DefaultRetentionDays applies when the setting is 0 or negative.
 const DefaultRetentionDays = 90
@@ -46,26 +52,84 @@ func (w *WebhookLogCleanupWorker) Work(ctx context.Context, job *river.Job[jobar
 	if batch <= 0 {
 		batch = 2_000
 	}
-	cutoff := time.Now().AddDate(0, 0, -days)
-	var total int64
-	for {
-		started := time.Now()
-		n, err := store.DeleteWebhookLogsBefore(ctx, w.DB.Primary(), cutoff, batch)
-		total += n
-		if err != nil {
-			return fmt.Errorf("error deleting webhook logs after %d rows: %w", total, err)
+	eventDays := w.EventRetentionDays
+	if eventDays <= 0 {
+		eventDays = DefaultEventRetentionDays
+	}
+	now := time.Now()
+	cutoff, eventCutoff := now.AddDate(0, 0, -days), now.AddDate(0, 0, -eventDays)
+	var dropped int
+	err := w.DB.InTx(ctx, func(tx pgx.Tx) error {
+		// Dropping a partition locks its parent: never queue ingest behind
+		// a long wait for that lock (the next run tries again).
+		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '5s'`); err != nil {
+			return err
 		}
-		if n < int64(batch) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			w.Logger.Info().Ctx(ctx).Int64("deleted", total).Msg("webhook log cleanup interrupted; the next run continues")
-			return ctx.Err()
-		case <-time.After(max(w.Pause, time.Since(started))):
+		var err error
+		dropped, err = store.DropLogPartitionsBefore(ctx, tx, cutoff)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("error dropping expired webhook log partitions: %w", err)
+	}
+	var late, events int64
+	for _, step := range []struct {
+		total *int64
+		del   func() (int64, error)
+	}{
+		{&late, func() (int64, error) { return store.DeleteDefaultLogRowsBefore(ctx, w.DB.Primary(), cutoff, batch) }},
+		{&events, func() (int64, error) { return store.DeleteEventsBefore(ctx, w.DB.Primary(), eventCutoff, batch) }},
+	} {
+		for {
+			started := time.Now()
+			n, err := step.del()
+			*step.total += n
+			if err != nil {
+				return fmt.Errorf("error deleting expired webhook rows after %d: %w", *step.total, err)
+			}
+			if n < int64(batch) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				w.Logger.Info().Ctx(ctx).Int64("late_rows", late).Int64("events", events).Msg("webhook log cleanup interrupted; the next run continues")
+				return ctx.Err()
+			case <-time.After(max(w.Pause, time.Since(started))):
+			}
 		}
 	}
-	w.Logger.Info().Ctx(ctx).Int64("deleted", total).Int("retention_days", days).Time("cutoff", cutoff).Msg("webhook log cleanup done")
+	w.Logger.Info().Ctx(ctx).Int("partitions_dropped", dropped).Int64("late_rows", late).Int64("events", events).
+		Int("retention_days", days).Int("event_retention_days", eventDays).Time("cutoff", cutoff).Msg("webhook log cleanup done")
+	return nil
+}
+
+// PartitionsAhead is how many days of webhook log partitions exist ahead
+// of today: a missed day or two of the job loses nothing (the default
+// partition would catch deliveries anyway).
+const PartitionsAhead = 3
+
+// WebhookLogPartitionsWorker creates the webhook logs' partitions from
+// yesterday to PartitionsAhead days ahead (idempotent; rows that fell into
+// a default partition move into their day's).
+type WebhookLogPartitionsWorker struct {
+	river.WorkerDefaults[jobargs.WebhookLogPartitionsArgs]
+	DB     *store.DB
+	Logger zerolog.Logger
+	Now    func() time.Time // tests
+}
+
+func (w *WebhookLogPartitionsWorker) Work(ctx context.Context, job *river.Job[jobargs.WebhookLogPartitionsArgs]) error {
+	now := time.Now()
+	if w.Now != nil {
+		now = w.Now()
+	}
+	n, err := store.EnsureLogPartitions(ctx, w.DB.Primary(), now.AddDate(0, 0, -1), now.AddDate(0, 0, PartitionsAhead))
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		w.Logger.Info().Ctx(ctx).Int("created", n).Msg("webhook log partitions created ahead")
+	}
 	return nil
 }
 

@@ -144,13 +144,105 @@ func TestDailyAt(t *testing.T) {
 func TestPeriodicSchedule(t *testing.T) {
 	t.Parallel()
 	off, _ := config.Load(func(string) string { return "" })
-	require.Len(t, jobs.PeriodicJobs(off), 3, "no reconcile sweep without Hyperswitch")
+	require.Len(t, jobs.PeriodicJobs(off), 4, "no reconcile sweep without Hyperswitch")
 	on, _ := config.Load(func(k string) string {
 		return map[string]string{"HYPERSWITCH_ENABLED": "true", "HYPERSWITCH_API_KEY": "k"}[k]
 	})
-	require.Len(t, jobs.PeriodicJobs(on), 4)
+	require.Len(t, jobs.PeriodicJobs(on), 5)
 	disabled, _ := config.Load(func(k string) string {
 		return map[string]string{"HYPERSWITCH_ENABLED": "true", "HYPERSWITCH_API_KEY": "k", "RECONCILE_WORKER_ENABLED": "false"}[k]
 	})
-	require.Len(t, jobs.PeriodicJobs(disabled), 3)
+	require.Len(t, jobs.PeriodicJobs(disabled), 4)
+}
+
+func dayOf(t time.Time) string { return t.UTC().Format("20060102") }
+
+// The periodic job keeps partitions from yesterday to PartitionsAhead days
+// ahead; running it again creates nothing.
+func TestPartitionsCreatedAhead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := store.New(dbtest.Pool(t), nil)
+	now := time.Now().UTC()
+	w := &jobs.WebhookLogPartitionsWorker{DB: db, Logger: zerolog.Nop(), Now: func() time.Time { return now }}
+	require.NoError(t, w.Work(ctx, job(jobargs.WebhookLogPartitionsArgs{}, 1, 5)))
+	for _, table := range store.LogTables {
+		parts, err := store.LogPartitions(ctx, db.Primary(), table)
+		require.NoError(t, err)
+		for d := -1; d <= jobs.PartitionsAhead; d++ {
+			require.Contains(t, parts, table+"_p"+dayOf(now.AddDate(0, 0, d)), "%s day %+d", table, d)
+		}
+		require.NotContains(t, parts, table+"_p"+dayOf(now.AddDate(0, 0, jobs.PartitionsAhead+1)))
+		require.Contains(t, parts, table+"_default")
+	}
+	n, err := store.EnsureLogPartitions(ctx, db.Primary(), now.AddDate(0, 0, -1), now.AddDate(0, 0, jobs.PartitionsAhead))
+	require.NoError(t, err)
+	require.Zero(t, n, "idempotent")
+}
+
+// A delivery whose day has no partition yet (the clock past midnight before
+// the job ran) is stored in the default partition, and moves into its
+// day's partition when that is created: nothing refused, nothing lost.
+func TestDeliveryWithoutItsPartitionIsStored(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := store.New(dbtest.Pool(t), nil)
+	midnight := time.Now().UTC().AddDate(0, 0, 10).Truncate(24 * time.Hour)
+	for _, at := range []time.Time{midnight, midnight.Add(time.Millisecond), midnight.Add(-time.Millisecond)} {
+		_, err := db.Primary().Exec(ctx, `INSERT INTO hyperswitch_webhook_log (request_id, signature_valid, payload, processing_result, received_at)
+			VALUES ('late', true, '{}', 'ok', $1)`, at)
+		require.NoError(t, err, "stored at %s", at)
+	}
+	_, err := db.Primary().Exec(ctx, `INSERT INTO stripe_webhook_log (signature_valid, payload, processing_result, received_at) VALUES (true, '{}', 'ok', $1)`, midnight)
+	require.NoError(t, err)
+	require.Equal(t, 3, countRows(t, db, "hyperswitch_webhook_log_default"))
+
+	n, err := store.EnsureLogPartitions(ctx, db.Primary(), midnight, midnight)
+	require.NoError(t, err)
+	require.Equal(t, 2, n, "one per log")
+	require.Equal(t, 2, countRows(t, db, "hyperswitch_webhook_log_p"+dayOf(midnight)), "the day's two rows moved in")
+	require.Equal(t, 1, countRows(t, db, "hyperswitch_webhook_log_default"), "the previous day's stays until its partition exists")
+	require.Equal(t, 1, countRows(t, db, "stripe_webhook_log_p"+dayOf(midnight)))
+	require.Equal(t, 3, countRows(t, db, "hyperswitch_webhook_log"))
+}
+
+// Retention drops whole partitions of days before the cutoff's day, keeps
+// the cutoff's day whole (rows up to a day past retention), deletes the
+// default partition's expired rows, and keeps event ids for their own
+// retention.
+func TestCleanupDropsOnlyWholeExpiredPartitions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := store.New(dbtest.Pool(t), nil)
+	now := time.Now().UTC()
+	cutoff := now.AddDate(0, 0, -30)
+	_, err := store.EnsureLogPartitions(ctx, db.Primary(), now.AddDate(0, 0, -40), now)
+	require.NoError(t, err)
+	insertLogs(t, db, 6, 35*24*time.Hour)        // partition 35 days ago: dropped
+	insertLogs(t, db, 4, 29*24*time.Hour)        // kept
+	cutoffDay := cutoff.Truncate(24 * time.Hour) // the cutoff's day
+	_, err = db.Primary().Exec(ctx, `INSERT INTO hyperswitch_webhook_log (request_id, signature_valid, payload, processing_result, received_at)
+		VALUES ('cutoff-day', true, '{}', 'ok', $1)`, cutoffDay.Add(time.Minute))
+	require.NoError(t, err)
+	_, err = db.Primary().Exec(ctx, `INSERT INTO hyperswitch_webhook_log (request_id, signature_valid, payload, processing_result, received_at)
+		VALUES ('default-old', true, '{}', 'ok', now() - interval '100 days')`)
+	require.NoError(t, err)
+	require.Equal(t, 1, countRows(t, db, "hyperswitch_webhook_log_default"))
+	dropped := "hyperswitch_webhook_log_p" + dayOf(now.AddDate(0, 0, -35))
+
+	w := &jobs.WebhookLogCleanupWorker{DB: db, RetentionDays: 30, EventRetentionDays: 32, BatchSize: 10, Pause: time.Millisecond, Logger: zerolog.Nop()}
+	require.NoError(t, w.Work(ctx, cleanupJob()))
+	parts, err := store.LogPartitions(ctx, db.Primary(), "hyperswitch_webhook_log")
+	require.NoError(t, err)
+	require.NotContains(t, parts, dropped)
+	require.NotContains(t, parts, "hyperswitch_webhook_log_p"+dayOf(cutoff.AddDate(0, 0, -1)))
+	require.Contains(t, parts, "hyperswitch_webhook_log_p"+dayOf(cutoff), "the cutoff's day is kept whole")
+	require.Equal(t, 1, countRows(t, db, "hyperswitch_webhook_log WHERE request_id = 'cutoff-day'"))
+	require.Zero(t, countRows(t, db, "hyperswitch_webhook_log_default"), "expired rows of the default partition are deleted")
+	require.Equal(t, 5, countRows(t, db, "hyperswitch_webhook_log"))
+	require.Equal(t, 4, countRows(t, db, "hyperswitch_events"), "events older than 32 days go, on their own retention")
+
+	stripeParts, err := store.LogPartitions(ctx, db.Primary(), "stripe_webhook_log")
+	require.NoError(t, err)
+	require.NotContains(t, stripeParts, "stripe_webhook_log_p"+dayOf(now.AddDate(0, 0, -35)), "Stripe's log too")
 }

@@ -44,6 +44,11 @@ func PeriodicJobs(cfg *config.Config) []*river.PeriodicJob {
 				return jobargs.WebhookLogCleanupArgs{}, oncePerPeriod(time.Hour)
 			},
 			&river.PeriodicJobOpts{ID: "webhook_log_cleanup"}),
+		river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
+			func() (river.JobArgs, *river.InsertOpts) {
+				return jobargs.WebhookLogPartitionsArgs{}, oncePerPeriod(time.Hour)
+			},
+			&river.PeriodicJobOpts{ID: "webhook_log_partitions", RunOnStart: true}),
 		river.NewPeriodicJob(DailyAt{Hour: 4, Minute: 7},
 			func() (river.JobArgs, *river.InsertOpts) {
 				return jobargs.OrphanCleanupArgs{}, oncePerPeriod(time.Hour)

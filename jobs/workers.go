@@ -57,7 +57,8 @@ func NewWorkers(d Deps) *river.Workers {
 	river.AddWorker(workers, &ReconcileRefundWorker{Reconciler: reconciler})
 	river.AddWorker(workers, &ReconcileDisputeWorker{Reconciler: reconciler})
 	river.AddWorker(workers, &WebhookLogCleanupWorker{DB: d.DB, RetentionDays: d.Config.Hyperswitch.WebhookLogRetentionDays,
-		BatchSize: 2_000, Pause: 100 * time.Millisecond, Logger: d.Logger})
+		EventRetentionDays: d.Config.WebhookEventRetentionDays, BatchSize: 2_000, Pause: 100 * time.Millisecond, Logger: d.Logger})
+	river.AddWorker(workers, &WebhookLogPartitionsWorker{DB: d.DB, Logger: d.Logger})
 	river.AddWorker(workers, &SafetyNetWorker{DB: d.DB, Inserter: d.Inserter, Jobs: d.Settle.Jobs,
 		Grace: 10 * time.Minute, Limit: 500, Logger: d.Logger})
 

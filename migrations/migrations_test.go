@@ -331,3 +331,88 @@ func TestRunnerWaitsForTheMigrationLock(t *testing.T) {
 	require.NoError(t, <-done)
 	require.NoError(t, b.runner.CheckCurrent(ctx))
 }
+
+// 0014 converts the webhook logs in place, rows present: nothing lost,
+// each row in its day's partition, the queries still on their indexes,
+// Stripe's dedupe moved to stripe_events; its down step restores plain
+// tables with every row.
+func TestWebhookLogPartitioningKeepsEveryRow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	_, err := b.runner.Up(ctx)
+	require.NoError(t, err)
+	all, _ := migrations.All()
+	require.Equal(t, "0014_webhook_log_partitions", all[13].Label())
+	_, err = b.runner.Down(ctx, migrations.DownOpts{Steps: len(all) - 13})
+	require.NoError(t, err)
+
+	// 0013's plain tables: 40 days of deliveries, invalid ones too, and a
+	// Stripe event applied once then redelivered.
+	_, err = b.pool.Exec(ctx, `
+INSERT INTO hyperswitch_webhook_log (request_id, signature_valid, event_id, event_type, payload, processing_result, received_at)
+	SELECT 'r' || g, g % 5 <> 0, 'evt_' || g, 'payment_succeeded', '{}', 'ok', now() - make_interval(hours => g)
+	FROM generate_series(0, 40 * 24) g;
+INSERT INTO stripe_webhook_log (signature_valid, event_id, event_type, payload, processing_result, received_at) VALUES
+	(true, 'evt_s1', 'account.updated', '{}', 'ok', now() - interval '3 days'),
+	(true, 'evt_s1', 'account.updated', '{}', 'duplicate', now() - interval '2 days'),
+	(false, NULL, NULL, 'x', 'signature_invalid', now());`)
+	require.NoError(t, err)
+	count := func(sql string) int {
+		var n int
+		require.NoError(t, b.pool.QueryRow(ctx, sql).Scan(&n))
+		return n
+	}
+	before := count(`SELECT count(*) FROM hyperswitch_webhook_log`)
+	require.Equal(t, 961, before)
+	sum := `SELECT sum(hashtext(id::text || received_at::text || request_id || signature_valid::text))::bigint FROM hyperswitch_webhook_log`
+	var digest int64
+	require.NoError(t, b.pool.QueryRow(ctx, sum).Scan(&digest))
+
+	_, err = b.runner.Up(ctx)
+	require.NoError(t, err)
+	require.Equal(t, before, count(`SELECT count(*) FROM hyperswitch_webhook_log`))
+	var after int64
+	require.NoError(t, b.pool.QueryRow(ctx, sum).Scan(&after))
+	require.Equal(t, digest, after, "the same rows, values and all")
+	require.Zero(t, count(`SELECT count(*) FROM hyperswitch_webhook_log_default`), "every row in its day's partition")
+	require.GreaterOrEqual(t, count(`SELECT count(*) FROM pg_inherits WHERE inhparent = 'hyperswitch_webhook_log'::regclass`), 42,
+		"41 days of rows, tomorrow, and the default")
+	require.Equal(t, 3, count(`SELECT count(*) FROM stripe_webhook_log`))
+	require.Equal(t, 1, count(`SELECT count(*) FROM stripe_events WHERE event_id = 'evt_s1'`), "the applied event is the dedupe authority now")
+
+	// The indexes exist on every partition: the forensics query can read
+	// the partial index of each and merge them (a few rows per partition
+	// here, so the planner is made to prefer indexes).
+	tx, err := b.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, `SET LOCAL enable_seqscan = off`)
+	require.NoError(t, err)
+	rows, err := tx.Query(ctx, `EXPLAIN SELECT id FROM hyperswitch_webhook_log WHERE signature_valid = false ORDER BY received_at DESC LIMIT 50`)
+	require.NoError(t, err)
+	var lines []string
+	for rows.Next() {
+		var l string
+		require.NoError(t, rows.Scan(&l))
+		lines = append(lines, l)
+	}
+	require.NoError(t, tx.Rollback(ctx))
+	full := strings.Join(lines, "\n")
+	require.Contains(t, full, "Merge Append", full)
+	require.Equal(t, count(`SELECT count(*) FROM pg_inherits WHERE inhparent = 'hyperswitch_webhook_log'::regclass`),
+		strings.Count(full, "Index Scan"), "an index scan on every partition:\n%s", full)
+	require.NotContains(t, full, "Seq Scan", full)
+	require.Equal(t, 2*count(`SELECT count(*) FROM pg_inherits WHERE inhparent = 'hyperswitch_webhook_log'::regclass`),
+		count(`SELECT count(*) FROM pg_indexes WHERE tablename LIKE 'hyperswitch_webhook_log_%' AND indexdef NOT LIKE '%(id, received_at)%'`),
+		"both indexes (received_at, and the partial one of invalid deliveries) on every partition")
+
+	// Down: plain tables again, every row, Stripe's unique index back.
+	_, err = b.runner.Down(ctx, migrations.DownOpts{})
+	require.NoError(t, err)
+	require.Equal(t, before, count(`SELECT count(*) FROM hyperswitch_webhook_log`))
+	require.Zero(t, count(`SELECT count(*) FROM pg_inherits WHERE inhparent = 'hyperswitch_webhook_log'::regclass`))
+	require.Equal(t, 1, count(`SELECT count(*) FROM pg_indexes WHERE indexname = 'stripe_webhook_log_event_id_key'`))
+	require.Zero(t, count(`SELECT count(*) FROM pg_tables WHERE tablename = 'stripe_events'`))
+	require.Contains(t, tables(t, b.pool), "hyperswitch_webhook_log")
+}

@@ -24,22 +24,30 @@ const ResultDuplicate = "duplicate"
 // InsertStripeWebhook logs a delivery: one row each. A valid one whose
 // event id was applied already (Stripe redelivers) is logged as
 // 'duplicate' and first is false: the caller applies nothing.
+//
+// stripe_events is the dedupe authority (the log is partitioned by day and
+// cannot hold a unique index on the event id alone); call it in the
+// transaction that applies the event.
 func InsertStripeWebhook(ctx context.Context, q Querier, w *StripeWebhook) (first bool, err error) {
-	insert := func(result string, onConflict string) (int64, error) {
-		tag, err := q.Exec(ctx, `INSERT INTO stripe_webhook_log (source_ip, signature_valid, event_id, event_type, account_id, payload,
-				payload_sha256, payload_bytes, processing_result)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) `+onConflict,
-			w.SourceIP, w.SignatureValid, w.EventID, w.EventType, w.AccountID, w.Payload, w.PayloadSHA256, w.PayloadBytes, result)
-		return tag.RowsAffected(), err
+	result := w.ProcessingResult
+	first = true
+	if w.SignatureValid && w.EventID != nil {
+		tag, err := q.Exec(ctx, `INSERT INTO stripe_events (event_id, event_type) VALUES ($1, $2) ON CONFLICT DO NOTHING`, w.EventID, w.EventType)
+		if err != nil {
+			return false, fmt.Errorf("error recording a Stripe event: %w", err)
+		}
+		if first = tag.RowsAffected() == 1; !first {
+			result = ResultDuplicate
+		}
 	}
-	n, err := insert(w.ProcessingResult, `ON CONFLICT (event_id) WHERE signature_valid AND processing_result <> 'duplicate' DO NOTHING`)
-	if err == nil && n == 0 {
-		_, err = insert(ResultDuplicate, "")
-	}
+	_, err = q.Exec(ctx, `INSERT INTO stripe_webhook_log (source_ip, signature_valid, event_id, event_type, account_id, payload,
+			payload_sha256, payload_bytes, processing_result)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		w.SourceIP, w.SignatureValid, w.EventID, w.EventType, w.AccountID, w.Payload, w.PayloadSHA256, w.PayloadBytes, result)
 	if err != nil {
 		return false, fmt.Errorf("error logging a Stripe webhook: %w", err)
 	}
-	return n == 1, nil
+	return first, nil
 }
 
 // SetPayoutsEnabled records Stripe's word on a connected account for the
