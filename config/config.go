@@ -221,6 +221,8 @@ type RiverConfig struct {
 	// RIVER_COMPLETED_JOB_RETENTION, RIVER_CANCELLED_JOB_RETENTION,
 	// RIVER_DISCARDED_JOB_RETENTION.
 	CompletedRetention, CancelledRetention, DiscardedRetention time.Duration
+	// PollOnly: RIVER_POLL_ONLY, no LISTEN (PgBouncer in transaction mode).
+	PollOnly bool
 	// Workers is the MaxWorkers of each queue, keyed by queue name.
 	Workers map[string]int
 }
@@ -396,6 +398,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		CompletedRetention: p.duration("RIVER_COMPLETED_JOB_RETENTION", 24*time.Hour, time.Minute),
 		CancelledRetention: p.duration("RIVER_CANCELLED_JOB_RETENTION", 24*time.Hour, time.Minute),
 		DiscardedRetention: p.duration("RIVER_DISCARDED_JOB_RETENTION", 7*24*time.Hour, time.Hour),
+		PollOnly:           p.boolean("RIVER_POLL_ONLY", false),
 		Workers:            map[string]int{},
 	}
 	for _, q := range jobargs.Queues {

@@ -61,6 +61,7 @@ func NewClient(pool *pgxpool.Pool, opts ClientOpts) (*Client, error) {
 		cfg.CompletedJobRetentionPeriod = opts.River.CompletedRetention
 		cfg.CancelledJobRetentionPeriod = opts.River.CancelledRetention
 		cfg.DiscardedJobRetentionPeriod = opts.River.DiscardedRetention
+		cfg.PollOnly = opts.River.PollOnly
 	}
 	return river.NewClient(riverpgxv5.New(pool), cfg)
 }
