@@ -128,3 +128,46 @@ func TestInserterAcceptsTheWorkingClientsSettings(t *testing.T) {
 	_, err = jobs.NewInserter(pool, jobs.ClientOpts{River: rc, Logger: zerolog.Nop()})
 	require.NoError(t, err)
 }
+
+// RIVER_POLL_ONLY (PgBouncer in transaction mode): the client issues no
+// LISTEN and still works jobs, found by polling.
+func TestPollOnlyListensToNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	listeners := func(pool *pgxpool.Pool) int {
+		var n int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND query ILIKE 'listen%'`).Scan(&n))
+		return n
+	}
+	for _, pollOnly := range []bool{false, true} {
+		pool := dbtest.Pool(t)
+		_, err := pool.Exec(ctx, `CREATE TABLE test_notes (id BIGSERIAL PRIMARY KEY, worked BOOLEAN NOT NULL DEFAULT false)`)
+		require.NoError(t, err)
+		workers := river.NewWorkers()
+		river.AddWorker(workers, &noteWorker{pool: pool})
+		rc := riverConfig()
+		rc.PollOnly = pollOnly
+		client, err := jobs.NewClient(pool, jobs.ClientOpts{River: rc, Logger: zerolog.Nop(), Workers: workers})
+		require.NoError(t, err)
+		require.NoError(t, client.Start(ctx))
+		var id int64
+		require.NoError(t, pool.QueryRow(ctx, `INSERT INTO test_notes DEFAULT VALUES RETURNING id`).Scan(&id))
+		_, err = client.Insert(ctx, noteArgs{NoteID: id}, nil)
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			var worked bool
+			require.NoError(t, pool.QueryRow(ctx, `SELECT worked FROM test_notes WHERE id = $1`, id).Scan(&worked))
+			return worked
+		}, 10*time.Second, 20*time.Millisecond, "poll only %v", pollOnly)
+		if pollOnly {
+			require.Zero(t, listeners(pool), "no LISTEN through a transaction-mode pooler")
+		} else {
+			require.Eventually(t, func() bool { return listeners(pool) > 0 }, 5*time.Second, 20*time.Millisecond,
+				"the check can fail: by default River listens")
+		}
+		stopCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		require.NoError(t, client.Stop(stopCtx))
+		cancel()
+	}
+}

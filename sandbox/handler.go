@@ -52,7 +52,28 @@ func (s *Sandbox) Handler() http.Handler {
 	mux.HandleFunc(Path+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such sandbox endpoint: "+r.Method+" "+r.URL.Path+" (see API.md, section Sandbox)")
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mux.ServeHTTP(w, owned(r)) })
+}
+
+// owned is r with strings of its own. Behind Fiber's adaptor a request's
+// header and path strings alias fasthttp's buffers, which the next request
+// on the connection overwrites, and the simulators keep some of them
+// (idempotency keys, ids): seen as a data race in the sandbox tests. Its
+// context no longer ends with the connection either: fasthttp's request
+// context is not safe to watch after the handler returns, and pgx watches
+// it.
+func owned(r *http.Request) *http.Request {
+	c := r.Clone(context.WithoutCancel(r.Context()))
+	for _, vs := range c.Header {
+		for i, v := range vs {
+			vs[i] = strings.Clone(v)
+		}
+	}
+	u := *c.URL
+	u.Path, u.RawPath, u.RawQuery = strings.Clone(u.Path), strings.Clone(u.RawPath), strings.Clone(u.RawQuery)
+	c.URL = &u
+	c.Method, c.Host, c.RequestURI, c.RemoteAddr = strings.Clone(c.Method), strings.Clone(c.Host), strings.Clone(c.RequestURI), strings.Clone(c.RemoteAddr)
+	return c
 }
 
 // saving persists the simulators' state after every call that may change it.
