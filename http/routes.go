@@ -1,6 +1,8 @@
 package http
 
 import (
+	"context"
+	nethttp "net/http"
 	"net/netip"
 	"strings"
 	"time"
@@ -13,6 +15,35 @@ import (
 	"github.com/veza/backend/riverui"
 	"github.com/veza/backend/store"
 )
+
+// stdHandler mounts a net/http handler (River UI, the sandbox). Behind
+// Fiber's adaptor a request's header and path strings alias fasthttp's
+// buffers, which the next request on the connection overwrites, and its
+// context is fasthttp's, which is not safe to watch once the handler has
+// returned (pgx watches it: a data race the sandbox tests hit). The handler
+// gets a request with strings of its own and a context that does not end
+// with fasthttp's.
+func stdHandler(h nethttp.Handler) fiber.Handler {
+	return adaptor.HTTPHandler(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		h.ServeHTTP(w, ownedRequest(r))
+	}))
+}
+
+// ownedRequest is r with strings of its own and a context detached from
+// the connection's.
+func ownedRequest(r *nethttp.Request) *nethttp.Request {
+	c := r.Clone(context.WithoutCancel(r.Context()))
+	for _, vs := range c.Header { // Clone gave new slices: the originals stay
+		for i, v := range vs {
+			vs[i] = strings.Clone(v)
+		}
+	}
+	u := *c.URL
+	u.Path, u.RawPath, u.RawQuery = strings.Clone(u.Path), strings.Clone(u.RawPath), strings.Clone(u.RawQuery)
+	c.URL = &u
+	c.Method, c.Host, c.RequestURI, c.RemoteAddr = strings.Clone(c.Method), strings.Clone(c.Host), strings.Clone(c.RequestURI), strings.Clone(c.RemoteAddr)
+	return c
+}
 
 // CORSMaxAge is how long a browser may cache a preflight's answer
 // (Chromium caps it at 2 h).
@@ -48,7 +79,7 @@ func (s *Server) routes() {
 			c.Request().Header.Del(riverui.ClientHeader)
 			c.Request().Header.Set(riverui.ClientHeader, s.clientIP(c))
 			return c.Next()
-		}, adaptor.HTTPHandler(s.opts.RiverUI))
+		}, stdHandler(s.opts.RiverUI))
 	}
 
 	if s.opts.Sandbox != nil {
@@ -63,7 +94,7 @@ func (s *Server) routes() {
 				return veza.Errorf(veza.KindForbidden, "sandbox_local_only", "the sandbox answers this machine only (SANDBOX_ALLOW_REMOTE=true to open it)")
 			}
 			return c.Next()
-		}, adaptor.HTTPHandler(s.opts.Sandbox))
+		}, stdHandler(s.opts.Sandbox))
 	}
 
 	general := s.rateLimit(s.opts.RateLimitPerMinute)

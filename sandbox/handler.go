@@ -41,8 +41,8 @@ var disputeStatuses = map[string]bool{
 // calls, and the controls a developer (or `app sandbox pay`) uses.
 func (s *Sandbox) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(Path+"/hyperswitch/", s.saving(http.StripPrefix(Path+"/hyperswitch", s.hs)))
-	mux.Handle(Path+"/stripe/v1/", s.saving(s.reversalEvents(http.StripPrefix(Path+"/stripe", s.st))))
+	mux.Handle(Path+"/hyperswitch/", s.saving(http.StripPrefix(Path+"/hyperswitch", s.hs), nil))
+	mux.Handle(Path+"/stripe/v1/", s.saving(http.StripPrefix(Path+"/stripe", s.st), s.reversalEvents))
 	mux.HandleFunc("GET "+Path+"/stripe/onboarding/{account}", s.handleOnboarding)
 	mux.HandleFunc("GET "+Path+"/stripe/transfers", s.handleTransfers)
 	mux.HandleFunc("POST "+Path+"/payments/{id}/complete", s.handleCompletePayment)
@@ -52,66 +52,46 @@ func (s *Sandbox) Handler() http.Handler {
 	mux.HandleFunc(Path+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such sandbox endpoint: "+r.Method+" "+r.URL.Path+" (see API.md, section Sandbox)")
 	})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mux.ServeHTTP(w, owned(r)) })
+	// Mounted behind Fiber, requests come through http's stdHandler: their
+	// strings are the sandbox's own to keep (idempotency keys, ids).
+	return mux
 }
 
-// owned is r with strings of its own. Behind Fiber's adaptor a request's
-// header and path strings alias fasthttp's buffers, which the next request
-// on the connection overwrites, and the simulators keep some of them
-// (idempotency keys, ids): seen as a data race in the sandbox tests. Its
-// context no longer ends with the connection either: fasthttp's request
-// context is not safe to watch after the handler returns, and pgx watches
-// it.
-func owned(r *http.Request) *http.Request {
-	c := r.Clone(context.WithoutCancel(r.Context()))
-	for _, vs := range c.Header {
-		for i, v := range vs {
-			vs[i] = strings.Clone(v)
-		}
-	}
-	u := *c.URL
-	u.Path, u.RawPath, u.RawQuery = strings.Clone(u.Path), strings.Clone(u.RawPath), strings.Clone(u.RawQuery)
-	c.URL = &u
-	c.Method, c.Host, c.RequestURI, c.RemoteAddr = strings.Clone(c.Method), strings.Clone(c.Host), strings.Clone(c.RequestURI), strings.Clone(c.RemoteAddr)
-	return c
-}
-
-// saving persists the simulators' state after every call that may change it.
-func (s *Sandbox) saving(next http.Handler) http.Handler {
+// saving persists the simulators' state after every call that may change
+// it, with the webhooks the call caused (events, which may be nil) in the
+// same transaction.
+func (s *Sandbox) saving(next http.Handler, events func() []event) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		next.ServeHTTP(w, r)
-		if r.Method != http.MethodGet {
-			if err := s.save(context.WithoutCancel(r.Context())); err != nil {
-				s.opts.Logger.Error().Err(err).Msg("sandbox: state not saved")
-			}
-		}
-	})
-}
-
-// reversalEvents sends transfer.reversed for each reversal a call made, as
-// Stripe does.
-func (s *Sandbox) reversalEvents(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r)
-		if r.Method != http.MethodPost {
+		if r.Method == http.MethodGet {
 			return
 		}
-		// Reversals are only appended: each is announced once, whichever
-		// concurrent call sees it first.
-		s.mu.Lock()
-		all := s.st.Reversals()
-		fresh := all[min(s.reversalsSent, len(all)):]
-		s.reversalsSent = len(all)
-		s.mu.Unlock()
-		for _, rev := range fresh {
-			tr, _ := s.st.Transfer(rev.Transfer)
-			id := eventID("evt")
-			if err := s.commit(context.WithoutCancel(r.Context()), event{"stripe", id, "transfer.reversed",
-				stripetest.ConnectEvent(id, "transfer.reversed", "", tr)}); err != nil {
-				s.opts.Logger.Error().Err(err).Msg("sandbox: transfer.reversed not queued")
-			}
+		var evs []event
+		if events != nil {
+			evs = events()
+		}
+		if err := s.commit(context.WithoutCancel(r.Context()), evs...); err != nil {
+			s.opts.Logger.Error().Err(err).Msg("sandbox: state not saved")
 		}
 	})
+}
+
+// reversalEvents is a transfer.reversed for each reversal not announced
+// yet, as Stripe sends. Reversals are only appended: each is announced
+// once, whichever concurrent call sees it first.
+func (s *Sandbox) reversalEvents() []event {
+	s.mu.Lock()
+	all := s.st.Reversals()
+	fresh := all[min(s.reversalsSent, len(all)):]
+	s.reversalsSent = len(all)
+	s.mu.Unlock()
+	out := make([]event, 0, len(fresh))
+	for _, rev := range fresh {
+		tr, _ := s.st.Transfer(rev.Transfer)
+		id := eventID("evt")
+		out = append(out, event{"stripe", id, "transfer.reversed", stripetest.ConnectEvent(id, "transfer.reversed", "", tr)})
+	}
+	return out
 }
 
 // decode reads a control body strictly: unknown fields are refused.

@@ -141,6 +141,22 @@ func TestStateSurvivesRestart(t *testing.T) {
 	rf, err := hs2.GetRefund(ctx, "ref_keep")
 	require.NoError(t, err)
 	require.Equal(t, "succeeded", rf.Status)
+
+	// A reversal is stored with its transfer.reversed, announced once even
+	// when its key is replayed.
+	for range 2 {
+		_, err = sc2.ReverseTransfer(ctx, tr, "rev-key-1", nil)
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		reversed := 0
+		for _, d := range mustDeliveries(t, sb) {
+			if d.EventType == "transfer.reversed" {
+				reversed++
+			}
+		}
+		return reversed == 1
+	}, 5*time.Second, 20*time.Millisecond, "one transfer.reversed for one reversal")
 }
 
 // Controls refuse what the providers would not do, with the API's errors.
@@ -231,4 +247,11 @@ func TestControlsTakeJSONOnly(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusUnsupportedMediaType, resp.StatusCode)
+}
+
+func mustDeliveries(t *testing.T, sb *sandbox.Sandbox) []sandbox.Delivery {
+	t.Helper()
+	ds, err := sb.Deliveries(context.Background())
+	require.NoError(t, err)
+	return ds
 }
