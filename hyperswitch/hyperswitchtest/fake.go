@@ -106,11 +106,16 @@ func (s *Server) Restore(snapshot []byte) error {
 // Client returns a real client pointed at the fake.
 func (s *Server) Client() *hyperswitch.Client { return hyperswitch.New(s.URL, APIKey, nil) }
 
+// The fake's maps, read under its lock (Restore replaces them).
+func paymentsOf(s *Server) map[string]*hyperswitch.Payment { return s.payments }
+func refundsOf(s *Server) map[string]*hyperswitch.Refund   { return s.refunds }
+func disputesOf(s *Server) map[string]*Dispute             { return s.disputes }
+
 // copyOf reads one stored object under the lock and returns a copy.
-func copyOf[T any](s *Server, m map[string]*T, id string) (T, bool) {
+func copyOf[T any](s *Server, of func(*Server) map[string]*T, id string) (T, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, ok := m[id]
+	v, ok := of(s)[id]
 	if !ok {
 		var zero T
 		return zero, false
@@ -118,19 +123,22 @@ func copyOf[T any](s *Server, m map[string]*T, id string) (T, bool) {
 	return *v, true
 }
 
-// Payment returns a copy of a stored payment.
-func (s *Server) Payment(id string) (hyperswitch.Payment, bool) { return copyOf(s, s.payments, id) }
-
-// Payments returns copies of every payment.
-func (s *Server) Payments() []hyperswitch.Payment {
+// copiesOf returns copies of every object of a map, under the lock.
+func copiesOf[T any](s *Server, of func(*Server) map[string]*T) []T {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]hyperswitch.Payment, 0, len(s.payments))
-	for _, p := range s.payments {
-		out = append(out, *p)
+	out := make([]T, 0, len(of(s)))
+	for _, v := range of(s) {
+		out = append(out, *v)
 	}
 	return out
 }
+
+// Payment returns a copy of a stored payment.
+func (s *Server) Payment(id string) (hyperswitch.Payment, bool) { return copyOf(s, paymentsOf, id) }
+
+// Payments returns copies of every payment.
+func (s *Server) Payments() []hyperswitch.Payment { return copiesOf(s, paymentsOf) }
 
 // PutPayment stores (or replaces) a payment, e.g. one created before the test.
 func (s *Server) PutPayment(p hyperswitch.Payment) {
@@ -172,18 +180,10 @@ func (s *Server) Capture(id string, received int64) {
 var stripeRefundReasons = map[string]bool{"duplicate": true, "fraudulent": true, "requested_by_customer": true}
 
 // Refund returns a copy of a stored refund.
-func (s *Server) Refund(id string) (hyperswitch.Refund, bool) { return copyOf(s, s.refunds, id) }
+func (s *Server) Refund(id string) (hyperswitch.Refund, bool) { return copyOf(s, refundsOf, id) }
 
 // Refunds returns copies of every refund.
-func (s *Server) Refunds() []hyperswitch.Refund {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]hyperswitch.Refund, 0, len(s.refunds))
-	for _, r := range s.refunds {
-		out = append(out, *r)
-	}
-	return out
-}
+func (s *Server) Refunds() []hyperswitch.Refund { return copiesOf(s, refundsOf) }
 
 // PutRefund stores (or replaces) a refund.
 func (s *Server) PutRefund(r hyperswitch.Refund) {
@@ -426,18 +426,10 @@ func (s *Server) OpenDispute(paymentID string, amount int64) Dispute {
 }
 
 // Disputes returns copies of every dispute.
-func (s *Server) Disputes() []Dispute {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Dispute, 0, len(s.disputes))
-	for _, d := range s.disputes {
-		out = append(out, *d)
-	}
-	return out
-}
+func (s *Server) Disputes() []Dispute { return copiesOf(s, disputesOf) }
 
 // Dispute returns a copy of a dispute.
-func (s *Server) Dispute(id string) (Dispute, bool) { return copyOf(s, s.disputes, id) }
+func (s *Server) Dispute(id string) (Dispute, bool) { return copyOf(s, disputesOf, id) }
 
 // SetDisputeStatus moves a dispute (dispute_challenged, dispute_won, ...)
 // and returns it; the stage moves to pre_arbitration when asked.
