@@ -32,6 +32,24 @@ func setup(t *testing.T) *testBundle {
 	return &testBundle{pool: pool, runner: runner}
 }
 
+// upToBefore migrates up, then reverts label and every migration after it.
+func (b *testBundle) upToBefore(t *testing.T, label string) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := b.runner.Up(ctx)
+	require.NoError(t, err)
+	all, err := migrations.All()
+	require.NoError(t, err)
+	for i, m := range all {
+		if m.Label() == label {
+			_, err = b.runner.Down(ctx, migrations.DownOpts{Steps: len(all) - i})
+			require.NoError(t, err)
+			return
+		}
+	}
+	t.Fatalf("no migration %s", label)
+}
+
 func tables(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
 	rows, err := pool.Query(context.Background(), `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`)
@@ -295,12 +313,7 @@ func TestTrackStorageDownDropsItsIndex(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	_, err := b.runner.Up(ctx)
-	require.NoError(t, err)
-	all, _ := migrations.All()
-	require.Equal(t, "0005_track_storage", all[4].Label())
-	_, err = b.runner.Down(ctx, migrations.DownOpts{Steps: len(all) - 4})
-	require.NoError(t, err)
+	b.upToBefore(t, "0005_track_storage")
 	var idx int
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE indexname = 'tracks_storage_backend_s3_idx'`).Scan(&idx))
 	require.Zero(t, idx)
@@ -340,16 +353,11 @@ func TestWebhookLogPartitioningKeepsEveryRow(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	_, err := b.runner.Up(ctx)
-	require.NoError(t, err)
-	all, _ := migrations.All()
-	require.Equal(t, "0014_webhook_log_partitions", all[13].Label())
-	_, err = b.runner.Down(ctx, migrations.DownOpts{Steps: len(all) - 13})
-	require.NoError(t, err)
+	b.upToBefore(t, "0014_webhook_log_partitions")
 
 	// 0013's plain tables: 40 days of deliveries, invalid ones too, and a
 	// Stripe event applied once then redelivered.
-	_, err = b.pool.Exec(ctx, `
+	_, err := b.pool.Exec(ctx, `
 INSERT INTO hyperswitch_webhook_log (request_id, signature_valid, event_id, event_type, payload, processing_result, received_at)
 	SELECT 'r' || g, g % 5 <> 0, 'evt_' || g, 'payment_succeeded', '{}', 'ok', now() - make_interval(hours => g)
 	FROM generate_series(0, 40 * 24) g;
