@@ -243,6 +243,13 @@ func TestUsageErrors(t *testing.T) {
 		{"app", "migrate"},
 		{"app", "migrate", "sideways"},
 		{"app", "migrate", "down", "--steps", "x"},
+		{"app", "sandbox"},
+		{"app", "sandbox", "refund", "x"},
+		{"app", "sandbox", "pay"},
+		{"app", "sandbox", "pay", "--status", "failed"},
+		{"app", "sandbox", "pay", "ord", "extra"},
+		{"app", "seed", "extra"},
+		{"app", "seed", "--bogus"},
 	} {
 		err := run(context.Background(), args, envOf(nil), io.Discard, io.Discard)
 		var ue *usageError

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -204,4 +205,38 @@ func TestSandboxRefusedOutsideDevelopment(t *testing.T) {
 		require.Error(t, err, env)
 		require.True(t, strings.Contains(err.Error(), "SANDBOX_ENABLED") && strings.Contains(err.Error(), "development only"), "%s: %v", env, err)
 	}
+}
+
+// Without a running sandbox the CLI says what it needs instead of failing
+// obscurely; a service without the sandbox answers its controls 404.
+func TestSandboxCLIWithoutASandbox(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	out, err := cli(t, "seed", "--api", "http://"+addr)
+	require.Error(t, err, out)
+	require.Contains(t, err.Error(), "seed needs a running sandbox")
+
+	s := start(t, baseEnv(t, dbtest.URL(t))) // SANDBOX_ENABLED=false
+	_, err = cli(t, "sandbox", "pay", "ord_1", "--api", s.base)
+	require.ErrorContains(t, err, "404")
+	_, err = cli(t, "seed", "--api", s.base)
+	require.ErrorContains(t, err, "seed needs a running sandbox")
+}
+
+// A demo login taken with another password stops seed with what to do,
+// and changes nothing of that account.
+func TestSeedRefusesATakenDemoLogin(t *testing.T) {
+	t.Parallel()
+	s := startSandbox(t, dbtest.URL(t))
+	status, body := s.request(t, "POST", "/v1/auth/register", "", nil, map[string]string{"email": "ada.seller@example.com", "password": "someone else's"})
+	require.Equal(t, 201, status, body)
+	out, err := cli(t, "seed", "--api", s.base)
+	require.Error(t, err, out)
+	require.Contains(t, err.Error(), "exists with another password")
+	status, _ = s.request(t, "POST", "/v1/auth/login", "", nil, map[string]string{"email": "ada.seller@example.com", "password": "someone else's"})
+	require.Equal(t, 200, status, "the account keeps its password")
+	require.Zero(t, s.count(t, `SELECT count(*) FROM tracks`))
 }
