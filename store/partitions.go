@@ -76,7 +76,7 @@ func DeleteDefaultLogRowsBefore(ctx context.Context, q Querier, cutoff time.Time
 	var total int64
 	for _, table := range LogTables {
 		def := table + "_default"
-		tag, err := q.Exec(ctx, `DELETE FROM `+def+` WHERE id IN (SELECT id FROM `+def+` WHERE received_at < $1 LIMIT $2)`, cutoff, limit)
+		tag, err := q.Exec(ctx, `DELETE FROM `+def+` WHERE id = ANY(ARRAY(SELECT id FROM `+def+` WHERE received_at < $1 LIMIT $2))`, cutoff, limit)
 		if err != nil {
 			return total, err
 		}
@@ -92,7 +92,10 @@ func DeleteDefaultLogRowsBefore(ctx context.Context, q Querier, cutoff time.Time
 func DeleteEventsBefore(ctx context.Context, q Querier, cutoff time.Time, limit int) (int64, error) {
 	var total int64
 	for _, table := range []string{"hyperswitch_events", "stripe_events"} {
-		tag, err := q.Exec(ctx, `DELETE FROM `+table+` WHERE event_id IN (SELECT event_id FROM `+table+` WHERE received_at < $1 LIMIT $2)`, cutoff, limit)
+		// = ANY(ARRAY(...)): the batch's keys first (by received_at),
+		// then each row by its primary key. An IN (subquery) is planned as
+		// a semi-join that may read the whole table to match the batch.
+		tag, err := q.Exec(ctx, `DELETE FROM `+table+` WHERE event_id = ANY(ARRAY(SELECT event_id FROM `+table+` WHERE received_at < $1 LIMIT $2))`, cutoff, limit)
 		if err != nil {
 			return total, err
 		}

@@ -79,18 +79,3 @@ func TransfersWithoutJob(ctx context.Context, q Querier, status, kind string, ol
 		AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.kind = $2 AND j.args->>'transfer_id' = t.id::text AND j.state IN `+liveJobStates+`)
 		ORDER BY t.updated_at LIMIT $4`, status, kind, olderThan.Seconds(), limit))
 }
-
-// DeleteWebhookLogsBefore deletes up to limit log rows received before
-// cutoff (with the event ids of that age) and returns how many log rows went.
-func DeleteWebhookLogsBefore(ctx context.Context, q Querier, cutoff time.Time, limit int) (int64, error) {
-	tag, err := q.Exec(ctx, `DELETE FROM hyperswitch_webhook_log WHERE id IN (
-		SELECT id FROM hyperswitch_webhook_log WHERE received_at < $1 LIMIT $2)`, cutoff, limit)
-	if err != nil {
-		return 0, err
-	}
-	if _, err := q.Exec(ctx, `DELETE FROM hyperswitch_events WHERE event_id IN (
-		SELECT event_id FROM hyperswitch_events WHERE received_at < $1 LIMIT $2)`, cutoff, limit); err != nil {
-		return 0, err
-	}
-	return tag.RowsAffected(), nil
-}
