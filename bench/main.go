@@ -38,11 +38,16 @@ func main() {
 func say(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
 
 // sizes of each step, full or quick.
-type sizes struct{ riverJobs, ingest, orders, settleRuns, backlog, expired, pspOrders int }
+type sizes struct {
+	riverJobs, ingest, orders, settleRuns, backlog, expired, pspOrders int
+	agedOrders, agedLog, agedJobs                                      int
+}
 
 var (
-	fullSizes  = sizes{riverJobs: 20_000, ingest: 10_000, orders: 3_000, settleRuns: 3, backlog: 10_000, expired: 1_000_000, pspOrders: 1_000}
-	quickSizes = sizes{riverJobs: 2_000, ingest: 1_000, orders: 100, settleRuns: 1, backlog: 500, expired: 50_000, pspOrders: 200}
+	fullSizes = sizes{riverJobs: 20_000, ingest: 10_000, orders: 3_000, settleRuns: 3, backlog: 10_000, expired: 1_000_000, pspOrders: 1_000,
+		agedOrders: 1_000_000, agedLog: 10_000_000, agedJobs: 500_000}
+	quickSizes = sizes{riverJobs: 2_000, ingest: 1_000, orders: 100, settleRuns: 1, backlog: 500, expired: 50_000, pspOrders: 200,
+		agedOrders: 20_000, agedLog: 180_000, agedJobs: 10_000}
 )
 
 // step is one measurement of the table.
@@ -68,6 +73,9 @@ var steps = []step{
 	{"reconcile", (*bench).reconcile},
 	{"retention", (*bench).retention},
 	{"upload", (*bench).uploadMemory},
+	{"scale-out", (*bench).scaleOut},
+	// Last: its preload stays in the database.
+	{"aged", (*bench).aged},
 }
 
 func stepNames() []string {

@@ -62,6 +62,7 @@ type bench struct {
 	pgbenchTPS *float64
 	riverRate  *float64
 	ingestRate *ingestFigures
+	settleRate *float64
 }
 
 func newBench(ctx context.Context, size sizes, statements bool) (*bench, error) {

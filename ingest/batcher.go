@@ -146,7 +146,7 @@ func (b *Batcher) storeBatch(batch []*pending) error {
 					opts = &river.InsertOpts{Metadata: p.Metadata}
 				}
 				params = append(params, river.InsertManyParams{Args: jobargs.ProcessEventArgs{
-					EventID: *p.Log.EventID, EventType: *p.Log.EventType, LogID: &p.Log.ID, Object: p.Object,
+					EventID: *p.Log.EventID, EventType: *p.Log.EventType, LogID: &p.Log.ID, LogReceivedAt: &p.Log.ReceivedAt, Object: p.Object,
 				}, InsertOpts: opts})
 			}
 		}

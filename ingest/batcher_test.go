@@ -91,6 +91,9 @@ func TestBatcherSkipsRedeliveriesInAndAcrossBatches(t *testing.T) {
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river_job WHERE args->>'event_id' = 'evt_new'
 		AND args->>'log_id' = (SELECT id::text FROM hyperswitch_webhook_log WHERE event_id = 'evt_new' AND processing_result = 'queued')`),
 		"the job names the first delivery's row")
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river_job j JOIN hyperswitch_webhook_log l
+		ON l.id::text = j.args->>'log_id' AND l.received_at = (j.args->>'log_received_at')::timestamptz
+		WHERE j.args->>'event_id' = 'evt_new'`), "and its partition, by the row's received_at")
 
 	// Store tells its caller which (the webhook metric's queued/skipped),
 	// and carries the caller's job metadata (its trace).

@@ -1,6 +1,8 @@
 package jobargs
 
 import (
+	"time"
+
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 
@@ -8,13 +10,15 @@ import (
 )
 
 // ProcessEventArgs is one Hyperswitch event to apply: from a webhook (LogID
-// names its log row) or synthesised by reconciliation. Args hold the few
-// object fields the dispatcher reads, never the raw payload.
+// and LogReceivedAt name its log row: the log is partitioned by
+// received_at) or synthesised by reconciliation. Args hold the few object
+// fields the dispatcher reads, never the raw payload.
 type ProcessEventArgs struct {
-	EventID   string                  `json:"event_id" river:"unique"`
-	EventType string                  `json:"event_type"`
-	LogID     *uuid.UUID              `json:"log_id,omitempty"`
-	Object    hyperswitch.EventObject `json:"object"`
+	EventID       string                  `json:"event_id" river:"unique"`
+	EventType     string                  `json:"event_type"`
+	LogID         *uuid.UUID              `json:"log_id,omitempty"`
+	LogReceivedAt *time.Time              `json:"log_received_at,omitempty"`
+	Object        hyperswitch.EventObject `json:"object"`
 }
 
 func (ProcessEventArgs) Kind() string { return "hyperswitch_event" }

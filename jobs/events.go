@@ -27,14 +27,14 @@ func (w *ProcessEventWorker) Work(ctx context.Context, job *river.Job[jobargs.Pr
 			return err
 		}
 		if job.Args.LogID != nil {
-			return store.SetWebhookResult(ctx, tx, *job.Args.LogID, result)
+			return store.SetWebhookResult(ctx, tx, *job.Args.LogID, job.Args.LogReceivedAt, result)
 		}
 		return nil
 	})
 	if err != nil && job.Args.LogID != nil {
 		// Best effort: the attempt's error is visible on the log row too;
 		// River retries and a later success overwrites it.
-		_ = store.SetWebhookResult(context.WithoutCancel(ctx), w.DB.Primary(), *job.Args.LogID, store.ResultError(err.Error()))
+		_ = store.SetWebhookResult(context.WithoutCancel(ctx), w.DB.Primary(), *job.Args.LogID, job.Args.LogReceivedAt, store.ResultError(err.Error()))
 	}
 	return err
 }

@@ -60,9 +60,18 @@ func InsertWebhookLog(ctx context.Context, q Querier, l *WebhookLog) (uuid.UUID,
 	return id, nil
 }
 
-// SetWebhookResult records what processing did with a delivery.
-func SetWebhookResult(ctx context.Context, q Querier, id uuid.UUID, result string) error {
-	_, err := q.Exec(ctx, `UPDATE hyperswitch_webhook_log SET processing_result = $2, processed_at = now() WHERE id = $1`, id, result)
+// SetWebhookResult records what processing did with a delivery. The log
+// is partitioned by day: with the row's receivedAt the update reaches its
+// one partition; without it (a job enqueued before the time was carried)
+// it probes every partition's primary key, locking each, which on a 90-day
+// log is most of an event's processing.
+func SetWebhookResult(ctx context.Context, q Querier, id uuid.UUID, receivedAt *time.Time, result string) error {
+	if receivedAt == nil {
+		_, err := q.Exec(ctx, `UPDATE hyperswitch_webhook_log SET processing_result = $2, processed_at = now() WHERE id = $1`, id, result)
+		return err
+	}
+	_, err := q.Exec(ctx, `UPDATE hyperswitch_webhook_log SET processing_result = $2, processed_at = now() WHERE id = $1 AND received_at = $3`,
+		id, result, *receivedAt)
 	return err
 }
 
@@ -70,7 +79,8 @@ func SetWebhookResult(ctx context.Context, q Querier, id uuid.UUID, result strin
 // their event ids, all in one statement, so a batch of concurrent webhooks
 // costs one round trip (group commit; see http's deliveryCommitter). Each
 // log needs its ID set by the caller, and EventID and EventType. first[i]
-// reports whether logs[i] carried an event not seen before; any other
+// reports whether logs[i] carried an event not seen before (its ReceivedAt
+// is then set, for the job); any other
 // delivery (seen in an earlier transaction, or earlier in logs) is stored
 // already marked skipped. Event ids are inserted in sorted order, so two
 // batches holding the same redelivered events cannot deadlock each other.
@@ -94,7 +104,7 @@ func InsertDeliveries(ctx context.Context, tx pgx.Tx, logs []*WebhookLog) (first
 	e AS (
 		INSERT INTO hyperswitch_events (event_id, event_type, log_id)
 		SELECT DISTINCT ON (event_id) event_id, event_type, id FROM input ORDER BY event_id, ord
-		ON CONFLICT DO NOTHING RETURNING log_id),
+		ON CONFLICT DO NOTHING RETURNING log_id, received_at),
 	l AS (
 		INSERT INTO hyperswitch_webhook_log
 			(id, request_id, source_ip, user_agent, signature_valid, event_id, event_type, payload, processing_result, processed_at)
@@ -102,17 +112,24 @@ func InsertDeliveries(ctx context.Context, tx pgx.Tx, logs []*WebhookLog) (first
 			CASE WHEN e.log_id IS NULL THEN '`+ResultSkipped+`' ELSE '`+ResultQueued+`' END,
 			CASE WHEN e.log_id IS NULL THEN now() END
 		FROM input i LEFT JOIN e ON e.log_id = i.id)
-	SELECT log_id FROM e`, ids, requestIDs, sourceIPs, userAgents, eventIDs, eventTypes, payloads)
+	SELECT log_id, received_at FROM e`, ids, requestIDs, sourceIPs, userAgents, eventIDs, eventTypes, payloads)
 	if err != nil {
 		return nil, fmt.Errorf("error inserting webhook deliveries: %w", err)
 	}
-	firstIDs, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	type inserted struct {
+		LogID      uuid.UUID
+		ReceivedAt time.Time
+	}
+	firsts, err := pgx.CollectRows(rows, pgx.RowToStructByPos[inserted])
 	if err != nil {
 		return nil, fmt.Errorf("error inserting webhook deliveries: %w", err)
 	}
 	first = make([]bool, n)
-	for _, id := range firstIDs {
-		first[index[id]] = true
+	for _, f := range firsts {
+		// The event's received_at is the statement's now(), its log row's
+		// too: the job names the row's partition with it.
+		first[index[f.LogID]] = true
+		logs[index[f.LogID]].ReceivedAt = f.ReceivedAt
 	}
 	return first, nil
 }

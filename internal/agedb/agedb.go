@@ -218,17 +218,25 @@ func Preload(ctx context.Context, pool *pgxpool.Pool, s Sizes) (Counts, error) {
 	// a few hundred bytes of JSON; one in 50 has a bad signature.
 	perDay := s.LogRows / days
 	for d := days; d >= 0 && perDay > 0; d-- {
+		// Day d is the 24 h before now - d days; the expired one (d =
+		// Days) is the whole UTC day before those, so a retention of Days
+		// drops exactly its partition.
+		base := `now() - make_interval(days => $2::int)`
+		if d == days {
+			base = `(date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') - make_interval(days => $2::int) - interval '1 microsecond'`
+		}
 		statements = append(statements, struct {
 			name string
 			sql  string
 			args []any
 			n    *int64
-		}{fmt.Sprintf("log day -%d", d), `INSERT INTO hyperswitch_webhook_log (received_at, request_id, source_ip, user_agent, signature_valid,
+		}{fmt.Sprintf("log day -%d", d), `INSERT INTO hyperswitch_webhook_log (id, received_at, request_id, source_ip, user_agent, signature_valid,
 				event_id, event_type, payload, processing_result, processed_at, payload_sha256, payload_bytes)
-			SELECT r, 'aged-' || $2::int || '-' || g, '203.0.113.7', 'Hyperswitch', g % 50 <> 0, 'evt_aged_' || $2::int || '_' || g, 'payment_succeeded', p,
+			SELECT (lpad(to_hex(9), 8, '0') || '-' || lpad(to_hex($2::int), 4, '0') || '-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid,
+				r, 'aged-' || $2::int || '-' || g, '203.0.113.7', 'Hyperswitch', g % 50 <> 0, 'evt_aged_' || $2::int || '_' || g, 'payment_succeeded', p,
 				CASE WHEN g % 50 = 0 THEN 'signature_invalid' WHEN g % 3 = 0 THEN 'ok' ELSE 'skipped' END, r + interval '20 milliseconds',
-				md5(p) || md5(p), length(p)
-			FROM (SELECT g, now() - make_interval(days => $2::int) - make_interval(secs => 86400 * g::float8 / $1) AS r,
+				md5(g::text) || md5(g::text), length(p)
+			FROM (SELECT g, ` + base + ` - make_interval(secs => 86400 * g::float8 / $1) AS r,
 				'{"merchant_id":"merchant_aged","event_id":"evt_aged_' || $2::int || '_' || g || '","event_type":"payment_succeeded","content":{"type":"payment_details","object":{"payment_id":"aged_pay_' || lpad(g::text, 9, '0') || '","merchant_id":"merchant_aged","status":"succeeded","amount":2499,"net_amount":2499,"amount_received":2499,"currency":"EUR","connector":"stripe","created":"2026-01-01T00:00:00Z"}},"timestamp":"2026-01-01T00:00:00Z"}' AS p
 				FROM generate_series(0, $1 - 1) g) l`,
 			[]any{perDay, d}, &c.LogRows})
@@ -296,11 +304,32 @@ func Preload(ctx context.Context, pool *pgxpool.Pool, s Sizes) (Counts, error) {
 	}
 	// Visibility maps and statistics, as autovacuum would have them after
 	// months: without them the planner sees empty tables.
+	//
+	// The log is analysed only: vacuuming gigabytes of insert-only rows
+	// nobody reads again would be most of the preload. So that autovacuum
+	// does not do it either, in the middle of a measure, the past days'
+	// partitions are left out of it: in production they were vacuumed
+	// long ago, as they filled.
+	if _, err := pool.Exec(ctx, `DO $$
+		DECLARE r record;
+		BEGIN
+			FOR r IN SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+				WHERE i.inhparent = 'hyperswitch_webhook_log'::regclass
+				AND c.relname LIKE 'hyperswitch\_webhook\_log\_p%' AND c.relname < 'hyperswitch_webhook_log_p' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD') LOOP
+				EXECUTE format('ALTER TABLE %I SET (autovacuum_enabled = false)', r.relname);
+			END LOOP;
+		END $$`); err != nil {
+		return c, fmt.Errorf("log partitions: %w", err)
+	}
 	tables := []string{"users", "tracks", "orders", "order_items", "seller_transfers", "refunds", "disputes",
 		"hyperswitch_webhook_log", "hyperswitch_events", "stripe_events", "river_job"}
 	for _, t := range tables {
 		began := time.Now()
-		if _, err := pool.Exec(ctx, `VACUUM ANALYZE `+t); err != nil {
+		command := `VACUUM ANALYZE `
+		if t == "hyperswitch_webhook_log" {
+			command = `ANALYZE `
+		}
+		if _, err := pool.Exec(ctx, command+t); err != nil {
 			return c, fmt.Errorf("vacuum %s: %w", t, err)
 		}
 		if s.Logf != nil {
