@@ -43,7 +43,7 @@ func (b *bench) aged(ctx context.Context) error {
 		Note: fmt.Sprintf("%s; database %s", counts, size)})
 
 	// Ingest at the edge, as on the empty database.
-	lat, elapsed, failed, err := b.loadPaused(ctx, b.size.ingest, "aged-ingest")
+	lat, elapsed, failed, err := b.loadPaused(ctx, b.size.ingest, "aged-ingest", false)
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ func (b *bench) ingestMax(ctx context.Context) (ingestFigures, error) {
 		return ingestFigures{}, err
 	}
 	rssBefore := b.peakRSS()
-	lat, elapsed, failed, err := b.loadPaused(ctx, b.size.ingest, "ingest")
+	lat, elapsed, failed, err := b.loadPaused(ctx, b.size.ingest, "ingest", false)
 	if err != nil {
 		return ingestFigures{}, err
 	}
@@ -58,8 +58,10 @@ func (b *bench) ingestMax(ctx context.Context) (ingestFigures, error) {
 // loadPaused sends n deliveries at full speed with event processing
 // paused: the HTTP edge alone, as pgbench measures the statements alone.
 // step names the CPU profile and statement report (BENCH_PPROF_ADDR,
-// -statements). The caller drains the events after.
-func (b *bench) loadPaused(ctx context.Context, n int, step string) ([]time.Duration, time.Duration, int64, error) {
+// -statements). The caller drains the events after, unless discard: then
+// the queued events are deleted before the queue resumes (a step that
+// measures the edge alone, many times).
+func (b *bench) loadPaused(ctx context.Context, n int, step string, discard bool) ([]time.Duration, time.Duration, int64, error) {
 	client, err := jobs.NewInserter(b.pool, jobs.ClientOpts{Logger: zerolog.Nop()})
 	if err != nil {
 		return nil, 0, 0, err
@@ -72,5 +74,10 @@ func (b *bench) loadPaused(ctx context.Context, n int, step string) ([]time.Dura
 	report := b.watchStatements(ctx, step)
 	lat, elapsed, failed := b.load(ctx, n, 0, 60*time.Second, nil, unknownPayment)
 	report()
+	if discard {
+		if _, err := b.pool.Exec(ctx, `DELETE FROM river_job WHERE queue = $1 AND state = 'available'`, jobargs.QueueEvents); err != nil {
+			return nil, 0, 0, err
+		}
+	}
 	return lat, elapsed, failed, client.QueueResume(ctx, jobargs.QueueEvents, nil)
 }

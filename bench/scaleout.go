@@ -22,7 +22,7 @@ import (
 // The ratios are to one process, in the same run: on this machine's two
 // cores they say how many processes per database core are worth running.
 func (b *bench) scaleOut(ctx context.Context) error {
-	n := b.size.pspOrders * 2
+	n := b.size.pspOrders
 	one := map[string]string{}
 	for _, q := range []string{jobargs.QueueDefault, jobargs.QueueEvents, jobargs.QueueStripe, jobargs.QueueHyperswitch, jobargs.QueueEmail, jobargs.QueueMaintenance} {
 		one["RIVER_WORKERS_"+strings.ToUpper(q)] = "1"
