@@ -22,7 +22,10 @@ func (b *bench) retention(ctx context.Context) error {
 		return err
 	}
 	maxRate := full.rate
-	old := time.Now().AddDate(0, 0, -200)
+	// The rows span an hour inside one UTC day, whatever the time now
+	// (at 23:30 an hour from now - 200 days crossed into a day with no
+	// partition, and half the rows went to the default one).
+	old := time.Now().UTC().AddDate(0, 0, -200).Truncate(24 * time.Hour).Add(time.Hour)
 	if _, err := store.EnsureLogPartitions(ctx, b.pool, old, old); err != nil {
 		return err
 	}
