@@ -49,7 +49,7 @@ func (b *bench) pspSettlement(ctx context.Context) error {
 	b.stripe.SetLatency(20 * time.Millisecond)
 	defer b.stripe.SetLatency(0)
 	defer b.stripe.SetRateLimit(0, nil)
-	before := b.count(ctx, `SELECT count(*) FROM seller_transfers WHERE status = 'completed'`)
+	before := b.stripe.TransferCount()
 	pending := b.count(ctx, `SELECT count(*) FROM seller_transfers WHERE status = 'pending'`)
 	inserter, err := jobs.NewInserter(b.pool, jobs.ClientOpts{Logger: zerolog.Nop()})
 	if err != nil {
@@ -70,9 +70,7 @@ func (b *bench) pspSettlement(ctx context.Context) error {
 	if err := inserter.QueueResume(ctx, jobargs.QueueStripe, nil); err != nil {
 		return err
 	}
-	if err := b.waitFor(5*time.Minute, func() bool {
-		return b.count(ctx, `SELECT count(*) FROM seller_transfers WHERE status = 'completed'`)-before >= 2*n
-	}); err != nil {
+	if err := b.waitTransfers(ctx, ids, before, 5*time.Minute); err != nil {
 		return fmt.Errorf("transfers did not all complete: %w", err)
 	}
 	rate := float64(2*n) / time.Since(start).Seconds()

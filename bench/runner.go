@@ -248,6 +248,28 @@ func (b *bench) waitFor(limit time.Duration, cond func() bool) error {
 	return nil
 }
 
+// waitTransfers waits until the two transfers of every order paid with
+// payments are completed. It watches the fake Stripe's count of transfers
+// (no database work) until it has grown by that many since fakeBefore,
+// then counts this run's transfers alone in the database. A count of
+// every completed transfer read the whole table: on the aged database,
+// 1.9M rows and 0.6 s a poll, the bench loading the database it measures
+// with its own polls, and counting transfers the sweeps completed too.
+func (b *bench) waitTransfers(ctx context.Context, payments []string, fakeBefore int, limit time.Duration) error {
+	want := 2 * len(payments)
+	deadline := time.Now().Add(limit)
+	for b.stripe.TransferCount()-fakeBefore < want {
+		if time.Now().After(deadline) {
+			return errors.New("timed out")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return b.waitFor(time.Until(deadline), func() bool {
+		return b.count(ctx, `SELECT count(*) FROM seller_transfers t JOIN orders o ON o.id = t.order_id
+			WHERE o.payment_id = ANY($1) AND t.status = 'completed'`, payments) >= want
+	})
+}
+
 // drain waits for the service's queues to empty.
 func (b *bench) drain(ctx context.Context) error {
 	return b.waitFor(5*time.Minute, func() bool {

@@ -86,7 +86,7 @@ func (b *bench) workOnce(ctx context.Context, n int) (float64, int, error) {
 		return 0, 0, err
 	}
 	time.Sleep(2 * time.Second) // the workers see the pause
-	before := b.count(ctx, `SELECT count(*) FROM seller_transfers WHERE status = 'completed'`)
+	before := b.stripe.TransferCount()
 	_, _, failed := b.load(ctx, n, 0, 2*time.Minute, nil, func(i int) (string, int64) { return ids[i-1], 2499 })
 	if failed > 0 {
 		return 0, 0, fmt.Errorf("%d webhooks failed", failed)
@@ -95,9 +95,7 @@ func (b *bench) workOnce(ctx context.Context, n int) (float64, int, error) {
 	if err := inserter.QueueResume(ctx, jobargs.QueueEvents, nil); err != nil {
 		return 0, 0, err
 	}
-	if err := b.waitFor(5*time.Minute, func() bool {
-		return b.count(ctx, `SELECT count(*) FROM seller_transfers WHERE status = 'completed'`)-before >= 2*n
-	}); err != nil {
+	if err := b.waitTransfers(ctx, ids, before, 5*time.Minute); err != nil {
 		return 0, 0, fmt.Errorf("transfers did not all complete: %w", err)
 	}
 	rate := float64(n) / time.Since(start).Seconds()

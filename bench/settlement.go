@@ -118,7 +118,7 @@ func (b *bench) settleOnce(ctx context.Context, n int, first bool, step string) 
 	ids := keys(payments)
 	b.stripe.SetLatency(20 * time.Millisecond)
 	defer b.stripe.SetLatency(0)
-	before := b.count(ctx, `SELECT count(*) FROM seller_transfers WHERE status = 'completed'`)
+	before := b.stripe.TransferCount()
 	report := func() {}
 	start := time.Now()
 	if first {
@@ -126,9 +126,7 @@ func (b *bench) settleOnce(ctx context.Context, n int, first bool, step string) 
 		report = b.watchStatements(ctx, step)
 	}
 	_, _, failed := b.load(ctx, n, 0, 2*time.Minute, nil, func(i int) (string, int64) { return ids[i-1], 2499 })
-	if err := b.waitFor(5*time.Minute, func() bool {
-		return b.count(ctx, `SELECT count(*) FROM seller_transfers WHERE status = 'completed'`)-before >= 2*n
-	}); err != nil {
+	if err := b.waitTransfers(ctx, ids, before, 5*time.Minute); err != nil {
 		return 0, 0, fmt.Errorf("transfers did not all complete: %w", err)
 	}
 	rate := float64(n) / time.Since(start).Seconds()

@@ -310,6 +310,14 @@ func (s *Server) Transfers() []Transfer {
 	return out
 }
 
+// TransferCount is how many transfers the fake holds, without copying
+// them: what a poll that waits for transfers can read every few ms.
+func (s *Server) TransferCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.transfers)
+}
+
 // Transfer returns one transfer.
 func (s *Server) Transfer(id string) (Transfer, bool) {
 	s.mu.Lock()
