@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -58,36 +56,38 @@ func (b *bench) ingestMax(ctx context.Context) (ingestFigures, error) {
 	return f, b.drain(ctx)
 }
 
-// ingestMedian runs loadPaused size.settleRuns times and returns the
-// median run's figures, with every run's rate for the note. Single runs
+// ingestMedian runs loadPaused size.medianRuns times and returns the
+// median run's figures, with every run's rate for the note; the first run
+// is profiled under step. Single runs
 // of 10,000 deliveries moved by ±15% from one minute to the next on this
 // machine: aged ingest read 0.79–1.14 of the empty database's while
 // -statements showed the same database time per statement on both. Every
 // run but the last discards its queued events; the caller drains the
 // last one's.
 func (b *bench) ingestMedian(ctx context.Context, step string) (ingestFigures, string, int64, error) {
-	runs := max(b.size.settleRuns, 1)
+	runs := max(b.size.medianRuns, 1)
 	var figs []ingestFigures
-	var rates []string
 	var failed int64
 	for i := range runs {
-		lat, elapsed, f, err := b.loadPaused(ctx, b.size.ingest, step, i < runs-1)
+		profiled := step
+		if i > 0 {
+			profiled = ""
+		}
+		lat, elapsed, f, err := b.loadPaused(ctx, b.size.ingest, profiled, i < runs-1)
 		if err != nil {
 			return ingestFigures{}, "", 0, err
 		}
 		failed += f
-		fig := ingestFigures{rate: float64(len(lat)) / elapsed.Seconds(), p50: pct(lat, 0.5), p99: pct(lat, 0.99)}
-		figs = append(figs, fig)
-		rates = append(rates, fmt.Sprintf("%.0f", fig.rate))
+		figs = append(figs, ingestFigures{rate: float64(len(lat)) / elapsed.Seconds(), p50: pct(lat, 0.5), p99: pct(lat, 0.99)})
 	}
-	sort.Slice(figs, func(i, j int) bool { return figs[i].rate < figs[j].rate })
-	return figs[len(figs)/2], fmt.Sprintf("%d runs (%s)", runs, strings.Join(rates, ", ")), failed, nil
+	fig, each := medianRun(figs, func(f ingestFigures) float64 { return f.rate })
+	return fig, fmt.Sprintf("%d runs (%s)", runs, each), failed, nil
 }
 
 // loadPaused sends n deliveries at full speed with event processing
 // paused: the HTTP edge alone, as pgbench measures the statements alone.
 // step names the CPU profile and statement report (BENCH_PPROF_ADDR,
-// -statements). The caller drains the events after, unless discard: then
+// -statements); an empty step takes neither. The caller drains the events after, unless discard: then
 // the queued events are deleted before the queue resumes (a step that
 // measures the edge alone, many times).
 func (b *bench) loadPaused(ctx context.Context, n int, step string, discard bool) ([]time.Duration, time.Duration, int64, error) {
@@ -99,8 +99,11 @@ func (b *bench) loadPaused(ctx context.Context, n int, step string, discard bool
 		return nil, 0, 0, err
 	}
 	time.Sleep(2 * time.Second) // workers see the pause
-	b.profile(step, 2*time.Second)
-	report := b.watchStatements(ctx, step)
+	report := func() {}
+	if step != "" {
+		b.profile(step, 2*time.Second)
+		report = b.watchStatements(ctx, step)
+	}
 	lat, elapsed, failed := b.load(ctx, n, 0, 60*time.Second, nil, unknownPayment)
 	report()
 	if discard {

@@ -37,16 +37,17 @@ func main() {
 
 func say(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
 
-// sizes of each step, full or quick.
+// sizes of each step, full or quick. medianRuns is how many runs
+// settlement and ingest's max rate each report the median of.
 type sizes struct {
-	riverJobs, ingest, orders, settleRuns, backlog, expired, pspOrders int
+	riverJobs, ingest, orders, medianRuns, backlog, expired, pspOrders int
 	agedOrders, agedLog, agedJobs                                      int
 }
 
 var (
-	fullSizes = sizes{riverJobs: 20_000, ingest: 10_000, orders: 3_000, settleRuns: 3, backlog: 10_000, expired: 1_000_000, pspOrders: 1_000,
+	fullSizes = sizes{riverJobs: 20_000, ingest: 10_000, orders: 3_000, medianRuns: 3, backlog: 10_000, expired: 1_000_000, pspOrders: 1_000,
 		agedOrders: 1_000_000, agedLog: 10_000_000, agedJobs: 500_000}
-	quickSizes = sizes{riverJobs: 2_000, ingest: 1_000, orders: 100, settleRuns: 1, backlog: 500, expired: 50_000, pspOrders: 200,
+	quickSizes = sizes{riverJobs: 2_000, ingest: 1_000, orders: 100, medianRuns: 1, backlog: 500, expired: 50_000, pspOrders: 200,
 		agedOrders: 20_000, agedLog: 180_000, agedJobs: 10_000}
 )
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -238,14 +240,30 @@ func (b *bench) count(ctx context.Context, sql string, args ...any) int {
 // waitFor polls cond every 100 ms: the polls are queries on the database
 // under test, and 100 ms keeps them under 2% of any measured step.
 func (b *bench) waitFor(limit time.Duration, cond func() bool) error {
+	return waitEvery(limit, 100*time.Millisecond, cond)
+}
+
+func waitEvery(limit, every time.Duration, cond func() bool) error {
 	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
 			return errors.New("timed out")
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(every)
 	}
 	return nil
+}
+
+// medianRun returns the run whose figure is the median, and every run's
+// figure in run order ("a, b, c") for the note.
+func medianRun[T any](runs []T, figure func(T) float64) (T, string) {
+	each := make([]string, len(runs))
+	for i, r := range runs {
+		each[i] = fmt.Sprintf("%.0f", figure(r))
+	}
+	sorted := slices.Clone(runs)
+	slices.SortFunc(sorted, func(a, b T) int { return cmp.Compare(figure(a), figure(b)) })
+	return sorted[len(sorted)/2], strings.Join(each, ", ")
 }
 
 // waitTransfers waits until the two transfers of every order paid with
@@ -258,11 +276,8 @@ func (b *bench) waitFor(limit time.Duration, cond func() bool) error {
 func (b *bench) waitTransfers(ctx context.Context, payments []string, fakeBefore int, limit time.Duration) error {
 	want := 2 * len(payments)
 	deadline := time.Now().Add(limit)
-	for b.stripe.TransferCount()-fakeBefore < want {
-		if time.Now().After(deadline) {
-			return errors.New("timed out")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if err := waitEvery(limit, 5*time.Millisecond, func() bool { return b.stripe.TransferCount()-fakeBefore >= want }); err != nil {
+		return err
 	}
 	return b.waitFor(time.Until(deadline), func() bool {
 		return b.count(ctx, `SELECT count(*) FROM seller_transfers t JOIN orders o ON o.id = t.order_id

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -65,7 +64,7 @@ func (b *bench) settlementRate(ctx context.Context) (float64, error) {
 	if b.settleRate != nil {
 		return *b.settleRate, nil
 	}
-	n, runs := b.size.orders, b.size.settleRuns
+	n, runs := b.size.orders, b.size.medianRuns
 	noop, err := b.bareRiver(ctx)
 	if err != nil {
 		return 0, err
@@ -100,12 +99,8 @@ func (b *bench) settleMedian(ctx context.Context, n, runs int, step string) (flo
 		say("%s run %d of %d: %.1f orders/s", step, i+1, runs, rate)
 		rates, failed = append(rates, rate), failed+f
 	}
-	each := make([]string, len(rates))
-	for i, r := range rates {
-		each[i] = fmt.Sprintf("%.0f", r)
-	}
-	slices.Sort(rates)
-	return rates[len(rates)/2], strings.Join(each, ", "), failed, nil
+	rate, each := medianRun(rates, func(r float64) float64 { return r })
+	return rate, each, failed, nil
 }
 
 // settleOnce pays n fresh orders and waits for all their transfers; the
