@@ -249,7 +249,7 @@ const (
 var defaultWorkers = map[string]int{
 	jobargs.QueueDefault:     20,
 	jobargs.QueueEvents:      50,
-	jobargs.QueueStripe:      50,
+	jobargs.QueueStripe:      100,
 	jobargs.QueueHyperswitch: 20,
 	jobargs.QueueEmail:       10,
 	jobargs.QueueMaintenance: 5,
