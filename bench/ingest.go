@@ -18,17 +18,38 @@ type ingestFigures struct {
 }
 
 // ingest: webhook deliveries at the HTTP edge at full speed, as a ratio to
-// pgbench, then the p99 at half that rate with events processed meanwhile.
+// pgbench, then the p99 at half that rate with events processed meanwhile:
+// the median of size.medianRuns runs of 6 s. The p99 of one 6 s run is its
+// 60 slowest deliveries, and on this shared machine one neighbour's burst
+// (steal time reached 26% in top while the bench ran) moved it from 23 to
+// 33 ms between runs of the same code; the median keeps the target about
+// the service.
 func (b *bench) ingest(ctx context.Context) error {
 	full, err := b.ingestMax(ctx)
 	if err != nil {
 		return err
 	}
-	half, _, failed := b.load(ctx, 0, full.rate/2, 6*time.Second, nil, unknownPayment)
-	p99 := pct(half, 0.99)
-	b.add(Result{Name: "webhook ingest p99 at half the max rate", Value: p99, Unit: "ms", Target: "< 25 ms", Pass: pass(p99 < 25),
-		Note: fmt.Sprintf("%.0f deliveries/s offered with events processed meanwhile, p50 %.1f ms, %d failed", full.rate/2, pct(half, 0.5), failed)})
-	return b.drain(ctx)
+	type halfRun struct {
+		p50, p99 float64
+		failed   int64
+	}
+	var runs []halfRun
+	for range max(b.size.medianRuns, 1) {
+		half, _, failed := b.load(ctx, 0, full.rate/2, 6*time.Second, nil, unknownPayment)
+		runs = append(runs, halfRun{p50: pct(half, 0.5), p99: pct(half, 0.99), failed: failed})
+		if err := b.drain(ctx); err != nil { // each run starts with its events processed
+			return err
+		}
+	}
+	mid, each := medianRun(runs, func(r halfRun) float64 { return r.p99 })
+	var failed int64
+	for _, r := range runs {
+		failed += r.failed
+	}
+	b.add(Result{Name: "webhook ingest p99 at half the max rate", Value: mid.p99, Unit: "ms", Target: "< 25 ms", Pass: pass(mid.p99 < 25),
+		Note: fmt.Sprintf("%.0f deliveries/s offered with events processed meanwhile; median of %d runs of 6 s (p99 %s ms); p50 %.1f ms, %d failed",
+			full.rate/2, len(runs), each, mid.p50, failed)})
+	return nil
 }
 
 // ingestMax measures webhook ingest at full speed (the median of

@@ -255,11 +255,15 @@ func waitEvery(limit, every time.Duration, cond func() bool) error {
 }
 
 // medianRun returns the run whose figure is the median, and every run's
-// figure in run order ("a, b, c") for the note.
+// figure in run order ("a, b, c") for the note: whole numbers, and to a
+// tenth below 100 (latencies in ms, small rates).
 func medianRun[T any](runs []T, figure func(T) float64) (T, string) {
 	each := make([]string, len(runs))
 	for i, r := range runs {
 		each[i] = fmt.Sprintf("%.0f", figure(r))
+		if figure(r) < 100 {
+			each[i] = fmt.Sprintf("%.1f", figure(r)) // milliseconds
+		}
 	}
 	sorted := slices.Clone(runs)
 	slices.SortFunc(sorted, func(a, b T) int { return cmp.Compare(figure(a), figure(b)) })
