@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -140,6 +141,42 @@ func TestTooManyRequestsBlocksTheBucket(t *testing.T) {
 	smtp, err := New(ctx, pool, "smtp", 10, 2, 0)
 	require.NoError(t, err)
 	require.NoError(t, smtp.Wait(ctx))
+}
+
+// TestObjectBusyDelaysOnlyItsCall: a 429 whose body says one object is
+// busy (Stripe's lock_timeout) is a delay for its caller, and the bucket
+// stays open for everyone else.
+func TestObjectBusyDelaysOnlyItsCall(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.Pool(t)
+	ctx := context.Background()
+	var hits atomic.Int64
+	fakeProvider := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) == 1 {
+			rw.WriteHeader(http.StatusTooManyRequests)
+			_, _ = rw.Write([]byte(`{"error":{"code":"lock_timeout"}}`))
+		}
+	}))
+	defer fakeProvider.Close()
+	l, err := New(ctx, pool, "stripe", 50, 10, 500*time.Millisecond)
+	require.NoError(t, err)
+	other, err := New(ctx, pool, "stripe", 50, 10, 500*time.Millisecond)
+	require.NoError(t, err)
+	busy := func(body []byte) bool { return strings.Contains(string(body), `"lock_timeout"`) }
+	client := &http.Client{Transport: Transport(nil, l, ObjectBusy(busy))}
+
+	_, err = client.Get(fakeProvider.URL)
+	d, ok := AsDelay(err)
+	require.True(t, ok, "a busy object is a delay for the caller (nothing was executed): %v", err)
+	require.GreaterOrEqual(t, d.After, DefaultBackoff)
+
+	require.NoError(t, other.Wait(ctx), "the bucket is not blocked")
+	resp, err := client.Get(fakeProvider.URL)
+	require.NoError(t, err, "nor is the busy call's own process")
+	resp.Body.Close()
+	var blocked bool
+	require.NoError(t, pool.QueryRow(ctx, `SELECT blocked_until > clock_timestamp() FROM provider_rate_limits WHERE provider = 'stripe'`).Scan(&blocked))
+	require.False(t, blocked)
 }
 
 func TestNoTokenWithinMaxWaitTakesNone(t *testing.T) {

@@ -21,22 +21,39 @@ const MaxBackoff = 5 * time.Minute
 // Transport takes a token from l before each call through base, and turns
 // a 429 into a block of the whole bucket for its Retry-After and a *Delay
 // for the caller: a 429 was not executed (Stripe never saves it under the
-// key), so the call is simply made later, whatever the body said. A call
-// with no token within MaxWait is not made either: a *Delay (a client
-// wraps it; AsDelay finds it).
-func Transport(base http.RoundTripper, l *Limiter) http.RoundTripper {
+// key), so the call is simply made later. A call with no token within
+// MaxWait is not made either: a *Delay (a client wraps it; AsDelay finds
+// it).
+func Transport(base http.RoundTripper, l *Limiter, opts ...TransportOption) http.RoundTripper {
 	if l == nil {
 		return base
 	}
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return &paced{base: base, l: l}
+	p := &paced{base: base, l: l}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+// TransportOption tunes Transport.
+type TransportOption func(*paced)
+
+// ObjectBusy tells, from a 429's body, a refusal about one object from one
+// about the rate (Stripe's lock_timeout: another request holds the
+// object). Such a 429 delays its own call only: the bucket stays open for
+// every other call, which would otherwise all wait a second for one busy
+// object.
+func ObjectBusy(busy func(body []byte) bool) TransportOption {
+	return func(p *paced) { p.objectBusy = busy }
 }
 
 type paced struct {
-	base http.RoundTripper
-	l    *Limiter
+	base       http.RoundTripper
+	l          *Limiter
+	objectBusy func(body []byte) bool
 }
 
 func (p *paced) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -46,8 +63,11 @@ func (p *paced) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := p.base.RoundTrip(req)
 	if err == nil && resp.StatusCode == http.StatusTooManyRequests {
 		d := RetryAfter(resp.Header, time.Now())
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
+		if p.objectBusy != nil && p.objectBusy(body) {
+			return nil, p.l.delay(d)
+		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), 5*time.Second)
 		_ = p.l.Block(ctx, d)
 		cancel()

@@ -9,6 +9,7 @@ package stripeconnect
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -237,6 +238,20 @@ func Classify(err error) Outcome {
 // shouldRetry is Stripe's Stripe-Should-Retry: true on the answer.
 func shouldRetry(se *stripe.Error) bool {
 	return se.LastResponse != nil && se.LastResponse.Header.Get("Stripe-Should-Retry") == "true"
+}
+
+// ObjectBusy reports whether the body of a 429 is Stripe's lock_timeout:
+// another request or a Stripe process holds the object. Unlike a
+// rate_limit 429 it says nothing about the account's pace (stripe-go
+// retries it, and not rate limits, for that reason), so the shared bucket
+// stays open and only that call waits (ratelimit.ObjectBusy).
+func ObjectBusy(body []byte) bool {
+	var e struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	return json.Unmarshal(body, &e) == nil && e.Error.Code == string(stripe.ErrorCodeLockTimeout)
 }
 
 // IsTransient reports whether a later retry of the same call may succeed.

@@ -105,3 +105,11 @@ func TestFindTransfersPagesThroughTheGroup(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, none)
 }
+
+func TestObjectBusyIsLockTimeoutOnly(t *testing.T) {
+	t.Parallel()
+	require.True(t, stripeconnect.ObjectBusy([]byte(`{"error":{"type":"invalid_request_error","code":"lock_timeout","message":"This object cannot be accessed right now"}}`)))
+	require.False(t, stripeconnect.ObjectBusy([]byte(`{"error":{"type":"invalid_request_error","code":"rate_limit"}}`)), "the rate limit blocks the bucket")
+	require.False(t, stripeconnect.ObjectBusy([]byte(`<html>Too Many Requests</html>`)), "a proxy's 429 is about the rate")
+	require.False(t, stripeconnect.ObjectBusy(nil))
+}

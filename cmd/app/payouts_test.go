@@ -151,15 +151,22 @@ func TestPayoutSurvivesStripeOutage(t *testing.T) {
 // returns the order and the payout job's attempt.
 func (s *stack) payoutAfterTwoRefusals(t *testing.T, status int) (orderID string, attempts int) {
 	t.Helper()
+	return s.payoutAfterRefusals(t, func() { s.stripe.FailNext(2, status) }, fmt.Sprint(status))
+}
+
+// payoutAfterRefusals is payoutAfterTwoRefusals with the two refusals
+// arranged by refuse (what names them).
+func (s *stack) payoutAfterRefusals(t *testing.T, refuse func(), what string) (orderID string, attempts int) {
+	t.Helper()
 	_, track, _ := s.seller(t, 1000)
 	_, buyer := s.account(t, "buyer@example.test")
 	orderID, paymentID, amount := s.buy(t, buyer, track)
-	s.stripe.FailNext(2, status)
+	refuse()
 	s.paid(t, paymentID, amount)
 
 	require.Eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, 30*time.Second, 50*time.Millisecond)
 	require.Len(t, s.stripe.Transfers(), 1)
-	require.Equal(t, 3, s.stripe.Calls("POST /v1/transfers"), "two refused with %d, one accepted", status)
+	require.Equal(t, 3, s.stripe.Calls("POST /v1/transfers"), "two refused with %s, one accepted", what)
 	require.NoError(t, s.db.QueryRow(context.Background(), `SELECT attempt FROM river_job WHERE kind = 'seller_payout'`).Scan(&attempts))
 	return orderID, attempts
 }
@@ -181,6 +188,25 @@ func TestStripeRateLimitKeepsAttempts(t *testing.T) {
 	require.Nil(t, errMsg, "nothing recorded as a failure")
 	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM provider_rate_limits WHERE provider = 'stripe' AND blocked_until > now() - interval '1 minute'`),
 		"the 429 blocked the shared bucket")
+}
+
+// TestStripeLockTimeoutLeavesTheBucketOpen: Stripe answers 429
+// lock_timeout (another request holds the object) to the first payout
+// calls. Like a rate limit it was not executed, so the job snoozes and
+// keeps its attempts; unlike one it says nothing about the pace, so the
+// shared bucket is not blocked and no other payout waits for it.
+func TestStripeLockTimeoutLeavesTheBucketOpen(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, map[string]string{"RATE_LIMIT_MAX_WAIT": "1s"})
+	orderID, attempts := s.payoutAfterRefusals(t, func() { s.stripe.LockTimeoutNext("POST /v1/transfers", 2) }, "lock_timeout")
+	require.Equal(t, 1, attempts, "a busy object uses no attempt")
+	var retries int
+	var errMsg *string
+	require.NoError(t, s.db.QueryRow(context.Background(), `SELECT retry_count, error_message FROM seller_transfers WHERE order_id = $1`, orderID).Scan(&retries, &errMsg))
+	require.Zero(t, retries)
+	require.Nil(t, errMsg, "nothing recorded as a failure")
+	require.Zero(t, s.count(t, `SELECT count(*) FROM provider_rate_limits WHERE provider = 'stripe' AND blocked_until > now() - interval '1 minute'`),
+		"a lock_timeout does not block the shared bucket")
 }
 
 // TestPacedPaymentCreationSaysWhen: with Hyperswitch's bucket empty, an

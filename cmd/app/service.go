@@ -199,7 +199,8 @@ func runService(ctx context.Context, getenv func(string) string, stdout io.Write
 		if cfg.Sandbox.Enabled {
 			hc.Transport = sandbox.StripeTransport(hc.Transport)
 		}
-		hc.Transport = ratelimit.Transport(obs.Transport(hc.Transport, obs.ProviderStripe, metrics, tp), limits.stripe)
+		hc.Transport = ratelimit.Transport(obs.Transport(hc.Transport, obs.ProviderStripe, metrics, tp), limits.stripe,
+			ratelimit.ObjectBusy(stripeconnect.ObjectBusy))
 		sc = stripeconnect.New(cfg.Stripe.SecretKey, cfg.Stripe.APIBase, hc)
 	}
 	var middleware []rivertype.Middleware

@@ -18,6 +18,11 @@
 //   - An answer can be lost after the work is done (LoseNext, LoseRandomly:
 //     502, reset, HTML 200, timeout), and an executed request can end in a
 //     saved 500 without doing the work (SaveErrorNext).
+//   - Two kinds of 429, refused before executing and never saved: the rate
+//     limit (FailNext(n, 429), SetRateLimit), and lock_timeout
+//     (LockTimeoutNext): another request or a Stripe process holds the
+//     object. stripe-go retries only the second; neither says anything
+//     about the account's rate.
 package stripetest
 
 import (
@@ -89,6 +94,7 @@ type Server struct {
 	keys         map[string]saved
 	running      map[string]bool // keys of requests executing now
 	saveErrors   map[string][]int
+	lockTimeouts map[string]int
 	savedShare   float64 // of executing POSTs that end in a saved 500
 	savedErrors  int
 	rng          *rand.Rand
@@ -123,7 +129,7 @@ func New() (*Server, func()) {
 // wherever it is mounted at url (the development sandbox).
 func NewHandler(url string) *Server {
 	return &Server{URL: url, transfers: map[string]*Transfer{}, keys: map[string]saved{}, running: map[string]bool{},
-		saveErrors: map[string][]int{}, poorAccounts: map[string]bool{}, accounts: map[string]*Account{}, keyTTL: KeyTTL}
+		saveErrors: map[string][]int{}, lockTimeouts: map[string]int{}, poorAccounts: map[string]bool{}, accounts: map[string]*Account{}, keyTTL: KeyTTL}
 }
 
 // ServeHTTP answers a call as Stripe would (paths relative to URL).
@@ -274,6 +280,26 @@ func (s *Server) SaveErrorNext(key string, n, status int) {
 	}
 }
 
+// LockTimeoutNext makes the next n requests under key answer 429
+// lock_timeout, as Stripe does when another request or one of its own
+// processes holds the object: refused before executing, nothing saved
+// under the key, Stripe-Should-Retry true.
+func (s *Server) LockTimeoutNext(key string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lockTimeouts[key] += n
+}
+
+func (s *Server) takeLockTimeout(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lockTimeouts[key] == 0 {
+		return false
+	}
+	s.lockTimeouts[key]--
+	return true
+}
+
 // SaveErrorsRandomly makes a share (0 to 1) of the POSTs that begin
 // executing end in a saved 500 without doing the work (the crash suite's
 // weather).
@@ -389,6 +415,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Stripe-Should-Retry", "true")
 		writeJSON(w, fail, stripeError("invalid_request_error", "rate_limit",
 			"Request rate limit exceeded. You can learn more about rate limits here https://stripe.com/docs/rate-limits.", ""))
+		return
+	}
+	if s.takeLockTimeout(key) {
+		w.Header().Set("Stripe-Should-Retry", "true")
+		writeJSON(w, http.StatusTooManyRequests, stripeError("invalid_request_error", "lock_timeout",
+			"This object cannot be accessed right now because another API request or Stripe process is currently accessing it. If you see this error intermittently, retry the request.", ""))
 		return
 	}
 	if fail != 0 {

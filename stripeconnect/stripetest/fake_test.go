@@ -1,6 +1,7 @@
 package stripetest_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,8 +13,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/stripe/stripe-go/v82"
 
 	"github.com/veza/backend/internal/fake"
+	"github.com/veza/backend/stripeconnect"
 	"github.com/veza/backend/stripeconnect/stripetest"
 )
 
@@ -182,4 +185,30 @@ func TestRateLimitRefusesPastTheLimitUnsaved(t *testing.T) {
 	require.Equal(t, 200, again.status, "the refused call was not saved under its key")
 	require.False(t, again.replayed)
 	require.Len(t, s.Transfers(), 4)
+}
+
+// TestLockTimeoutIsRefusedUnsaved: Stripe's other 429, lock_timeout, is
+// about one object, not the rate: refused before executing, not saved under
+// the key, and stripe-go's own error says a retry may succeed.
+func TestLockTimeoutIsRefusedUnsaved(t *testing.T) {
+	t.Parallel()
+	s := stripetest.Start(t)
+	s.LockTimeoutNext("POST /v1/transfers", 1)
+	busy := post(t, s, "/v1/transfers", "k", transferForm("500"))
+	require.Equal(t, 429, busy.status)
+	require.Equal(t, "lock_timeout", busy.body["error"].(map[string]any)["code"])
+	require.Zero(t, s.TransferCount(), "nothing executed")
+
+	again := post(t, s, "/v1/transfers", "k", transferForm("500"))
+	require.Equal(t, 200, again.status, "not saved under its key")
+	require.False(t, again.replayed)
+	require.Equal(t, 1, s.TransferCount())
+
+	s.LockTimeoutNext("POST /v1/transfers", 1)
+	_, err := s.Client().CreateTransfer(context.Background(), stripeconnect.TransferParams{Amount: 500, Currency: "eur",
+		Destination: "acct_1", TransferGroup: "order_2", IdempotencyKey: "k2"})
+	var se *stripe.Error
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, 429, se.HTTPStatusCode)
+	require.Equal(t, stripe.ErrorCodeLockTimeout, se.Code, "stripe-go tells it from a rate limit")
 }
