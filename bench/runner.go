@@ -262,7 +262,7 @@ func medianRun[T any](runs []T, figure func(T) float64) (T, string) {
 	for i, r := range runs {
 		each[i] = fmt.Sprintf("%.0f", figure(r))
 		if figure(r) < 100 {
-			each[i] = fmt.Sprintf("%.1f", figure(r)) // milliseconds
+			each[i] = fmt.Sprintf("%.1f", figure(r)) // latencies in ms, small rates
 		}
 	}
 	sorted := slices.Clone(runs)

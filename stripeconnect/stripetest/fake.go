@@ -21,8 +21,8 @@
 //   - Two kinds of 429, refused before executing and never saved: the rate
 //     limit (FailNext(n, 429), SetRateLimit), and lock_timeout
 //     (LockTimeoutNext): another request or a Stripe process holds the
-//     object. stripe-go retries only the second; neither says anything
-//     about the account's rate.
+//     object. stripe-go retries only the second; only the first is about
+//     the account's rate.
 package stripetest
 
 import (
@@ -374,6 +374,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Request-Id", fmt.Sprintf("req_fake_%d", time.Now().UnixNano()))
 	switch {
+	case w.Header().Get("Stripe-Should-Retry") != "":
+		// The caller said (both 429s: a retry may succeed).
 	case status == http.StatusConflict || status >= 500:
 		w.Header().Set("Stripe-Should-Retry", "true")
 	case status >= 400:

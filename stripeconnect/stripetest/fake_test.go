@@ -211,4 +211,5 @@ func TestLockTimeoutIsRefusedUnsaved(t *testing.T) {
 	require.ErrorAs(t, err, &se)
 	require.Equal(t, 429, se.HTTPStatusCode)
 	require.Equal(t, stripe.ErrorCodeLockTimeout, se.Code, "stripe-go tells it from a rate limit")
+	require.Equal(t, "true", se.LastResponse.Header.Get("Stripe-Should-Retry"), "Stripe says a retry may succeed")
 }
