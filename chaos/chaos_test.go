@@ -88,7 +88,7 @@ func newHarness(t *testing.T) *harness {
 		// keyTTL): retries outlive their keys, as a day of Stripe trouble
 		// would, and new rounds with look-ups happen all the time.
 		"STRIPE_KEY_REUSE_WINDOW": "3s",
-		"REVERSAL_BACKOFF_BASE":   "1s", "REVERSAL_BACKOFF_MAX": "2s", "REVERSAL_MAX_RETRIES": "25",
+		"REVERSAL_BACKOFF_BASE":   "1s", "REVERSAL_BACKOFF_MAX": "2s", "REVERSAL_MAX_RETRIES": "25", "REVERSAL_KEY_SETTLE": "1s",
 		"RATE_LIMIT_PER_MINUTE": "100000", "RATE_LIMIT_AUTH_PER_MINUTE": "100000",
 		"SHUTDOWN_TIMEOUT": "5s", "TRACK_STORAGE_DIR": filepath.Join(h.dir, "tracks"),
 	} {

@@ -195,11 +195,14 @@ type ReversalConfig struct {
 	// Retry.MaxAttempts counts the first attempt too:
 	// REVERSAL_MAX_RETRIES + 1.
 	Retry jobargs.Retry
+	// KeySettle: REVERSAL_KEY_SETTLE (jobargs.Policy.ReversalSettle).
+	KeySettle time.Duration
 }
 
 // Policy is the retry policy of the jobs whose budget is configured.
 func (c *Config) Policy() jobargs.Policy {
-	return jobargs.Policy{Payout: c.Transfer, Reversal: c.Reversal.Retry, KeyWindow: c.Stripe.KeyWindow, BalanceWait: c.BalanceWait}
+	return jobargs.Policy{Payout: c.Transfer, Reversal: c.Reversal.Retry, KeyWindow: c.Stripe.KeyWindow, BalanceWait: c.BalanceWait,
+		ReversalSettle: c.Reversal.KeySettle}
 }
 
 // RateLimitConfig: calls per second to each provider across every process
@@ -374,6 +377,7 @@ func Load(getenv func(string) string) (*Config, error) {
 			Base:        p.duration("REVERSAL_BACKOFF_BASE", time.Minute, time.Second),
 			Max:         p.duration("REVERSAL_BACKOFF_MAX", time.Hour, time.Second),
 		},
+		KeySettle: p.duration("REVERSAL_KEY_SETTLE", jobargs.DefaultReversalSettle, time.Second),
 	}
 
 	cfg.BalanceWait = p.duration("TRANSFER_BALANCE_WAIT", time.Hour, time.Second)

@@ -366,3 +366,22 @@ func TestSandboxDefaults(t *testing.T) {
 		require.ErrorContains(t, c.ValidateForEnvironment(zerolog.Nop()), "SANDBOX_ENABLED", "%s refuses the sandbox, not a warning", env)
 	}
 }
+
+// TestShortReversalSettleWarns: production accepts a REVERSAL_KEY_SETTLE
+// under the Stripe client's timeout but says what it risks.
+func TestShortReversalSettleWarns(t *testing.T) {
+	t.Parallel()
+	for settle, warns := range map[string]bool{"5s": true, "2m": false} {
+		env := prodBase()
+		env["REVERSAL_KEY_SETTLE"] = settle
+		cfg, err := config.Load(envFunc(env))
+		require.NoError(t, err)
+		var logs bytes.Buffer
+		require.NoError(t, cfg.ValidateForEnvironment(zerolog.New(&logs)))
+		require.Equal(t, warns, strings.Contains(logs.String(), `"var":"REVERSAL_KEY_SETTLE"`), settle)
+		require.Equal(t, jobargs.DefaultReversalSettle, jobargs.Policy{}.ReversalSettleTime())
+	}
+	cfg, err := config.Load(envFunc(map[string]string{"REVERSAL_KEY_SETTLE": "45s"}))
+	require.NoError(t, err)
+	require.Equal(t, 45*time.Second, cfg.Policy().ReversalSettleTime())
+}

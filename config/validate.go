@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"sort"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -60,6 +61,11 @@ func (c *Config) ValidateForEnvironment(logger zerolog.Logger) error {
 	if prod && c.SMTP.TLS == mail.TLSNone {
 		// A warning, not a failure: some relays sit on a private network.
 		logger.Warn().Str("var", "SMTP_TLS").Msg("SMTP_TLS=none in production: mail credentials and content travel in clear text")
+	}
+	if prod && c.Reversal.KeySettle < 30*time.Second {
+		// A warning: an operator may know their Stripe answers fast.
+		logger.Warn().Str("var", "REVERSAL_KEY_SETTLE").Dur("value", c.Reversal.KeySettle).
+			Msg("REVERSAL_KEY_SETTLE is under the Stripe client's 30 s timeout: a reversal's new key may go out while its last request still runs at Stripe, and reverse twice")
 	}
 	if (c.RiverUIUsername == "") != (c.RiverUIPassword == "") || (prod && c.RiverUIUsername == "") {
 		name := "RIVER_UI_USERNAME"

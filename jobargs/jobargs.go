@@ -96,6 +96,26 @@ type Policy struct {
 	// BalanceWait is how long a payout or reversal that Stripe refused for
 	// balance_insufficient waits before it tries again, with a new key.
 	BalanceWait time.Duration
+	// ReversalSettle is how long after a reversal request was sent its key
+	// may be replaced by a new one (ReversalSettleTime).
+	ReversalSettle time.Duration
+}
+
+// DefaultReversalSettle is the ReversalSettle of a Policy that sets none:
+// four times the Stripe client's 30 s timeout.
+const DefaultReversalSettle = 2 * time.Minute
+
+// ReversalSettleTime is ReversalSettle, DefaultReversalSettle when unset.
+// A reversal's retry reads the transfer back and, if it is not reversed,
+// sends a new key (the old one may hold a saved error). But Stripe may
+// still be executing the request our client gave up on: a new key then
+// would make a second reversal, and for a dispute's share Stripe accepts
+// both. So the new key waits until the old request has had this long.
+func (p Policy) ReversalSettleTime() time.Duration {
+	if p.ReversalSettle <= 0 {
+		return DefaultReversalSettle
+	}
+	return p.ReversalSettle
 }
 
 // DefaultKeyWindow is the key window of a Policy that sets none.

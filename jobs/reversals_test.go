@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -175,4 +176,110 @@ func TestReversalRespectsFutureNextRetryAt(t *testing.T) {
 	require.InDelta(t, time.Hour.Seconds(), snooze.Duration.Seconds(), 5)
 	require.Zero(t, b.stripe.Calls("POST reversals"))
 	require.Equal(t, veza.TransferReversalPending, b.get(t, tr.ID).Status)
+}
+
+// TestReversalWaitsBeforeANewKey: a reversal's retry finds the transfer
+// not reversed, but its key was sent seconds ago: Stripe may still be
+// executing that request (our client gave up on it), and a new key beside
+// it would reverse twice. The job waits for the settle time without an
+// attempt; after it, the next attempt reads back again and sends a new key.
+func TestReversalWaitsBeforeANewKey(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 1000)
+	ctx := context.Background()
+	tr := b.paidTransfer(t, 0, true)
+	_, err := store.MarkReversalKeySent(ctx, b.db.Primary(), tr.ID) // attempt 1 sent it; its answer was lost
+	require.NoError(t, err)
+
+	err = b.reverse(t, *b.get(t, tr.ID), 2)
+	var snooze *river.JobSnoozeError
+	require.ErrorAs(t, err, &snooze)
+	require.InDelta(t, jobargs.DefaultReversalSettle.Seconds(), snooze.Duration.Seconds(), 5)
+	require.Zero(t, b.stripe.Calls("POST reversals"), "no second request beside the first")
+	got := b.get(t, tr.ID)
+	require.Equal(t, 0, got.ReversalRound, "still the first key")
+	require.Equal(t, veza.TransferReversalPending, got.Status)
+
+	_, err = b.db.Primary().Exec(ctx, `UPDATE seller_transfers SET reversal_key_sent_at = now() - interval '3 minutes' WHERE id = $1`, tr.ID)
+	require.NoError(t, err)
+	require.NoError(t, b.reverse(t, *b.get(t, tr.ID), 3))
+	got = b.get(t, tr.ID)
+	require.Equal(t, veza.TransferReversed, got.Status)
+	require.Equal(t, 1, got.ReversalRound, "a new key once the first request had its time")
+	require.Len(t, b.stripe.Reversals(), 1)
+}
+
+// TestPacedReversalKeepsItsKey: Stripe refused the reversal with a 429
+// (never executed): the key is still unused, so the next attempt sends it
+// at once, with no new round and no settle wait.
+func TestPacedReversalKeepsItsKey(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 1000)
+	tr := b.paidTransfer(t, 0, true)
+	b.stripe.FailNext(1, 429)
+	err := b.reverse(t, *tr, 1)
+	var snooze *river.JobSnoozeError
+	require.ErrorAs(t, err, &snooze, "paced: no attempt used")
+	got := b.get(t, tr.ID)
+	require.Nil(t, got.ReversalKeySentAt, "the key was not used")
+	require.Zero(t, got.RetryCount)
+
+	require.NoError(t, b.reverse(t, *got, 2))
+	got = b.get(t, tr.ID)
+	require.Equal(t, veza.TransferReversed, got.Status)
+	require.Equal(t, 0, got.ReversalRound, "the same, unused key")
+	require.Equal(t, 2, b.stripe.Calls("POST reversals"), "the 429, then the reversal")
+}
+
+// TestOperatorRetryWaitsForTheLastRequest: the last attempt's request
+// timed out (it may still be executing at Stripe) and the row went to
+// reversal_failed; an operator retries at once. The retry's new round
+// reads back first, and its new key still waits for the settle time.
+func TestOperatorRetryWaitsForTheLastRequest(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 1000)
+	ctx := context.Background()
+	tr := b.paidTransfer(t, 0, true)
+	_, err := store.MarkReversalKeySent(ctx, b.db.Primary(), tr.ID)
+	require.NoError(t, err)
+	require.NoError(t, b.db.InTx(ctx, func(tx pgx.Tx) error {
+		if err := store.TransitionTransfer(ctx, tx, tr.ID, veza.TransferReversalPending, veza.TransferReversalFailed, store.TransferUpdate{}); err != nil {
+			return err
+		}
+		_, err := b.settle.RetryTransfer(ctx, tx, b.inserter, tr.ID)
+		return err
+	}))
+	got := b.get(t, tr.ID)
+	require.Equal(t, veza.TransferReversalPending, got.Status)
+	require.NotNil(t, got.ReversalKeySentAt, "the new round keeps when the last key went out")
+
+	err = b.reverse(t, *got, 1)
+	var snooze *river.JobSnoozeError
+	require.ErrorAs(t, err, &snooze)
+	require.Zero(t, b.stripe.Calls("POST reversals"), "no new key beside a request that may still run")
+	require.Equal(t, 1, b.stripe.Calls("GET transfer"), "the new round read back first")
+}
+
+// TestReversalConfirmReadPacedKeepsTheMark: Stripe answered the reversal
+// 400 without a code (saved under the key) and the read that would confirm
+// "already reversed" was refused with a 429. The request was executed, so
+// the key's mark stays and the attempt is an ordinary retry, not paced.
+func TestReversalConfirmReadPacedKeepsTheMark(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 1000)
+	ctx := context.Background()
+	tr := b.paidTransfer(t, 0, true)
+	_, err := b.stripe.Client().ReverseTransfer(ctx, *tr.StripeTransferID, "someone-else", nil)
+	require.NoError(t, err)
+	b.stripe.LockTimeoutNext("GET transfer", 1)
+	before := b.stripe.Calls("POST reversals")
+
+	err = b.reverse(t, *tr, 1)
+	require.Error(t, err)
+	var snooze *river.JobSnoozeError
+	require.False(t, errors.As(err, &snooze), "not paced: %v", err)
+	got := b.get(t, tr.ID)
+	require.NotNil(t, got.ReversalKeySentAt, "the key was used")
+	require.Equal(t, 1, got.RetryCount)
+	require.Equal(t, before+1, b.stripe.Calls("POST reversals"))
 }

@@ -260,10 +260,13 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[jobargs.Revers
 	if t.Status != veza.TransferReversalPending {
 		return nil // only reversal_pending rows are touched
 	}
-	if t.NextRetryAt != nil && t.NextRetryAt.After(time.Now()) {
+	if t.NextRetryAt != nil {
 		// The row's schedule wins over an early run (a manual retry, the
-		// safety-net sweep): wait for it.
-		return river.JobSnooze(time.Until(*t.NextRetryAt))
+		// safety-net sweep): wait for it. (One reading of the clock: a
+		// negative snooze panics.)
+		if wait := time.Until(*t.NextRetryAt); wait > 0 {
+			return river.JobSnooze(wait)
+		}
 	}
 	log := w.Logger.With().Ctx(ctx).Str("transfer_id", t.ID.String()).Str("order_id", t.OrderID.String()).Logger()
 
@@ -288,14 +291,20 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[jobargs.Revers
 			return w.finish(ctx, t.ID, veza.TransferReversed, nil, "")
 		}
 		if t.ReversalKeySentAt != nil {
-			// The earlier key may hold a saved error: a new key.
+			// The earlier key may hold a saved error: a new key, once the
+			// earlier request cannot still be executing at Stripe (a new
+			// key beside it would reverse twice; no attempt used).
+			if wait := w.Settle.Jobs.ReversalSettleTime() - time.Since(*t.ReversalKeySentAt); wait > 0 {
+				return river.JobSnooze(wait)
+			}
 			if err := store.StartReversalRound(ctx, w.DB.Primary(), t.ID); err != nil {
 				return err
 			}
 			t.ReversalRound++
 		}
 	}
-	if _, err := store.MarkReversalKeySent(ctx, w.DB.Primary(), t.ID); err != nil {
+	sentAt, err := store.MarkReversalKeySent(ctx, w.DB.Primary(), t.ID)
+	if err != nil {
 		return err
 	}
 	revID, err := w.Stripe.ReverseTransfer(ctx, *t.StripeTransferID, t.ReversalKey(), t.ReversalAmount)
@@ -309,6 +318,11 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[jobargs.Revers
 		return w.notFound(ctx, t, log)
 	}
 	if d, ok := Paced(err); ok {
+		// Not sent, or not executed: the key is unused, and the next
+		// attempt sends it (no new round, no settle wait).
+		if uerr := store.UnmarkReversalKeySent(context.WithoutCancel(ctx), w.DB.Primary(), t.ID, t.ReversalRound, sentAt); uerr != nil {
+			return uerr
+		}
 		return river.JobSnooze(d)
 	}
 	switch stripeconnect.Classify(err) {

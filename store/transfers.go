@@ -166,7 +166,9 @@ type TransferUpdate struct {
 	ResetRetries bool
 	// NextPayoutRound and NextReversalRound start a new round of
 	// idempotency keys: the next attempt looks up at Stripe what earlier
-	// rounds did, then sends a new key.
+	// rounds did, then sends a new key. A reversal round keeps the time its
+	// last key was sent: the new key still waits for the last request's
+	// settle time (jobargs.Policy.ReversalSettleTime).
 	NextPayoutRound, NextReversalRound bool
 	// UnlessOrderIn, when set, makes the move depend on the transfer's
 	// order: the statement share-locks the order row first (the order the
@@ -189,7 +191,6 @@ const transferMoveSet = `status = $3::text,
 	payout_round = t.payout_round + CASE WHEN $9 THEN 1 ELSE 0 END,
 	payout_key_sent_at = CASE WHEN $9 THEN NULL ELSE t.payout_key_sent_at END,
 	reversal_round = t.reversal_round + CASE WHEN $10 THEN 1 ELSE 0 END,
-	reversal_key_sent_at = CASE WHEN $10 THEN NULL ELSE t.reversal_key_sent_at END,
 	updated_at = now()`
 
 // TransitionTransfer is the only code that writes a transfer's status: one
@@ -271,6 +272,16 @@ func MarkReversalKeySent(ctx context.Context, q Querier, id uuid.UUID) (time.Tim
 	var at time.Time
 	err := q.QueryRow(ctx, `UPDATE seller_transfers SET reversal_key_sent_at = COALESCE(reversal_key_sent_at, now()) WHERE id = $1 RETURNING reversal_key_sent_at`, id).Scan(&at)
 	return at, err
+}
+
+// UnmarkReversalKeySent takes back MarkReversalKeySent's mark at (of
+// round) when the request was not made after all (paced: our bucket, or a
+// 429 Stripe did not execute): the key is still unused, so the next
+// attempt sends it without a new round. A mark that moved is left alone.
+func UnmarkReversalKeySent(ctx context.Context, q Querier, id uuid.UUID, round int, at time.Time) error {
+	_, err := q.Exec(ctx, `UPDATE seller_transfers SET reversal_key_sent_at = NULL
+		WHERE id = $1 AND reversal_round = $2 AND reversal_key_sent_at = $3`, id, round, at)
+	return err
 }
 
 // SetTransferDestination gives a transfer planned without one the seller's

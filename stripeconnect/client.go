@@ -127,9 +127,14 @@ func (c *Client) ReverseTransfer(ctx context.Context, transferID, idempotencyKey
 		// transfer back instead of matching message text.
 		tr, gerr := c.GetTransfer(ctx, transferID)
 		switch {
-		case gerr != nil:
-			// Unconfirmed: the read's error (retried) rather than the 400.
+		case errors.Is(gerr, ErrTransferNotFound):
 			return "", gerr
+		case gerr != nil:
+			// Unconfirmed: retried rather than the 400. The reversal
+			// request was executed (its 400 is saved under the key), so
+			// the error must not read as paced even if the read was: %v,
+			// not %w, keeps a *ratelimit.Delay or a 429 out of its chain.
+			return "", fmt.Errorf("stripeconnect: reversal of %s answered 400, and reading the transfer back failed: %v", transferID, gerr)
 		case tr.Reversed:
 			return "", fmt.Errorf("%w: %s", ErrTransferAlreadyReversed, transferID)
 		}

@@ -47,6 +47,7 @@ func startStack(t *testing.T, extra map[string]string) *stack {
 	}
 	for k, v := range map[string]string{
 		"TRANSFER_BACKOFF_BASE": "1s", "TRANSFER_BACKOFF_MAX": "2s", "REVERSAL_BACKOFF_BASE": "1s", "REVERSAL_BACKOFF_MAX": "2s",
+		"REVERSAL_KEY_SETTLE":  "1s",
 		"RIVER_FETCH_COOLDOWN": "10ms", "RATE_LIMIT_AUTH_PER_MINUTE": "1000",
 	} {
 		env[k] = v
