@@ -188,7 +188,7 @@ func TestReversalWaitsBeforeANewKey(t *testing.T) {
 	b := setupPay(t, 1000)
 	ctx := context.Background()
 	tr := b.paidTransfer(t, 0, true)
-	_, err := store.MarkReversalKeySent(ctx, b.db.Primary(), tr.ID) // attempt 1 sent it; its answer was lost
+	_, _, err := store.MarkReversalKeySent(ctx, b.db.Primary(), tr.ID, 0) // attempt 1 sent it; its answer was lost
 	require.NoError(t, err)
 
 	err = b.reverse(t, *b.get(t, tr.ID), 2)
@@ -240,7 +240,7 @@ func TestOperatorRetryWaitsForTheLastRequest(t *testing.T) {
 	b := setupPay(t, 1000)
 	ctx := context.Background()
 	tr := b.paidTransfer(t, 0, true)
-	_, err := store.MarkReversalKeySent(ctx, b.db.Primary(), tr.ID)
+	_, _, err := store.MarkReversalKeySent(ctx, b.db.Primary(), tr.ID, 0)
 	require.NoError(t, err)
 	require.NoError(t, b.db.InTx(ctx, func(tx pgx.Tx) error {
 		if err := store.TransitionTransfer(ctx, tx, tr.ID, veza.TransferReversalPending, veza.TransferReversalFailed, store.TransferUpdate{}); err != nil {
@@ -282,4 +282,34 @@ func TestReversalConfirmReadPacedKeepsTheMark(t *testing.T) {
 	require.NotNil(t, got.ReversalKeySentAt, "the key was used")
 	require.Equal(t, 1, got.RetryCount)
 	require.Equal(t, before+1, b.stripe.Calls("POST reversals"))
+}
+
+// TestReversalRoundsMoveByCompareAndSet: two jobs on one row (a rescued
+// job beside a live one) cannot both mark a key, nor both start a round:
+// the second one reads the row again instead.
+func TestReversalRoundsMoveByCompareAndSet(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 1000)
+	ctx := context.Background()
+	tr := b.paidTransfer(t, 0, true)
+	db := b.db.Primary()
+
+	_, marked, err := store.MarkReversalKeySent(ctx, db, tr.ID, 0)
+	require.NoError(t, err)
+	require.True(t, marked)
+	_, marked, err = store.MarkReversalKeySent(ctx, db, tr.ID, 0)
+	require.NoError(t, err)
+	require.False(t, marked, "already marked by another job: its request gets its settle time")
+
+	moved, err := store.StartReversalRound(ctx, db, tr.ID, 0)
+	require.NoError(t, err)
+	require.True(t, moved)
+	moved, err = store.StartReversalRound(ctx, db, tr.ID, 0)
+	require.NoError(t, err)
+	require.False(t, moved, "the round moved meanwhile")
+	_, marked, err = store.MarkReversalKeySent(ctx, db, tr.ID, 0)
+	require.NoError(t, err)
+	require.False(t, marked, "a stale round marks nothing")
+	require.Equal(t, 1, b.get(t, tr.ID).ReversalRound)
+	require.Nil(t, b.get(t, tr.ID).ReversalKeySentAt)
 }

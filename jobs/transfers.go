@@ -297,15 +297,15 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[jobargs.Revers
 			if wait := w.Settle.Jobs.ReversalSettleTime() - time.Since(*t.ReversalKeySentAt); wait > 0 {
 				return river.JobSnooze(wait)
 			}
-			if err := store.StartReversalRound(ctx, w.DB.Primary(), t.ID); err != nil {
-				return err
+			if moved, err := store.StartReversalRound(ctx, w.DB.Primary(), t.ID, t.ReversalRound); err != nil || !moved {
+				return roundMoved(err)
 			}
 			t.ReversalRound++
 		}
 	}
-	sentAt, err := store.MarkReversalKeySent(ctx, w.DB.Primary(), t.ID)
-	if err != nil {
-		return err
+	sentAt, marked, err := store.MarkReversalKeySent(ctx, w.DB.Primary(), t.ID, t.ReversalRound)
+	if err != nil || !marked {
+		return roundMoved(err)
 	}
 	revID, err := w.Stripe.ReverseTransfer(ctx, *t.StripeTransferID, t.ReversalKey(), t.ReversalAmount)
 	switch {

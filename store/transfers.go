@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -252,10 +253,12 @@ func StartPayoutRound(ctx context.Context, q Querier, id uuid.UUID, round int) (
 	return tag.RowsAffected() == 1, err
 }
 
-// StartReversalRound is StartPayoutRound for reversal keys.
-func StartReversalRound(ctx context.Context, q Querier, id uuid.UUID) error {
-	_, err := q.Exec(ctx, `UPDATE seller_transfers SET reversal_round = reversal_round + 1, reversal_key_sent_at = NULL, updated_at = now() WHERE id = $1`, id)
-	return err
+// StartReversalRound is StartPayoutRound for reversal keys: it moves from
+// round only, false when another job moved it meanwhile.
+func StartReversalRound(ctx context.Context, q Querier, id uuid.UUID, round int) (bool, error) {
+	tag, err := q.Exec(ctx, `UPDATE seller_transfers SET reversal_round = reversal_round + 1, reversal_key_sent_at = NULL, updated_at = now()
+		WHERE id = $1 AND reversal_round = $2`, id, round)
+	return tag.RowsAffected() == 1, err
 }
 
 // MarkPayoutKeySent records when round's payout key is first sent (before
@@ -267,11 +270,18 @@ func MarkPayoutKeySent(ctx context.Context, q Querier, id uuid.UUID, round int) 
 	return tag.RowsAffected() == 1, err
 }
 
-// MarkReversalKeySent is MarkPayoutKeySent for reversal keys.
-func MarkReversalKeySent(ctx context.Context, q Querier, id uuid.UUID) (time.Time, error) {
+// MarkReversalKeySent records, before sending, when round's reversal key
+// goes out. It marks an unmarked key of round only: false when another
+// job marked it or moved the round meanwhile (the caller reads the row
+// again, and that key's request gets its settle time).
+func MarkReversalKeySent(ctx context.Context, q Querier, id uuid.UUID, round int) (time.Time, bool, error) {
 	var at time.Time
-	err := q.QueryRow(ctx, `UPDATE seller_transfers SET reversal_key_sent_at = COALESCE(reversal_key_sent_at, now()) WHERE id = $1 RETURNING reversal_key_sent_at`, id).Scan(&at)
-	return at, err
+	err := q.QueryRow(ctx, `UPDATE seller_transfers SET reversal_key_sent_at = now()
+		WHERE id = $1 AND reversal_round = $2 AND reversal_key_sent_at IS NULL RETURNING reversal_key_sent_at`, id, round).Scan(&at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	return at, err == nil, err
 }
 
 // UnmarkReversalKeySent takes back MarkReversalKeySent's mark at (of
