@@ -167,6 +167,10 @@ func TestRules(t *testing.T) {
 		{"pprof on a public address", map[string]string{"PPROF_ADDR": "0.0.0.0:6060"}, nil, "PPROF_ADDR",
 			func(t *testing.T, c *config.Config) { require.Empty(t, c.PprofAddr) }},
 		{"public base url not a url", map[string]string{"PUBLIC_BASE_URL": "veza.example"}, nil, "PUBLIC_BASE_URL", nil},
+		{"reversal key settle of zero", map[string]string{"REVERSAL_KEY_SETTLE": "0s"}, nil, "REVERSAL_KEY_SETTLE",
+			func(t *testing.T, c *config.Config) { require.Equal(t, jobargs.DefaultReversalSettle, c.Reversal.KeySettle) }},
+		{"reversal key settle not a duration", map[string]string{"REVERSAL_KEY_SETTLE": "soon"}, nil, "REVERSAL_KEY_SETTLE",
+			func(t *testing.T, c *config.Config) { require.Equal(t, jobargs.DefaultReversalSettle, c.Reversal.KeySettle) }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+"/production", func(t *testing.T) {
@@ -379,8 +383,8 @@ func TestShortReversalSettleWarns(t *testing.T) {
 		var logs bytes.Buffer
 		require.NoError(t, cfg.ValidateForEnvironment(zerolog.New(&logs)))
 		require.Equal(t, warns, strings.Contains(logs.String(), `"var":"REVERSAL_KEY_SETTLE"`), settle)
-		require.Equal(t, jobargs.DefaultReversalSettle, jobargs.Policy{}.ReversalSettleTime())
 	}
+	require.Equal(t, jobargs.DefaultReversalSettle, jobargs.Policy{}.ReversalSettleTime())
 	cfg, err := config.Load(envFunc(map[string]string{"REVERSAL_KEY_SETTLE": "45s"}))
 	require.NoError(t, err)
 	require.Equal(t, 45*time.Second, cfg.Policy().ReversalSettleTime())
