@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	veza "github.com/veza/backend"
+	faults "github.com/veza/backend/internal/fake"
 	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/store"
 )
@@ -178,74 +179,120 @@ func TestReversalRespectsFutureNextRetryAt(t *testing.T) {
 	require.Equal(t, veza.TransferReversalPending, b.get(t, tr.ID).Status)
 }
 
-// TestReversalWaitsBeforeANewKey: a reversal's retry finds the transfer
-// not reversed, but its key was sent seconds ago: Stripe may still be
-// executing that request (our client gave up on it), and a new key beside
-// it would reverse twice. The job waits for the settle time without an
-// attempt; after it, the next attempt reads back again and sends a new key.
+// reverseNow runs attempt on tr as if its retry were due now (the row's
+// schedule moved into the past): what a short REVERSAL_BACKOFF_BASE or an
+// early run does.
+func (b *payBundle) reverseNow(t *testing.T, tr *store.Transfer, attempt int) error {
+	t.Helper()
+	got := b.get(t, tr.ID)
+	require.NoError(t, store.RecordTransferRetry(context.Background(), b.db.Primary(), tr.ID, got.RetryCount, time.Now().Add(-time.Second), "earlier"))
+	return b.reverse(t, *b.get(t, tr.ID), attempt)
+}
+
+// requireSettling asserts err is the snooze that waits for the last
+// request's settle time (no attempt used).
+func requireSettling(t *testing.T, err error) {
+	t.Helper()
+	var snooze *river.JobSnoozeError
+	require.ErrorAs(t, err, &snooze)
+	require.InDelta(t, jobargs.DefaultReversalSettle.Seconds(), snooze.Duration.Seconds(), 5)
+}
+
+// TestReversalWaitsBeforeANewKey: the first request ends in a 500 Stripe
+// saved under its key (it did no work), and its retry comes at once. The
+// read-back finds the transfer not reversed, but the code cannot tell a
+// saved error from a request still executing at Stripe (our client gave up
+// on it), and a new key beside that would reverse twice. The job waits for
+// the settle time without an attempt; after it, the next attempt reads
+// back again and sends a new key.
 func TestReversalWaitsBeforeANewKey(t *testing.T) {
 	t.Parallel()
 	b := setupPay(t, 1000)
 	ctx := context.Background()
 	tr := b.paidTransfer(t, 0, true)
-	_, _, err := store.MarkReversalKeySent(ctx, b.db.Primary(), tr.ID, 0) // attempt 1 sent it; its answer was lost
-	require.NoError(t, err)
+	b.stripe.SaveErrorNext("POST reversals", 1, 500)
+	require.Error(t, b.reverse(t, *tr, 1), "an unknown outcome is retried")
 
-	err = b.reverse(t, *b.get(t, tr.ID), 2)
-	var snooze *river.JobSnoozeError
-	require.ErrorAs(t, err, &snooze)
-	require.InDelta(t, jobargs.DefaultReversalSettle.Seconds(), snooze.Duration.Seconds(), 5)
-	require.Zero(t, b.stripe.Calls("POST reversals"), "no second request beside the first")
+	requireSettling(t, b.reverseNow(t, tr, 2))
+	require.Equal(t, 1, b.stripe.Calls("POST reversals"), "no second request beside the first")
 	got := b.get(t, tr.ID)
 	require.Equal(t, 0, got.ReversalRound, "still the first key")
 	require.Equal(t, veza.TransferReversalPending, got.Status)
 
-	_, err = b.db.Primary().Exec(ctx, `UPDATE seller_transfers SET reversal_key_sent_at = now() - interval '3 minutes' WHERE id = $1`, tr.ID)
+	_, err := b.db.Primary().Exec(ctx, `UPDATE seller_transfers SET reversal_key_sent_at = now() - interval '3 minutes' WHERE id = $1`, tr.ID)
 	require.NoError(t, err)
-	require.NoError(t, b.reverse(t, *b.get(t, tr.ID), 3))
+	require.NoError(t, b.reverseNow(t, tr, 3))
 	got = b.get(t, tr.ID)
 	require.Equal(t, veza.TransferReversed, got.Status)
 	require.Equal(t, 1, got.ReversalRound, "a new key once the first request had its time")
 	require.Len(t, b.stripe.Reversals(), 1)
 }
 
-// TestPacedReversalKeepsItsKey: Stripe refused the reversal with a 429
-// (never executed): the key is still unused, so the next attempt sends it
-// at once, with no new round and no settle wait.
-func TestPacedReversalKeepsItsKey(t *testing.T) {
+// TestReversalLostAnswerIsFoundWithoutWaiting: Stripe reversed the
+// transfer and the answer was lost (the connection reset). The retry's
+// read-back finds it reversed and records it at once: the settle wait is
+// only for sending a new key.
+func TestReversalLostAnswerIsFoundWithoutWaiting(t *testing.T) {
 	t.Parallel()
 	b := setupPay(t, 1000)
 	tr := b.paidTransfer(t, 0, true)
-	b.stripe.FailNext(1, 429)
-	err := b.reverse(t, *tr, 1)
-	var snooze *river.JobSnoozeError
-	require.ErrorAs(t, err, &snooze, "paced: no attempt used")
-	got := b.get(t, tr.ID)
-	require.Nil(t, got.ReversalKeySentAt, "the key was not used")
-	require.Zero(t, got.RetryCount)
+	b.stripe.LoseNext("POST reversals", 1, faults.LostReset)
+	require.Error(t, b.reverse(t, *tr, 1), "the outcome is unknown: retried, not failed")
+	require.Equal(t, veza.TransferReversalPending, b.get(t, tr.ID).Status)
 
-	require.NoError(t, b.reverse(t, *got, 2))
-	got = b.get(t, tr.ID)
+	require.NoError(t, b.reverseNow(t, tr, 2))
+	got := b.get(t, tr.ID)
 	require.Equal(t, veza.TransferReversed, got.Status)
-	require.Equal(t, 0, got.ReversalRound, "the same, unused key")
-	require.Equal(t, 2, b.stripe.Calls("POST reversals"), "the 429, then the reversal")
+	require.Equal(t, 0, got.ReversalRound, "no new key")
+	require.Len(t, b.stripe.Reversals(), 1, "reversed once")
+	require.Equal(t, 1, b.stripe.Calls("POST reversals"))
+}
+
+// TestPacedReversalKeepsItsKey: Stripe refused the reversal with either
+// of its 429s, rate_limit or lock_timeout (never executed): the key is
+// still unused, so the next attempt sends it at once, with no new round
+// and no settle wait.
+func TestPacedReversalKeepsItsKey(t *testing.T) {
+	t.Parallel()
+	for name, refuse := range map[string]func(b *payBundle){
+		"rate_limit":   func(b *payBundle) { b.stripe.FailNext(1, 429) },
+		"lock_timeout": func(b *payBundle) { b.stripe.LockTimeoutNext("POST reversals", 1) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setupPay(t, 1000)
+			tr := b.paidTransfer(t, 0, true)
+			refuse(b)
+			err := b.reverse(t, *tr, 1)
+			var snooze *river.JobSnoozeError
+			require.ErrorAs(t, err, &snooze, "paced: no attempt used")
+			got := b.get(t, tr.ID)
+			require.Nil(t, got.ReversalKeySentAt, "the key was not used")
+			require.Zero(t, got.RetryCount)
+
+			require.NoError(t, b.reverse(t, *got, 2))
+			got = b.get(t, tr.ID)
+			require.Equal(t, veza.TransferReversed, got.Status)
+			require.Equal(t, 0, got.ReversalRound, "the same, unused key")
+			require.Equal(t, 2, b.stripe.Calls("POST reversals"), "the 429, then the reversal")
+		})
+	}
 }
 
 // TestOperatorRetryWaitsForTheLastRequest: the last attempt's request
-// timed out (it may still be executing at Stripe) and the row went to
-// reversal_failed; an operator retries at once. The retry's new round
-// reads back first, and its new key still waits for the settle time.
+// ended in a saved 500 (for all the code knows, still executing at
+// Stripe) and the row went to reversal_failed; an operator retries at
+// once. The retry's new round reads back first, and its new key still
+// waits for the settle time.
 func TestOperatorRetryWaitsForTheLastRequest(t *testing.T) {
 	t.Parallel()
 	b := setupPay(t, 1000)
 	ctx := context.Background()
 	tr := b.paidTransfer(t, 0, true)
-	_, _, err := store.MarkReversalKeySent(ctx, b.db.Primary(), tr.ID, 0)
-	require.NoError(t, err)
+	b.stripe.SaveErrorNext("POST reversals", 1, 500)
+	require.Error(t, b.reverse(t, *tr, b.settle.Jobs.Reversal.MaxAttempts))
+	require.Equal(t, veza.TransferReversalFailed, b.get(t, tr.ID).Status, "retries exhausted")
 	require.NoError(t, b.db.InTx(ctx, func(tx pgx.Tx) error {
-		if err := store.TransitionTransfer(ctx, tx, tr.ID, veza.TransferReversalPending, veza.TransferReversalFailed, store.TransferUpdate{}); err != nil {
-			return err
-		}
 		_, err := b.settle.RetryTransfer(ctx, tx, b.inserter, tr.ID)
 		return err
 	}))
@@ -253,10 +300,8 @@ func TestOperatorRetryWaitsForTheLastRequest(t *testing.T) {
 	require.Equal(t, veza.TransferReversalPending, got.Status)
 	require.NotNil(t, got.ReversalKeySentAt, "the new round keeps when the last key went out")
 
-	err = b.reverse(t, *got, 1)
-	var snooze *river.JobSnoozeError
-	require.ErrorAs(t, err, &snooze)
-	require.Zero(t, b.stripe.Calls("POST reversals"), "no new key beside a request that may still run")
+	requireSettling(t, b.reverse(t, *got, 1))
+	require.Equal(t, 1, b.stripe.Calls("POST reversals"), "no new key beside a request that may still run")
 	require.Equal(t, 1, b.stripe.Calls("GET transfer"), "the new round read back first")
 }
 
