@@ -141,21 +141,14 @@ func TestPayoutsAndRefundEndToEnd(t *testing.T) {
 func TestPayoutSurvivesStripeOutage(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, nil)
-	_, attempts := s.payoutAfterTwoRefusals(t, 503)
+	_, attempts := s.payoutAfterRefusals(t, func() { s.stripe.FailNext(2, 503) }, "503")
 	require.Equal(t, 3, attempts)
 }
 
-// payoutAfterTwoRefusals pays an order of one track while Stripe refuses
-// the first two payout calls with status, waits for its transfer to
-// complete, checks it is the one transfer at Stripe after three calls, and
-// returns the order and the payout job's attempt.
-func (s *stack) payoutAfterTwoRefusals(t *testing.T, status int) (orderID string, attempts int) {
-	t.Helper()
-	return s.payoutAfterRefusals(t, func() { s.stripe.FailNext(2, status) }, fmt.Sprint(status))
-}
-
-// payoutAfterRefusals is payoutAfterTwoRefusals with the two refusals
-// arranged by refuse (what names them).
+// payoutAfterRefusals pays an order of one track while refuse makes Stripe
+// refuse the first two payout calls (what names the refusal), waits for
+// its transfer to complete, checks it is the one transfer at Stripe after
+// three calls, and returns the order and the payout job's attempt.
 func (s *stack) payoutAfterRefusals(t *testing.T, refuse func(), what string) (orderID string, attempts int) {
 	t.Helper()
 	_, track, _ := s.seller(t, 1000)
@@ -179,15 +172,23 @@ func TestStripeRateLimitKeepsAttempts(t *testing.T) {
 	t.Parallel()
 	// A paced job comes back after MaxWait plus up to MaxWait of jitter.
 	s := startStack(t, map[string]string{"RATE_LIMIT_MAX_WAIT": "1s"})
-	orderID, attempts := s.payoutAfterTwoRefusals(t, 429)
-	require.Equal(t, 1, attempts, "pacing uses no attempt")
+	require.True(t, s.payoutPacedTwice(t, func() { s.stripe.FailNext(2, 429) }, "429"), "the 429 blocked the shared bucket")
+}
+
+// payoutPacedTwice pays an order while refuse makes Stripe refuse its
+// first two payout calls without executing them (what names the refusal),
+// checks the job used no attempt and its row recorded no failure, and
+// reports whether the shared Stripe bucket was blocked in the last minute.
+func (s *stack) payoutPacedTwice(t *testing.T, refuse func(), what string) (bucketBlocked bool) {
+	t.Helper()
+	orderID, attempts := s.payoutAfterRefusals(t, refuse, what)
+	require.Equal(t, 1, attempts, "pacing uses no attempt (%s)", what)
 	var retries int
 	var errMsg *string
 	require.NoError(t, s.db.QueryRow(context.Background(), `SELECT retry_count, error_message FROM seller_transfers WHERE order_id = $1`, orderID).Scan(&retries, &errMsg))
 	require.Zero(t, retries)
 	require.Nil(t, errMsg, "nothing recorded as a failure")
-	require.Equal(t, 1, s.count(t, `SELECT count(*) FROM provider_rate_limits WHERE provider = 'stripe' AND blocked_until > now() - interval '1 minute'`),
-		"the 429 blocked the shared bucket")
+	return s.count(t, `SELECT count(*) FROM provider_rate_limits WHERE provider = 'stripe' AND blocked_until > now() - interval '1 minute'`) == 1
 }
 
 // TestStripeLockTimeoutLeavesTheBucketOpen: Stripe answers 429
@@ -198,14 +199,7 @@ func TestStripeRateLimitKeepsAttempts(t *testing.T) {
 func TestStripeLockTimeoutLeavesTheBucketOpen(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, map[string]string{"RATE_LIMIT_MAX_WAIT": "1s"})
-	orderID, attempts := s.payoutAfterRefusals(t, func() { s.stripe.LockTimeoutNext("POST /v1/transfers", 2) }, "lock_timeout")
-	require.Equal(t, 1, attempts, "a busy object uses no attempt")
-	var retries int
-	var errMsg *string
-	require.NoError(t, s.db.QueryRow(context.Background(), `SELECT retry_count, error_message FROM seller_transfers WHERE order_id = $1`, orderID).Scan(&retries, &errMsg))
-	require.Zero(t, retries)
-	require.Nil(t, errMsg, "nothing recorded as a failure")
-	require.Zero(t, s.count(t, `SELECT count(*) FROM provider_rate_limits WHERE provider = 'stripe' AND blocked_until > now() - interval '1 minute'`),
+	require.False(t, s.payoutPacedTwice(t, func() { s.stripe.LockTimeoutNext("POST /v1/transfers", 2) }, "lock_timeout"),
 		"a lock_timeout does not block the shared bucket")
 }
 
