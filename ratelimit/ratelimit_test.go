@@ -104,6 +104,29 @@ func TestTwoProcessesShareOneBucket(t *testing.T) {
 	require.GreaterOrEqual(t, float64(len(times)), rate*2.5*0.8, "close to the rate: %d calls", len(times))
 }
 
+// lockTimeout is the test's ObjectBusy: Stripe's body for a busy object.
+func lockTimeout(body []byte) bool { return strings.Contains(string(body), `"lock_timeout"`) }
+
+// tooManyFirst is a provider that answers its first call 429 (with
+// Retry-After and body when not empty) and every later one 200, and the
+// count of calls it got.
+func tooManyFirst(t *testing.T, retryAfter, body string) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) > 1 {
+			return
+		}
+		if retryAfter != "" {
+			rw.Header().Set("Retry-After", retryAfter)
+		}
+		rw.WriteHeader(http.StatusTooManyRequests)
+		_, _ = rw.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &hits
+}
+
 // TestTooManyRequestsBlocksTheBucket: a 429 with Retry-After blocks every
 // process's bucket for that long; the next call is not made and says how
 // long to wait.
@@ -111,14 +134,7 @@ func TestTooManyRequestsBlocksTheBucket(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.Pool(t)
 	ctx := context.Background()
-	var hits atomic.Int64
-	fakeProvider := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		if hits.Add(1) == 1 {
-			rw.Header().Set("Retry-After", "3")
-			rw.WriteHeader(http.StatusTooManyRequests)
-		}
-	}))
-	defer fakeProvider.Close()
+	fakeProvider, hits := tooManyFirst(t, "3", "")
 	l, err := New(ctx, pool, "hyperswitch", 50, 10, 500*time.Millisecond)
 	require.NoError(t, err)
 	other, err := New(ctx, pool, "hyperswitch", 50, 10, 500*time.Millisecond)
@@ -150,20 +166,12 @@ func TestObjectBusyDelaysOnlyItsCall(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.Pool(t)
 	ctx := context.Background()
-	var hits atomic.Int64
-	fakeProvider := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		if hits.Add(1) == 1 {
-			rw.WriteHeader(http.StatusTooManyRequests)
-			_, _ = rw.Write([]byte(`{"error":{"code":"lock_timeout"}}`))
-		}
-	}))
-	defer fakeProvider.Close()
+	fakeProvider, _ := tooManyFirst(t, "", `{"error":{"code":"lock_timeout"}}`)
 	l, err := New(ctx, pool, "stripe", 50, 10, 500*time.Millisecond)
 	require.NoError(t, err)
 	other, err := New(ctx, pool, "stripe", 50, 10, 500*time.Millisecond)
 	require.NoError(t, err)
-	busy := func(body []byte) bool { return strings.Contains(string(body), `"lock_timeout"`) }
-	client := &http.Client{Transport: Transport(nil, l, ObjectBusy(busy))}
+	client := &http.Client{Transport: Transport(nil, l, ObjectBusy(lockTimeout))}
 
 	_, err = client.Get(fakeProvider.URL)
 	d, ok := AsDelay(err)
@@ -177,6 +185,27 @@ func TestObjectBusyDelaysOnlyItsCall(t *testing.T) {
 	var blocked bool
 	require.NoError(t, pool.QueryRow(ctx, `SELECT blocked_until > clock_timestamp() FROM provider_rate_limits WHERE provider = 'stripe'`).Scan(&blocked))
 	require.False(t, blocked)
+}
+
+// TestObjectBusyLeavesOtherRefusalsToTheBucket: with ObjectBusy set, a
+// 429 it does not recognise (rate_limit, a proxy's page) still blocks the
+// bucket for everyone.
+func TestObjectBusyLeavesOtherRefusalsToTheBucket(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{`{"error":{"code":"rate_limit"}}`, `<html>Too Many Requests</html>`} {
+		pool := dbtest.Pool(t)
+		ctx := context.Background()
+		fakeProvider, _ := tooManyFirst(t, "", body)
+		l, err := New(ctx, pool, "stripe", 50, 10, 0)
+		require.NoError(t, err)
+		client := &http.Client{Transport: Transport(nil, l, ObjectBusy(lockTimeout))}
+		_, err = client.Get(fakeProvider.URL)
+		_, ok := AsDelay(err)
+		require.True(t, ok, "%s: %v", body, err)
+		var blocked bool
+		require.NoError(t, pool.QueryRow(ctx, `SELECT blocked_until > clock_timestamp() FROM provider_rate_limits WHERE provider = 'stripe'`).Scan(&blocked))
+		require.True(t, blocked, "%s blocks the bucket", body)
+	}
 }
 
 func TestNoTokenWithinMaxWaitTakesNone(t *testing.T) {
