@@ -374,9 +374,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Request-Id", fmt.Sprintf("req_fake_%d", time.Now().UnixNano()))
 	switch {
-	case w.Header().Get("Stripe-Should-Retry") != "":
-		// The caller said (both 429s: a retry may succeed).
-	case status == http.StatusConflict || status >= 500:
+	case status == http.StatusConflict || status == http.StatusTooManyRequests || status >= 500:
+		// A retry may succeed (both 429s were refused before executing).
 		w.Header().Set("Stripe-Should-Retry", "true")
 	case status >= 400:
 		w.Header().Set("Stripe-Should-Retry", "false")
@@ -411,16 +410,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, stripeError("invalid_request_error", "", "Invalid API Key provided", ""))
 		return
 	}
+	// Stripe's two 429s, refused before executing and never saved under
+	// the key: its rate limit, and an object another request holds.
 	if fail == http.StatusTooManyRequests {
-		// Stripe's rate limit: refused before executing, never saved under
-		// the key; Stripe says a retry may succeed.
-		w.Header().Set("Stripe-Should-Retry", "true")
 		writeJSON(w, fail, stripeError("invalid_request_error", "rate_limit",
 			"Request rate limit exceeded. You can learn more about rate limits here https://stripe.com/docs/rate-limits.", ""))
 		return
 	}
 	if s.takeLockTimeout(key) {
-		w.Header().Set("Stripe-Should-Retry", "true")
 		writeJSON(w, http.StatusTooManyRequests, stripeError("invalid_request_error", "lock_timeout",
 			"This object cannot be accessed right now because another API request or Stripe process is currently accessing it. If you see this error intermittently, retry the request.", ""))
 		return

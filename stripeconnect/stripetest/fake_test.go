@@ -21,9 +21,10 @@ import (
 )
 
 type answer struct {
-	status   int
-	body     map[string]any
-	replayed bool
+	status      int
+	body        map[string]any
+	replayed    bool
+	shouldRetry string // Stripe-Should-Retry
 }
 
 func post(t *testing.T, s *stripetest.Server, path, key string, form url.Values) answer {
@@ -42,7 +43,8 @@ func post(t *testing.T, s *stripetest.Server, path, key string, form url.Values)
 	raw, _ := io.ReadAll(resp.Body)
 	var body map[string]any
 	_ = json.Unmarshal(raw, &body)
-	return answer{status: resp.StatusCode, body: body, replayed: resp.Header.Get("Idempotent-Replayed") == "true"}
+	return answer{status: resp.StatusCode, body: body, replayed: resp.Header.Get("Idempotent-Replayed") == "true",
+		shouldRetry: resp.Header.Get("Stripe-Should-Retry")}
 }
 
 func transferForm(amount string) url.Values {
@@ -177,6 +179,7 @@ func TestRateLimitRefusesPastTheLimitUnsaved(t *testing.T) {
 	refused := post(t, s, "/v1/transfers", "k3", transferForm("500"))
 	require.Equal(t, 429, refused.status)
 	require.Equal(t, "rate_limit", refused.body["error"].(map[string]any)["code"])
+	require.Equal(t, "true", refused.shouldRetry, "refused before executing: a retry may succeed")
 	busiest, n := s.RateCounts()
 	require.Equal(t, 4, busiest, "refused calls arrived too")
 	require.Equal(t, 1, n)
@@ -197,6 +200,7 @@ func TestLockTimeoutIsRefusedUnsaved(t *testing.T) {
 	busy := post(t, s, "/v1/transfers", "k", transferForm("500"))
 	require.Equal(t, 429, busy.status)
 	require.Equal(t, "lock_timeout", busy.body["error"].(map[string]any)["code"])
+	require.Equal(t, "true", busy.shouldRetry)
 	require.Zero(t, s.TransferCount(), "nothing executed")
 
 	again := post(t, s, "/v1/transfers", "k", transferForm("500"))
