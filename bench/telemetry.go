@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -43,15 +42,13 @@ func (b *bench) telemetry(ctx context.Context) error {
 	off := map[string]string{"METRICS_ADDR": "off"}
 
 	n := b.size.ingest
-	var rates [2][]float64 // off, on
 	var scrapes atomic.Int64
 	var order []bool
 	for range 4 {
 		order = append(order, false, true, true, false)
 	}
-	var pairs []float64 // on/off of runs 2k and 2k+1
-	var last float64
-	for k, withTelemetry := range order {
+	seq := make([]float64, 0, len(order)) // each run's rate, in order
+	for _, withTelemetry := range order {
 		env := off
 		if withTelemetry {
 			env = on
@@ -78,33 +75,37 @@ func (b *bench) telemetry(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		i := 0
-		if withTelemetry {
-			i = 1
-		}
-		rates[i] = append(rates[i], rate)
-		if k%2 == 1 {
-			on, off := rate, last
-			if !withTelemetry {
-				on, off = last, rate
-			}
-			pairs = append(pairs, on/off)
-		}
-		last = rate
+		seq = append(seq, rate)
 	}
 	if err := b.restartServe(nil); err != nil {
 		return err
 	}
-	offRate, onRate := median(rates[0]), median(rates[1])
-	ratio := geomean(pairs)
-	each := make([]string, len(pairs))
-	for i, p := range pairs {
-		each[i] = fmt.Sprintf("%.2f", p)
+	var sides [2][]float64 // off, on
+	var pairs []float64    // on/off of runs 2k and 2k+1
+	each := make([]string, 0, len(order)/2)
+	for k, rate := range seq {
+		if order[k] {
+			sides[1] = append(sides[1], rate)
+		} else {
+			sides[0] = append(sides[0], rate)
+		}
+		if k%2 == 1 {
+			p := seq[k] / seq[k-1] // on after off
+			if order[k-1] {
+				p = 1 / p
+			}
+			pairs = append(pairs, p)
+			each = append(each, fmt.Sprintf("%.2f", p))
+		}
 	}
+	rate := func(r float64) float64 { return r }
+	offRate, offEach := medianRun(sides[0], rate)
+	onRate, onEach := medianRun(sides[1], rate)
+	ratio := geomean(pairs)
 	b.add(Result{Name: "webhook ingest with metrics and tracing on", Value: onRate, Unit: "deliveries/s", Baseline: offRate, Ratio: ratio,
 		Target: "ratio >= 0.9", Pass: pass(ratio >= 0.9),
-		Note: fmt.Sprintf("ratio: geometric mean of %d paired runs' on/off (%s); value and baseline: medians, off %.0f, on %.0f deliveries/s (%d each, blocks of off, on, on, off, each run on emptied log tables); /metrics scraped %d times, %d KiB of spans exported",
-			len(pairs), strings.Join(each, ", "), rates[0], rates[1], n, scrapes.Load(), exported.Load()/1024)})
+		Note: fmt.Sprintf("ratio: geometric mean of %d paired runs' on/off (%s); value and baseline: medians, off (%s), on (%s) deliveries/s (%d each, blocks of off, on, on, off, each run on emptied log tables); /metrics scraped %d times, %d KiB of spans exported",
+			len(pairs), strings.Join(each, ", "), offEach, onEach, n, scrapes.Load(), exported.Load()/1024)})
 	return nil
 }
 
@@ -129,12 +130,6 @@ func geomean(xs []float64) float64 {
 		sum += math.Log(x)
 	}
 	return math.Exp(sum / float64(len(xs)))
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 func scrapeEvery(addr string, every time.Duration, stop <-chan struct{}, count *atomic.Int64) {
