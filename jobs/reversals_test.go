@@ -279,6 +279,28 @@ func TestPacedReversalKeepsItsKey(t *testing.T) {
 	}
 }
 
+// TestReversalAfterItsKeyExpiredReadsBackFirst: Stripe reversed the
+// transfer, the answer was lost, and the retry comes after Stripe forgot
+// the key (25 h). Sending that key again would reverse a second time; the
+// retry reads back first, finds the reversal and records it.
+func TestReversalAfterItsKeyExpiredReadsBackFirst(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 1000)
+	ctx := context.Background()
+	tr := b.paidTransfer(t, 0, true)
+	b.stripe.LoseNext("POST reversals", 1, faults.Lost502)
+	require.Error(t, b.reverse(t, *tr, 1))
+	b.stripe.Advance(25 * time.Hour)
+	_, err := b.db.Primary().Exec(ctx, `UPDATE seller_transfers SET reversal_key_sent_at = reversal_key_sent_at - interval '25 hours' WHERE id = $1`, tr.ID)
+	require.NoError(t, err)
+
+	require.NoError(t, b.reverseNow(t, tr, 2))
+	got := b.get(t, tr.ID)
+	require.Equal(t, veza.TransferReversed, got.Status)
+	require.Len(t, b.stripe.Reversals(), 1, "reversed once")
+	require.Equal(t, 1, b.stripe.Calls("POST reversals"), "the forgotten key was not sent again")
+}
+
 // TestOperatorRetryWaitsForTheLastRequest: the last attempt's request
 // ended in a saved 500 (for all the code knows, still executing at
 // Stripe) and the row went to reversal_failed; an operator retries at
