@@ -34,8 +34,14 @@ func (b *bench) ingest(ctx context.Context) error {
 		failed   int64
 	}
 	var runs []halfRun
-	for range max(b.size.medianRuns, 1) {
+	for i := range max(b.size.medianRuns, 1) {
+		report := func() {}
+		if i == 0 { // the first run is profiled (BENCH_PPROF_ADDR, -statements)
+			b.profile("ingest-half", 5*time.Second)
+			report = b.watchStatements(ctx, "ingest-half")
+		}
 		half, _, failed := b.load(ctx, 0, full.rate/2, 6*time.Second, nil, unknownPayment)
+		report()
 		runs = append(runs, halfRun{p50: pct(half, 0.5), p99: pct(half, 0.99), failed: failed})
 		if err := b.drain(ctx); err != nil { // each run starts with its events processed
 			return err
