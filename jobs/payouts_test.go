@@ -92,6 +92,29 @@ func (b *payBundle) moveOrder(t *testing.T, from, to veza.OrderStatus) {
 	require.NoError(t, b.db.InTx(ctx, func(tx pgx.Tx) error { return store.TransitionOrder(ctx, tx, b.order.ID, from, to) }))
 }
 
+// TestPayoutKeyAgeIsReadOnTheDatabaseClock: the key window is measured on
+// the clock that marked the key (PostgreSQL's), never this process's. A key
+// first sent 23 h 30 min ago by the database's clock is past the 23 h
+// window even for a worker whose clock runs an hour behind: it is never
+// sent again near Stripe's 24 h, after which Stripe may have forgotten it
+// and a retry would pay the seller twice. The new round looks up first.
+func TestPayoutKeyAgeIsReadOnTheDatabaseClock(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 1000)
+	ctx := context.Background()
+	tr := b.transfer(t, 0)
+	_, err := b.db.Primary().Exec(ctx, `UPDATE seller_transfers SET payout_key_sent_at = now() - interval '23 hours 30 minutes' WHERE id = $1`, tr.ID)
+	require.NoError(t, err)
+
+	behind := b.payouts()
+	behind.Now = func() time.Time { return time.Now().Add(-time.Hour) }
+	require.NoError(t, behind.Work(ctx, job(jobargs.PayoutArgs{TransferID: tr.ID}, 1, b.settle.Jobs.Payout.MaxAttempts)))
+	got := b.get(t, tr.ID)
+	require.Equal(t, veza.TransferCompleted, got.Status)
+	require.Equal(t, 1, got.PayoutRound, "a new key: the first is past the window on the database's clock")
+	require.Equal(t, 1, b.stripe.TransferCount(), "paid once")
+}
+
 func TestPayoutPaysOnceEvenWhenRunTwice(t *testing.T) {
 	t.Parallel()
 	b := setupPay(t, 999)

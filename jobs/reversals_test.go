@@ -380,3 +380,25 @@ func TestReversalRoundsMoveByCompareAndSet(t *testing.T) {
 	require.Equal(t, 1, b.get(t, tr.ID).ReversalRound)
 	require.Nil(t, b.get(t, tr.ID).ReversalKeySentAt)
 }
+
+// TestReversalSettleIsReadOnTheDatabaseClock: the settle time is measured
+// on the clock that marked the key (PostgreSQL's), never this process's. A
+// worker whose clock runs 5 minutes ahead of the database still sees the
+// first request (a saved 500 it cannot tell from one still executing) as
+// just sent, and waits instead of sending a second key beside it.
+func TestReversalSettleIsReadOnTheDatabaseClock(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 1000)
+	ctx := context.Background()
+	tr := b.paidTransfer(t, 0, true)
+	b.stripe.SaveErrorNext("POST reversals", 1, 500)
+	require.Error(t, b.reverse(t, *tr, 1), "an unknown outcome is retried")
+	got := b.get(t, tr.ID)
+	require.NoError(t, store.RecordTransferRetry(ctx, b.db.Primary(), tr.ID, got.RetryCount, time.Now().Add(-time.Second), "earlier"))
+
+	ahead := b.reversals()
+	ahead.Now = func() time.Time { return time.Now().Add(5 * time.Minute) }
+	requireSettling(t, ahead.Work(ctx, job(jobargs.ReversalArgs{TransferID: tr.ID}, 2, b.settle.Jobs.Reversal.MaxAttempts)))
+	require.Equal(t, 1, b.stripe.Calls("POST reversals"), "no second request beside the first")
+	require.Equal(t, 0, b.get(t, tr.ID).ReversalRound, "still the first key")
+}

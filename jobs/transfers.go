@@ -36,6 +36,20 @@ type PayoutWorker struct {
 	Settle   *settle.Settler
 	Inserter settle.Inserter
 	Logger   zerolog.Logger
+	// Now is this process's clock (nil: time.Now), for the retry times
+	// mirrored on the row. A key's age is never read on it (see
+	// store.Transfer.ReadAt).
+	Now func() time.Time
+}
+
+func (w *PayoutWorker) now() time.Time { return clock(w.Now) }
+
+// clock is now's reading, time.Now when now is nil.
+func clock(now func() time.Time) time.Time {
+	if now == nil {
+		return time.Now()
+	}
+	return now()
 }
 
 func (w *PayoutWorker) NextRetry(job *river.Job[jobargs.PayoutArgs]) time.Time {
@@ -82,7 +96,7 @@ func (w *PayoutWorker) Work(ctx context.Context, job *river.Job[jobargs.PayoutAr
 		return w.fail(ctx, t.ID, reason)
 	}
 
-	if t.PayoutKeySentAt != nil && time.Since(*t.PayoutKeySentAt) > w.Settle.Jobs.KeyReuse() {
+	if t.PayoutKeySentAt != nil && t.KeyAge(*t.PayoutKeySentAt) > w.Settle.Jobs.KeyReuse() {
 		// Stripe may have forgotten this key: a new round.
 		if moved, err := store.StartPayoutRound(ctx, w.DB.Primary(), t.ID, t.PayoutRound); err != nil || !moved {
 			return roundMoved(err)
@@ -171,7 +185,7 @@ func (w *PayoutWorker) stripeFailed(ctx context.Context, job *river.Job[jobargs.
 			return roundMoved(err)
 		}
 		note := "waiting for the platform's available balance (Stripe balance_insufficient); tries again with a new key: " + msg
-		if err := store.RecordTransferRetry(ctx, w.DB.Primary(), t.ID, t.RetryCount, time.Now().Add(wait), note); err != nil {
+		if err := store.RecordTransferRetry(ctx, w.DB.Primary(), t.ID, t.RetryCount, w.now().Add(wait), note); err != nil {
 			return err
 		}
 		return river.JobSnooze(wait)
@@ -238,7 +252,11 @@ type ReversalWorker struct {
 	Settle  *settle.Settler
 	Enabled bool // REVERSAL_WORKER_ENABLED
 	Logger  zerolog.Logger
+	// Now is PayoutWorker.Now: retry times only, never a key's age.
+	Now func() time.Time
 }
+
+func (w *ReversalWorker) now() time.Time { return clock(w.Now) }
 
 // NextRetry is base·2^retry capped at max; the row mirrors it.
 func (w *ReversalWorker) NextRetry(job *river.Job[jobargs.ReversalArgs]) time.Time {
@@ -264,7 +282,7 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[jobargs.Revers
 		// The row's schedule wins over an early run (a manual retry, the
 		// safety-net sweep): wait for it. (One reading of the clock: a
 		// negative snooze panics.)
-		if wait := time.Until(*t.NextRetryAt); wait > 0 {
+		if wait := t.NextRetryAt.Sub(w.now()); wait > 0 {
 			return river.JobSnooze(wait)
 		}
 	}
@@ -294,7 +312,7 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[jobargs.Revers
 			// The earlier key may hold a saved error: a new key, once the
 			// earlier request cannot still be executing at Stripe (a new
 			// key beside it would reverse twice; no attempt used).
-			if wait := w.Settle.Jobs.ReversalSettleTime() - time.Since(*t.ReversalKeySentAt); wait > 0 {
+			if wait := w.Settle.Jobs.ReversalSettleTime() - t.KeyAge(*t.ReversalKeySentAt); wait > 0 {
 				return river.JobSnooze(wait)
 			}
 			if moved, err := store.StartReversalRound(ctx, w.DB.Primary(), t.ID, t.ReversalRound); err != nil || !moved {
@@ -329,7 +347,7 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[jobargs.Revers
 	case stripeconnect.Balance:
 		wait := w.Settle.Jobs.BalanceWait
 		note := "waiting for the connected account's balance (Stripe balance_insufficient); tries again with a new key: " + stripeconnect.Describe(err)
-		if err := store.RecordTransferRetry(ctx, w.DB.Primary(), t.ID, t.RetryCount, time.Now().Add(wait), note); err != nil {
+		if err := store.RecordTransferRetry(ctx, w.DB.Primary(), t.ID, t.RetryCount, w.now().Add(wait), note); err != nil {
 			return err
 		}
 		return river.JobSnooze(wait)
@@ -367,7 +385,7 @@ func (w *ReversalWorker) retry(ctx context.Context, job *river.Job[jobargs.Rever
 		}
 		return err // River discards the job: visible to ops with the row
 	}
-	next := time.Now().Add(w.Settle.Jobs.Reversal.Delay(t.RetryCount))
+	next := w.now().Add(w.Settle.Jobs.Reversal.Delay(t.RetryCount))
 	if rerr := store.RecordTransferRetry(ctx, w.DB.Primary(), t.ID, t.RetryCount+1, next, msg); rerr != nil {
 		return rerr
 	}

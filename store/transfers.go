@@ -41,7 +41,18 @@ type Transfer struct {
 	// ReversalAmount is how much the reversal takes back (a dispute's
 	// share); nil is the whole transfer.
 	ReversalAmount *int64 `json:"reversal_amount"`
+	// ReadAt is the database's clock when the row was read
+	// (statement_timestamp()). The key marks above are written on that
+	// clock (now()), so a key's age is ReadAt minus its mark: never read on
+	// the app's clock, which may be minutes off the database's, enough to
+	// send a key Stripe may have forgotten or a second reversal beside one
+	// still executing.
+	ReadAt time.Time `json:"-"`
 }
+
+// KeyAge is how old a key marked at sentAt was when the row was read, on
+// the database's clock.
+func (t *Transfer) KeyAge(sentAt time.Time) time.Duration { return t.ReadAt.Sub(sentAt) }
 
 // PayoutKey is the Stripe idempotency key of the transfer's current payout
 // round: the row id in the first round (keys sent before rounds existed),
@@ -60,12 +71,12 @@ func roundKey(base string, round int) string {
 
 const transferColumns = `id, order_id, seller_id, amount, platform_fee, currency, status, stripe_transfer_id, stripe_reversal_id,
 	retry_count, next_retry_at, error_message, created_at, updated_at, destination, payout_round, payout_key_sent_at,
-	reversal_round, reversal_key_sent_at, reversal_amount`
+	reversal_round, reversal_key_sent_at, reversal_amount, statement_timestamp()`
 
 func transferFields(t *Transfer) []any {
 	return []any{&t.ID, &t.OrderID, &t.SellerID, &t.Amount, &t.PlatformFee, &t.Currency, &t.Status, &t.StripeTransferID,
 		&t.StripeReversalID, &t.RetryCount, &t.NextRetryAt, &t.ErrorMessage, &t.CreatedAt, &t.UpdatedAt, &t.Destination,
-		&t.PayoutRound, &t.PayoutKeySentAt, &t.ReversalRound, &t.ReversalKeySentAt, &t.ReversalAmount}
+		&t.PayoutRound, &t.PayoutKeySentAt, &t.ReversalRound, &t.ReversalKeySentAt, &t.ReversalAmount, &t.ReadAt}
 }
 
 func scanTransfer(row pgx.Row) (*Transfer, error) {
@@ -130,11 +141,15 @@ func GetPayoutView(ctx context.Context, q Querier, id uuid.UUID) (*PayoutView, e
 	return one(&v, err)
 }
 
-// prefixed qualifies a column list with a table alias.
+// prefixed qualifies a column list with a table alias (a function call,
+// statement_timestamp(), is no column and stays as it is).
 func prefixed(alias, columns string) string {
 	parts := strings.Split(columns, ",")
 	for i, p := range parts {
-		parts[i] = alias + strings.TrimSpace(p)
+		if p = strings.TrimSpace(p); !strings.Contains(p, "(") {
+			p = alias + p
+		}
+		parts[i] = p
 	}
 	return strings.Join(parts, ", ")
 }
