@@ -96,12 +96,15 @@ func (w *PayoutWorker) Work(ctx context.Context, job *river.Job[jobargs.PayoutAr
 		return w.fail(ctx, t.ID, reason)
 	}
 
-	if t.PayoutKeySentAt != nil && t.KeyAge(*t.PayoutKeySentAt) > w.Settle.Jobs.KeyReuse() {
-		// Stripe may have forgotten this key: a new round.
-		if moved, err := store.StartPayoutRound(ctx, w.DB.Primary(), t.ID, t.PayoutRound); err != nil || !moved {
-			return roundMoved(err)
+	if t.PayoutKeySentAt != nil {
+		if age, known := t.KeyAge(*t.PayoutKeySentAt); !known || age > w.Settle.Jobs.KeyReuse() {
+			// Stripe may have forgotten this key (or its age is unknown):
+			// a new round, which looks up first.
+			if moved, err := store.StartPayoutRound(ctx, w.DB.Primary(), t.ID, t.PayoutRound); err != nil || !moved {
+				return roundMoved(err)
+			}
+			t.PayoutRound, t.PayoutKeySentAt = t.PayoutRound+1, nil
 		}
-		t.PayoutRound, t.PayoutKeySentAt = t.PayoutRound+1, nil
 	}
 	if t.PayoutRound > 0 && t.PayoutKeySentAt == nil {
 		// A new round starts with a look-up: an earlier round may have paid.
@@ -312,7 +315,9 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[jobargs.Revers
 			// The earlier key may hold a saved error: a new key, once the
 			// earlier request cannot still be executing at Stripe (a new
 			// key beside it would reverse twice; no attempt used).
-			if wait := w.Settle.Jobs.ReversalSettleTime() - t.KeyAge(*t.ReversalKeySentAt); wait > 0 {
+			// An unknown age counts as just sent: the full settle time.
+			age, _ := t.KeyAge(*t.ReversalKeySentAt)
+			if wait := w.Settle.Jobs.ReversalSettleTime() - age; wait > 0 {
 				return river.JobSnooze(wait)
 			}
 			if moved, err := store.StartReversalRound(ctx, w.DB.Primary(), t.ID, t.ReversalRound); err != nil || !moved {

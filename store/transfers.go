@@ -51,8 +51,14 @@ type Transfer struct {
 }
 
 // KeyAge is how old a key marked at sentAt was when the row was read, on
-// the database's clock.
-func (t *Transfer) KeyAge(sentAt time.Time) time.Duration { return t.ReadAt.Sub(sentAt) }
+// the database's clock. known is false for a Transfer not read from the
+// database (no ReadAt): each caller then takes its own safe side.
+func (t *Transfer) KeyAge(sentAt time.Time) (age time.Duration, known bool) {
+	if t.ReadAt.IsZero() {
+		return 0, false
+	}
+	return t.ReadAt.Sub(sentAt), true
+}
 
 // PayoutKey is the Stripe idempotency key of the transfer's current payout
 // round: the row id in the first round (keys sent before rounds existed),
