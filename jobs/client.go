@@ -45,7 +45,7 @@ func NewClient(pool *pgxpool.Pool, opts ClientOpts) (*Client, error) {
 		Logger:       SlogLogger(opts.Logger),
 		ErrorHandler: &errorHandler{logger: opts.Logger},
 		// Pacing is innermost: instrumentation outside it sees the snooze.
-		Middleware: append(append([]rivertype.Middleware(nil), opts.Middleware...), &pacingMiddleware{}),
+		Middleware: append(append([]rivertype.Middleware(nil), opts.Middleware...), &pacingMiddleware{logger: opts.Logger}),
 	}
 	if opts.Workers != nil {
 		cfg.Workers = opts.Workers

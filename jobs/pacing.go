@@ -2,12 +2,14 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+	"github.com/rs/zerolog"
 	"github.com/stripe/stripe-go/v82"
 
 	"github.com/veza/backend/hyperswitch"
@@ -22,17 +24,48 @@ import (
 // check Paced themselves, so a paced call leaves no trace of failure.
 // A sweep's job (PrioritySweep) calls providers as ratelimit.Background:
 // from tokens live work leaves.
-type pacingMiddleware struct{ river.MiddlewareDefaults }
+//
+// A snooze uses no attempt, so a job that snoozes without end (a provider
+// refusing one object forever, a wait whose cause never clears) would never
+// fail where an operator looks: its 100th, 1,000th, 10,000th... snooze is
+// logged at WARN.
+type pacingMiddleware struct {
+	river.MiddlewareDefaults
+	logger zerolog.Logger
+}
 
-func (*pacingMiddleware) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
+func (m *pacingMiddleware) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
 	if job.Priority >= jobargs.PrioritySweep {
 		ctx = ratelimit.Background(ctx)
 	}
 	err := doInner(ctx)
+	paced := false
 	if d, ok := Paced(err); ok {
-		return river.JobSnooze(d)
+		err, paced = river.JobSnooze(d), true
+	}
+	var snooze *river.JobSnoozeError
+	if errors.As(err, &snooze) {
+		m.warnEndlessSnooze(ctx, job, snooze.Duration, paced)
 	}
 	return err
+}
+
+// warnEndlessSnooze logs the snooze River is about to record when its
+// count (River's metadata "snoozes", plus this one) is 100, 1,000, ...
+func (m *pacingMiddleware) warnEndlessSnooze(ctx context.Context, job *rivertype.JobRow, d time.Duration, paced bool) {
+	var meta struct {
+		Snoozes int64 `json:"snoozes"`
+	}
+	_ = json.Unmarshal(job.Metadata, &meta) // no count: the first snooze
+	n := meta.Snoozes + 1
+	for p := int64(100); p <= n; p *= 10 {
+		if p == n {
+			m.logger.Warn().Ctx(ctx).Int64("job_id", job.ID).Str("kind", job.Kind).Str("queue", job.Queue).
+				Int64("snoozes", n).Bool("paced", paced).Dur("next_in", d).
+				Msg("job keeps snoozing (no attempt used): paced means a provider or our bucket keeps refusing its call; otherwise see its row (a hold, a balance wait)")
+			return
+		}
+	}
 }
 
 // Paced reports whether err is a call that was not executed because of a
