@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"time"
 
@@ -60,10 +61,13 @@ func (m *pacingMiddleware) warnEndlessSnooze(ctx context.Context, job *rivertype
 	n := meta.Snoozes + 1
 	for p := int64(100); p <= n; p *= 10 {
 		if p == n {
-			m.logger.Warn().Ctx(ctx).Int64("job_id", job.ID).Str("kind", job.Kind).Str("queue", job.Queue).
-				Int64("snoozes", n).Bool("paced", paced).Dur("next_in", d).
-				Msg("job keeps snoozing (no attempt used): paced means a provider or our bucket keeps refusing its call; otherwise see its row (a hold, a balance wait)")
+			// docs/OPERATIONS.md says what paced and not paced mean.
+			m.logger.Warn().Ctx(ctx).Int64("job_id", job.ID).Str("job_kind", job.Kind).Str("queue", job.Queue).
+				Int64("snoozes", n).Bool("paced", paced).Dur("next_in", d).Msg("job keeps snoozing (no attempt used)")
 			return
+		}
+		if p > math.MaxInt64/10 {
+			return // a count past 10^18 (hand-edited metadata): p *= 10 would wrap
 		}
 	}
 }
