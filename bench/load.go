@@ -51,6 +51,7 @@ func (b *bench) load(ctx context.Context, total int, rate float64, duration time
 	lat := make([][]time.Duration, clients)
 	start := time.Now()
 	transport := &http.Transport{MaxIdleConnsPerHost: clients * 2}
+	defer transport.CloseIdleConnections() // a serve restart after this load waits for none of them
 	hc := &http.Client{Transport: transport, Timeout: 30 * time.Second}
 	var wg sync.WaitGroup
 	for c := 0; c < clients; c++ {
