@@ -103,6 +103,11 @@ func TestUnknownAppEnvAlwaysFails(t *testing.T) {
 
 // TestRules covers every rule in both modes: production fails naming the
 // variable; development warns naming it and falls back.
+// settleRepaired checks a bad REVERSAL_KEY_SETTLE was repaired to the default.
+func settleRepaired(t *testing.T, c *config.Config) {
+	require.Equal(t, jobargs.DefaultReversalSettle, c.Reversal.KeySettle)
+}
+
 func TestRules(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -168,9 +173,9 @@ func TestRules(t *testing.T) {
 			func(t *testing.T, c *config.Config) { require.Empty(t, c.PprofAddr) }},
 		{"public base url not a url", map[string]string{"PUBLIC_BASE_URL": "veza.example"}, nil, "PUBLIC_BASE_URL", nil},
 		{"reversal key settle of zero", map[string]string{"REVERSAL_KEY_SETTLE": "0s"}, nil, "REVERSAL_KEY_SETTLE",
-			func(t *testing.T, c *config.Config) { require.Equal(t, jobargs.DefaultReversalSettle, c.Reversal.KeySettle) }},
+			settleRepaired},
 		{"reversal key settle not a duration", map[string]string{"REVERSAL_KEY_SETTLE": "soon"}, nil, "REVERSAL_KEY_SETTLE",
-			func(t *testing.T, c *config.Config) { require.Equal(t, jobargs.DefaultReversalSettle, c.Reversal.KeySettle) }},
+			settleRepaired},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+"/production", func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	veza "github.com/veza/backend"
 	faults "github.com/veza/backend/internal/fake"
 	"github.com/veza/backend/jobargs"
+	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/store"
 )
 
@@ -184,9 +185,26 @@ func TestReversalRespectsFutureNextRetryAt(t *testing.T) {
 // early run does.
 func (b *payBundle) reverseNow(t *testing.T, tr *store.Transfer, attempt int) error {
 	t.Helper()
+	return b.reverseNowWith(t, b.reversals(), tr, attempt)
+}
+
+// reverseNowWith is reverseNow on worker w (a skewed clock, say).
+func (b *payBundle) reverseNowWith(t *testing.T, w *jobs.ReversalWorker, tr *store.Transfer, attempt int) error {
+	t.Helper()
 	got := b.get(t, tr.ID)
 	require.NoError(t, store.RecordTransferRetry(context.Background(), b.db.Primary(), tr.ID, got.RetryCount, time.Now().Add(-time.Second), "earlier"))
-	return b.reverse(t, *b.get(t, tr.ID), attempt)
+	return w.Work(context.Background(), job(jobargs.ReversalArgs{TransferID: tr.ID}, attempt, b.settle.Jobs.Reversal.MaxAttempts))
+}
+
+// savedErrorFirst makes a reversal_pending transfer whose first reversal
+// request ended in a 500 Stripe saved under its key: for all the code
+// knows, still executing at Stripe.
+func (b *payBundle) savedErrorFirst(t *testing.T) *store.Transfer {
+	t.Helper()
+	tr := b.paidTransfer(t, 0, true)
+	b.stripe.SaveErrorNext("POST reversals", 1, 500)
+	require.Error(t, b.reverse(t, *tr, 1), "an unknown outcome is retried")
+	return tr
 }
 
 // requireSettling asserts err is the snooze that waits for the last
@@ -209,9 +227,7 @@ func TestReversalWaitsBeforeANewKey(t *testing.T) {
 	t.Parallel()
 	b := setupPay(t, 1000)
 	ctx := context.Background()
-	tr := b.paidTransfer(t, 0, true)
-	b.stripe.SaveErrorNext("POST reversals", 1, 500)
-	require.Error(t, b.reverse(t, *tr, 1), "an unknown outcome is retried")
+	tr := b.savedErrorFirst(t)
 
 	requireSettling(t, b.reverseNow(t, tr, 2))
 	require.Equal(t, 1, b.stripe.Calls("POST reversals"), "no second request beside the first")
@@ -389,16 +405,11 @@ func TestReversalRoundsMoveByCompareAndSet(t *testing.T) {
 func TestReversalSettleIsReadOnTheDatabaseClock(t *testing.T) {
 	t.Parallel()
 	b := setupPay(t, 1000)
-	ctx := context.Background()
-	tr := b.paidTransfer(t, 0, true)
-	b.stripe.SaveErrorNext("POST reversals", 1, 500)
-	require.Error(t, b.reverse(t, *tr, 1), "an unknown outcome is retried")
-	got := b.get(t, tr.ID)
-	require.NoError(t, store.RecordTransferRetry(ctx, b.db.Primary(), tr.ID, got.RetryCount, time.Now().Add(-time.Second), "earlier"))
+	tr := b.savedErrorFirst(t)
 
 	ahead := b.reversals()
 	ahead.Now = func() time.Time { return time.Now().Add(5 * time.Minute) }
-	requireSettling(t, ahead.Work(ctx, job(jobargs.ReversalArgs{TransferID: tr.ID}, 2, b.settle.Jobs.Reversal.MaxAttempts)))
+	requireSettling(t, b.reverseNowWith(t, ahead, tr, 2))
 	require.Equal(t, 1, b.stripe.Calls("POST reversals"), "no second request beside the first")
 	require.Equal(t, 0, b.get(t, tr.ID).ReversalRound, "still the first key")
 }
