@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"math"
 	"net/http"
 	"time"
 
@@ -58,18 +57,20 @@ func (m *pacingMiddleware) warnEndlessSnooze(ctx context.Context, job *rivertype
 		Snoozes int64 `json:"snoozes"`
 	}
 	_ = json.Unmarshal(job.Metadata, &meta) // no count: the first snooze
-	n := meta.Snoozes + 1
-	for p := int64(100); p <= n; p *= 10 {
-		if p == n {
-			// docs/OPERATIONS.md says what paced and not paced mean.
-			m.logger.Warn().Ctx(ctx).Int64("job_id", job.ID).Str("job_kind", job.Kind).Str("queue", job.Queue).
-				Int64("snoozes", n).Bool("paced", paced).Dur("next_in", d).Msg("job keeps snoozing (no attempt used)")
-			return
-		}
-		if p > math.MaxInt64/10 {
-			return // a count past 10^18 (hand-edited metadata): p *= 10 would wrap
-		}
+	if n := meta.Snoozes + 1; n >= 100 && powerOfTen(n) {
+		// docs/OPERATIONS.md says what paced and not paced mean.
+		m.logger.Warn().Ctx(ctx).Int64("job_id", job.ID).Str("job_kind", job.Kind).Str("queue", job.Queue).
+			Int64("snoozes", n).Bool("paced", paced).Dur("next_in", d).Msg("job keeps snoozing (no attempt used)")
 	}
+}
+
+// powerOfTen reports whether n is 1, 10, 100, ... (dividing down, so no
+// power is computed that could overflow).
+func powerOfTen(n int64) bool {
+	for n > 1 && n%10 == 0 {
+		n /= 10
+	}
+	return n == 1
 }
 
 // Paced reports whether err is a call that was not executed because of a
