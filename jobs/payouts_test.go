@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	veza "github.com/veza/backend"
+	faults "github.com/veza/backend/internal/fake"
 	"github.com/veza/backend/jobargs"
 	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/settle"
@@ -97,22 +98,28 @@ func (b *payBundle) moveOrder(t *testing.T, from, to veza.OrderStatus) {
 // first sent 23 h 30 min ago by the database's clock is past the 23 h
 // window even for a worker whose clock runs an hour behind: it is never
 // sent again near Stripe's 24 h, after which Stripe may have forgotten it
-// and a retry would pay the seller twice. The new round looks up first.
+// and a retry would pay the seller twice. Here the first attempt's answer
+// was lost after Stripe made the transfer, and Stripe has forgotten the
+// key: the new round looks up first, finds the transfer and records it.
 func TestPayoutKeyAgeIsReadOnTheDatabaseClock(t *testing.T) {
 	t.Parallel()
 	b := setupPay(t, 1000)
 	ctx := context.Background()
 	tr := b.transfer(t, 0)
+	b.stripe.LoseNext("POST /v1/transfers", 1, faults.Lost502)
+	require.Error(t, b.pay(tr, 1), "the answer was lost: retried, not failed")
+	require.Equal(t, 1, b.stripe.TransferCount(), "Stripe made it")
+	b.stripe.Advance(25 * time.Hour)
 	_, err := b.db.Primary().Exec(ctx, `UPDATE seller_transfers SET payout_key_sent_at = now() - interval '23 hours 30 minutes' WHERE id = $1`, tr.ID)
 	require.NoError(t, err)
 
 	behind := b.payouts()
 	behind.Now = func() time.Time { return time.Now().Add(-time.Hour) }
-	require.NoError(t, behind.Work(ctx, job(jobargs.PayoutArgs{TransferID: tr.ID}, 1, b.settle.Jobs.Payout.MaxAttempts)))
+	require.NoError(t, behind.Work(ctx, job(jobargs.PayoutArgs{TransferID: tr.ID}, 2, b.settle.Jobs.Payout.MaxAttempts)))
 	got := b.get(t, tr.ID)
 	require.Equal(t, veza.TransferCompleted, got.Status)
 	require.Equal(t, 1, got.PayoutRound, "a new key: the first is past the window on the database's clock")
-	require.Equal(t, 1, b.stripe.TransferCount(), "paid once")
+	require.Equal(t, 1, b.stripe.TransferCount(), "paid once: found by the look-up, not made again under a forgotten key")
 }
 
 func TestPayoutPaysOnceEvenWhenRunTwice(t *testing.T) {
