@@ -42,6 +42,16 @@ func (w *EmailWorker) Timeout(*river.Job[jobargs.EmailArgs]) time.Duration { ret
 
 func (w *EmailWorker) Work(ctx context.Context, job *river.Job[jobargs.EmailArgs]) error {
 	args := job.Args
+	sender := w.Sender
+	if paced, ok := sender.(mail.Paced); ok {
+		// The relay's turn first: a mail held back (a *Delay, a snooze
+		// that keeps the attempt) has read and minted nothing.
+		s, err := paced.Reserve(ctx)
+		if err != nil {
+			return err
+		}
+		sender = s
+	}
 	var user *store.User
 	var order *store.Order
 	var err error
@@ -118,7 +128,7 @@ func (w *EmailWorker) Work(ctx context.Context, job *river.Job[jobargs.EmailArgs
 	if err != nil {
 		return river.JobCancel(err) // a template bug does not heal by retrying
 	}
-	if err := w.Sender.Send(ctx, msg); err != nil {
+	if err := sender.Send(ctx, msg); err != nil {
 		return err
 	}
 	return nil

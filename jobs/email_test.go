@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/veza/backend/jobs"
 	"github.com/veza/backend/mail"
 	"github.com/veza/backend/mail/mailtest"
+	"github.com/veza/backend/ratelimit"
 	"github.com/veza/backend/store"
 	"github.com/veza/backend/store/dbtest"
 )
@@ -231,4 +233,74 @@ func TestReceiptEmailReadsBuyerAndOrder(t *testing.T) {
 	err = receipt(b.order.BuyerID, uuid.New())
 	require.ErrorContains(t, err, "error reading order", "a missing order is an error, not a skip")
 	require.Len(t, sender.sent, 1)
+}
+
+// pacedEmail is an email worker whose sender takes a token from the SMTP
+// bucket (rate/s, burst 1, no wait: no token is a *ratelimit.Delay), as
+// the service composes it, and a user with a verification token row.
+func pacedEmail(t *testing.T, rate float64) (w *jobs.EmailWorker, limit *ratelimit.Limiter, smtp *mailtest.Server, job *river.Job[jobargs.EmailArgs], tokenID uuid.UUID) {
+	t.Helper()
+	ctx := context.Background()
+	smtp = mailtest.Start(t, "127.0.0.1:0")
+	pool := dbtest.Pool(t)
+	db := store.New(pool, nil)
+	host, portStr, _ := net.SplitHostPort(smtp.Addr)
+	port, err := strconv.Atoi(portStr)
+	require.NoError(t, err)
+	limit, err = ratelimit.New(ctx, pool, "smtp", rate, 1, 0)
+	require.NoError(t, err)
+	sender := mail.NewSMTPSender(mail.Config{Host: host, Port: port, TLS: mail.TLSNone, From: "no-reply@veza.test"})
+	w = &jobs.EmailWorker{DB: db, Sender: ratelimit.Sender(sender, limit), PublicBaseURL: "http://front.test", Logger: zerolog.Nop()}
+	var userID uuid.UUID
+	require.NoError(t, db.InTx(ctx, func(tx pgx.Tx) error {
+		u, err := store.CreateUser(ctx, tx, "pace@example.test", "x", store.RoleUser)
+		if err != nil {
+			return err
+		}
+		userID = u.ID
+		tokenID, err = store.CreateEmailToken(ctx, tx, u.ID, store.PurposeVerifyEmail, time.Hour)
+		return err
+	}))
+	job = &river.Job[jobargs.EmailArgs]{JobRow: &rivertype.JobRow{ID: 1, Attempt: 1}, Args: jobargs.EmailArgs{Template: mail.TemplateVerifyEmail, UserID: userID, TokenID: &tokenID}}
+	return w, limit, smtp, job, tokenID
+}
+
+// An email the SMTP bucket holds back has not minted its link: the relay's
+// turn is taken before the token row is written, so an attempt that only
+// waits (a snooze, no attempt used) changes nothing in the database.
+func TestPacedEmailMintsNothingBeforeItsTurn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w, limit, smtp, job, tokenID := pacedEmail(t, 10)
+	require.NoError(t, limit.Block(ctx, time.Hour))
+
+	err := w.Work(ctx, job)
+	_, paced := ratelimit.AsDelay(err)
+	require.True(t, paced, "no SMTP token: the job waits (%v)", err)
+	var minted bool
+	require.NoError(t, w.DB.Primary().QueryRow(ctx, `SELECT token_hash IS NOT NULL FROM email_tokens WHERE id = $1`, tokenID).Scan(&minted))
+	require.False(t, minted, "the link was minted for a mail that waits for the relay")
+	require.Empty(t, smtp.Messages())
+}
+
+// A mail that got its turn early sends on it: one message, one token. At
+// burst 1 and a token every 1,000 s, taking a second token for the send
+// itself would hold the mail back.
+func TestPacedEmailSendsOnTheTurnItTook(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w, _, smtp, job, tokenID := pacedEmail(t, 0.001)
+
+	require.NoError(t, w.Work(ctx, job))
+	msg := smtp.WaitFor(t, 1, 15*time.Second)[0]
+	raw, err := url.QueryUnescape(msg.Token())
+	require.NoError(t, err)
+	var stored []byte
+	require.NoError(t, w.DB.Primary().QueryRow(ctx, `SELECT token_hash FROM email_tokens WHERE id = $1`, tokenID).Scan(&stored))
+	sum := sha256.Sum256([]byte(raw))
+	require.Equal(t, sum[:], stored, "the mailed link is the minted one")
+
+	// The bucket is empty now: the next mail waits.
+	_, paced := ratelimit.AsDelay(w.Work(ctx, job))
+	require.True(t, paced)
 }

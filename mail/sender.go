@@ -24,6 +24,16 @@ type Sender interface {
 	Send(ctx context.Context, msg Message) error
 }
 
+// Paced is a Sender that takes a turn at a rate limit before each message
+// (SMTP relays limit messages per second). Reserve takes one turn now and
+// returns the sender for the one message it was taken for, which takes no
+// other: a caller with work to do before its message exists (minting a
+// link) takes its turn first, so a message held back has cost nothing.
+type Paced interface {
+	Sender
+	Reserve(ctx context.Context) (Sender, error)
+}
+
 // NewSender returns the SMTP sender when a host is configured, otherwise the
 // log-only sender. logBodies lets the log-only sender print bodies (with
 // their one-time links): development only, never where logs are shipped.

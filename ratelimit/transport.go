@@ -105,9 +105,20 @@ func Sender(s mail.Sender, l *Limiter) mail.Sender {
 	return &pacedSender{s: s, l: l}
 }
 
+var _ mail.Paced = (*pacedSender)(nil)
+
 type pacedSender struct {
 	s mail.Sender
 	l *Limiter
+}
+
+// Reserve takes a token for one message and returns the sender that sends
+// it without taking another; no token within MaxWait is a *Delay.
+func (p *pacedSender) Reserve(ctx context.Context) (mail.Sender, error) {
+	if err := p.l.Wait(ctx); err != nil {
+		return nil, err
+	}
+	return p.s, nil
 }
 
 func (p *pacedSender) Send(ctx context.Context, msg mail.Message) error {
