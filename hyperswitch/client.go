@@ -76,6 +76,9 @@ type Error struct {
 	// Undecodable: a success status whose body is not Hyperswitch's JSON
 	// (a proxy's HTML page). The call may well have been done.
 	Undecodable bool
+	// Unconfirmed: a refusal whose read-back failed without saying the
+	// object is missing. The outcome is unknown.
+	Unconfirmed bool
 	cause       error
 }
 
@@ -85,6 +88,8 @@ func (e *Error) Error() string {
 		return fmt.Sprintf("hyperswitch: network error: %v", e.cause)
 	case e.Undecodable:
 		return fmt.Sprintf("hyperswitch: %d with an answer that is not Hyperswitch's JSON (outcome unknown): %v", e.HTTPStatus, e.cause)
+	case e.Unconfirmed:
+		return fmt.Sprintf("hyperswitch: outcome unknown: %v", e.cause)
 	}
 	return fmt.Sprintf("hyperswitch: %d %s %s: %s", e.HTTPStatus, e.Type, e.Code, e.Message)
 }
@@ -95,7 +100,7 @@ func (e *Error) Unwrap() error { return e.cause }
 // tell: network errors, undecodable answers, 408, 429, 5xx, and any error
 // that is not Hyperswitch's own envelope (a proxy's page).
 func (e *Error) Transient() bool {
-	return e.HTTPStatus == 0 || e.Undecodable || e.Code == "" || e.Code == codeWrongURL || e.HTTPStatus == http.StatusRequestTimeout ||
+	return e.HTTPStatus == 0 || e.Undecodable || e.Unconfirmed || e.Code == "" || e.Code == codeWrongURL || e.HTTPStatus == http.StatusRequestTimeout ||
 		e.HTTPStatus == http.StatusTooManyRequests || e.HTTPStatus >= 500 ||
 		// Our key refused: a configuration error, not the provider's word on
 		// the payment or refund.
@@ -182,19 +187,39 @@ func (c *Client) GetPayment(ctx context.Context, paymentID string) (*Payment, er
 }
 
 // CreateRefund creates the refund, or reads it back when it exists.
+//
+// A refusal is Hyperswitch's word on this request, not on the refund, so
+// it is read back by our refund_id before it is believed. A repeat of a
+// refund that went through (its first answer lost) is refused for its
+// amount, 400 IR_13, where it took the whole payment: Hyperswitch checks
+// the amount against the refunds it has before its "already exists". A
+// connector timeout answers 400 CE_06 with Hyperswitch's refund kept
+// pending. Only a read-back that finds no refund (HE_02) lets the refusal
+// stand; a read-back that fails otherwise leaves the outcome unknown.
 func (c *Client) CreateRefund(ctx context.Context, p CreateRefundParams) (*Refund, error) {
 	if p.RefundID == "" || p.PaymentID == "" {
 		return nil, ErrMissingIdentity
 	}
 	var out Refund
 	err := c.do(ctx, http.MethodPost, "/refunds", p, &out)
-	if isDuplicate(err) {
-		return c.GetRefund(ctx, p.RefundID)
+	if err == nil {
+		return &out, nil
 	}
-	if err != nil {
+	var refused *Error
+	if !errors.As(err, &refused) || refused.Transient() {
+		return nil, err // the outcome is unknown: the caller asks again
+	}
+	got, readErr := c.GetRefund(ctx, p.RefundID)
+	switch {
+	case readErr == nil:
+		return got, nil
+	case IsNotFound(readErr):
 		return nil, err
+	case IsTransient(readErr):
+		return nil, readErr
 	}
-	return &out, nil
+	return nil, &Error{HTTPStatus: refused.HTTPStatus, Unconfirmed: true,
+		cause: fmt.Errorf("refund %s refused (%v) and not read back: %w", p.RefundID, err, readErr)}
 }
 
 // GetRefund reads a refund.

@@ -61,6 +61,18 @@ func TestRefunds(t *testing.T) {
 	require.Equal(t, "r1", again.RefundID)
 	require.Len(t, fake.Refunds(), 1)
 
+	require.Equal(t, 1, fake.Calls("GET /refunds"), "the repeat, refused for its amount (IR_13), was read back")
+
+	// A refusal with no refund under our id stands, and is no unknown.
+	_, err = c.CreatePayment(ctx, hyperswitch.CreatePaymentParams{PaymentID: "p2", Amount: 500, Currency: "USD"})
+	require.NoError(t, err)
+	_, err = c.CreateRefund(ctx, hyperswitch.CreateRefundParams{RefundID: "r2", PaymentID: "p2", Amount: 500})
+	var herr *hyperswitch.Error
+	require.ErrorAs(t, err, &herr)
+	require.Equal(t, "IR_14", herr.Code, "the refusal itself, not the read-back's HE_02")
+	require.False(t, hyperswitch.IsTransient(err))
+	require.Equal(t, 2, fake.Calls("GET /refunds"))
+
 	msg := "insufficient funds"
 	fake.SetRefundStatus("r1", "failed", &msg)
 	got, err := c.GetRefund(ctx, "r1")

@@ -22,7 +22,10 @@ import (
 // the PSP id. An unknown outcome (a network error, a 5xx, an answer that
 // is not Hyperswitch's JSON) is retried, never taken as a failure: when the
 // attempts run out the refund stays pending and the reconcile sweep reads
-// it by our refund_id. Only Hyperswitch's own refusal fails it. The terminal
+// it by our refund_id. Only Hyperswitch's own refusal fails it, and only
+// once a read-back by our refund_id finds no refund (the client's
+// CreateRefund: a refused repeat of a refund that went through, or a
+// connector timeout, is read back as the refund it is). The terminal
 // state arrives by webhook, or from the create's answer when it is final
 // already (Hyperswitch sends no event for some outcomes).
 type SubmitRefundWorker struct {

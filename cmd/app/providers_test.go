@@ -219,6 +219,88 @@ func TestUndecodableRefundAnswerIsNotAFailure(t *testing.T) {
 	require.Equal(t, "refunded", s.orderStatus(t, buyer, orderID))
 }
 
+// submitSettled waits until the refund's submit is answered for good: it
+// has its PSP id, or it is no longer pending. It returns the refund's
+// status and PSP id then.
+func (s *stack) submitSettled(t *testing.T, orderID, refundID string) (status, pspID string) {
+	t.Helper()
+	var id *string
+	s.eventually(t, func() bool {
+		require.NoError(t, s.db.QueryRow(context.Background(), `SELECT status, hyperswitch_refund_id FROM refunds WHERE id = $1`, refundID).Scan(&status, &id))
+		return status != "pending" || id != nil
+	}, s.state(t, orderID))
+	if id != nil {
+		pspID = *id
+	}
+	return status, pspID
+}
+
+// Hyperswitch made the refund and the answer was lost. The retry is
+// refused for its amount: Hyperswitch checks the amount against the
+// refunds it has before its "already exists". A refusal is read back by
+// our refund_id before it is believed: the refund is not failed, and the
+// order keeps waiting for its outcome, even if no webhook ever comes.
+func TestRefundRetryRefusedForItsAmountIsReadBack(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, nil)
+	orderID, _, buyer := s.paidOrder(t, 1000)
+	s.eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, s.state(t, orderID))
+	s.hs.LoseNext("POST /refunds", 1, fake.Lost502)
+	refundID, psp := s.refund(t, buyer, orderID)
+
+	status, pspID := s.submitSettled(t, orderID, refundID)
+	require.Equal(t, "pending", status, "Hyperswitch holds this refund: it did not fail")
+	require.Equal(t, psp, pspID)
+	require.GreaterOrEqual(t, s.hs.Calls("POST /refunds"), 2, "the lost answer was retried")
+	require.Equal(t, "refund_pending", s.orderStatus(t, buyer, orderID))
+	require.Len(t, s.hs.Refunds(), 1)
+
+	s.refundSucceeds(t, psp)
+	s.eventually(t, func() bool { return s.sellerNet(orderID) == 0 }, s.state(t, orderID))
+	require.Equal(t, "refunded", s.orderStatus(t, buyer, orderID))
+}
+
+// The connector timed out: Hyperswitch keeps its refund pending and
+// answers 400 CE_06. That is no word on the refund: it stays pending
+// until its outcome is known.
+func TestRefundConnectorErrorIsNotAFailure(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, nil)
+	orderID, _, buyer := s.paidOrder(t, 1000)
+	s.eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, s.state(t, orderID))
+	s.hs.RefundConnectorErrorNext(1)
+	refundID, psp := s.refund(t, buyer, orderID)
+
+	status, pspID := s.submitSettled(t, orderID, refundID)
+	require.Equal(t, "pending", status)
+	require.Equal(t, psp, pspID)
+	require.Equal(t, "refund_pending", s.orderStatus(t, buyer, orderID))
+
+	s.refundSucceeds(t, psp)
+	s.eventually(t, func() bool { return s.dbStatus(t, "refunds", refundID) == "succeeded" }, s.state(t, orderID))
+	require.Equal(t, "refunded", s.orderStatus(t, buyer, orderID))
+}
+
+// A refund Hyperswitch refuses, with no refund under our refund_id, is
+// failed: the read-back found none (HE_02), which is Hyperswitch's word.
+func TestRefundRefusedWithNoRefundFails(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, nil)
+	orderID, paymentID, buyer := s.paidOrder(t, 1000)
+	s.eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, s.state(t, orderID))
+	// Refunded elsewhere (the dashboard) meanwhile: nothing is left to refund.
+	s.hs.PutRefund(hyperswitch.Refund{RefundID: "ref_dashboard", PaymentID: paymentID, Amount: 1000, Currency: "EUR", Status: "succeeded"})
+	status, body := s.request(t, "POST", "/v1/orders/"+orderID+"/refund", buyer, nil, map[string]string{"reason": "changed my mind"})
+	require.Equal(t, 202, status, body)
+	refundID := body["refund"].(map[string]any)["id"].(string)
+
+	got, pspID := s.submitSettled(t, orderID, refundID)
+	require.Equal(t, "failed", got)
+	require.Empty(t, pspID)
+	require.Equal(t, 1, s.hs.Calls("GET /refunds"), "the refusal was read back once")
+	require.Equal(t, "completed", s.orderStatus(t, buyer, orderID))
+}
+
 // A refund with no PSP id whose submission was lost is read at Hyperswitch
 // by our own refund_id before the sweep calls it an orphan.
 func TestOrphanSweepReadsOurRefundIDFirst(t *testing.T) {

@@ -40,6 +40,8 @@ type Server struct {
 	payments map[string]*hyperswitch.Payment
 	refunds  map[string]*hyperswitch.Refund
 	disputes map[string]*Dispute
+	// connectorErrors: refund creates left to fail at the connector.
+	connectorErrors int
 }
 
 // Start runs the fake until the test ends.
@@ -315,10 +317,6 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 	if p.RefundID == "" {
 		p.RefundID = fmt.Sprintf("ref_generated_%d", len(s.refunds)+1)
 	}
-	if _, exists := s.refunds[p.RefundID]; exists {
-		writeError(w, http.StatusBadRequest, "invalid_request", "HE_01", "Duplicate refund request. Refund already attempted with the refund ID")
-		return
-	}
 	captured := pay.Amount
 	if pay.AmountReceived != nil {
 		captured = *pay.AmountReceived
@@ -337,8 +335,16 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 			refunded += rf.Amount
 		}
 	}
+	// Hyperswitch checks the amount against every refund not failed before
+	// it inserts (validate_and_create_refund): a repeat of a refund that
+	// took the whole amount is refused for its amount, and only a repeat
+	// that still fits reaches the insert's "already exists".
 	if amount > captured-refunded {
 		writeError(w, http.StatusBadRequest, "invalid_request", "IR_13", "The refund amount exceeds the amount captured")
+		return
+	}
+	if _, exists := s.refunds[p.RefundID]; exists {
+		writeError(w, http.StatusBadRequest, "invalid_request", "HE_01", "Duplicate refund request. Refund already attempted with the refund ID")
 		return
 	}
 	ref := &hyperswitch.Refund{RefundID: p.RefundID, PaymentID: p.PaymentID, Amount: amount, Currency: pay.Currency, Status: "pending"}
@@ -353,7 +359,22 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.refunds[p.RefundID] = ref
+	if s.connectorErrors > 0 {
+		// The connector call failed (a timeout): Hyperswitch keeps its
+		// refund pending, unsent as far as it knows, and answers an error.
+		s.connectorErrors--
+		writeError(w, http.StatusBadRequest, "connector", "CE_06", "Refund failed while processing with connector. Retry refund")
+		return
+	}
 	writeJSON(w, http.StatusOK, ref)
+}
+
+// RefundConnectorErrorNext makes the next n refund creates fail at the
+// connector: the refund is stored pending and the answer is 400 CE_06.
+func (s *Server) RefundConnectorErrorNext(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.connectorErrors = n
 }
 
 // Dispute is Hyperswitch's DisputeResponse on the wire
