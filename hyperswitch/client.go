@@ -186,6 +186,27 @@ func (c *Client) GetPayment(ctx context.Context, paymentID string) (*Payment, er
 	return &out, nil
 }
 
+// SyncPayment reads a payment with force_sync=true: Hyperswitch asks the
+// connector instead of answering its cached state, which stays behind when
+// the connector's word never reached it (a buyer who did not come back
+// from 3-D Secure). Reconcile reads this way; it costs a connector call.
+func (c *Client) SyncPayment(ctx context.Context, paymentID string) (*Payment, error) {
+	var out Payment
+	if err := c.do(ctx, http.MethodGet, "/payments/"+url.PathEscape(paymentID)+"?force_sync=true", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// SyncRefund reads a refund with force_sync=true (see SyncPayment).
+func (c *Client) SyncRefund(ctx context.Context, refundID string) (*Refund, error) {
+	var out Refund
+	if err := c.do(ctx, http.MethodGet, "/refunds/"+url.PathEscape(refundID)+"?force_sync=true", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // CreateRefund creates the refund, or reads it back when it exists.
 //
 // A refusal is Hyperswitch's word on this request, not on the refund, so

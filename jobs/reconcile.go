@@ -133,7 +133,7 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 	if err := store.MarkOrderReconciled(ctx, pool, order.ID); err != nil {
 		return err
 	}
-	payment, err := w.Hyperswitch.GetPayment(ctx, order.PaymentID)
+	payment, err := w.Hyperswitch.SyncPayment(ctx, order.PaymentID)
 	if err != nil {
 		// Left untouched for the next sweep.
 		if d, ok := Paced(err); ok {
@@ -201,7 +201,7 @@ func (w *ReconcileRefundWorker) Work(ctx context.Context, job *river.Job[jobargs
 	if w.Hyperswitch == nil {
 		return river.JobCancel(errors.New("hyperswitch is not enabled: nothing to reconcile against"))
 	}
-	psp, err := w.Hyperswitch.GetRefund(ctx, *refund.HyperswitchRefundID)
+	psp, err := w.Hyperswitch.SyncRefund(ctx, *refund.HyperswitchRefundID)
 	if err != nil {
 		if d, ok := Paced(err); ok {
 			return river.JobSnooze(d) // our pace toward Hyperswitch: read it soon, not next sweep
@@ -253,7 +253,7 @@ func (w *ReconcileRefundWorker) orphan(ctx context.Context, refund *store.Refund
 		log.Warn().Msg("reconcile: hyperswitch is not enabled: the orphan refund cannot be read; left pending")
 		return nil
 	}
-	psp, err := w.Hyperswitch.GetRefund(ctx, store.RefundIDFor(refund.ID))
+	psp, err := w.Hyperswitch.SyncRefund(ctx, store.RefundIDFor(refund.ID))
 	switch {
 	case err == nil:
 		if err := store.SetRefundPSPID(ctx, w.DB.Primary(), refund.ID, psp.RefundID); err != nil {

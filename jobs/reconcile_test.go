@@ -157,6 +157,25 @@ func TestReconcileOrders(t *testing.T) {
 	require.Equal(t, 1, receipts)
 }
 
+// Hyperswitch never heard the connector's outcome (the buyer did not come
+// back from 3-D Secure, the connector's webhook to it was lost): its cached
+// status is not final. The sweep reads with force_sync, which asks the
+// connector: the charged buyer's order completes, and a refund's outcome
+// is found the same way.
+func TestReconcileAsksTheConnector(t *testing.T) {
+	t.Parallel()
+	b := setupReconcile(t, 50)
+	order := b.order(t, veza.OrderPending, time.Hour, "requires_customer_action")
+	b.hs.SetConnectorPaymentStatus(store.PaymentIDFor(order), "succeeded")
+	refund, refundOrder := b.refund(t, time.Hour, "pending", nil)
+	b.hs.SetConnectorRefundStatus(store.RefundIDFor(refund), "succeeded")
+
+	b.sweep(t)
+	require.Equal(t, veza.OrderCompleted, b.orderStatus(t, order), "the connector took the money")
+	require.Equal(t, veza.RefundSucceeded, b.refundRow(t, refund).Status)
+	require.Equal(t, veza.OrderRefunded, b.orderStatus(t, refundOrder))
+}
+
 func TestReconcileReadErrorLeavesTheRow(t *testing.T) {
 	t.Parallel()
 	b := setupReconcile(t, 50)

@@ -42,6 +42,13 @@ type Server struct {
 	disputes map[string]*Dispute
 	// connectorErrors: refund creates left to fail at the connector.
 	connectorErrors int
+	// connectorPayments, connectorRefunds: statuses the connector reached
+	// that Hyperswitch has not heard of (the connector's webhook to it was
+	// lost, the buyer never came back from 3-D Secure). A plain read
+	// answers Hyperswitch's cached state; only force_sync=true asks the
+	// connector, and stores what it says.
+	connectorPayments map[string]string
+	connectorRefunds  map[string]string
 }
 
 // Start runs the fake until the test ends.
@@ -155,6 +162,56 @@ func (s *Server) PutPayment(p hyperswitch.Payment) {
 func (s *Server) SetPaymentStatus(id, status string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.setPaymentStatus(id, status)
+}
+
+// SetConnectorPaymentStatus moves a payment at the connector only:
+// Hyperswitch keeps answering its cached status until a force_sync read.
+func (s *Server) SetConnectorPaymentStatus(id, status string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.connectorPayments == nil {
+		s.connectorPayments = map[string]string{}
+	}
+	s.connectorPayments[id] = status
+}
+
+// SetConnectorRefundStatus moves a refund at the connector only (see
+// SetConnectorPaymentStatus).
+func (s *Server) SetConnectorRefundStatus(id, status string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.connectorRefunds == nil {
+		s.connectorRefunds = map[string]string{}
+	}
+	s.connectorRefunds[id] = status
+}
+
+// forceSync is a force_sync=true read: Hyperswitch asks the connector and
+// stores its status.
+func (s *Server) forceSync(r *http.Request, kind, id string) {
+	if r.URL.Query().Get("force_sync") != "true" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch kind {
+	case "payments":
+		if st, ok := s.connectorPayments[id]; ok {
+			s.setPaymentStatus(id, st)
+			delete(s.connectorPayments, id)
+		}
+	case "refunds":
+		if st, ok := s.connectorRefunds[id]; ok {
+			if rf, ok := s.refunds[id]; ok {
+				rf.Status = st
+			}
+			delete(s.connectorRefunds, id)
+		}
+	}
+}
+
+func (s *Server) setPaymentStatus(id, status string) {
 	if p, ok := s.payments[id]; ok {
 		p.Status = status
 		if status == "succeeded" {
@@ -245,6 +302,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, parts []string) {
 	case r.Method == http.MethodPost && len(parts) == 1 && parts[0] == "payments":
 		s.createPayment(w, r)
 	case r.Method == http.MethodGet && len(parts) == 2 && parts[0] == "payments":
+		s.forceSync(r, parts[0], parts[1])
 		if p, ok := s.Payment(parts[1]); ok {
 			writeJSON(w, http.StatusOK, p)
 		} else {
@@ -253,6 +311,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, parts []string) {
 	case r.Method == http.MethodPost && len(parts) == 1 && parts[0] == "refunds":
 		s.createRefund(w, r)
 	case r.Method == http.MethodGet && len(parts) == 2 && parts[0] == "refunds":
+		s.forceSync(r, parts[0], parts[1])
 		if rf, ok := s.Refund(parts[1]); ok {
 			writeJSON(w, http.StatusOK, rf)
 		} else {
