@@ -274,6 +274,13 @@ func TestGuardedDownStepsRefuseUntilTheDataIsSafe(t *testing.T) {
 			INSERT INTO orders (buyer_id, amount, currency, payment_id, status) SELECT id, 100, 'EUR', 'p1', 'charged_back' FROM u`,
 		safe:    `UPDATE orders SET status = 'refunded'`,
 		refusal: "refusing to revert 0009_disputes: 1 orders are disputed or charged back",
+	}, {
+		label: "0015_dispute_share_of_nothing",
+		unsafe: `WITH u AS (INSERT INTO users (email, password_hash, role) VALUES ('a@b.test', 'h', 'seller') RETURNING id),
+			o AS (INSERT INTO orders (buyer_id, amount, currency, payment_id, status) SELECT id, 100, 'EUR', 'p1', 'charged_back' FROM u RETURNING id, buyer_id)
+			INSERT INTO seller_transfers (order_id, seller_id, amount, platform_fee, currency, reversal_amount) SELECT id, buyer_id, 90, 10, 'EUR', 0 FROM o`,
+		safe:    `DELETE FROM seller_transfers`,
+		refusal: "refusing to revert 0015_dispute_share_of_nothing: 1 transfers have a dispute share of nothing",
 	}} {
 		t.Run(tc.label, func(t *testing.T) {
 			t.Parallel()
@@ -415,8 +422,13 @@ INSERT INTO stripe_webhook_log (signature_valid, event_id, event_type, payload, 
 		count(`SELECT count(*) FROM pg_indexes WHERE tablename LIKE 'hyperswitch_webhook_log_%' AND indexdef NOT LIKE '%(id, received_at)%'`),
 		"both indexes (received_at, and the partial one of invalid deliveries) on every partition")
 
-	// Down: plain tables again, every row, Stripe's unique index back.
-	_, err = b.runner.Down(ctx, migrations.DownOpts{})
+	// Down (0014 and every step after it): plain tables again, every row,
+	// Stripe's unique index back.
+	all, err := migrations.All()
+	require.NoError(t, err)
+	i := slices.IndexFunc(all, func(m migrations.Migration) bool { return m.Label() == "0014_webhook_log_partitions" })
+	require.GreaterOrEqual(t, i, 0)
+	_, err = b.runner.Down(ctx, migrations.DownOpts{Steps: len(all) - i})
 	require.NoError(t, err)
 	require.Equal(t, before, count(`SELECT count(*) FROM hyperswitch_webhook_log`))
 	require.Zero(t, count(`SELECT count(*) FROM pg_inherits WHERE inhparent = 'hyperswitch_webhook_log'::regclass`))

@@ -190,11 +190,13 @@ func (s *Settler) chargeBack(ctx context.Context, tx pgx.Tx, ins Inserter, order
 	var unpaid []store.Transfer
 	emailed := map[string]bool{}
 	for i, t := range owed {
-		if shares[i] == 0 {
-			continue // nothing of it to give back: paid as usual
-		}
+		// Written even when it rounds to nothing: an unwritten share reads
+		// as "all of it goes back" (NextPayoutStep, RecordPayout).
 		if err := store.SetReversalAmount(ctx, tx, t.ID, shares[i]); err != nil {
 			return err
+		}
+		if shares[i] == 0 {
+			continue // nothing of it to give back: paid as usual
 		}
 		if t.Status == veza.TransferCompleted {
 			if err := s.StartReversal(ctx, tx, ins, t.ID); err != nil {

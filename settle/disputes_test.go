@@ -287,6 +287,53 @@ func TestPayoutMadeAfterTheChargebackIsReversed(t *testing.T) {
 	}
 }
 
+// A lost dispute of one cent, between two sellers' payouts not yet made:
+// one share is the cent, the other rounds to nothing. That seller is paid
+// in full, and a payout Stripe makes meanwhile is not taken back. Before,
+// the share of nothing was left unwritten, which reads as "all of it goes
+// back": the payout was closed unpaid, or reversed in full.
+func TestDisputeShareOfNothingIsPaidInFull(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.CompletedOrder(t, b.tx, 1000, 1000)
+	ts := []*store.Transfer{o.Transfer(t, b.tx, 0, veza.TransferPending), o.Transfer(t, b.tx, 1, veza.TransferPending)}
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_lost", o.Order, "dp_1", 1)))
+	require.Equal(t, veza.OrderChargedBack, b.order(t, o.ID).Status)
+
+	var nothing, cent *store.Transfer
+	for _, tr := range ts {
+		got := b.transfer(t, tr.ID)
+		if got.ReversalAmount == nil || *got.ReversalAmount == 0 {
+			nothing = got
+		} else {
+			cent = got
+		}
+	}
+	require.NotNil(t, nothing, "one share rounds to nothing")
+	require.NotNil(t, cent)
+	require.EqualValues(t, 1, *cent.ReversalAmount)
+	for _, tr := range []*store.Transfer{nothing, cent} {
+		view, err := store.GetPayoutView(b.ctx, b.tx, tr.ID)
+		require.NoError(t, err)
+		step, _ := settle.NextPayoutStep(view, true)
+		require.Equal(t, settle.PayoutSend, step, "paid (then reversed for its share, if it has one)")
+	}
+	amount, _, err := store.SellerChargeback(b.ctx, b.tx, o.ID, nothing.SellerID)
+	require.NoError(t, err)
+	require.Zero(t, amount)
+
+	require.NoError(t, b.tx.Commit(b.ctx))
+	for _, tr := range []*store.Transfer{nothing, cent} {
+		require.NoError(t, b.settle.RecordPayout(b.ctx, b.db, b.ins, tr, "tr_"+tr.ID.String()))
+	}
+	got, err := store.GetTransfer(b.ctx, b.db.Primary(), nothing.ID)
+	require.NoError(t, err)
+	require.Equal(t, veza.TransferCompleted, got.Status, "nothing of it goes back")
+	got, err = store.GetTransfer(b.ctx, b.db.Primary(), cent.ID)
+	require.NoError(t, err)
+	require.Equal(t, veza.TransferReversalPending, got.Status, "the cent goes back")
+}
+
 // Hyperswitch lets a dispute move again at a later stage (pre-arbitration):
 // won, then lost, is a chargeback; lost, then won, is told to ops.
 func TestDisputeAtALaterStage(t *testing.T) {

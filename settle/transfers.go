@@ -170,7 +170,7 @@ func (s *Settler) RecordPayout(ctx context.Context, db *store.DB, ins Inserter, 
 		if err := store.TransitionTransfer(ctx, tx, t.ID, now.Status, veza.TransferCompleted, done); err != nil {
 			return err
 		}
-		if slices.Contains(takenBack, order.Status) {
+		if slices.Contains(takenBack, order.Status) && !shareOfNothing(now) {
 			// Refunded or charged back while Stripe was paying: taken back,
 			// all of it or the dispute's share (reversal_amount).
 			return s.StartReversal(ctx, tx, ins, t.ID)
@@ -212,6 +212,13 @@ const (
 	// payouts yet; it waits until account.updated says it can.
 	PayoutWaitAccount
 )
+
+// shareOfNothing: a lost dispute's share of this transfer rounded to
+// nothing (reversal_amount 0, written only on a charged-back order's
+// transfers): it is paid in full and never reversed.
+func shareOfNothing(t *store.Transfer) bool {
+	return t.ReversalAmount != nil && *t.ReversalAmount == 0
+}
 
 // NextPayoutStep decides from what the payout job read (the transfer, its
 // order's status) and whether Stripe Connect is on.

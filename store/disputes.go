@@ -157,7 +157,8 @@ func MarkDisputeReconciled(ctx context.Context, q Querier, id uuid.UUID) error {
 }
 
 // SetReversalAmount records how much of a completed transfer its reversal
-// takes back (a share of a dispute); nil is the whole transfer.
+// takes back (a share of a dispute); nil is the whole transfer, 0 a share
+// that rounded to nothing (paid in full, never reversed).
 func SetReversalAmount(ctx context.Context, tx pgx.Tx, transferID uuid.UUID, amount int64) error {
 	_, err := tx.Exec(ctx, `UPDATE seller_transfers SET reversal_amount = $2 WHERE id = $1`, transferID, amount)
 	return err
