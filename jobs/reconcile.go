@@ -40,6 +40,17 @@ type Reconciler struct {
 	Metrics *obs.Metrics
 }
 
+// A failed order is read again, at most every FailedOrderRecheck, while it
+// failed less than FailedOrderWindow ago: Hyperswitch lets a failed payment
+// be retried on the same payment_id, and when that retry's success never
+// arrives by webhook, the read finds it. The window is the one its buyer
+// keeps streaming in (store's streamableOrders); the pace keeps the cost
+// at 4 reads a day per failed order.
+const (
+	FailedOrderWindow  = 30 * 24 * time.Hour
+	FailedOrderRecheck = 6 * time.Hour
+)
+
 // ReconcileSweepWorker finds up to BatchLimit rows of each class and
 // enqueues their jobs.
 type ReconcileSweepWorker struct {
@@ -54,6 +65,10 @@ func (w *ReconcileSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.
 	if err != nil {
 		return fmt.Errorf("error finding stuck orders: %w", err)
 	}
+	failed, err := store.FailedOrdersToRecheck(ctx, pool, FailedOrderWindow, FailedOrderRecheck, s.BatchLimit)
+	if err != nil {
+		return fmt.Errorf("error finding failed orders to read again: %w", err)
+	}
 	stuck, err := store.StuckRefunds(ctx, pool, s.RefundStuckAfter, s.BatchLimit)
 	if err != nil {
 		return fmt.Errorf("error finding stuck refunds: %w", err)
@@ -66,8 +81,8 @@ func (w *ReconcileSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.
 	if err != nil {
 		return fmt.Errorf("error finding stuck disputes: %w", err)
 	}
-	params := make([]river.InsertManyParams, 0, len(orders)+len(stuck)+len(orphans)+len(disputes))
-	for _, id := range orders {
+	params := make([]river.InsertManyParams, 0, len(orders)+len(failed)+len(stuck)+len(orphans)+len(disputes))
+	for _, id := range append(orders, failed...) {
 		params = append(params, river.InsertManyParams{Args: jobargs.ReconcileOrderArgs{OrderID: id}})
 	}
 	for _, id := range append(stuck, orphans...) {
@@ -85,7 +100,7 @@ func (w *ReconcileSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.
 			return fmt.Errorf("error enqueueing reconcile jobs: %w", err)
 		}
 	}
-	w.Logger.Info().Ctx(ctx).Str("component", "reconcile").Int("stuck_orders", len(orders)).Int("stuck_refunds", len(stuck)).
+	w.Logger.Info().Ctx(ctx).Str("component", "reconcile").Int("stuck_orders", len(orders)).Int("failed_orders", len(failed)).Int("stuck_refunds", len(stuck)).
 		Int("orphan_refunds", len(orphans)).Int("stuck_disputes", len(disputes)).Msg("reconcile sweep enqueued row jobs")
 	return nil
 }
@@ -125,7 +140,10 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 	}
 	log := w.Logger.With().Ctx(ctx).Str("component", "reconcile").Str("order_id", order.ID.String()).
 		Dur("stuck_for", time.Since(order.CreatedAt)).Logger()
-	if order.Status != veza.OrderPending || order.PaymentID == "" {
+	// A failed order is read too: a manual retry at Hyperswitch may have
+	// taken the money on the same payment_id (the sweep's failed class).
+	recheck := order.Status == veza.OrderFailed
+	if (order.Status != veza.OrderPending && !recheck) || order.PaymentID == "" {
 		w.Metrics.Reconcile("order", "nothing")
 		log.Info().Str("status", string(order.Status)).Msg("reconcile: order needs nothing (terminal or no payment id)")
 		return nil
@@ -144,6 +162,12 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 		return nil
 	}
 	eventType, final := paymentEvents[payment.Status]
+	if recheck && eventType != "payment_succeeded" && eventType != "payment_captured" {
+		// Only the money taken moves a failed order.
+		w.Metrics.Reconcile("order", "not_final")
+		log.Info().Str("psp_status", payment.Status).Msg("reconcile: failed order's payment still not taken")
+		return nil
+	}
 	if !final {
 		w.Metrics.Reconcile("order", "not_final")
 		log.Info().Str("psp_status", payment.Status).Msg("reconcile: payment still not final")

@@ -176,6 +176,38 @@ func TestReconcileAsksTheConnector(t *testing.T) {
 	require.Equal(t, veza.OrderRefunded, b.orderStatus(t, refundOrder))
 }
 
+// Hyperswitch lets a failed payment be retried on the same payment_id.
+// When the retry's success never arrives (its deliveries failed for a
+// day), the sweep finds it: a failed order is read again, at most every
+// FailedOrderRecheck, while it is younger than FailedOrderWindow (the
+// window its buyer keeps streaming in). Only the money taken moves it.
+func TestReconcileFindsAFailedPaymentRetriedToSuccess(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupReconcile(t, 50)
+	retried := b.order(t, veza.OrderFailed, time.Hour, "succeeded")
+	stillFailed := b.order(t, veza.OrderFailed, time.Hour, "failed")
+	expired := b.order(t, veza.OrderFailed, time.Hour, "expired")
+	old := b.order(t, veza.OrderFailed, 40*24*time.Hour, "succeeded")
+	_, err := b.db.Primary().Exec(ctx, `UPDATE orders SET updated_at = created_at WHERE id = $1`, old)
+	require.NoError(t, err)
+
+	b.sweep(t)
+	require.Equal(t, veza.OrderCompleted, b.orderStatus(t, retried), "the retry took the money")
+	require.Equal(t, veza.OrderFailed, b.orderStatus(t, stillFailed))
+	require.Equal(t, veza.OrderFailed, b.orderStatus(t, expired), "only the money taken moves a failed order")
+	require.Equal(t, veza.OrderFailed, b.orderStatus(t, old), "past the window: not read")
+	require.Equal(t, 3, b.hs.Calls("GET /payments"))
+
+	b.sweep(t)
+	require.Equal(t, 3, b.hs.Calls("GET /payments"), "read again only after FailedOrderRecheck")
+	_, err = b.db.Primary().Exec(ctx, `UPDATE orders SET reconciled_at = now() - make_interval(secs => $2) WHERE id = $1`,
+		stillFailed, (jobs.FailedOrderRecheck + time.Minute).Seconds())
+	require.NoError(t, err)
+	b.sweep(t)
+	require.Equal(t, 4, b.hs.Calls("GET /payments"))
+}
+
 func TestReconcileReadErrorLeavesTheRow(t *testing.T) {
 	t.Parallel()
 	b := setupReconcile(t, 50)
@@ -237,7 +269,7 @@ func TestReconcileTerminalStatesAreNoOps(t *testing.T) {
 	b := setupReconcile(t, 50)
 	ctx := context.Background()
 	var orders []uuid.UUID
-	for _, st := range []veza.OrderStatus{veza.OrderCompleted, veza.OrderFailed, veza.OrderCancelled, veza.OrderRefunded} {
+	for _, st := range []veza.OrderStatus{veza.OrderCompleted, veza.OrderCancelled, veza.OrderRefunded} {
 		orders = append(orders, b.order(t, st, time.Hour, "succeeded"))
 	}
 	var refunds []uuid.UUID
@@ -256,7 +288,7 @@ func TestReconcileTerminalStatesAreNoOps(t *testing.T) {
 		require.NoError(t, err)
 	}
 	b.settle(t)
-	for i, st := range []veza.OrderStatus{veza.OrderCompleted, veza.OrderFailed, veza.OrderCancelled, veza.OrderRefunded} {
+	for i, st := range []veza.OrderStatus{veza.OrderCompleted, veza.OrderCancelled, veza.OrderRefunded} {
 		require.Equal(t, st, b.orderStatus(t, orders[i]))
 	}
 	require.Equal(t, veza.RefundSucceeded, b.refundRow(t, refunds[0]).Status)

@@ -149,6 +149,10 @@ func TestSweepQueriesUseIndexesOnAnAgedDatabase(t *testing.T) {
 		run  func() error
 	}{
 		{"stuck orders", func() error { _, err := store.StuckOrders(ctx, e, time.Hour, 1000); return err }},
+		{"failed orders to read again", func() error {
+			_, err := store.FailedOrdersToRecheck(ctx, e, 30*24*time.Hour, 6*time.Hour, 1000)
+			return err
+		}},
 		{"stuck refunds", func() error { _, err := store.StuckRefunds(ctx, e, time.Hour, 1000); return err }},
 		{"orphan refunds", func() error { _, err := store.OrphanRefunds(ctx, e, 5*time.Minute, 1000); return err }},
 		{"stuck disputes", func() error { _, err := store.StuckDisputes(ctx, e, time.Hour, 1000); return err }},
@@ -178,7 +182,7 @@ func TestSweepQueriesUseIndexesOnAnAgedDatabase(t *testing.T) {
 		require.NoError(t, s.run(), s.name)
 		require.Greater(t, len(e.plans), before, "%s ran no statement", s.name)
 	}
-	// 9 sweeps; the two deletes run one statement per table.
+	// 10 sweeps; the two deletes run one statement per table.
 	require.GreaterOrEqual(t, len(e.plans), 2*11)
 	for _, p := range e.plans {
 		require.Empty(t, seqScans(p.plan), "%s plan of\n%s\n%v", p.mode, p.sql, p.plan)

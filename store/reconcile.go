@@ -23,6 +23,17 @@ func StuckOrders(ctx context.Context, q Querier, olderThan time.Duration, limit 
 		ORDER BY reconciled_at NULLS FIRST, created_at LIMIT $2`, olderThan.Seconds(), limit))
 }
 
+// FailedOrdersToRecheck returns failed orders with a payment id that
+// failed (updated_at) within window and were not read in the last every,
+// those reconciled longest ago (or never) first: a manual retry of the
+// payment at Hyperswitch can still take the money.
+func FailedOrdersToRecheck(ctx context.Context, q Querier, window, every time.Duration, limit int) ([]uuid.UUID, error) {
+	return collectIDs(q.Query(ctx, `SELECT id FROM orders
+		WHERE status = 'failed' AND payment_id IS NOT NULL AND updated_at > now() - make_interval(secs => $1)
+		  AND (reconciled_at IS NULL OR reconciled_at < now() - make_interval(secs => $2))
+		ORDER BY reconciled_at NULLS FIRST, updated_at LIMIT $3`, window.Seconds(), every.Seconds(), limit))
+}
+
 // StuckRefunds returns pending refunds that reached the PSP (they have its
 // id) and are older than olderThan.
 func StuckRefunds(ctx context.Context, q Querier, olderThan time.Duration, limit int) ([]uuid.UUID, error) {
