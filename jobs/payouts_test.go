@@ -215,6 +215,37 @@ func TestPayoutNeverPaysARefundedOrder(t *testing.T) {
 	require.Empty(t, b.stripe.Transfers())
 }
 
+// The refund wins while Stripe is still making a payout whose answer was
+// lost (our client gave up; Stripe executes the request a second later).
+// A look-up at once lists nothing, and closing the row unpaid then would
+// leave the seller the money: nothing asks again. So a payout with an
+// unknown outcome is closed unpaid only once the request cannot still be
+// executing (the settle time since the row recorded that outcome), and the
+// look-up then finds the transfer and reverses it.
+func TestRefundedPayoutWaitsForItsLostRequestToSettle(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 500)
+	b.settle.Jobs.ReversalSettle = 3 * time.Second
+	tr := b.transfer(t, 0)
+	b.stripe.SlowNext("POST /v1/transfers", time.Second)
+	require.Error(t, b.pay(tr, 1), "the answer was lost: an unknown outcome, retried")
+	require.Empty(t, b.stripe.Transfers(), "Stripe is still executing it")
+
+	b.moveOrder(t, veza.OrderCompleted, veza.OrderRefundPending)
+	b.moveOrder(t, veza.OrderRefundPending, veza.OrderRefunded)
+	var snooze *river.JobSnoozeError
+	require.ErrorAs(t, b.pay(tr, 2), &snooze, "not closed while its request may still be executing")
+	require.Equal(t, veza.TransferPending, b.get(t, tr.ID).Status)
+	require.LessOrEqual(t, snooze.Duration, 3*time.Second)
+
+	require.Eventually(t, func() bool { return len(b.stripe.Transfers()) == 1 }, 10*time.Second, 20*time.Millisecond)
+	time.Sleep(snooze.Duration)
+	require.NoError(t, b.pay(tr, 2))
+	got := b.get(t, tr.ID)
+	require.Equal(t, veza.TransferReversalPending, got.Status, "found, recorded and taken back")
+	require.Equal(t, b.stripe.Transfers()[0].ID, *got.StripeTransferID)
+}
+
 // TestRefundDuringPayoutIsReversed: the refund settles while Stripe is
 // paying the seller. The payout still records the money it moved, sees the
 // refunded order and starts the reversal in the same transaction.

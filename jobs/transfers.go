@@ -160,10 +160,31 @@ func (w *PayoutWorker) lookup(ctx context.Context, t *store.Transfer) (found boo
 // made anyway is recorded and reversed; only when Stripe lists none is the
 // row closed unpaid.
 func (w *PayoutWorker) closeUnpaid(ctx context.Context, t *store.Transfer, reason string) error {
+	if wait := w.unsettled(t); wait > 0 {
+		// A request whose answer was lost may still be executing at
+		// Stripe: a look-up now could miss the transfer it is making, and
+		// nothing asks again once the row is closed. No attempt used.
+		return river.JobSnooze(wait)
+	}
 	if found, err := w.lookup(ctx, t); err != nil || found {
 		return err
 	}
 	return w.DB.InTx(ctx, func(tx pgx.Tx) error { return w.Settle.CloseUnpaid(ctx, tx, t.ID, reason) })
+}
+
+// unsettled is how long a request of this payout whose answer was lost may
+// still be executing at Stripe: the settle time (REVERSAL_KEY_SETTLE, the
+// same for any Stripe request our client gave up on) since the row last
+// recorded an unknown outcome. updated_at is written right after the
+// client gives up, so it is no earlier than the request, and it is read
+// on the database's clock (KeyAge; unknown counts as just written). A
+// pending row with no retry recorded sent nothing that was lost.
+func (w *PayoutWorker) unsettled(t *store.Transfer) time.Duration {
+	if t.Status == veza.TransferPending && t.RetryCount == 0 {
+		return 0
+	}
+	age, _ := t.KeyAge(t.UpdatedAt)
+	return w.Settle.Jobs.ReversalSettleTime() - age
 }
 
 // stripeFailed handles an error from CreateTransfer by what it says:

@@ -95,6 +95,9 @@ type Server struct {
 	running      map[string]bool // keys of requests executing now
 	saveErrors   map[string][]int
 	lockTimeouts map[string]int
+	// slow: per call key, how long the next requests keep executing after
+	// our client lost the connection (SlowNext).
+	slow         map[string][]time.Duration
 	savedShare   float64 // of executing POSTs that end in a saved 500
 	savedErrors  int
 	rng          *rand.Rand
@@ -288,6 +291,31 @@ func (s *Server) LockTimeoutNext(key string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lockTimeouts[key] += n
+}
+
+// SlowNext makes the next request under key (e.g. "POST /v1/transfers")
+// outlive our client: the connection drops at once (an answer lost) while
+// Stripe keeps executing it, and its work (a transfer) exists, and its
+// answer is saved under the key, only d later. Meanwhile the key is in use
+// (409 idempotency_key_in_use) and a list shows no transfer.
+func (s *Server) SlowNext(key string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.slow == nil {
+		s.slow = map[string][]time.Duration{}
+	}
+	s.slow[key] = append(s.slow[key], d)
+}
+
+func (s *Server) takeSlow(key string) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.slow[key]
+	if len(q) == 0 {
+		return 0
+	}
+	s.slow[key] = q[1:]
+	return q[0]
 }
 
 func (s *Server) takeLockTimeout(key string) bool {
@@ -492,23 +520,36 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, path, callKe
 	}
 	s.mu.Unlock()
 
-	s.Wait() // executing, the key held
-	rec := httptest.NewRecorder()
-	if savedError != 0 {
-		writeJSON(rec, savedError, stripeError("api_error", "", "An unknown error occurred (fake, saved under the key)", ""))
-	} else {
-		s.route(rec, r, path)
+	execute := func() *httptest.ResponseRecorder {
+		s.Wait() // executing, the key held
+		rec := httptest.NewRecorder()
+		if savedError != 0 {
+			writeJSON(rec, savedError, stripeError("api_error", "", "An unknown error occurred (fake, saved under the key)", ""))
+		} else {
+			s.route(rec, r, path)
+		}
+		s.mu.Lock()
+		if savedError != 0 {
+			s.savedErrors++
+		}
+		delete(s.running, idemKey)
+		if !refusedBeforeExecuting(rec) {
+			s.keys[idemKey] = saved{fingerprint: fingerprint, status: rec.Code, body: rec.Body.Bytes(), at: s.now()}
+		}
+		s.mu.Unlock()
+		return rec
 	}
-	s.mu.Lock()
-	if savedError != 0 {
-		s.savedErrors++
+	if d := s.takeSlow(callKey); d > 0 {
+		// Our client is gone; Stripe finishes the request later. (The
+		// form was parsed already: the request is not read again.)
+		s.Deliver(w, nil, fake.LostReset)
+		go func() {
+			time.Sleep(d)
+			execute()
+		}()
+		return
 	}
-	delete(s.running, idemKey)
-	if !refusedBeforeExecuting(rec) {
-		s.keys[idemKey] = saved{fingerprint: fingerprint, status: rec.Code, body: rec.Body.Bytes(), at: s.now()}
-	}
-	s.mu.Unlock()
-	s.Deliver(w, rec, s.Loss(callKey))
+	s.Deliver(w, execute(), s.Loss(callKey))
 }
 
 // refusedBeforeExecuting: a malformed parameter is refused before the
