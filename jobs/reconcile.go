@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -152,6 +153,12 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 		return err
 	}
 	payment, err := w.Hyperswitch.SyncPayment(ctx, order.PaymentID)
+	if recheck && hyperswitch.IsNotFound(err) {
+		// Its create was refused: Hyperswitch never knew the payment.
+		w.Metrics.Reconcile("order", "nothing")
+		log.Info().Msg("reconcile: failed order's payment is unknown to Hyperswitch")
+		return nil
+	}
 	if err != nil {
 		// Left untouched for the next sweep.
 		if d, ok := Paced(err); ok {
@@ -162,8 +169,11 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 		return nil
 	}
 	eventType, final := paymentEvents[payment.Status]
-	if recheck && eventType != "payment_succeeded" && eventType != "payment_captured" {
-		// Only the money taken moves a failed order.
+	if recheck && !tookThePrice(payment, order) {
+		// Only this order's whole price, taken, moves a failed order. A
+		// part capture or another amount failed it in the first place, and
+		// its automatic refund dealt with that: fed again, it would be
+		// refunded again.
 		w.Metrics.Reconcile("order", "not_final")
 		log.Info().Str("psp_status", payment.Status).Msg("reconcile: failed order's payment still not taken")
 		return nil
@@ -185,6 +195,15 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 	w.Metrics.Reconcile("order", "synced")
 	log.Info().Str("status_synced", payment.Status).Str("event_type", eventType).Msg("reconcile: order synced from the PSP")
 	return nil
+}
+
+// tookThePrice: the payment took all of the order's price, in its currency.
+func tookThePrice(p *hyperswitch.Payment, order *store.Order) bool {
+	received := p.Amount
+	if p.AmountReceived != nil {
+		received = *p.AmountReceived
+	}
+	return p.Status == "succeeded" && p.Amount == order.Amount && received == order.Amount && strings.EqualFold(p.Currency, order.Currency)
 }
 
 var refundEvents = map[string]string{

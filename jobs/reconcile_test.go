@@ -191,21 +191,40 @@ func TestReconcileFindsAFailedPaymentRetriedToSuccess(t *testing.T) {
 	old := b.order(t, veza.OrderFailed, 40*24*time.Hour, "succeeded")
 	_, err := b.db.Primary().Exec(ctx, `UPDATE orders SET updated_at = created_at WHERE id = $1`, old)
 	require.NoError(t, err)
+	// Failed for a part capture (its automatic refund handled the part):
+	// the part is not news, and feeding it again would refund it again.
+	part := b.order(t, veza.OrderFailed, time.Hour, "succeeded")
+	b.hs.Capture(store.PaymentIDFor(part), 600)
+	// Paid another amount: not this order's price.
+	other := b.order(t, veza.OrderFailed, time.Hour, "")
+	received := int64(900)
+	b.hs.PutPayment(hyperswitch.Payment{PaymentID: store.PaymentIDFor(other), Status: "succeeded", Amount: 900, AmountReceived: &received, Currency: "EUR"})
+	// Its create was refused: Hyperswitch never knew the payment.
+	unknown := b.order(t, veza.OrderFailed, time.Hour, "")
 
 	b.sweep(t)
 	require.Equal(t, veza.OrderCompleted, b.orderStatus(t, retried), "the retry took the money")
 	require.Equal(t, veza.OrderFailed, b.orderStatus(t, stillFailed))
 	require.Equal(t, veza.OrderFailed, b.orderStatus(t, expired), "only the money taken moves a failed order")
 	require.Equal(t, veza.OrderFailed, b.orderStatus(t, old), "past the window: not read")
-	require.Equal(t, 3, b.hs.Calls("GET /payments"))
+	require.Equal(t, 6, b.hs.Calls("GET /payments"))
+	for _, id := range []uuid.UUID{stillFailed, expired, part, other, unknown} {
+		require.Equal(t, veza.OrderFailed, b.orderStatus(t, id))
+		var fed int
+		require.NoError(t, b.db.Primary().QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'hyperswitch_event' AND args->'object'->>'payment_id' = $1`,
+			store.PaymentIDFor(id)).Scan(&fed))
+		require.Zero(t, fed, "only this order's whole price, taken, is fed for a failed order")
+	}
+	require.Empty(t, b.hs.Refunds(), "nothing refunded again")
+	require.NotContains(t, b.logs.String(), "could not read the payment", "a payment Hyperswitch never knew is no read failure")
 
 	b.sweep(t)
-	require.Equal(t, 3, b.hs.Calls("GET /payments"), "read again only after FailedOrderRecheck")
+	require.Equal(t, 6, b.hs.Calls("GET /payments"), "read again only after FailedOrderRecheck")
 	_, err = b.db.Primary().Exec(ctx, `UPDATE orders SET reconciled_at = now() - make_interval(secs => $2) WHERE id = $1`,
 		stillFailed, (jobs.FailedOrderRecheck + time.Minute).Seconds())
 	require.NoError(t, err)
 	b.sweep(t)
-	require.Equal(t, 4, b.hs.Calls("GET /payments"))
+	require.Equal(t, 7, b.hs.Calls("GET /payments"))
 }
 
 func TestReconcileReadErrorLeavesTheRow(t *testing.T) {
