@@ -246,6 +246,28 @@ func TestRefundedPayoutWaitsForItsLostRequestToSettle(t *testing.T) {
 	require.Equal(t, b.stripe.Transfers()[0].ID, *got.StripeTransferID)
 }
 
+// The job's own timeout cut the call (Stripe answers later than the job
+// may wait, and executes the request anyway): the unknown outcome is
+// still recorded on the row, with a context of its own, so a refund that
+// wins meanwhile waits the settle time too.
+func TestPayoutCutByItsTimeoutStillRecordsTheUnknown(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 500)
+	b.settle.Jobs.ReversalSettle = 3 * time.Second
+	tr := b.transfer(t, 0)
+	b.stripe.SetLatency(500 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	require.Error(t, b.payouts().Work(ctx, job(jobargs.PayoutArgs{TransferID: tr.ID}, 1, b.settle.Jobs.Payout.MaxAttempts)))
+	require.Equal(t, 1, b.get(t, tr.ID).RetryCount, "the unknown outcome is on the row")
+
+	b.moveOrder(t, veza.OrderCompleted, veza.OrderRefundPending)
+	b.moveOrder(t, veza.OrderRefundPending, veza.OrderRefunded)
+	var snooze *river.JobSnoozeError
+	require.ErrorAs(t, b.pay(tr, 2), &snooze, "not closed while its request may still be executing")
+	require.Eventually(t, func() bool { return len(b.stripe.Transfers()) == 1 }, 10*time.Second, 20*time.Millisecond)
+}
+
 // TestRefundDuringPayoutIsReversed: the refund settles while Stripe is
 // paying the seller. The payout still records the money it moved, sees the
 // refunded order and starts the reversal in the same transaction.

@@ -201,6 +201,11 @@ func (w *PayoutWorker) stripeFailed(ctx context.Context, job *river.Job[jobargs.
 		// key): not a failure, and no attempt used.
 		return river.JobSnooze(d)
 	}
+	// What the row records about this call is written even when the job's
+	// own context ended it (its timeout, a shutdown): Stripe may still
+	// execute the request, and closeUnpaid's wait reads this record.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	msg := stripeconnect.Describe(err)
 	switch stripeconnect.Classify(err) {
 	case stripeconnect.Balance:
