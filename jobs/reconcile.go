@@ -206,6 +206,10 @@ func tookThePrice(p *hyperswitch.Payment, order *store.Order) bool {
 	return p.Status == "succeeded" && p.Amount == order.Amount && received == order.Amount && strings.EqualFold(p.Currency, order.Currency)
 }
 
+// RefundPendingTooLong: a refund still pending at Hyperswitch this long
+// after it was requested is logged at ERROR by every reconcile read.
+const RefundPendingTooLong = 24 * time.Hour
+
 var refundEvents = map[string]string{
 	"succeeded": "refund_succeeded",
 	"failed":    "refund_failed",
@@ -253,13 +257,22 @@ func (w *ReconcileRefundWorker) Work(ctx context.Context, job *river.Job[jobargs
 		log.Warn().Err(err).Msg("reconcile: could not read the refund; will retry next sweep")
 		return nil
 	}
-	return w.sync(ctx, psp, log)
+	return w.sync(ctx, refund, psp, log)
 }
 
 // sync feeds a refund's status read from Hyperswitch to the dispatcher.
-func (w *ReconcileRefundWorker) sync(ctx context.Context, psp *hyperswitch.Refund, log zerolog.Logger) error {
+func (w *ReconcileRefundWorker) sync(ctx context.Context, refund *store.Refund, psp *hyperswitch.Refund, log zerolog.Logger) error {
 	if _, final := refundEvents[psp.Status]; !final {
 		w.Metrics.Reconcile("refund", "not_final")
+		if age := time.Since(refund.CreatedAt); age > RefundPendingTooLong {
+			// A connector timeout (400 CE_06 on the submit) leaves
+			// Hyperswitch's refund pending with no connector id: no sync
+			// moves it and no webhook comes. Only a look at the connector
+			// tells whether the buyer got the money.
+			log.Error().Str("psp_status", psp.Status).Dur("pending_for", age).
+				Msg("reconcile: refund still pending at Hyperswitch; check it at the connector before refunding by hand")
+			return nil
+		}
 		log.Info().Str("psp_status", psp.Status).Msg("reconcile: refund still not final")
 		return nil
 	}
@@ -304,7 +317,7 @@ func (w *ReconcileRefundWorker) orphan(ctx context.Context, refund *store.Refund
 		}
 		w.Metrics.Reconcile("refund", "orphan_found")
 		log.Warn().Str("psp_status", psp.Status).Msg("reconcile: refund found at the PSP by our refund_id (its submission's answer was lost)")
-		return w.sync(ctx, psp, log)
+		return w.sync(ctx, refund, psp, log)
 	case !hyperswitch.IsNotFound(err):
 		if d, ok := Paced(err); ok {
 			return river.JobSnooze(d) // our pace toward Hyperswitch: read it soon, not next sweep

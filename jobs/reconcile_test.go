@@ -270,6 +270,22 @@ func TestReconcileRefunds(t *testing.T) {
 	require.Equal(t, veza.RefundPending, b.refundRow(t, pending).Status)
 }
 
+// A refund still pending at Hyperswitch a day after it was requested (a
+// connector timeout leaves it so for good) is an ERROR on every read: only
+// ops looking at the connector can settle it. Younger ones stay at Info.
+func TestRefundPendingForADayIsAnError(t *testing.T) {
+	t.Parallel()
+	b := setupReconcile(t, 50)
+	old, _ := b.refund(t, jobs.RefundPendingTooLong+time.Hour, "pending", nil)
+	young, _ := b.refund(t, time.Hour, "pending", nil)
+	b.sweep(t)
+	require.Equal(t, veza.RefundPending, b.refundRow(t, old).Status)
+	logs := b.logs.String()
+	require.Contains(t, logs, `"level":"error","component":"reconcile","refund_id":"`+old.String())
+	require.Contains(t, logs, "check it at the connector")
+	require.NotContains(t, logs, `"level":"error","component":"reconcile","refund_id":"`+young.String())
+}
+
 func TestOrphanWithLiveSubmitJobIsLeftAlone(t *testing.T) {
 	t.Parallel()
 	b := setupReconcile(t, 50)

@@ -260,9 +260,10 @@ func TestRefundRetryRefusedForItsAmountIsReadBack(t *testing.T) {
 	require.Equal(t, "refunded", s.orderStatus(t, buyer, orderID))
 }
 
-// The connector timed out: Hyperswitch keeps its refund pending and
-// answers 400 CE_06. That is no word on the refund: it stays pending
-// until its outcome is known.
+// The connector timed out: Hyperswitch keeps its refund pending, with no
+// connector id, and answers 400 CE_06. That is no word on the refund: it
+// stays pending, and a reconcile read (which cannot sync it at the
+// connector) leaves it so; the runbook has ops look at the connector.
 func TestRefundConnectorErrorIsNotAFailure(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, nil)
@@ -276,9 +277,14 @@ func TestRefundConnectorErrorIsNotAFailure(t *testing.T) {
 	require.Equal(t, psp, pspID)
 	require.Equal(t, "refund_pending", s.orderStatus(t, buyer, orderID))
 
-	s.refundSucceeds(t, psp)
-	s.eventually(t, func() bool { return s.dbStatus(t, "refunds", refundID) == "succeeded" }, s.state(t, orderID))
-	require.Equal(t, "refunded", s.orderStatus(t, buyer, orderID))
+	s.hs.SetConnectorRefundStatus(psp, "succeeded") // Hyperswitch cannot learn it
+	reads := s.hs.Calls("GET /refunds")
+	code, body := s.request(t, "POST", "/admin/reconcile", s.admin(t), nil, map[string]string{"refund_id": refundID})
+	require.Equal(t, 202, code, body)
+	s.eventually(t, func() bool { return s.hs.Calls("GET /refunds") > reads }, s.state(t, orderID))
+	time.Sleep(200 * time.Millisecond)
+	require.Equal(t, "pending", s.dbStatus(t, "refunds", refundID), "not failed, and not settled on a word Hyperswitch does not have")
+	require.Equal(t, "refund_pending", s.orderStatus(t, buyer, orderID))
 }
 
 // A refund Hyperswitch refuses, with no refund under our refund_id, is

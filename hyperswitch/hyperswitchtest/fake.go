@@ -49,6 +49,10 @@ type Server struct {
 	// connector, and stores what it says.
 	connectorPayments map[string]string
 	connectorRefunds  map[string]string
+	// unsent: refunds whose connector call failed (CE_06). Hyperswitch
+	// holds no connector refund id for them, so a force_sync read cannot
+	// ask the connector, and no webhook will come.
+	unsent map[string]bool
 }
 
 // Start runs the fake until the test ends.
@@ -197,18 +201,28 @@ func (s *Server) forceSync(r *http.Request, kind, id string) {
 	defer s.mu.Unlock()
 	switch kind {
 	case "payments":
-		if st, ok := s.connectorPayments[id]; ok {
+		// Hyperswitch asks the connector only while the payment is in a
+		// status the connector may still move (should_call_connector).
+		p, known := s.payments[id]
+		if st, ok := s.connectorPayments[id]; ok && known && syncedStatuses[p.Status] {
 			s.setPaymentStatus(id, st)
 			delete(s.connectorPayments, id)
 		}
 	case "refunds":
-		if st, ok := s.connectorRefunds[id]; ok {
+		if st, ok := s.connectorRefunds[id]; ok && !s.unsent[id] {
 			if rf, ok := s.refunds[id]; ok {
 				rf.Status = st
 			}
 			delete(s.connectorRefunds, id)
 		}
 	}
+}
+
+// syncedStatuses are the payment statuses a force_sync read asks the
+// connector about (crates/router: should_call_connector, PaymentStatus).
+var syncedStatuses = map[string]bool{
+	"processing": true, "requires_customer_action": true, "requires_merchant_action": true, "requires_capture": true,
+	"partially_captured": true, "partially_captured_and_capturable": true,
 }
 
 func (s *Server) setPaymentStatus(id, status string) {
@@ -419,10 +433,15 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 	}
 	s.refunds[p.RefundID] = ref
 	if s.connectorErrors > 0 {
-		// The connector call failed (a timeout): Hyperswitch keeps its
-		// refund pending, unsent as far as it knows, and answers an error.
+		// The connector call failed (a timeout): Hyperswitch returns before
+		// it updates its refund (trigger_refund_to_gateway), which stays
+		// pending with no connector id, and answers an error.
 		s.connectorErrors--
-		writeError(w, http.StatusBadRequest, "connector", "CE_06", "Refund failed while processing with connector. Retry refund")
+		if s.unsent == nil {
+			s.unsent = map[string]bool{}
+		}
+		s.unsent[p.RefundID] = true
+		writeError(w, http.StatusBadRequest, "invalid_request", "CE_06", "Refund failed while processing with connector. Retry refund")
 		return
 	}
 	writeJSON(w, http.StatusOK, ref)
