@@ -270,6 +270,7 @@ func (w *ReconcileRefundWorker) sync(ctx context.Context, refund *store.Refund, 
 			// moves it and no webhook comes. Only a look at the connector
 			// tells whether the buyer got the money.
 			log.Error().Str("psp_status", psp.Status).Dur("pending_for", age).
+				Str("hyperswitch_refund_id", psp.RefundID).Str("payment_id", psp.PaymentID).
 				Msg("reconcile: refund still pending at Hyperswitch; check it at the connector before refunding by hand")
 			return nil
 		}

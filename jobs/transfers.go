@@ -237,8 +237,15 @@ func (w *PayoutWorker) stripeFailed(ctx context.Context, job *river.Job[jobargs.
 		}
 		return wrapConfig(err)
 	}
-	// Out of attempts with the outcome unknown: ask Stripe.
-	found, lerr := w.lookup(ctx, t)
+	// Out of attempts with the outcome unknown: ask Stripe. The unknown
+	// outcome is on the row first (closeUnpaid's wait reads it), whatever
+	// the look-up then takes; failing the row gets a bound of its own.
+	if rerr := store.RecordTransferRetry(ctx, w.DB.Primary(), t.ID, job.Attempt, w.now(), msg); rerr != nil {
+		return rerr
+	}
+	lookCtx, lookCancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer lookCancel()
+	found, lerr := w.lookup(lookCtx, t)
 	if d, ok := Paced(lerr); ok {
 		return river.JobSnooze(d) // the look-up was not made: ask again later
 	}
@@ -251,7 +258,9 @@ func (w *PayoutWorker) stripeFailed(ctx context.Context, job *river.Job[jobargs.
 	default:
 		msg = "Stripe lists no transfer after " + fmt.Sprint(job.Attempt) + " attempts: " + msg
 	}
-	if ferr := w.fail(ctx, t.ID, msg); ferr != nil {
+	failCtx, failCancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer failCancel()
+	if ferr := w.fail(failCtx, t.ID, msg); ferr != nil {
 		return ferr
 	}
 	return err // exhausted: River discards the job, the row waits in failed

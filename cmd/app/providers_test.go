@@ -278,11 +278,13 @@ func TestRefundConnectorErrorIsNotAFailure(t *testing.T) {
 	require.Equal(t, "refund_pending", s.orderStatus(t, buyer, orderID))
 
 	s.hs.SetConnectorRefundStatus(psp, "succeeded") // Hyperswitch cannot learn it
-	reads := s.hs.Calls("GET /refunds")
 	code, body := s.request(t, "POST", "/admin/reconcile", s.admin(t), nil, map[string]string{"refund_id": refundID})
 	require.Equal(t, 202, code, body)
-	s.eventually(t, func() bool { return s.hs.Calls("GET /refunds") > reads }, s.state(t, orderID))
-	time.Sleep(200 * time.Millisecond)
+	s.eventually(t, func() bool {
+		var done int
+		require.NoError(t, s.db.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = 'reconcile_refund' AND state = 'completed' AND args->>'refund_id' = $1`, refundID).Scan(&done))
+		return done == 1
+	}, s.state(t, orderID))
 	require.Equal(t, "pending", s.dbStatus(t, "refunds", refundID), "not failed, and not settled on a word Hyperswitch does not have")
 	require.Equal(t, "refund_pending", s.orderStatus(t, buyer, orderID))
 }
