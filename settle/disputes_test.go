@@ -123,10 +123,7 @@ func TestDisputeLostTakesThePayoutsBack(t *testing.T) {
 			require.ElementsMatch(t, []any{paidOut.SellerID, failed.SellerID, held.SellerID}, emailed, "every seller is told: taken back, or not paid")
 			require.Contains(t, b.logs.String(), "dispute lost")
 			for _, step := range []*store.Transfer{failed, held} {
-				view, err := store.GetPayoutView(b.ctx, b.tx, step.ID)
-				require.NoError(t, err)
-				got, _ := settle.NextPayoutStep(view, true)
-				require.Equal(t, settle.PayoutCloseUnpaid, got, "never paid: closed after the look-up")
+				require.Equal(t, settle.PayoutCloseUnpaid, b.payoutStep(t, step.ID), "never paid: closed after the look-up")
 			}
 
 			// The outcome never moves again.
@@ -244,10 +241,7 @@ func TestPartialDisputeLostBeforeAPayout(t *testing.T) {
 	require.EqualValues(t, held.Amount/10, share, "its share is recorded before it is paid")
 	require.EqualValues(t, paid.Amount/10, *b.transfer(t, paid.ID).ReversalAmount)
 
-	view, err := store.GetPayoutView(b.ctx, b.tx, held.ID)
-	require.NoError(t, err)
-	step, _ := settle.NextPayoutStep(view, true)
-	require.Equal(t, settle.PayoutSend, step, "paid, then reversed for its share")
+	require.Equal(t, settle.PayoutSend, b.payoutStep(t, held.ID), "paid, then reversed for its share")
 	amount, _, err := store.SellerChargeback(b.ctx, b.tx, o.ID, held.SellerID)
 	require.NoError(t, err)
 	require.Equal(t, share, amount, "the seller's email tells the share")
@@ -313,10 +307,7 @@ func TestDisputeShareOfNothingIsPaidInFull(t *testing.T) {
 	require.NotNil(t, cent)
 	require.EqualValues(t, 1, *cent.ReversalAmount)
 	for _, tr := range []*store.Transfer{nothing, cent} {
-		view, err := store.GetPayoutView(b.ctx, b.tx, tr.ID)
-		require.NoError(t, err)
-		step, _ := settle.NextPayoutStep(view, true)
-		require.Equal(t, settle.PayoutSend, step, "paid (then reversed for its share, if it has one)")
+		require.Equal(t, settle.PayoutSend, b.payoutStep(t, tr.ID), "paid (then reversed for its share, if it has one)")
 	}
 	amount, _, err := store.SellerChargeback(b.ctx, b.tx, o.ID, nothing.SellerID)
 	require.NoError(t, err)

@@ -83,6 +83,15 @@ func (b *testBundle) transfer(t *testing.T, id uuid.UUID) *store.Transfer {
 	return tr
 }
 
+// payoutStep is what a payout job would decide for transfer id now.
+func (b *testBundle) payoutStep(t *testing.T, id uuid.UUID) settle.PayoutStep {
+	t.Helper()
+	view, err := store.GetPayoutView(b.ctx, b.tx, id)
+	require.NoError(t, err)
+	step, _ := settle.NextPayoutStep(view, true)
+	return step
+}
+
 func (b *testBundle) transfers(t *testing.T, orderID uuid.UUID) []store.Transfer {
 	t.Helper()
 	ts, err := store.OrderTransfersForUpdate(b.ctx, b.tx, orderID)

@@ -220,8 +220,7 @@ func TestDisputeEventsDuplicateAndOutOfOrder(t *testing.T) {
 	s := startStack(t, nil)
 
 	// Won delivered before opened: stays completed, the payouts stay paid.
-	wonOrder, wonPayment, wonBuyer := s.paidOrder(t, 1000)
-	s.eventually(t, func() bool { return allStatus(s.transfers(t, wonOrder), "completed") }, s.state(t, wonOrder))
+	wonOrder, wonPayment, wonBuyer := s.paidOut(t, 1000)
 	won := s.hs.OpenDispute(wonPayment, 0)
 	opened := hyperswitchtest.WebhookBody("evt_open_"+won.DisputeID, "dispute_opened", won)
 	s.hs.SetDisputeStatus(won.DisputeID, "dispute_won")
@@ -235,8 +234,7 @@ func TestDisputeEventsDuplicateAndOutOfOrder(t *testing.T) {
 
 	// Lost twice (two deliveries, different event ids), then the late
 	// opening: charged back once.
-	lostOrder, lostPayment, lostBuyer := s.paidOrder(t, 1000)
-	s.eventually(t, func() bool { return allStatus(s.transfers(t, lostOrder), "completed") }, s.state(t, lostOrder))
+	lostOrder, lostPayment, lostBuyer := s.paidOut(t, 1000)
 	lost := s.hs.OpenDispute(lostPayment, 0)
 	lateOpen := hyperswitchtest.WebhookBody("evt_open_"+lost.DisputeID, "dispute_opened", lost)
 	s.hs.SetDisputeStatus(lost.DisputeID, "dispute_lost")
@@ -262,8 +260,7 @@ func TestDisputeEventsDuplicateAndOutOfOrder(t *testing.T) {
 func TestDisputeOnARefundedOrderMovesNoMoney(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, nil)
-	orderID, paymentID, buyer := s.paidOrder(t, 1000)
-	s.eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, s.state(t, orderID))
+	orderID, paymentID, buyer := s.paidOut(t, 1000)
 	_, psp := s.refund(t, buyer, orderID)
 	s.refundSucceeds(t, psp)
 	s.eventually(t, func() bool { return s.sellerNet(orderID) == 0 && allStatus(s.transfers(t, orderID), "reversed") }, s.state(t, orderID))

@@ -66,6 +66,15 @@ func (s *stack) paidOrder(t *testing.T, price int64) (orderID, paymentID, buyer 
 	return orderID, paymentID, buyer
 }
 
+// paidOut is paidOrder once its payouts are completed: the state a refund
+// or a dispute starts from.
+func (s *stack) paidOut(t *testing.T, price int64) (orderID, paymentID, buyer string) {
+	t.Helper()
+	orderID, paymentID, buyer = s.paidOrder(t, price)
+	s.eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, s.state(t, orderID))
+	return orderID, paymentID, buyer
+}
+
 // refund asks for a refund over the API and waits until Hyperswitch has it
 // (the submit job's answer may be lost: the fake's records say).
 func (s *stack) refund(t *testing.T, buyer, orderID string) (refundID, pspRefundID string) {
@@ -181,8 +190,7 @@ func TestAdminRetryAfterADayDoesNotPayTwice(t *testing.T) {
 func TestSavedReversalErrorDoesNotLeaveTheSellerPaid(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, map[string]string{"REVERSAL_MAX_RETRIES": "2"})
-	orderID, _, buyer := s.paidOrder(t, 1000)
-	s.eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, s.state(t, orderID))
+	orderID, _, buyer := s.paidOut(t, 1000)
 	s.stripe.SaveErrorNext("POST reversals", 1, 500)
 	_, psp := s.refund(t, buyer, orderID)
 	s.refundSucceeds(t, psp)
@@ -209,8 +217,7 @@ func TestPayoutWaitsForThePlatformBalance(t *testing.T) {
 func TestUndecodableRefundAnswerIsNotAFailure(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, nil)
-	orderID, _, buyer := s.paidOrder(t, 1000)
-	s.eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, s.state(t, orderID))
+	orderID, _, buyer := s.paidOut(t, 1000)
 	s.hs.LoseNext("POST /refunds", 1, fake.LostHTML200)
 	refundID, psp := s.refund(t, buyer, orderID)
 	s.refundSucceeds(t, psp)
@@ -243,8 +250,7 @@ func (s *stack) submitSettled(t *testing.T, orderID, refundID string) (status, p
 func TestRefundRetryRefusedForItsAmountIsReadBack(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, nil)
-	orderID, _, buyer := s.paidOrder(t, 1000)
-	s.eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, s.state(t, orderID))
+	orderID, _, buyer := s.paidOut(t, 1000)
 	s.hs.LoseNext("POST /refunds", 1, fake.Lost502)
 	refundID, psp := s.refund(t, buyer, orderID)
 
@@ -267,8 +273,7 @@ func TestRefundRetryRefusedForItsAmountIsReadBack(t *testing.T) {
 func TestRefundConnectorErrorIsNotAFailure(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, nil)
-	orderID, _, buyer := s.paidOrder(t, 1000)
-	s.eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, s.state(t, orderID))
+	orderID, _, buyer := s.paidOut(t, 1000)
 	s.hs.RefundConnectorErrorNext(1)
 	refundID, psp := s.refund(t, buyer, orderID)
 
@@ -294,8 +299,7 @@ func TestRefundConnectorErrorIsNotAFailure(t *testing.T) {
 func TestRefundRefusedWithNoRefundFails(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, nil)
-	orderID, paymentID, buyer := s.paidOrder(t, 1000)
-	s.eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, s.state(t, orderID))
+	orderID, paymentID, buyer := s.paidOut(t, 1000)
 	// Refunded elsewhere (the dashboard) meanwhile: nothing is left to refund.
 	s.hs.PutRefund(hyperswitch.Refund{RefundID: "ref_dashboard", PaymentID: paymentID, Amount: 1000, Currency: "EUR", Status: "succeeded"})
 	status, body := s.request(t, "POST", "/v1/orders/"+orderID+"/refund", buyer, nil, map[string]string{"reason": "changed my mind"})
@@ -314,8 +318,7 @@ func TestRefundRefusedWithNoRefundFails(t *testing.T) {
 func TestOrphanSweepReadsOurRefundIDFirst(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, nil)
-	orderID, paymentID, buyer := s.paidOrder(t, 1000)
-	s.eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, s.state(t, orderID))
+	orderID, paymentID, buyer := s.paidOut(t, 1000)
 	// The refund reached Hyperswitch, our bookkeeping of it did not.
 	var refundID string
 	require.NoError(t, s.db.QueryRow(context.Background(), `WITH o AS (UPDATE orders SET status = 'refund_pending' WHERE id = $1 RETURNING id, amount, currency)
@@ -372,8 +375,7 @@ func TestPartialCaptureIsRefunded(t *testing.T) {
 func TestCancelAfterCaptureReversesThePayouts(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, nil)
-	orderID, paymentID, buyer := s.paidOrder(t, 1000)
-	s.eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, s.state(t, orderID))
+	orderID, paymentID, buyer := s.paidOut(t, 1000)
 	s.hs.SetPaymentStatus(paymentID, "cancelled_post_capture")
 	s.paymentEvent(t, "payment_cancelled_post_capture", paymentID, map[string]any{"status": "cancelled_post_capture", "amount": 1000, "currency": "EUR"})
 	s.eventually(t, func() bool { return s.sellerNet(orderID) == 0 }, s.state(t, orderID))
@@ -396,8 +398,7 @@ func TestExpiredPaymentClosesTheOrder(t *testing.T) {
 func TestReversalA404WithoutResourceMissingIsRetried(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, nil)
-	orderID, _, buyer := s.paidOrder(t, 1000)
-	s.eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, s.state(t, orderID))
+	orderID, _, buyer := s.paidOut(t, 1000)
 	s.stripe.FailNext(2, 404)
 	_, psp := s.refund(t, buyer, orderID)
 	s.refundSucceeds(t, psp)
@@ -427,8 +428,7 @@ func TestSavedPayoutErrorIsNotReplayedForADay(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, nil)
 	s.stripe.SaveErrorNext("POST /v1/transfers", 1, 500)
-	orderID, _, _ := s.paidOrder(t, 1000)
-	s.eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, s.state(t, orderID))
+	orderID, _, _ := s.paidOut(t, 1000)
 	require.Equal(t, 1, s.transfersAtStripe(orderID))
 }
 
