@@ -179,11 +179,7 @@ func (c *Client) CreatePayment(ctx context.Context, p CreatePaymentParams) (*Pay
 
 // GetPayment reads a payment (with its client secret).
 func (c *Client) GetPayment(ctx context.Context, paymentID string) (*Payment, error) {
-	var out Payment
-	if err := c.do(ctx, http.MethodGet, "/payments/"+url.PathEscape(paymentID), nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return get[Payment](ctx, c, "/payments/"+url.PathEscape(paymentID))
 }
 
 // SyncPayment reads a payment with force_sync=true: Hyperswitch asks the
@@ -191,21 +187,16 @@ func (c *Client) GetPayment(ctx context.Context, paymentID string) (*Payment, er
 // the connector's word never reached it (a buyer who did not come back
 // from 3-D Secure). Reconcile reads this way; it costs a connector call.
 func (c *Client) SyncPayment(ctx context.Context, paymentID string) (*Payment, error) {
-	var out Payment
-	if err := c.do(ctx, http.MethodGet, "/payments/"+url.PathEscape(paymentID)+"?force_sync=true", nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return get[Payment](ctx, c, "/payments/"+url.PathEscape(paymentID)+forceSync)
 }
 
 // SyncRefund reads a refund with force_sync=true (see SyncPayment).
 func (c *Client) SyncRefund(ctx context.Context, refundID string) (*Refund, error) {
-	var out Refund
-	if err := c.do(ctx, http.MethodGet, "/refunds/"+url.PathEscape(refundID)+"?force_sync=true", nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return get[Refund](ctx, c, "/refunds/"+url.PathEscape(refundID)+forceSync)
 }
+
+// forceSync asks Hyperswitch to read the connector, not its cache.
+const forceSync = "?force_sync=true"
 
 // CreateRefund creates the refund, or reads it back when it exists.
 //
@@ -245,8 +236,13 @@ func (c *Client) CreateRefund(ctx context.Context, p CreateRefundParams) (*Refun
 
 // GetRefund reads a refund.
 func (c *Client) GetRefund(ctx context.Context, refundID string) (*Refund, error) {
-	var out Refund
-	if err := c.do(ctx, http.MethodGet, "/refunds/"+url.PathEscape(refundID), nil, &out); err != nil {
+	return get[Refund](ctx, c, "/refunds/"+url.PathEscape(refundID))
+}
+
+// get reads one object at path.
+func get[T any](ctx context.Context, c *Client, path string) (*T, error) {
+	var out T
+	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -257,11 +253,7 @@ func (c *Client) GetRefund(ctx context.Context, refundID string) (*Refund, error
 // string of minor units, the status is dispute_status), so a reconcile
 // read feeds the same code path as a delivery.
 func (c *Client) GetDispute(ctx context.Context, disputeID string) (*EventObject, error) {
-	var out EventObject
-	if err := c.do(ctx, http.MethodGet, "/disputes/"+url.PathEscape(disputeID), nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return get[EventObject](ctx, c, "/disputes/"+url.PathEscape(disputeID))
 }
 
 func isDuplicate(err error) bool {

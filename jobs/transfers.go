@@ -204,7 +204,7 @@ func (w *PayoutWorker) stripeFailed(ctx context.Context, job *river.Job[jobargs.
 	// What the row records about this call is written even when the job's
 	// own context ended it (its timeout, a shutdown): Stripe may still
 	// execute the request, and closeUnpaid's wait reads this record.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	ctx, cancel := detached(ctx)
 	defer cancel()
 	msg := stripeconnect.Describe(err)
 	switch stripeconnect.Classify(err) {
@@ -243,7 +243,7 @@ func (w *PayoutWorker) stripeFailed(ctx context.Context, job *river.Job[jobargs.
 	if rerr := store.RecordTransferRetry(ctx, w.DB.Primary(), t.ID, job.Attempt, w.now(), msg); rerr != nil {
 		return rerr
 	}
-	lookCtx, lookCancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	lookCtx, lookCancel := detached(ctx)
 	defer lookCancel()
 	found, lerr := w.lookup(lookCtx, t)
 	if d, ok := Paced(lerr); ok {
@@ -258,12 +258,18 @@ func (w *PayoutWorker) stripeFailed(ctx context.Context, job *river.Job[jobargs.
 	default:
 		msg = "Stripe lists no transfer after " + fmt.Sprint(job.Attempt) + " attempts: " + msg
 	}
-	failCtx, failCancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	failCtx, failCancel := detached(ctx)
 	defer failCancel()
 	if ferr := w.fail(failCtx, t.ID, msg); ferr != nil {
 		return ferr
 	}
 	return err // exhausted: River discards the job, the row waits in failed
+}
+
+// detached is ctx without its cancel and deadline, bounded by 10 s of its
+// own: a step that must run even when the job's context has ended.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 }
 
 // roundMoved: another job moved the row's key round meanwhile; this one

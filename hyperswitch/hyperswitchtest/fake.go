@@ -74,7 +74,8 @@ func New() (*Server, func()) {
 // NewHandler is the fake without a server of its own, served by ServeHTTP
 // wherever it is mounted at url (the development sandbox).
 func NewHandler(url string) *Server {
-	return &Server{URL: url, payments: map[string]*hyperswitch.Payment{}, refunds: map[string]*hyperswitch.Refund{}, disputes: map[string]*Dispute{}}
+	return &Server{URL: url, payments: map[string]*hyperswitch.Payment{}, refunds: map[string]*hyperswitch.Refund{}, disputes: map[string]*Dispute{},
+		connectorPayments: map[string]string{}, connectorRefunds: map[string]string{}, unsent: map[string]bool{}}
 }
 
 // ServeHTTP answers a call as Hyperswitch would (paths relative to URL).
@@ -174,9 +175,6 @@ func (s *Server) SetPaymentStatus(id, status string) {
 func (s *Server) SetConnectorPaymentStatus(id, status string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.connectorPayments == nil {
-		s.connectorPayments = map[string]string{}
-	}
 	s.connectorPayments[id] = status
 }
 
@@ -185,9 +183,6 @@ func (s *Server) SetConnectorPaymentStatus(id, status string) {
 func (s *Server) SetConnectorRefundStatus(id, status string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.connectorRefunds == nil {
-		s.connectorRefunds = map[string]string{}
-	}
 	s.connectorRefunds[id] = status
 }
 
@@ -437,9 +432,6 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 		// it updates its refund (trigger_refund_to_gateway), which stays
 		// pending with no connector id, and answers an error.
 		s.connectorErrors--
-		if s.unsent == nil {
-			s.unsent = map[string]bool{}
-		}
 		s.unsent[p.RefundID] = true
 		writeError(w, http.StatusBadRequest, "invalid_request", "CE_06", "Refund failed while processing with connector. Retry refund")
 		return
