@@ -2,6 +2,9 @@ package hyperswitch_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -79,6 +82,44 @@ func TestRefunds(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "failed", got.Status)
 	require.Equal(t, "insufficient funds", *got.ErrorMessage)
+}
+
+// readBackFails answers every GET /refunds with status and body, and sends
+// everything else on to the fake.
+type readBackFails struct {
+	status int
+	body   string
+}
+
+func (f readBackFails) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/refunds/") {
+		return &http.Response{StatusCode: f.status, Header: http.Header{"Content-Type": {"application/json"}},
+			Body: io.NopCloser(strings.NewReader(f.body)), Request: r}, nil
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// A refusal whose read-back does not answer "no such refund" leaves the
+// outcome unknown: the caller asks again, it never fails the refund.
+func TestRefusedRefundWhoseReadBackFailsIsUnknown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	fake := hyperswitchtest.Start(t)
+	_, err := fake.Client().CreatePayment(ctx, hyperswitch.CreatePaymentParams{PaymentID: "p1", Amount: 500, Currency: "USD"})
+	require.NoError(t, err) // not succeeded: a refund is refused (IR_14)
+	for name, rb := range map[string]readBackFails{
+		"5xx":             {503, `{"error":{"type":"api","code":"HE_00","message":"Something went wrong"}}`},
+		"another refusal": {400, `{"error":{"type":"invalid_request","code":"IR_05","message":"Missing required param"}}`},
+		"not JSON":        {200, `<html>wait</html>`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := hyperswitch.New(fake.URL, hyperswitchtest.APIKey, &http.Client{Transport: rb})
+			_, err := c.CreateRefund(ctx, hyperswitch.CreateRefundParams{RefundID: "r_" + strings.ReplaceAll(name, " ", "_"), PaymentID: "p1", Amount: 500})
+			require.Error(t, err)
+			require.True(t, hyperswitch.IsTransient(err), "unknown, not a refusal: %v", err)
+			require.False(t, hyperswitch.IsNotFound(err))
+		})
+	}
 }
 
 func TestErrorsTellTransientFromPermanent(t *testing.T) {
