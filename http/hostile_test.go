@@ -105,6 +105,7 @@ func TestHostileInputs(t *testing.T) {
 		check("GET /admin/disputes?"+q, b.do(t, "GET", "/admin/disputes?"+q, admin, nil))
 	}
 	check("GET /admin/webhooks?event_type=%00", b.do(t, "GET", "/admin/webhooks?event_type=%00", admin, nil))
+	check("GET /admin/webhooks?event_type=%ff", b.do(t, "GET", "/admin/webhooks?event_type=%ff%fe", admin, nil))
 	check("GET /admin/transfers?status=...", b.do(t, "GET", "/admin/transfers?status="+url.QueryEscape("failed' OR '1'='1"), admin, nil))
 	for _, id := range []string{"1", "-1", "null", "%27%20OR%201%3D1", "7b0e4f5c-3f6a-4a53-9d0b-2f0b1d6d2a1", strings.Repeat("f", 300), "%E2%80%AE"} {
 		check("GET /v1/orders/"+id, b.do(t, "GET", "/v1/orders/"+id, token, nil))

@@ -47,8 +47,10 @@ func requireIdempotencyKey(c *fiber.Ctx) error {
 	if key == "" {
 		return veza.Errorf(veza.KindInvalid, "idempotency_key_required", "the Idempotency-Key header is required")
 	}
-	if len(key) > 255 {
-		return veza.Errorf(veza.KindInvalid, "invalid_idempotency_key", "Idempotency-Key must be at most 255 characters")
+	if len(key) > 255 || !plainText(key) {
+		// The key is stored as text: PostgreSQL would refuse bytes that
+		// are not UTF-8 with a 500.
+		return veza.Errorf(veza.KindInvalid, "invalid_idempotency_key", "Idempotency-Key must be at most 255 characters of UTF-8 text without control characters")
 	}
 	return c.Next()
 }

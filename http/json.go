@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -114,4 +116,19 @@ func trimErr(err error) string {
 // unprocessable is a 422 naming the field.
 func unprocessable(field, format string, args ...any) error {
 	return veza.Errorf(veza.KindUnprocessable, "validation_failed", "%s: %s", field, fmt.Sprintf(format, args...))
+}
+
+// plainText reports whether s is UTF-8 without control characters (NUL,
+// which PostgreSQL's TEXT refuses, and the rest of C0, DEL and C1): what a
+// title, a key or a filter may hold.
+func plainText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }

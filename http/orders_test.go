@@ -213,3 +213,23 @@ func TestOrdersWithoutPaymentsClaimNoKey(t *testing.T) {
 	require.Equal(t, 503, r.Status)
 	require.Zero(t, b.count(t, `SELECT count(*) FROM idempotency_keys`))
 }
+
+// An Idempotency-Key must be text: bytes that are not UTF-8 (or control
+// characters) are a 400 before anything is claimed, not a 500 from
+// PostgreSQL refusing them.
+func TestIdempotencyKeyMustBeText(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	seller, _ := b.newUser(t, "seller")
+	_, token := b.newUser(t, "user")
+	tr := b.newTrack(t, seller, 999, "EUR")
+	for _, key := range []string{"\xff\xfe", "caf\xe9", "a\x7fb", "a\tb"} {
+		r := b.doWith(t, "POST", "/v1/orders", token, orderBody(tr.ID.String()), map[string]string{"Idempotency-Key": key})
+		require.Equal(t, 400, r.Status, "%q: %s", key, r.Raw)
+		require.Equal(t, "invalid_idempotency_key", r.errorCode(), "%q", key)
+	}
+	require.Zero(t, b.count(t, `SELECT count(*) FROM idempotency_keys`))
+	require.Zero(t, b.count(t, `SELECT count(*) FROM orders`))
+	r := b.doWith(t, "POST", "/v1/orders", token, orderBody(tr.ID.String()), map[string]string{"Idempotency-Key": "café-order-1"})
+	require.Equal(t, 201, r.Status, "UTF-8 text is a key: %s", r.Raw)
+}

@@ -81,8 +81,8 @@ func (f *uploadFields) validate() (title string, price int64, currency string, e
 		}
 	}
 	title = strings.TrimSpace(f.title)
-	if title == "" || !utf8.ValidString(title) || utf8.RuneCountInString(title) > 200 {
-		return "", 0, "", unprocessable("title", "must be 1 to 200 characters of text")
+	if title == "" || !plainText(title) || utf8.RuneCountInString(title) > 200 {
+		return "", 0, "", unprocessable("title", "must be 1 to 200 characters of text, without control characters")
 	}
 	price, perr := strconv.ParseInt(strings.TrimSpace(f.price), 10, 64)
 	if perr != nil || price <= 0 || price > 100_000_000 {
@@ -93,6 +93,21 @@ func (f *uploadFields) validate() (title string, price int64, currency string, e
 		return "", 0, "", unprocessable("currency", "must be a three-letter ISO 4217 code")
 	}
 	return title, price, currency, nil
+}
+
+// bodyReader keeps the first error reading the request body gave (other
+// than its end), so a failed Put can tell a cut body from a failed write.
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
 }
 
 var errUploadTooLarge = veza.Errorf(veza.KindTooLarge, "body_too_large", "the upload is over the size limit")
@@ -164,9 +179,15 @@ func (s *Server) handleUploadTrack() fiber.Handler {
 				if contentType = sniffAudio(head); contentType == "" {
 					return veza.Errorf(veza.KindUnprocessable, "not_audio", "file: the content is not an audio format we accept (mp3, flac, ogg, wav, aiff, m4a)")
 				}
-				o, err := st.Put(ctx, key, br, max, contentType)
+				body := &bodyReader{r: br}
+				o, err := st.Put(ctx, key, body, max, contentType)
 				if errors.Is(err, storage.ErrTooLarge) {
 					return errUploadTooLarge
+				}
+				if err != nil && body.err != nil {
+					// The body ended inside the file (a client that hung up,
+					// a cut request): its fault, not the storage's.
+					return veza.Errorf(veza.KindUnprocessable, "validation_failed", "malformed multipart body: the file part ends before its boundary")
 				}
 				if err != nil {
 					return err

@@ -42,6 +42,7 @@ type uploadForm struct {
 	file   []byte
 	noFile bool
 	second []byte // a second file part, when set
+	cut    int    // bytes cut off the end of the body (a client that hung up)
 }
 
 func (f uploadForm) body() (string, []byte) {
@@ -59,7 +60,7 @@ func (f uploadForm) body() (string, []byte) {
 		_, _ = fw.Write(f.second)
 	}
 	_ = w.Close()
-	return w.FormDataContentType(), buf.Bytes()
+	return w.FormDataContentType(), buf.Bytes()[:buf.Len()-f.cut]
 }
 
 func validForm(file []byte) uploadForm {
@@ -202,6 +203,9 @@ func TestUploadBadInputLeavesNothing(t *testing.T) {
 		{"empty title", withField("title", "   "), 422, "validation_failed"},
 		{"long title", withField("title", strings.Repeat("é", 201)), 422, "validation_failed"},
 		{"invalid utf-8 title", withField("title", "\xff\xfe"), 422, "validation_failed"},
+		{"NUL in the title", withField("title", "a\x00b"), 422, "validation_failed"},
+		{"control character in the title", withField("title", "a\x1bb"), 422, "validation_failed"},
+		{"body cut inside the file", func() uploadForm { f := validForm(mp3(20 << 10)); f.cut = 10 << 10; return f }(), 422, "validation_failed"},
 	}
 	for _, tc := range cases {
 		r := b.upload(t, token, tc.form)

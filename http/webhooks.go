@@ -147,7 +147,7 @@ func (s *Server) handleAdminWebhooks() fiber.Handler {
 			return err
 		}
 		eventType := c.Query("event_type")
-		if len(eventType) > 64 || strings.ContainsRune(eventType, 0) {
+		if len(eventType) > 64 || !plainText(eventType) {
 			return unprocessable("event_type", "must be an event type (dispute_lost) or a family (dispute), at most 64 bytes")
 		}
 		logs, err := store.ListWebhookLogs(c.UserContext(), s.opts.DB.ForRead(), valid, eventType, limit)
