@@ -173,13 +173,69 @@ func TestPayoutRetriedAfterLostAnswerIsNotPaidTwice(t *testing.T) {
 func TestPayoutExhaustedWaitsInFailed(t *testing.T) {
 	t.Parallel()
 	b := setupPay(t, 500)
+	b.settle.Jobs.ReversalSettle = time.Second
 	tr := b.transfer(t, 0)
 	b.stripe.FailNext(1, 500)
+	var snooze *river.JobSnoozeError
+	require.ErrorAs(t, b.pay(tr, 3), &snooze, "the last attempt's request may still be executing: it settles first")
+	require.Equal(t, veza.TransferPending, b.get(t, tr.ID).Status)
+	time.Sleep(snooze.Duration)
 	err := b.pay(tr, 3)
 	require.Error(t, err)
+	require.NotErrorAs(t, err, &snooze)
 	got := b.get(t, tr.ID)
 	require.Equal(t, veza.TransferFailed, got.Status)
 	require.Contains(t, *got.ErrorMessage, "stripe 500")
+	require.Contains(t, *got.ErrorMessage, "Stripe lists no transfer after 3 attempts")
+	require.Equal(t, 1, b.stripe.Calls("POST /v1/transfers"), "the re-run after the wait sends nothing")
+}
+
+// The last attempt's answer is lost while Stripe is still making the
+// transfer. Looking up at once listed nothing and failed the row; the
+// transfer then landed and nothing asked again (with the order refunded
+// meanwhile, the seller kept the buyer's money). The last attempt now
+// waits the settle time, then the look-up finds the transfer.
+func TestLastPayoutAttemptWaitsForItsLostRequest(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 500)
+	b.settle.Jobs.ReversalSettle = 2 * time.Second
+	tr := b.transfer(t, 0)
+	b.stripe.SlowNext("POST /v1/transfers", time.Second)
+	var snooze *river.JobSnoozeError
+	require.ErrorAs(t, b.pay(tr, 3), &snooze, "the outcome is unknown: not failed yet")
+	require.Equal(t, veza.TransferPending, b.get(t, tr.ID).Status)
+	require.Equal(t, 3, b.get(t, tr.ID).RetryCount, "the unknown outcome is on the row")
+
+	b.moveOrder(t, veza.OrderCompleted, veza.OrderRefundPending)
+	b.moveOrder(t, veza.OrderRefundPending, veza.OrderRefunded)
+	require.Eventually(t, func() bool { return len(b.stripe.Transfers()) == 1 }, 10*time.Second, 20*time.Millisecond)
+	time.Sleep(snooze.Duration)
+	require.NoError(t, b.pay(tr, 3))
+	got := b.get(t, tr.ID)
+	require.Equal(t, veza.TransferReversalPending, got.Status, "found, recorded and taken back")
+	require.Equal(t, b.stripe.Transfers()[0].ID, *got.StripeTransferID)
+	require.Equal(t, 1, b.stripe.Calls("POST /v1/transfers"))
+}
+
+// A look-up that fails after the last attempt is no word from Stripe: the
+// row stays pending and the job asks again, without using an attempt.
+func TestExhaustedPayoutWhoseLookUpFailsStaysUnknown(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 500)
+	b.settle.Jobs.ReversalSettle = 10 * time.Millisecond
+	tr := b.transfer(t, 0)
+	b.stripe.FailNext(2, 500) // the send, then the look-up
+	var snooze *river.JobSnoozeError
+	require.ErrorAs(t, b.pay(tr, 3), &snooze, "the settle wait")
+	time.Sleep(snooze.Duration)
+	require.ErrorAs(t, b.pay(tr, 3), &snooze, "the look-up failed: ask again")
+	require.Equal(t, veza.TransferPending, b.get(t, tr.ID).Status, "not failed without Stripe's word")
+	require.Equal(t, 2, b.stripe.Calls("GET /v1/transfers")+b.stripe.Calls("POST /v1/transfers"), "one send, one look-up")
+	err := b.pay(tr, 3)
+	require.Error(t, err, "the look-up answers now: nothing listed, so the job ends")
+	require.NotErrorAs(t, err, &snooze)
+	require.Equal(t, veza.TransferFailed, b.get(t, tr.ID).Status)
+	require.Equal(t, 1, b.stripe.Calls("POST /v1/transfers"))
 }
 
 func TestPayoutWithoutStripeAccountFailsClearly(t *testing.T) {

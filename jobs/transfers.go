@@ -96,6 +96,12 @@ func (w *PayoutWorker) Work(ctx context.Context, job *river.Job[jobargs.PayoutAr
 		return w.fail(ctx, t.ID, reason)
 	}
 
+	if job.Attempt >= job.MaxAttempts && t.RetryCount == job.Attempt {
+		// This last attempt sent already and lost its answer (it recorded
+		// its own number), then waited for the request to settle: Stripe's
+		// listing decides now, and nothing is sent again.
+		return w.exhausted(ctx, job, t, nil)
+	}
 	if t.PayoutKeySentAt != nil {
 		if age, known := t.KeyAge(*t.PayoutKeySentAt); !known || age > w.Settle.Jobs.KeyReuse() {
 			// Stripe may have forgotten this key (or its age is unknown):
@@ -237,11 +243,37 @@ func (w *PayoutWorker) stripeFailed(ctx context.Context, job *river.Job[jobargs.
 		}
 		return wrapConfig(err)
 	}
-	// Out of attempts with the outcome unknown: ask Stripe. The unknown
-	// outcome is on the row first (closeUnpaid's wait reads it), whatever
-	// the look-up then takes; failing the row gets a bound of its own.
+	// Out of attempts with the outcome unknown. The unknown outcome is on
+	// the row first (closeUnpaid's wait and the re-run read it), then the
+	// job waits, without using an attempt, until the request cannot still
+	// be executing at Stripe: a look-up now could miss the transfer it is
+	// making, and a failed row is never looked at again by itself.
 	if rerr := store.RecordTransferRetry(ctx, w.DB.Primary(), t.ID, job.Attempt, w.now(), msg); rerr != nil {
 		return rerr
+	}
+	if settle := w.Settle.Jobs.ReversalSettleTime(); settle > 0 {
+		return river.JobSnooze(settle)
+	}
+	return w.exhausted(ctx, job, t, err)
+}
+
+// exhausted ends a payout whose last attempt's outcome is unknown (err, or
+// nil when re-run after its settle wait; the row keeps its message): once
+// the request has settled, Stripe's listing decides. Found, it is recorded;
+// listed nowhere, the row fails for an operator, whose retry looks up
+// first.
+func (w *PayoutWorker) exhausted(ctx context.Context, job *river.Job[jobargs.PayoutArgs], t *store.Transfer, err error) error {
+	if wait := w.unsettled(t); wait > 0 {
+		return river.JobSnooze(wait)
+	}
+	msg := "the last attempt's outcome was unknown"
+	if t.ErrorMessage != nil && *t.ErrorMessage != "" {
+		msg = *t.ErrorMessage
+	}
+	if err != nil {
+		msg = stripeconnect.Describe(err)
+	} else {
+		err = errors.New(msg)
 	}
 	lookCtx, lookCancel := detached(ctx)
 	defer lookCancel()
@@ -253,11 +285,13 @@ func (w *PayoutWorker) stripeFailed(ctx context.Context, job *river.Job[jobargs.
 	case found && lerr == nil:
 		return nil
 	case lerr != nil:
-		msg = "outcome unknown after " + fmt.Sprint(job.Attempt) + " attempts, and the look-up at Stripe failed (" + lerr.Error() +
-			"); a retry looks up first: " + msg
-	default:
-		msg = "Stripe lists no transfer after " + fmt.Sprint(job.Attempt) + " attempts: " + msg
+		// No word from Stripe either way: still unknown, so the row stays
+		// pending and the job asks again (no attempt used).
+		w.Logger.Warn().Ctx(ctx).Err(lerr).Str("transfer_id", t.ID.String()).
+			Msg("payout out of attempts with its outcome unknown, and the look-up at Stripe failed: asking again")
+		return river.JobSnooze(w.Settle.Jobs.ReversalSettleTime())
 	}
+	msg = "Stripe lists no transfer after " + fmt.Sprint(job.Attempt) + " attempts: " + msg
 	failCtx, failCancel := detached(ctx)
 	defer failCancel()
 	if ferr := w.fail(failCtx, t.ID, msg); ferr != nil {
