@@ -578,3 +578,25 @@ func TestDisputeOutcomeReleasesTheHeldPayout(t *testing.T) {
 		})
 	}
 }
+
+// The payment is cancelled after capture while the order is disputed: the
+// buyer has the money back, so it settles like a refund (SettleRefund does
+// the same for a refund that lands on a disputed order). It used to be
+// logged only, and the dispute won then completed the order again and paid
+// the held seller.
+func TestCancelAfterCaptureOnADisputedOrderTakesThePayoutsBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.CompletedOrder(t, b.tx, 1000, 700)
+	paidOut := o.Transfer(t, b.tx, 0, veza.TransferCompleted)
+	held := o.Transfer(t, b.tx, 1, veza.TransferPending)
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_opened", o.Order, "dp_1", o.Amount)))
+	require.Equal(t, store.ResultOK, b.apply(t, event("payment_cancelled_post_capture", o.Order, "cancelled_post_capture")))
+	require.Equal(t, veza.OrderRefunded, b.order(t, o.ID).Status)
+	require.Equal(t, veza.TransferReversalPending, b.transfer(t, paidOut.ID).Status)
+	require.Equal(t, settle.PayoutCloseUnpaid, b.payoutStep(t, held.ID), "never paid: closed after the look-up")
+
+	b.apply(t, disputeEvent("dispute_won", o.Order, "dp_1", o.Amount))
+	require.Equal(t, veza.OrderRefunded, b.order(t, o.ID).Status, "the dispute's outcome moves no money any more")
+	require.Equal(t, settle.PayoutCloseUnpaid, b.payoutStep(t, held.ID), "the held seller is not paid")
+}

@@ -247,17 +247,26 @@ func (s *Settler) paymentReturned(ctx context.Context, tx pgx.Tx, ins Inserter, 
 	switch order.Status {
 	case veza.OrderPending:
 		return store.ResultOK, store.TransitionOrderWithPayment(ctx, tx, order.ID, veza.OrderPending, veza.OrderCancelled, status)
-	case veza.OrderCompleted, veza.OrderRefundPending:
+	case veza.OrderCompleted, veza.OrderRefundPending, veza.OrderDisputed:
+		// Disputed too, as SettleRefund does: the buyer has the money, so
+		// the sellers give theirs back now, and the dispute's outcome, when
+		// it comes, moves no money here.
 		if err := store.TransitionOrderWithPayment(ctx, tx, order.ID, order.Status, veza.OrderRefunded, status); err != nil {
 			return "", err
 		}
+		msg := "payment cancelled after capture: the buyer has the money back; order refunded, payouts taken back"
+		if order.Status == veza.OrderDisputed {
+			msg += "; the dispute is still open: if it is lost the buyer is paid back twice, settle that with Hyperswitch"
+		}
 		s.Logger.Error().Ctx(ctx).Str("event_id", ev.EventID).Str("order_id", order.ID.String()).Str("payment_id", order.PaymentID).
-			Msg("payment cancelled after capture: the buyer has the money back; order refunded, payouts taken back")
+			Str("order_status", string(order.Status)).Msg(msg)
 		return store.ResultOK, s.takeBackPayouts(ctx, tx, ins, order.ID)
-	case veza.OrderDisputed, veza.OrderChargedBack:
+	case veza.OrderChargedBack:
+		// Part of each payout is taken back already (reversed rows do not
+		// move again): the rest is an operator's.
 		s.Logger.Error().Ctx(ctx).Str("event_id", ev.EventID).Str("order_id", order.ID.String()).Str("payment_id", order.PaymentID).
 			Str("order_status", string(order.Status)).
-			Msg("payment cancelled after capture on a disputed order: no money moved here; settle it by hand with Hyperswitch (the buyer may be paid back twice)")
+			Msg("payment cancelled after capture on a charged-back order: the buyer is paid back twice and the sellers gave back only the disputed share; take the rest back by hand at Stripe")
 	}
 	return store.ResultSkipped, s.recordStatus(ctx, tx, order, status)
 }
