@@ -81,9 +81,17 @@ func (s *Settler) SettleRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ref
 	if err := store.TransitionRefund(ctx, tx, refund.ID, refund.Status, veza.RefundSucceeded, nil); err != nil {
 		return err
 	}
-	if refund.Status == veza.RefundFailed {
-		s.Logger.Error().Ctx(ctx).Str("refund_id", refund.ID.String()).Str("order_id", order.ID.String()).Str("order_status", string(order.Status)).
-			Msg("a refund we had marked failed succeeded at the provider: repaired; the order is refunded and its payouts taken back")
+	log := s.Logger.Error().Ctx(ctx).Str("refund_id", refund.ID.String()).Str("order_id", order.ID.String()).Str("order_status", string(order.Status))
+	switch {
+	case refund.Status == veza.RefundFailed && !refund.Automatic && order.Status == veza.OrderChargedBack:
+		// The disputed share went back already (reversed rows do not move
+		// again): the buyer is paid twice over that share.
+		log.Int64("refund_amount", refund.Amount).
+			Msg("a refund we had marked failed succeeded at the provider after the order was charged back: the buyer has the money twice and the sellers gave back only the disputed share; take the rest back by hand at Stripe")
+	case refund.Status == veza.RefundFailed:
+		log.Msg("a refund we had marked failed succeeded at the provider: repaired; the order is refunded and its payouts taken back")
+	default:
+		log.Discard()
 	}
 	switch {
 	case refund.Automatic:

@@ -165,3 +165,23 @@ func TestRefundFailureAfterTheOrderMovedOn(t *testing.T) {
 	require.Equal(t, veza.RefundFailed, b.refund(t, refund.ID).Status)
 	require.Equal(t, veza.OrderRefunded, b.order(t, o.ID).Status)
 }
+
+// A refund we had failed lands after the order was charged back: the
+// buyer has the money twice, the sellers gave back only the disputed
+// share, and reversed rows do not move again. That is an operator's, said
+// so at ERROR; the log used to claim the payouts were taken back.
+func TestLateRefundSuccessOnAChargedBackOrderNeedsAHuman(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o, _, refund := b.refunded(t)
+	require.NoError(t, b.settle.FailRefund(b.ctx, b.tx, b.ins, refund, "orphan"))
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_opened", o.Order, "dp_1", 300)))
+	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_lost", o.Order, "dp_1", 300)))
+	require.Equal(t, veza.OrderChargedBack, b.order(t, o.ID).Status)
+	require.Equal(t, store.ResultOK, b.apply(t, refundEvent("refund_succeeded", o.Order, refund, "succeeded")))
+	require.Equal(t, veza.RefundSucceeded, b.refund(t, refund.ID).Status)
+	require.Equal(t, veza.OrderChargedBack, b.order(t, o.ID).Status)
+	logs := b.logs.String()
+	require.Contains(t, logs, "take the rest back by hand")
+	require.NotContains(t, logs, "the order is refunded and its payouts taken back")
+}
