@@ -283,9 +283,24 @@ func (s *Settler) reapplyDisputes(ctx context.Context, tx pgx.Tx, ins Inserter, 
 		return err
 	}
 	for i := range disputes {
-		if disputes[i].Status.Lost() {
-			return s.disputeMoney(ctx, tx, ins, order, &disputes[i])
+		if !disputes[i].Status.Lost() {
+			continue
 		}
+		if err := s.disputeMoney(ctx, tx, ins, order, &disputes[i]); err != nil {
+			return err
+		}
+		// Any other lost one meets a charged-back order, as it would live:
+		// said to ops at ERROR, nothing more taken back automatically.
+		charged := *order
+		charged.Status = veza.OrderChargedBack
+		for j := i + 1; j < len(disputes); j++ {
+			if disputes[j].Status.Lost() {
+				if err := s.disputeMoney(ctx, tx, ins, &charged, &disputes[j]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	}
 	for i := range disputes {
 		if disputes[i].Status.Open() {

@@ -600,3 +600,20 @@ func TestCancelAfterCaptureOnADisputedOrderTakesThePayoutsBack(t *testing.T) {
 	require.Equal(t, veza.OrderRefunded, b.order(t, o.ID).Status, "the dispute's outcome moves no money any more")
 	require.Equal(t, settle.PayoutCloseUnpaid, b.payoutStep(t, held.ID), "the held seller is not paid")
 }
+
+// Two disputes lost while a refund was pending: when the refund fails, the
+// first charges the order back and the second is told to ops at ERROR, as
+// the live path does. It used to be dropped without a word.
+func TestSecondDisputeLostWhileRefundingIsSaid(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o, _, refund := b.refunded(t)
+	for _, id := range []string{"dp_1", "dp_2"} {
+		b.apply(t, disputeEvent("dispute_opened", o.Order, id, 300))
+		b.apply(t, disputeEvent("dispute_lost", o.Order, id, 300))
+	}
+	require.Equal(t, veza.OrderRefundPending, b.order(t, o.ID).Status)
+	require.NoError(t, b.settle.FailRefund(b.ctx, b.tx, b.ins, refund, "declined"))
+	require.Equal(t, veza.OrderChargedBack, b.order(t, o.ID).Status)
+	require.Contains(t, b.logs.String(), "another dispute lost on a charged-back order")
+}
