@@ -3,6 +3,7 @@ package settle
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -184,14 +185,55 @@ func (s *Settler) FailRefund(ctx context.Context, tx pgx.Tx, ins Inserter, refun
 	return s.reapplyDisputes(ctx, tx, ins, refund.OrderID)
 }
 
+// outsideRefund applies a refund event whose refund_id we did not make: a
+// refund created in Hyperswitch's dashboard or API (our logs send
+// operators there), under an id Hyperswitch generated. Only its success
+// moves money: all of the order's amount, in its currency, settles the
+// order as a refund does (order refunded, payouts taken back); part of it
+// is an operator's, said at ERROR, as sharing a part among sellers is a
+// decision of theirs. A replay finds the order refunded and moves nothing.
+func (s *Settler) outsideRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ev jobargs.ProcessEventArgs) (string, error) {
+	obj := ev.Object
+	if ev.EventType != "refund_succeeded" {
+		s.Logger.Info().Ctx(ctx).Str("event_id", ev.EventID).Str("psp_refund_id", obj.RefundID).Str("event_type", ev.EventType).
+			Msg("refund event for a refund made outside Veza: nothing moves until it succeeds")
+		return store.ResultSkipped, nil
+	}
+	order, err := store.GetOrderByPaymentIDForUpdate(ctx, tx, obj.PaymentID)
+	if errors.Is(err, store.ErrNotFound) {
+		s.Logger.Warn().Ctx(ctx).Str("event_id", ev.EventID).Str("psp_refund_id", obj.RefundID).Str("payment_id", obj.PaymentID).
+			Msg("refund event for a refund we did not create, on an unknown payment")
+		return store.ResultSkipped, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	log := s.Logger.Error().Ctx(ctx).Str("event_id", ev.EventID).Str("psp_refund_id", obj.RefundID).Str("order_id", order.ID.String()).
+		Str("payment_id", order.PaymentID).Str("order_status", string(order.Status)).Int64("refund_amount", obj.Amount).
+		Str("refund_currency", obj.Currency).Int64("order_amount", order.Amount).Str("currency", order.Currency)
+	whole := obj.Amount == order.Amount && strings.EqualFold(obj.Currency, order.Currency)
+	switch {
+	case order.Status == veza.OrderRefunded:
+		log.Discard()
+		return store.ResultSkipped, nil // a replay, or the order's money went back already
+	case whole && (order.Status == veza.OrderCompleted || order.Status == veza.OrderRefundPending || order.Status == veza.OrderDisputed):
+		if err := store.TransitionOrder(ctx, tx, order.ID, order.Status, veza.OrderRefunded); err != nil {
+			return "", err
+		}
+		log.Msg("refund made outside Veza succeeded for all of the order: order refunded, payouts taken back")
+		return store.ResultOK, s.takeBackPayouts(ctx, tx, ins, order.ID)
+	}
+	log.Msg("refund made outside Veza succeeded for part of the order (or on an order in this state): no payout is taken back automatically; take the sellers' share of it back by hand at Stripe")
+	return store.ResultSkipped, nil
+}
+
 // applyRefund applies a refund_* event to the refund row our refund_id
 // names.
 func (s *Settler) applyRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ev jobargs.ProcessEventArgs) (string, error) {
 	obj := ev.Object
 	id, ok := store.RefundRowID(obj.RefundID)
 	if !ok {
-		s.Logger.Warn().Ctx(ctx).Str("event_id", ev.EventID).Str("psp_refund_id", obj.RefundID).Msg("refund event for a refund we did not create")
-		return store.ResultSkipped, nil
+		return s.outsideRefund(ctx, tx, ins, ev)
 	}
 	refund, err := store.GetRefundForUpdate(ctx, tx, id)
 	if errors.Is(err, store.ErrNotFound) {

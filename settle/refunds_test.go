@@ -185,3 +185,49 @@ func TestLateRefundSuccessOnAChargedBackOrderNeedsAHuman(t *testing.T) {
 	require.Contains(t, logs, "take the rest back by hand")
 	require.NotContains(t, logs, "the order is refunded and its payouts taken back")
 }
+
+// A refund made outside Veza (Hyperswitch's dashboard or API, with an id
+// Hyperswitch generated: ref_...) used to be skipped: the buyer had the
+// money back and the sellers kept theirs. All of the order's amount
+// settles the order like a refund; part of it is an operator's, at ERROR.
+func TestRefundMadeOutsideVeza(t *testing.T) {
+	t.Parallel()
+	t.Run("all of it", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		o := storetest.CompletedOrder(t, b.tx, 1000, 700)
+		paidOut := o.Transfer(t, b.tx, 0, veza.TransferCompleted)
+		unpaid := o.Transfer(t, b.tx, 1, veza.TransferPending)
+		ev := event("refund_succeeded", o.Order, "succeeded")
+		ev.Object.RefundID = "ref_dashboard1"
+		require.Equal(t, store.ResultOK, b.apply(t, ev))
+		require.Equal(t, veza.OrderRefunded, b.order(t, o.ID).Status)
+		require.Equal(t, veza.TransferReversalPending, b.transfer(t, paidOut.ID).Status)
+		require.Equal(t, settle.PayoutCloseUnpaid, b.payoutStep(t, unpaid.ID))
+		require.Contains(t, b.logs.String(), "refund made outside Veza")
+		ev.EventID = "evt_again"
+		require.Equal(t, store.ResultSkipped, b.apply(t, ev), "a replay moves nothing")
+	})
+	t.Run("part of it", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		o := storetest.CompletedOrder(t, b.tx, 1000)
+		paidOut := o.Transfer(t, b.tx, 0, veza.TransferCompleted)
+		ev := event("refund_succeeded", o.Order, "succeeded")
+		ev.Object.RefundID, ev.Object.Amount = "ref_dashboard2", 400
+		require.Equal(t, store.ResultSkipped, b.apply(t, ev))
+		require.Equal(t, veza.OrderCompleted, b.order(t, o.ID).Status)
+		require.Equal(t, veza.TransferCompleted, b.transfer(t, paidOut.ID).Status)
+		require.Contains(t, b.logs.String(), "take the sellers' share of it back by hand")
+		b.requireNoJobs(t)
+	})
+	t.Run("not succeeded", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		o := storetest.CompletedOrder(t, b.tx, 1000)
+		ev := event("refund_failed", o.Order, "failed")
+		ev.Object.RefundID = "ref_dashboard3"
+		require.Equal(t, store.ResultSkipped, b.apply(t, ev))
+		require.Equal(t, veza.OrderCompleted, b.order(t, o.ID).Status)
+	})
+}
