@@ -262,11 +262,14 @@ func (s *Settler) paymentReturned(ctx context.Context, tx pgx.Tx, ins Inserter, 
 			Str("order_status", string(order.Status)).Msg(msg)
 		return store.ResultOK, s.takeBackPayouts(ctx, tx, ins, order.ID)
 	case veza.OrderChargedBack:
-		// Part of each payout is taken back already (reversed rows do not
-		// move again): the rest is an operator's.
+		// Paid transfers gave back the disputed share (a reversal in
+		// flight keeps its amount): the rest of those is an operator's.
 		s.Logger.Error().Ctx(ctx).Str("event_id", ev.EventID).Str("order_id", order.ID.String()).Str("payment_id", order.PaymentID).
 			Str("order_status", string(order.Status)).
-			Msg("payment cancelled after capture on a charged-back order: the buyer is paid back twice and the sellers gave back only the disputed share; take the rest back by hand at Stripe")
+			Msg("payment cancelled after capture on a charged-back order: the buyer is paid back twice; unpaid payouts are closed, and paid ones gave back only the disputed share: take the rest of the paid ones back by hand at Stripe")
+		if err := s.takeBackUnpaidInFull(ctx, tx, ins, order.ID); err != nil {
+			return "", err
+		}
 	}
 	return store.ResultSkipped, s.recordStatus(ctx, tx, order, status)
 }

@@ -85,10 +85,11 @@ func (s *Settler) SettleRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ref
 	log := s.Logger.Error().Ctx(ctx).Str("refund_id", refund.ID.String()).Str("order_id", order.ID.String()).Str("order_status", string(order.Status))
 	switch {
 	case refund.Status == veza.RefundFailed && !refund.Automatic && order.Status == veza.OrderChargedBack:
-		// The disputed share went back already (reversed rows do not move
-		// again): the buyer is paid twice over that share.
 		log.Int64("refund_amount", refund.Amount).
-			Msg("a refund we had marked failed succeeded at the provider after the order was charged back: the buyer has the money twice and the sellers gave back only the disputed share; take the rest back by hand at Stripe")
+			Msg("a refund we had marked failed succeeded at the provider after the order was charged back: the buyer has the money twice; unpaid payouts are closed, and paid ones gave back only the disputed share: take the rest of the paid ones back by hand at Stripe")
+		if err := s.takeBackUnpaidInFull(ctx, tx, ins, order.ID); err != nil {
+			return err
+		}
 	case refund.Status == veza.RefundFailed:
 		log.Msg("a refund we had marked failed succeeded at the provider: repaired; the order is refunded and its payouts taken back")
 	default:
@@ -130,6 +131,36 @@ func (s *Settler) takeBackPayouts(ctx context.Context, tx pgx.Tx, ins Inserter, 
 	}
 	var look []river.InsertManyParams
 	if err := s.takeBackUnpaid(ctx, tx, transfers, &look); err != nil || len(look) == 0 {
+		return err
+	}
+	_, err = ins.InsertManyTx(ctx, tx, look)
+	return err
+}
+
+// takeBackUnpaidInFull is for a charged-back order whose buyer then got
+// all of the money back (a late refund, a cancel after capture): a
+// transfer not paid yet owes the disputed share only, and would be paid
+// the rest. It now owes all of it (reversal_amount = amount), so its
+// payout job closes it unpaid after the look-up, or reverses in full a
+// transfer Stripe made anyway. Paid transfers keep their share: a
+// reversal in flight does not change its amount (an operator's).
+func (s *Settler) takeBackUnpaidInFull(ctx context.Context, tx pgx.Tx, ins Inserter, orderID uuid.UUID) error {
+	transfers, err := store.OrderTransfersForUpdate(ctx, tx, orderID)
+	if err != nil {
+		return err
+	}
+	var unpaid []store.Transfer
+	for _, t := range transfers {
+		if t.Status != veza.TransferFailed && t.Status != veza.TransferPending {
+			continue
+		}
+		if err := store.SetReversalAmount(ctx, tx, t.ID, t.Amount); err != nil {
+			return err
+		}
+		unpaid = append(unpaid, t)
+	}
+	var look []river.InsertManyParams
+	if err := s.takeBackUnpaid(ctx, tx, unpaid, &look); err != nil || len(look) == 0 {
 		return err
 	}
 	_, err = ins.InsertManyTx(ctx, tx, look)
@@ -222,6 +253,10 @@ func (s *Settler) outsideRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ev
 		}
 		log.Msg("refund made outside Veza succeeded for all of the order: order refunded, payouts taken back")
 		return store.ResultOK, s.takeBackPayouts(ctx, tx, ins, order.ID)
+	}
+	if whole && order.Status == veza.OrderChargedBack {
+		log.Msg("refund made outside Veza succeeded for all of a charged-back order: the buyer has the money twice; unpaid payouts are closed, and paid ones gave back only the disputed share: take the rest of the paid ones back by hand at Stripe")
+		return store.ResultOK, s.takeBackUnpaidInFull(ctx, tx, ins, order.ID)
 	}
 	log.Msg("refund made outside Veza succeeded for part of the order (or on an order in this state): no payout is taken back automatically; take the sellers' share of it back by hand at Stripe")
 	return store.ResultSkipped, nil

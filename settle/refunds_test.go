@@ -173,16 +173,25 @@ func TestRefundFailureAfterTheOrderMovedOn(t *testing.T) {
 func TestLateRefundSuccessOnAChargedBackOrderNeedsAHuman(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	o, _, refund := b.refunded(t)
+	o, ts, refund := b.refunded(t)
 	require.NoError(t, b.settle.FailRefund(b.ctx, b.tx, b.ins, refund, "orphan"))
 	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_opened", o.Order, "dp_1", 300)))
 	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_lost", o.Order, "dp_1", 300)))
 	require.Equal(t, veza.OrderChargedBack, b.order(t, o.ID).Status)
+	for _, unpaid := range ts[1:] {
+		require.Less(t, *b.transfer(t, unpaid.ID).ReversalAmount, unpaid.Amount, "a share of the dispute")
+	}
 	require.Equal(t, store.ResultOK, b.apply(t, refundEvent("refund_succeeded", o.Order, refund, "succeeded")))
 	require.Equal(t, veza.RefundSucceeded, b.refund(t, refund.ID).Status)
 	require.Equal(t, veza.OrderChargedBack, b.order(t, o.ID).Status)
+	for _, unpaid := range ts[1:] {
+		// Paid now, the seller would keep all but the disputed share of
+		// money the buyer has back.
+		require.Equal(t, unpaid.Amount, *b.transfer(t, unpaid.ID).ReversalAmount, "the buyer has it all back: nothing of it is paid")
+		require.Equal(t, settle.PayoutCloseUnpaid, b.payoutStep(t, unpaid.ID))
+	}
 	logs := b.logs.String()
-	require.Contains(t, logs, "take the rest back by hand")
+	require.Contains(t, logs, "take the rest of the paid ones back by hand")
 	require.NotContains(t, logs, "the order is refunded and its payouts taken back")
 }
 
@@ -220,6 +229,20 @@ func TestRefundMadeOutsideVeza(t *testing.T) {
 		require.Equal(t, veza.TransferCompleted, b.transfer(t, paidOut.ID).Status)
 		require.Contains(t, b.logs.String(), "take the sellers' share of it back by hand")
 		b.requireNoJobs(t)
+	})
+	t.Run("all of a charged-back order", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		o := storetest.CompletedOrder(t, b.tx, 1000)
+		unpaid := o.Transfer(t, b.tx, 0, veza.TransferFailed)
+		b.apply(t, disputeEvent("dispute_opened", o.Order, "dp_1", 300))
+		b.apply(t, disputeEvent("dispute_lost", o.Order, "dp_1", 300))
+		require.Equal(t, veza.OrderChargedBack, b.order(t, o.ID).Status)
+		ev := event("refund_succeeded", o.Order, "succeeded")
+		ev.Object.RefundID = "ref_dashboard4"
+		require.Equal(t, store.ResultOK, b.apply(t, ev))
+		require.Equal(t, unpaid.Amount, *b.transfer(t, unpaid.ID).ReversalAmount)
+		require.Equal(t, settle.PayoutCloseUnpaid, b.payoutStep(t, unpaid.ID))
 	})
 	t.Run("not succeeded", func(t *testing.T) {
 		t.Parallel()
