@@ -267,6 +267,15 @@ func (s *Settler) outsideRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ev
 func (s *Settler) applyRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ev jobargs.ProcessEventArgs) (string, error) {
 	obj := ev.Object
 	id, ok := store.RefundRowID(obj.RefundID)
+	if !ok && obj.RefundID != "" {
+		// A row may hold an id of another form (recorded from Hyperswitch's
+		// answer): it is ours all the same.
+		recorded, err := store.RefundIDByPSPID(ctx, tx, obj.RefundID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return "", err
+		}
+		id, ok = recorded, err == nil
+	}
 	if !ok {
 		return s.outsideRefund(ctx, tx, ins, ev)
 	}

@@ -254,3 +254,21 @@ func TestRefundMadeOutsideVeza(t *testing.T) {
 		require.Equal(t, veza.OrderCompleted, b.order(t, o.ID).Status)
 	})
 }
+
+// A refund row that recorded an id of another form (Hyperswitch's answer,
+// not our veza_ref_) is found by it: its success settles that row, not an
+// "outside" refund that would leave the row pending and the buyer without
+// the confirmation.
+func TestRefundEventFindsTheRowByTheRecordedID(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o, ts, refund := b.refunded(t)
+	require.NoError(t, store.SetRefundPSPID(b.ctx, b.tx, refund.ID, "ref_recorded1"))
+	ev := event("refund_succeeded", o.Order, "succeeded")
+	ev.Object.RefundID = "ref_recorded1"
+	require.Equal(t, store.ResultOK, b.apply(t, ev))
+	require.Equal(t, veza.RefundSucceeded, b.refund(t, refund.ID).Status)
+	require.Equal(t, veza.OrderRefunded, b.order(t, o.ID).Status)
+	require.Equal(t, veza.TransferReversalPending, b.transfer(t, ts[0].ID).Status)
+	require.NotContains(t, b.logs.String(), "outside Veza")
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -78,6 +79,17 @@ func GetRefund(ctx context.Context, q Querier, id uuid.UUID) (*Refund, error) {
 // GetRefundForUpdate reads and locks a refund.
 func GetRefundForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*Refund, error) {
 	return scanRefund(tx.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds WHERE id = $1 FOR UPDATE`, id))
+}
+
+// RefundIDByPSPID finds the refund row that recorded Hyperswitch's refund
+// id (a row whose id is not our veza_ref_ form), or ErrNotFound.
+func RefundIDByPSPID(ctx context.Context, q Querier, pspRefundID string) (uuid.UUID, error) {
+	var id uuid.UUID
+	err := q.QueryRow(ctx, `SELECT id FROM refunds WHERE hyperswitch_refund_id = $1`, pspRefundID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return uuid.Nil, ErrNotFound
+	}
+	return id, err
 }
 
 // OrderRefunds lists an order's refunds, oldest first.
