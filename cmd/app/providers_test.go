@@ -179,6 +179,29 @@ func TestLostPayoutAnswersAndLookUpPayOnce(t *testing.T) {
 	require.EqualValues(t, 900, s.sellerNet(orderID))
 }
 
+// An operator retries, a day later, a payout failed while Stripe had made
+// it (a row failed by an earlier version, or a listing that missed it):
+// the key is forgotten by then, and a new transfer would pay the seller
+// twice. The retry's new round looks up first.
+func TestAdminRetryAfterADayDoesNotPayTwice(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, nil)
+	orderID, _, _ := s.paidOut(t, 1000)
+	require.Equal(t, 1, s.transfersAtStripe(orderID))
+	_, err := s.db.Exec(context.Background(), `UPDATE seller_transfers SET status = 'failed', stripe_transfer_id = NULL,
+		error_message = 'Stripe lists no transfer after 30 attempts' WHERE order_id = $1`, orderID)
+	require.NoError(t, err)
+
+	s.stripe.Advance(25 * time.Hour)
+	var transferID string
+	require.NoError(t, s.db.QueryRow(context.Background(), `SELECT id::text FROM seller_transfers WHERE order_id = $1`, orderID).Scan(&transferID))
+	status, body := s.request(t, "POST", "/admin/transfers/"+transferID+"/retry", s.admin(t), nil, nil)
+	require.Equal(t, 202, status, body)
+	s.eventually(t, func() bool { return allStatus(s.transfers(t, orderID), "completed") }, s.state(t, orderID))
+	require.Equal(t, 1, s.transfersAtStripe(orderID), "paid once")
+	require.EqualValues(t, 900, s.sellerNet(orderID))
+}
+
 // A reversal whose first request ends in a 500 that Stripe saved under its
 // key: retrying with that key only replays the 500.
 func TestSavedReversalErrorDoesNotLeaveTheSellerPaid(t *testing.T) {
