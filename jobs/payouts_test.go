@@ -229,7 +229,12 @@ func TestExhaustedPayoutWhoseLookUpFailsStaysUnknown(t *testing.T) {
 	require.ErrorAs(t, b.pay(tr, 3), &snooze, "the settle wait")
 	time.Sleep(snooze.Duration)
 	require.ErrorAs(t, b.pay(tr, 3), &snooze, "the look-up failed: ask again")
-	require.Equal(t, veza.TransferPending, b.get(t, tr.ID).Status, "not failed without Stripe's word")
+	require.GreaterOrEqual(t, snooze.Duration, b.settle.Jobs.Payout.Delay(2), "at the payouts' longest backoff")
+	got := b.get(t, tr.ID)
+	require.Equal(t, veza.TransferPending, got.Status, "not failed without Stripe's word")
+	require.NotNil(t, got.NextRetryAt, "the row shows when it asks again")
+	require.Contains(t, *got.ErrorMessage, "stripe 500", "the attempt's message is kept")
+	time.Sleep(20 * time.Millisecond) // the settle wait since the row was written
 	require.Equal(t, 2, b.stripe.Calls("GET /v1/transfers")+b.stripe.Calls("POST /v1/transfers"), "one send, one look-up")
 	err := b.pay(tr, 3)
 	require.Error(t, err, "the look-up answers now: nothing listed, so the job ends")

@@ -100,7 +100,7 @@ func (w *PayoutWorker) Work(ctx context.Context, job *river.Job[jobargs.PayoutAr
 		// This last attempt sent already and lost its answer (it recorded
 		// its own number), then waited for the request to settle: Stripe's
 		// listing decides now, and nothing is sent again.
-		return w.exhausted(ctx, job, t, nil)
+		return w.exhausted(ctx, job, t)
 	}
 	if t.PayoutKeySentAt != nil {
 		if age, known := t.KeyAge(*t.PayoutKeySentAt); !known || age > w.Settle.Jobs.KeyReuse() {
@@ -248,32 +248,24 @@ func (w *PayoutWorker) stripeFailed(ctx context.Context, job *river.Job[jobargs.
 	// job waits, without using an attempt, until the request cannot still
 	// be executing at Stripe: a look-up now could miss the transfer it is
 	// making, and a failed row is never looked at again by itself.
-	if rerr := store.RecordTransferRetry(ctx, w.DB.Primary(), t.ID, job.Attempt, w.now(), msg); rerr != nil {
+	wait := w.Settle.Jobs.ReversalSettleTime() // never 0: unset is the default
+	if rerr := store.RecordTransferRetry(ctx, w.DB.Primary(), t.ID, job.Attempt, w.now().Add(wait), msg); rerr != nil {
 		return rerr
 	}
-	if settle := w.Settle.Jobs.ReversalSettleTime(); settle > 0 {
-		return river.JobSnooze(settle)
-	}
-	return w.exhausted(ctx, job, t, err)
+	return river.JobSnooze(wait)
 }
 
-// exhausted ends a payout whose last attempt's outcome is unknown (err, or
-// nil when re-run after its settle wait; the row keeps its message): once
-// the request has settled, Stripe's listing decides. Found, it is recorded;
-// listed nowhere, the row fails for an operator, whose retry looks up
-// first.
-func (w *PayoutWorker) exhausted(ctx context.Context, job *river.Job[jobargs.PayoutArgs], t *store.Transfer, err error) error {
+// exhausted ends a payout whose last attempt's outcome is unknown, re-run
+// after its settle wait (the row keeps the attempt's message): Stripe's
+// listing decides. Found, it is recorded; listed nowhere, the row fails
+// for an operator, whose retry looks up first.
+func (w *PayoutWorker) exhausted(ctx context.Context, job *river.Job[jobargs.PayoutArgs], t *store.Transfer) error {
 	if wait := w.unsettled(t); wait > 0 {
 		return river.JobSnooze(wait)
 	}
 	msg := "the last attempt's outcome was unknown"
 	if t.ErrorMessage != nil && *t.ErrorMessage != "" {
 		msg = *t.ErrorMessage
-	}
-	if err != nil {
-		msg = stripeconnect.Describe(err)
-	} else {
-		err = errors.New(msg)
 	}
 	lookCtx, lookCancel := detached(ctx)
 	defer lookCancel()
@@ -286,10 +278,21 @@ func (w *PayoutWorker) exhausted(ctx context.Context, job *river.Job[jobargs.Pay
 		return nil
 	case lerr != nil:
 		// No word from Stripe either way: still unknown, so the row stays
-		// pending and the job asks again (no attempt used).
-		w.Logger.Warn().Ctx(ctx).Err(lerr).Str("transfer_id", t.ID.String()).
+		// pending and the job asks again (no attempt used), at the
+		// payouts' longest backoff; the row shows when. A configuration
+		// error does not heal by itself: ERROR.
+		wait := max(w.Settle.Jobs.ReversalSettleTime(), w.Settle.Jobs.Payout.Delay(job.Attempt-1))
+		ev := w.Logger.Warn()
+		var cfg *configError
+		if errors.As(lerr, &cfg) {
+			ev = w.Logger.Error()
+		}
+		ev.Ctx(ctx).Err(lerr).Str("transfer_id", t.ID.String()).Dur("again_in", wait).
 			Msg("payout out of attempts with its outcome unknown, and the look-up at Stripe failed: asking again")
-		return river.JobSnooze(w.Settle.Jobs.ReversalSettleTime())
+		if rerr := store.RecordTransferRetry(lookCtx, w.DB.Primary(), t.ID, job.Attempt, w.now().Add(wait), msg); rerr != nil {
+			return rerr
+		}
+		return river.JobSnooze(wait)
 	}
 	msg = "Stripe lists no transfer after " + fmt.Sprint(job.Attempt) + " attempts: " + msg
 	failCtx, failCancel := detached(ctx)
@@ -297,7 +300,7 @@ func (w *PayoutWorker) exhausted(ctx context.Context, job *river.Job[jobargs.Pay
 	if ferr := w.fail(failCtx, t.ID, msg); ferr != nil {
 		return ferr
 	}
-	return err // exhausted: River discards the job, the row waits in failed
+	return errors.New(msg) // exhausted: River discards the job, the row waits in failed
 }
 
 // detached is ctx without its cancel and deadline, bounded by 10 s of its
