@@ -45,7 +45,7 @@ var orderMoves = map[OrderStatus][]OrderStatus{
 	OrderCompleted: {OrderRefundPending, OrderRefunded, OrderDisputed,
 		OrderChargedBack}, // charged back with no "opened" seen first: events come out of order
 	OrderDisputed: {OrderCompleted, OrderChargedBack,
-		OrderRefunded}, // a refund we had failed succeeded after all
+		OrderRefunded}, // the buyer got the money back: a refund we had failed, a cancel after capture, a refund made outside Veza
 	OrderRefundPending: {OrderRefunded, OrderCompleted}, // a failed refund rolls back
 }
 

@@ -122,7 +122,8 @@ func (s *Settler) disputeMoney(ctx context.Context, tx pgx.Tx, ins Inserter, ord
 		}
 		return nil
 	default:
-		// Refunded already (the PSP should not allow it), not paid, or
+		// Refunded already (a refund or a cancel after capture that landed
+		// while disputed, or one the PSP allowed after), not paid, or
 		// charged back by another dispute: no money moves here.
 		log.Msg("dispute on an order that is not completed: recorded, no money moved; check it in Hyperswitch's dashboard")
 		return nil

@@ -581,9 +581,8 @@ func TestDisputeOutcomeReleasesTheHeldPayout(t *testing.T) {
 
 // The payment is cancelled after capture while the order is disputed: the
 // buyer has the money back, so it settles like a refund (SettleRefund does
-// the same for a refund that lands on a disputed order). It used to be
-// logged only, and the dispute won then completed the order again and paid
-// the held seller.
+// the same for a refund that lands on a disputed order), and the dispute
+// won afterwards pays no held seller.
 func TestCancelAfterCaptureOnADisputedOrderTakesThePayoutsBack(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -591,10 +590,15 @@ func TestCancelAfterCaptureOnADisputedOrderTakesThePayoutsBack(t *testing.T) {
 	paidOut := o.Transfer(t, b.tx, 0, veza.TransferCompleted)
 	held := o.Transfer(t, b.tx, 1, veza.TransferPending)
 	require.Equal(t, store.ResultOK, b.apply(t, disputeEvent("dispute_opened", o.Order, "dp_1", o.Amount)))
+	isHeld, err := store.HoldPayout(b.ctx, b.tx, held.ID) // what its payout job does on a disputed order
+	require.NoError(t, err)
+	require.True(t, isHeld)
 	require.Equal(t, store.ResultOK, b.apply(t, event("payment_cancelled_post_capture", o.Order, "cancelled_post_capture")))
 	require.Equal(t, veza.OrderRefunded, b.order(t, o.ID).Status)
 	require.Equal(t, veza.TransferReversalPending, b.transfer(t, paidOut.ID).Status)
 	require.Equal(t, settle.PayoutCloseUnpaid, b.payoutStep(t, held.ID), "never paid: closed after the look-up")
+	jobs := b.requireJobs(t, reversalJob(), payoutJob())
+	require.Equal(t, held.ID, args[jobargs.PayoutArgs](t, jobs[1]).TransferID, "the held row gets the job that closes it")
 
 	b.apply(t, disputeEvent("dispute_won", o.Order, "dp_1", o.Amount))
 	require.Equal(t, veza.OrderRefunded, b.order(t, o.ID).Status, "the dispute's outcome moves no money any more")
@@ -603,7 +607,7 @@ func TestCancelAfterCaptureOnADisputedOrderTakesThePayoutsBack(t *testing.T) {
 
 // Two disputes lost while a refund was pending: when the refund fails, the
 // first charges the order back and the second is told to ops at ERROR, as
-// the live path does. It used to be dropped without a word.
+// the live path does: its share is taken back by hand.
 func TestSecondDisputeLostWhileRefundingIsSaid(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -168,8 +168,8 @@ func TestRefundFailureAfterTheOrderMovedOn(t *testing.T) {
 
 // A refund we had failed lands after the order was charged back: the
 // buyer has the money twice, the sellers gave back only the disputed
-// share, and reversed rows do not move again. That is an operator's, said
-// so at ERROR; the log used to claim the payouts were taken back.
+// share, and reversed rows do not move again. Unpaid payouts are closed;
+// the rest of the paid ones is an operator's, said so at ERROR.
 func TestLateRefundSuccessOnAChargedBackOrderNeedsAHuman(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -196,9 +196,9 @@ func TestLateRefundSuccessOnAChargedBackOrderNeedsAHuman(t *testing.T) {
 }
 
 // A refund made outside Veza (Hyperswitch's dashboard or API, with an id
-// Hyperswitch generated: ref_...) used to be skipped: the buyer had the
-// money back and the sellers kept theirs. All of the order's amount
-// settles the order like a refund; part of it is an operator's, at ERROR.
+// Hyperswitch generated: ref_...) gives the buyer money back as ours do:
+// all of the order's amount settles the order like a refund; part of it
+// is an operator's, at ERROR.
 func TestRefundMadeOutsideVeza(t *testing.T) {
 	t.Parallel()
 	t.Run("all of it", func(t *testing.T) {

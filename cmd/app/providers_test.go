@@ -165,9 +165,8 @@ func TestLostPayoutAnswerThenRefundNetsZero(t *testing.T) {
 }
 
 // A payout whose every answer is lost, and the look-up after its last
-// attempt too: it used to wait in failed for an operator although Stripe
-// had paid. The look-up is asked again until Stripe answers, and finds
-// the transfer.
+// attempt too: a failed row is never looked at again by itself, so the
+// look-up is asked again until Stripe answers, and finds the transfer.
 func TestLostPayoutAnswersAndLookUpPayOnce(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, map[string]string{"TRANSFER_MAX_ATTEMPTS": "2"})
