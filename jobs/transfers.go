@@ -289,8 +289,13 @@ func (w *PayoutWorker) exhausted(ctx context.Context, job *river.Job[jobargs.Pay
 		}
 		ev.Ctx(ctx).Err(lerr).Str("transfer_id", t.ID.String()).Dur("again_in", wait).
 			Msg("payout out of attempts with its outcome unknown, and the look-up at Stripe failed: asking again")
-		if rerr := store.RecordTransferRetry(lookCtx, w.DB.Primary(), t.ID, job.Attempt, w.now().Add(wait), msg); rerr != nil {
-			return rerr
+		// A bound of its own (the look-up may have used up its own), and
+		// the job snoozes even if the write fails: returning an error on
+		// the last attempt would discard it.
+		recCtx, recCancel := detached(ctx)
+		defer recCancel()
+		if rerr := store.RecordTransferRetry(recCtx, w.DB.Primary(), t.ID, job.Attempt, w.now().Add(wait), msg); rerr != nil {
+			w.Logger.Warn().Ctx(ctx).Err(rerr).Str("transfer_id", t.ID.String()).Msg("could not write the payout's next look-up on its row")
 		}
 		return river.JobSnooze(wait)
 	}
