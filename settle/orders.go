@@ -247,12 +247,21 @@ func (s *Settler) paymentReturned(ctx context.Context, tx pgx.Tx, ins Inserter, 
 	switch order.Status {
 	case veza.OrderPending:
 		return store.ResultOK, store.TransitionOrderWithPayment(ctx, tx, order.ID, veza.OrderPending, veza.OrderCancelled, status)
-	case veza.OrderCompleted, veza.OrderRefundPending, veza.OrderDisputed:
-		// Disputed too, as SettleRefund does: the buyer has the money, so
-		// the sellers give theirs back now, and the dispute's outcome, when
-		// it comes, moves no money here.
-		if err := store.TransitionOrderWithPayment(ctx, tx, order.ID, order.Status, veza.OrderRefunded, status); err != nil {
+	case veza.OrderChargedBack:
+		// It stays charged back (repaid): only its status is recorded.
+		if _, err := s.repaid(ctx, tx, ins, order, ""); err != nil {
 			return "", err
+		}
+		s.Logger.Error().Ctx(ctx).Str("event_id", ev.EventID).Str("order_id", order.ID.String()).Str("payment_id", order.PaymentID).
+			Str("order_status", string(order.Status)).
+			Msg("payment cancelled after capture on a charged-back order: the buyer is paid back twice; unpaid payouts are closed, and paid ones gave back only the disputed share: take the rest of the paid ones back by hand at Stripe")
+	default:
+		moved, err := s.repaid(ctx, tx, ins, order, status)
+		if err != nil {
+			return "", err
+		}
+		if !moved {
+			break // a terminal order: only its status is recorded
 		}
 		msg := "payment cancelled after capture: the buyer has the money back; order refunded, payouts taken back"
 		if order.Status == veza.OrderDisputed {
@@ -260,16 +269,7 @@ func (s *Settler) paymentReturned(ctx context.Context, tx pgx.Tx, ins Inserter, 
 		}
 		s.Logger.Error().Ctx(ctx).Str("event_id", ev.EventID).Str("order_id", order.ID.String()).Str("payment_id", order.PaymentID).
 			Str("order_status", string(order.Status)).Msg(msg)
-		return store.ResultOK, s.takeBackPayouts(ctx, tx, ins, order.ID)
-	case veza.OrderChargedBack:
-		// Paid transfers gave back the disputed share (a reversal in
-		// flight keeps its amount): the rest of those is an operator's.
-		s.Logger.Error().Ctx(ctx).Str("event_id", ev.EventID).Str("order_id", order.ID.String()).Str("payment_id", order.PaymentID).
-			Str("order_status", string(order.Status)).
-			Msg("payment cancelled after capture on a charged-back order: the buyer is paid back twice; unpaid payouts are closed, and paid ones gave back only the disputed share: take the rest of the paid ones back by hand at Stripe")
-		if err := s.takeBackUnpaidInFull(ctx, tx, ins, order.ID); err != nil {
-			return "", err
-		}
+		return store.ResultOK, nil
 	}
 	return store.ResultSkipped, s.recordStatus(ctx, tx, order, status)
 }

@@ -87,24 +87,13 @@ func (s *Settler) SettleRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ref
 	case refund.Status == veza.RefundFailed && !refund.Automatic && order.Status == veza.OrderChargedBack:
 		log.Int64("refund_amount", refund.Amount).
 			Msg("a refund we had marked failed succeeded at the provider after the order was charged back: the buyer has the money twice; unpaid payouts are closed, and paid ones gave back only the disputed share: take the rest of the paid ones back by hand at Stripe")
-		if err := s.takeBackUnpaidInFull(ctx, tx, ins, order.ID); err != nil {
-			return err
-		}
 	case refund.Status == veza.RefundFailed:
 		log.Msg("a refund we had marked failed succeeded at the provider: repaired; the order is refunded and its payouts taken back")
 	default:
 		log.Discard()
 	}
-	switch {
-	case refund.Automatic:
-		// Money the order never accounted for: no order moves.
-	case order.Status == veza.OrderRefundPending || order.Status == veza.OrderCompleted || order.Status == veza.OrderDisputed:
-		// Disputed: the refund we had failed did reach the buyer; the
-		// dispute's outcome, when it comes, then moves no money.
-		if err := store.TransitionOrder(ctx, tx, order.ID, order.Status, veza.OrderRefunded); err != nil {
-			return err
-		}
-		if err := s.takeBackPayouts(ctx, tx, ins, order.ID); err != nil {
+	if !refund.Automatic { // an automatic one is money the order never accounted for: no order moves
+		if _, err := s.repaid(ctx, tx, ins, order, ""); err != nil {
 			return err
 		}
 	}
@@ -112,55 +101,62 @@ func (s *Settler) SettleRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ref
 	return err
 }
 
+// repaid settles, in tx, an order whose buyer has all of its money back (a
+// refund, a cancel after capture, a refund made outside Veza): completed,
+// refund_pending or disputed, it is refunded (pspStatus, when set, is
+// recorded with the move; a dispute's outcome then moves no money);
+// charged back, it stays so. Either way its payouts are taken back. false:
+// the order is in no state to be repaid (not paid, refunded already) and
+// nothing moved.
+func (s *Settler) repaid(ctx context.Context, tx pgx.Tx, ins Inserter, order *store.Order, pspStatus string) (bool, error) {
+	switch order.Status {
+	case veza.OrderCompleted, veza.OrderRefundPending, veza.OrderDisputed:
+		var err error
+		if pspStatus == "" {
+			err = store.TransitionOrder(ctx, tx, order.ID, order.Status, veza.OrderRefunded)
+		} else {
+			err = store.TransitionOrderWithPayment(ctx, tx, order.ID, order.Status, veza.OrderRefunded, pspStatus)
+		}
+		if err != nil {
+			return false, err
+		}
+	case veza.OrderChargedBack:
+	default:
+		return false, nil
+	}
+	return true, s.takeBackPayouts(ctx, tx, ins, order)
+}
+
 // takeBackPayouts undoes the payouts of an order whose money went back to
-// the buyer, in tx: a completed transfer is reversed; a pending or failed
-// one gets a payout job, which looks at Stripe for a transfer an attempt
-// may have made (its answer lost) and reverses it, or closes the row unpaid
-// when Stripe lists none.
-func (s *Settler) takeBackPayouts(ctx context.Context, tx pgx.Tx, ins Inserter, orderID uuid.UUID) error {
-	transfers, err := store.OrderTransfersForUpdate(ctx, tx, orderID)
+// the buyer, in tx; order is as it was before (its status decides):
+//   - a completed transfer is reversed;
+//   - a pending or failed one gets a payout job, which looks at Stripe for
+//     a transfer an attempt may have made (its answer lost) and reverses
+//     it, or closes the row unpaid when Stripe lists none;
+//   - on a charged-back order, reversals of the disputed share are made or
+//     under way already (their amount does not change in flight: the rest
+//     is an operator's), and an unpaid transfer, which owed only its share,
+//     now owes all of it (reversal_amount = amount) before its job runs.
+func (s *Settler) takeBackPayouts(ctx context.Context, tx pgx.Tx, ins Inserter, order *store.Order) error {
+	transfers, err := store.OrderTransfersForUpdate(ctx, tx, order.ID)
 	if err != nil {
 		return err
 	}
+	chargedBack := order.Status == veza.OrderChargedBack
 	for _, t := range transfers {
-		if t.Status == veza.TransferCompleted {
+		switch {
+		case t.Status == veza.TransferCompleted && !chargedBack:
 			if err := s.StartReversal(ctx, tx, ins, t.ID); err != nil {
+				return err
+			}
+		case (t.Status == veza.TransferFailed || t.Status == veza.TransferPending) && chargedBack:
+			if err := store.SetReversalAmount(ctx, tx, t.ID, t.Amount); err != nil {
 				return err
 			}
 		}
 	}
 	var look []river.InsertManyParams
 	if err := s.takeBackUnpaid(ctx, tx, transfers, &look); err != nil || len(look) == 0 {
-		return err
-	}
-	_, err = ins.InsertManyTx(ctx, tx, look)
-	return err
-}
-
-// takeBackUnpaidInFull is for a charged-back order whose buyer then got
-// all of the money back (a late refund, a cancel after capture): a
-// transfer not paid yet owes the disputed share only, and would be paid
-// the rest. It now owes all of it (reversal_amount = amount), so its
-// payout job closes it unpaid after the look-up, or reverses in full a
-// transfer Stripe made anyway. Paid transfers keep their share: a
-// reversal in flight does not change its amount (an operator's).
-func (s *Settler) takeBackUnpaidInFull(ctx context.Context, tx pgx.Tx, ins Inserter, orderID uuid.UUID) error {
-	transfers, err := store.OrderTransfersForUpdate(ctx, tx, orderID)
-	if err != nil {
-		return err
-	}
-	var unpaid []store.Transfer
-	for _, t := range transfers {
-		if t.Status != veza.TransferFailed && t.Status != veza.TransferPending {
-			continue
-		}
-		if err := store.SetReversalAmount(ctx, tx, t.ID, t.Amount); err != nil {
-			return err
-		}
-		unpaid = append(unpaid, t)
-	}
-	var look []river.InsertManyParams
-	if err := s.takeBackUnpaid(ctx, tx, unpaid, &look); err != nil || len(look) == 0 {
 		return err
 	}
 	_, err = ins.InsertManyTx(ctx, tx, look)
@@ -242,21 +238,22 @@ func (s *Settler) outsideRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ev
 	log := s.Logger.Error().Ctx(ctx).Str("event_id", ev.EventID).Str("psp_refund_id", obj.RefundID).Str("order_id", order.ID.String()).
 		Str("payment_id", order.PaymentID).Str("order_status", string(order.Status)).Int64("refund_amount", obj.Amount).
 		Str("refund_currency", obj.Currency).Int64("order_amount", order.Amount).Str("currency", order.Currency)
-	whole := obj.Amount == order.Amount && strings.EqualFold(obj.Currency, order.Currency)
-	switch {
-	case order.Status == veza.OrderRefunded:
+	if order.Status == veza.OrderRefunded {
 		log.Discard()
 		return store.ResultSkipped, nil // a replay, or the order's money went back already
-	case whole && (order.Status == veza.OrderCompleted || order.Status == veza.OrderRefundPending || order.Status == veza.OrderDisputed):
-		if err := store.TransitionOrder(ctx, tx, order.ID, order.Status, veza.OrderRefunded); err != nil {
-			return "", err
-		}
-		log.Msg("refund made outside Veza succeeded for all of the order: order refunded, payouts taken back")
-		return store.ResultOK, s.takeBackPayouts(ctx, tx, ins, order.ID)
 	}
-	if whole && order.Status == veza.OrderChargedBack {
-		log.Msg("refund made outside Veza succeeded for all of a charged-back order: the buyer has the money twice; unpaid payouts are closed, and paid ones gave back only the disputed share: take the rest of the paid ones back by hand at Stripe")
-		return store.ResultOK, s.takeBackUnpaidInFull(ctx, tx, ins, order.ID)
+	if obj.Amount == order.Amount && strings.EqualFold(obj.Currency, order.Currency) {
+		moved, err := s.repaid(ctx, tx, ins, order, "")
+		switch {
+		case err != nil:
+			return "", err
+		case moved && order.Status == veza.OrderChargedBack:
+			log.Msg("refund made outside Veza succeeded for all of a charged-back order: the buyer has the money twice; unpaid payouts are closed, and paid ones gave back only the disputed share: take the rest of the paid ones back by hand at Stripe")
+			return store.ResultOK, nil
+		case moved:
+			log.Msg("refund made outside Veza succeeded for all of the order: order refunded, payouts taken back")
+			return store.ResultOK, nil
+		}
 	}
 	log.Msg("refund made outside Veza succeeded for part of the order (or on an order in this state): no payout is taken back automatically; take the sellers' share of it back by hand at Stripe")
 	return store.ResultSkipped, nil
