@@ -217,6 +217,45 @@ func TestLastPayoutAttemptWaitsForItsLostRequest(t *testing.T) {
 	require.Equal(t, 1, b.stripe.Calls("POST /v1/transfers"))
 }
 
+// The last attempt under each of Stripe's unpleasant answers (PSP.md): the
+// work done and its answer lost (a 502, a page that is not JSON), or a 500
+// saved under the key that a resend would only replay. None fails the row
+// at once: after the settle wait, Stripe's listing decides, and the re-run
+// sends nothing.
+func TestLastPayoutAttemptUnderProviderFaults(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		fault  func(b *payBundle)
+		paid   bool
+		status veza.TransferStatus
+	}{
+		{"answer lost after the transfer (502)", func(b *payBundle) { b.stripe.LoseNext("POST /v1/transfers", 1, faults.Lost502) }, true, veza.TransferCompleted},
+		{"answer not JSON after the transfer", func(b *payBundle) { b.stripe.LoseNext("POST /v1/transfers", 1, faults.LostHTML200) }, true, veza.TransferCompleted},
+		{"500 saved under the key", func(b *payBundle) { b.stripe.SaveErrorNext("POST /v1/transfers", 1, 500) }, false, veza.TransferFailed},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			b := setupPay(t, 500)
+			b.settle.Jobs.ReversalSettle = 50 * time.Millisecond
+			tr := b.transfer(t, 0)
+			c.fault(b)
+			var snooze *river.JobSnoozeError
+			require.ErrorAs(t, b.pay(tr, 3), &snooze, "the outcome is unknown: not decided yet")
+			require.Equal(t, veza.TransferPending, b.get(t, tr.ID).Status)
+			time.Sleep(snooze.Duration)
+			err := b.pay(tr, 3)
+			require.Equal(t, c.status, b.get(t, tr.ID).Status, "Stripe's listing decided: %v", err)
+			require.Equal(t, 1, b.stripe.Calls("POST /v1/transfers"), "the re-run only looks up")
+			if c.paid {
+				require.NoError(t, err)
+				require.Equal(t, b.stripe.Transfers()[0].ID, *b.get(t, tr.ID).StripeTransferID)
+			} else {
+				require.Empty(t, b.stripe.Transfers(), "the saved 500 did no work")
+			}
+		})
+	}
+}
+
 // A look-up that fails after the last attempt is no word from Stripe: the
 // row stays pending and the job asks again, without using an attempt.
 func TestExhaustedPayoutWhoseLookUpFailsStaysUnknown(t *testing.T) {
