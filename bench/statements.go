@@ -13,7 +13,8 @@ import (
 // watchStatements, with -statements, starts counting where the database's
 // time goes; the returned func writes the step's statements by total
 // execution time, and the wait events of active connections sampled every
-// 20 ms ("CPU" when a connection waits on nothing), to
+// 20 ms ("CPU" when a connection waits on nothing), and each table's row
+// updates with how many were HOT (no index entry, no new page), to
 // $TMPDIR/veza-<step>-statements.txt. This is how the settlement profile
 // found the transfer status index (docs/DEPLOYMENT.md).
 func (b *bench) watchStatements(ctx context.Context, step string) (report func()) {
@@ -24,6 +25,7 @@ func (b *bench) watchStatements(ctx context.Context, step string) (report func()
 		say("pg_stat_statements: %v", err)
 		return func() {}
 	}
+	updatesBefore := b.tableUpdates(ctx)
 	waits := map[string]int{}
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -82,6 +84,18 @@ func (b *bench) watchStatements(ctx context.Context, step string) (report func()
 		for _, s := range samples[:min(len(samples), 25)] {
 			fmt.Fprintf(&out, "%9d  %s\n", s.n, s.what)
 		}
+		fmt.Fprintf(&out, "\n%s: row updates by table (pg_stat_user_tables, flushed about every second)\n%9s %9s  %s\n", step, "updates", "HOT", "table")
+		after := b.tableUpdates(ctx)
+		var tables []string
+		for t := range after {
+			tables = append(tables, t)
+		}
+		slices.Sort(tables)
+		for _, t := range tables {
+			if d := after[t].sub(updatesBefore[t]); d.all > 0 {
+				fmt.Fprintf(&out, "%9d %9d  %s\n", d.all, d.hot, t)
+			}
+		}
 		path := filepath.Join(os.TempDir(), "veza-"+step+"-statements.txt")
 		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
 			say("pg_stat_statements: %v", err)
@@ -89,4 +103,26 @@ func (b *bench) watchStatements(ctx context.Context, step string) (report func()
 		}
 		say("where the database's time went during %s: %s", step, path)
 	}
+}
+
+type updateCount struct{ all, hot int64 }
+
+func (u updateCount) sub(o updateCount) updateCount { return updateCount{u.all - o.all, u.hot - o.hot} }
+
+// tableUpdates reads each table's update counters; an error reads as none.
+func (b *bench) tableUpdates(ctx context.Context) map[string]updateCount {
+	out := map[string]updateCount{}
+	rows, err := b.pool.Query(ctx, `SELECT relname, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables`)
+	if err != nil {
+		return out
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var t string
+		var u updateCount
+		if rows.Scan(&t, &u.all, &u.hot) == nil {
+			out[t] = u
+		}
+	}
+	return out
 }
