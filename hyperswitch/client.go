@@ -32,7 +32,9 @@ type Payment struct {
 	Currency       string            `json:"currency"`
 	ClientSecret   string            `json:"client_secret,omitempty"`
 	ErrorMessage   *string           `json:"error_message,omitempty"`
-	Metadata       map[string]string `json:"metadata,omitempty"`
+	// Metadata is any JSON: what we set is strings, but an operator's
+	// update_metadata may add numbers, lists or objects.
+	Metadata map[string]any `json:"metadata,omitempty"`
 }
 
 // Refund is what we read of a Hyperswitch refund.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -270,4 +271,42 @@ func TestGetDispute(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "dispute_lost", ev.EventType)
 	require.Equal(t, int64(1200), ev.Content.Object.Amount)
+}
+
+// A payment's metadata is any JSON (an operator's update_metadata may add
+// numbers, lists, objects): a payment read must not fail on it, or
+// reconcile could never read a payment whose webhook was lost.
+func TestPaymentWithMetadataThatIsNotStrings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	fake := hyperswitchtest.Start(t)
+	c := fake.Client()
+	_, err := c.CreatePayment(ctx, hyperswitch.CreatePaymentParams{PaymentID: "veza_ord_meta", Amount: 1999, Currency: "EUR",
+		Metadata: map[string]string{"order_id": "ord_1"}})
+	require.NoError(t, err)
+	fake.SetPaymentStatus("veza_ord_meta", "succeeded")
+	fake.UpdateMetadata("veza_ord_meta", map[string]any{"order_id": "ord_1", "attempts": 2, "tags": []any{"vip"}, "crm": map[string]any{"id": 7}, "note": nil})
+
+	for _, read := range []func(context.Context, string) (*hyperswitch.Payment, error){c.GetPayment, c.SyncPayment} {
+		p, err := read(ctx, "veza_ord_meta")
+		require.NoError(t, err)
+		require.Equal(t, "succeeded", p.Status)
+		require.Equal(t, "ord_1", p.Metadata["order_id"])
+		require.EqualValues(t, 2, p.Metadata["attempts"])
+	}
+}
+
+// The same, on Hyperswitch's own bytes: metadata values that are numbers,
+// lists and objects decode.
+func TestPaymentReadDecodesAnyMetadata(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"payment_id":"p1","status":"succeeded","amount":1999,"amount_received":1999,"currency":"EUR",`+
+			`"metadata":{"order_id":"ord_1","attempts":2,"tags":["vip"],"crm":{"id":7},"flag":true,"note":null}}`)
+	}))
+	t.Cleanup(srv.Close)
+	p, err := hyperswitch.New(srv.URL, "key", nil).SyncPayment(context.Background(), "p1")
+	require.NoError(t, err)
+	require.Equal(t, "ord_1", p.Metadata["order_id"])
 }

@@ -170,6 +170,27 @@ func (s *Server) SetPaymentStatus(id, status string) {
 	s.setPaymentStatus(id, status)
 }
 
+// UpdateMetadata replaces a payment's metadata, as a merchant's POST
+// /payments/{id}/update_metadata does: any JSON, not only strings.
+func (s *Server) UpdateMetadata(id string, metadata map[string]any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.payments[id]; ok {
+		p.Metadata = metadata
+	}
+}
+
+func stringsToAny(m map[string]string) map[string]any {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
 // SetConnectorPaymentStatus moves a payment at the connector only:
 // Hyperswitch keeps answering its cached status until a force_sync read.
 func (s *Server) SetConnectorPaymentStatus(id, status string) {
@@ -361,7 +382,7 @@ func (s *Server) createPayment(w http.ResponseWriter, r *http.Request) {
 	pay := &hyperswitch.Payment{
 		PaymentID: p.PaymentID, MerchantID: "merchant_veza", Status: "requires_payment_method",
 		Amount: p.Amount, Currency: p.Currency, ClientSecret: p.PaymentID + "_secret_" + fmt.Sprint(time.Now().UnixNano()),
-		Metadata: p.Metadata,
+		Metadata: stringsToAny(p.Metadata),
 	}
 	s.payments[p.PaymentID] = pay
 	writeJSON(w, http.StatusOK, pay)
