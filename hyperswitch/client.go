@@ -28,10 +28,10 @@ type Payment struct {
 	Status     string `json:"status"`
 	Amount     int64  `json:"amount"`
 	// AmountReceived is what was captured (null before any capture).
-	AmountReceived *int64            `json:"amount_received"`
-	Currency       string            `json:"currency"`
-	ClientSecret   string            `json:"client_secret,omitempty"`
-	ErrorMessage   *string           `json:"error_message,omitempty"`
+	AmountReceived *int64  `json:"amount_received"`
+	Currency       string  `json:"currency"`
+	ClientSecret   string  `json:"client_secret,omitempty"`
+	ErrorMessage   *string `json:"error_message,omitempty"`
 	// Metadata is any JSON: what we set is strings, but an operator's
 	// update_metadata may add numbers, lists or objects.
 	Metadata map[string]any `json:"metadata,omitempty"`
