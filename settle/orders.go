@@ -157,6 +157,15 @@ func (s *Settler) paymentTaken(ctx context.Context, tx pgx.Tx, ins Inserter, ev 
 		}
 		return store.ResultOK, s.paid(ctx, tx, ins, order)
 	case order.Status == veza.OrderFailed && inFull:
+		back, err := s.refundedInFull(ctx, tx, order)
+		if err != nil {
+			return "", err
+		}
+		if back {
+			s.Logger.Warn().Ctx(ctx).Str("event_id", ev.EventID).Str("order_id", order.ID.String()).Str("payment_id", order.PaymentID).
+				Msg("payment succeeded on a failed order whose buyer has all of it back already (a refund made outside Veza): order left failed")
+			return store.ResultSkipped, s.recordStatus(ctx, tx, order, obj.Status)
+		}
 		refunding, err := s.hasAutomaticRefund(ctx, tx, order.ID)
 		if err != nil || refunding {
 			// Its money is already on its way back (a partial capture): the
@@ -222,6 +231,22 @@ func (s *Settler) autoRefund(ctx context.Context, tx pgx.Tx, ins Inserter, order
 		return nil, err
 	}
 	return refund, nil
+}
+
+// refundedInFull reports whether the order's succeeded refunds add up to
+// all of its amount.
+func (s *Settler) refundedInFull(ctx context.Context, tx pgx.Tx, order *store.Order) (bool, error) {
+	refunds, err := store.OrderRefunds(ctx, tx, order.ID)
+	if err != nil {
+		return false, err
+	}
+	var back int64
+	for _, r := range refunds {
+		if r.Status == veza.RefundSucceeded && strings.EqualFold(r.Currency, order.Currency) {
+			back += r.Amount
+		}
+	}
+	return back >= order.Amount, nil
 }
 
 // hasAutomaticRefund reports whether the order has an automatic refund live

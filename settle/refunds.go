@@ -3,6 +3,7 @@ package settle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -241,6 +242,28 @@ func (s *Settler) outsideRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ev
 	if order.Status == veza.OrderRefunded {
 		log.Discard()
 		return store.ResultSkipped, nil // a replay, or the order's money went back already
+	}
+	if obj.Amount == order.Amount && strings.EqualFold(obj.Currency, order.Currency) &&
+		(order.Status == veza.OrderPending || order.Status == veza.OrderFailed) {
+		// Taken while the order read pending (its success lost or late) or
+		// failed (a manual retry), and given back: the success that comes
+		// after (a redelivery, reconcile reading a payment that stays
+		// succeeded) must pay no seller. The refund goes on the order's
+		// record, where paymentTaken finds the money back; a pending order
+		// is cancelled, as a cancel after capture cancels it.
+		why := fmt.Sprintf("outside Veza: refund %s made at Hyperswitch for all of order %s before it completed", obj.RefundID, order.ID)
+		if _, err := store.RecordOutsideRefund(ctx, tx, order.ID, obj.Amount, order.Currency, obj.RefundID, why); err != nil {
+			return "", err
+		}
+		if order.Status == veza.OrderPending {
+			if err := store.TransitionOrder(ctx, tx, order.ID, veza.OrderPending, veza.OrderCancelled); err != nil {
+				return "", err
+			}
+		}
+		s.Logger.Warn().Ctx(ctx).Str("event_id", ev.EventID).Str("psp_refund_id", obj.RefundID).Str("order_id", order.ID.String()).
+			Str("payment_id", order.PaymentID).Str("order_status", string(order.Status)).Int64("refund_amount", obj.Amount).
+			Msg("refund made outside Veza for all of an order that never completed: refund recorded, no seller will be paid")
+		return store.ResultOK, nil
 	}
 	if obj.Amount == order.Amount && strings.EqualFold(obj.Currency, order.Currency) {
 		moved, err := s.repaid(ctx, tx, ins, order, "")

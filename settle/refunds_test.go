@@ -1,6 +1,7 @@
 package settle_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -244,6 +245,41 @@ func TestRefundMadeOutsideVeza(t *testing.T) {
 		require.Equal(t, unpaid.Amount, *b.transfer(t, unpaid.ID).ReversalAmount)
 		require.Equal(t, settle.PayoutCloseUnpaid, b.payoutStep(t, unpaid.ID))
 	})
+	// The payment was taken while the order still read pending (its
+	// success lost or late) or failed (a manual retry at Hyperswitch), and
+	// given back from the dashboard: the buyer has it all back, so the
+	// success that arrives after (a redelivery, reconcile's read of a
+	// payment that stays succeeded) pays no seller.
+	for _, failedFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("all of it before the order completed (failed first: %v)", failedFirst), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			o := storetest.PendingOrder(t, b.tx, 1000)
+			if failedFirst {
+				require.Equal(t, store.ResultOK, b.apply(t, event("payment_failed", o.Order, "failed")))
+			}
+			ev := event("refund_succeeded", o.Order, "succeeded")
+			ev.Object.RefundID = "ref_dashboard5"
+			require.Equal(t, store.ResultOK, b.apply(t, ev))
+			refunds, err := store.OrderRefunds(b.ctx, b.tx, o.ID)
+			require.NoError(t, err)
+			require.Len(t, refunds, 1, "the refund is on the order's record")
+			require.Equal(t, veza.RefundSucceeded, refunds[0].Status)
+			require.Equal(t, "ref_dashboard5", *refunds[0].HyperswitchRefundID)
+			require.EqualValues(t, 1000, refunds[0].Amount)
+
+			require.Equal(t, store.ResultSkipped, b.apply(t, paid(o)))
+			require.NotEqual(t, veza.OrderCompleted, b.order(t, o.ID).Status)
+			require.Empty(t, b.transfers(t, o.ID), "no seller is paid for money the buyer has back")
+			b.requireNoJobs(t)
+			require.NotContains(t, b.logs.String(), "settle it by hand", "nothing is left to settle")
+			ev.EventID = "evt_again"
+			require.Equal(t, store.ResultSkipped, b.apply(t, ev), "a replay finds the refund it recorded")
+			refunds, err = store.OrderRefunds(b.ctx, b.tx, o.ID)
+			require.NoError(t, err)
+			require.Len(t, refunds, 1)
+		})
+	}
 	t.Run("not succeeded", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

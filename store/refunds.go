@@ -71,6 +71,21 @@ func CreateAutomaticRefund(ctx context.Context, tx pgx.Tx, orderID uuid.UUID, am
 	return r, nil
 }
 
+// RecordOutsideRefund records a refund made outside Veza that succeeded
+// (Hyperswitch's dashboard or API, under Hyperswitch's id), as an
+// automatic refund: money the order does not account for, already back
+// with the buyer. false: a row has that Hyperswitch id already.
+func RecordOutsideRefund(ctx context.Context, tx pgx.Tx, orderID uuid.UUID, amount int64, currency, pspRefundID, reason string) (bool, error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO refunds (order_id, amount, currency, reason, automatic, status, hyperswitch_refund_id)
+		VALUES ($1, $2, $3, $4, true, 'succeeded', $5)
+		ON CONFLICT (hyperswitch_refund_id) WHERE hyperswitch_refund_id IS NOT NULL DO NOTHING`,
+		orderID, amount, currency, reason, pspRefundID)
+	if err != nil {
+		return false, fmt.Errorf("error recording the refund made outside Veza: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // GetRefund reads a refund.
 func GetRefund(ctx context.Context, q Querier, id uuid.UUID) (*Refund, error) {
 	return scanRefund(q.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds WHERE id = $1`, id))
