@@ -84,7 +84,16 @@ func (s *Settler) SettleRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ref
 		return err
 	}
 	log := s.Logger.Error().Ctx(ctx).Str("refund_id", refund.ID.String()).Str("order_id", order.ID.String()).Str("order_status", string(order.Status))
+	twice, err := s.refundedBefore(ctx, tx, order, refund)
+	if err != nil {
+		return err
+	}
 	switch {
+	case len(twice) > 0:
+		// A refund we had failed on Hyperswitch's word succeeded after all,
+		// beside the one the buyer asked for next.
+		log.Strs("other_refund_ids", twice).Int64("refund_amount", refund.Amount).Int64("order_amount", order.Amount).
+			Msg("refund succeeded on an order another refund already repaid: the buyer has this order's money back twice; ask the buyer for it back or write it off (the sellers were taken back once)")
 	case refund.Status == veza.RefundFailed && !refund.Automatic && order.Status == veza.OrderChargedBack:
 		log.Int64("refund_amount", refund.Amount).
 			Msg("a refund we had marked failed succeeded at the provider after the order was charged back: the buyer has the money twice; unpaid payouts are closed, and paid ones gave back only the disputed share: take the rest of the paid ones back by hand at Stripe")
@@ -100,6 +109,27 @@ func (s *Settler) SettleRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ref
 	}
 	_, err = ins.InsertTx(ctx, tx, jobargs.EmailArgs{Template: mail.TemplateRefundConfirmation, UserID: order.BuyerID, OrderID: &order.ID, RefundID: &refund.ID}, nil)
 	return err
+}
+
+// refundedBefore lists the order's other succeeded refunds when, with
+// refund, they return more than the order's amount.
+func (s *Settler) refundedBefore(ctx context.Context, tx pgx.Tx, order *store.Order, refund *store.Refund) ([]string, error) {
+	refunds, err := store.OrderRefunds(ctx, tx, order.ID)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	back := refund.Amount
+	for _, r := range refunds {
+		if r.ID != refund.ID && r.Status == veza.RefundSucceeded {
+			ids = append(ids, r.ID.String())
+			back += r.Amount
+		}
+	}
+	if back <= order.Amount {
+		return nil, nil
+	}
+	return ids, nil
 }
 
 // repaid settles, in tx, an order whose buyer has all of its money back (a

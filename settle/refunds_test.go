@@ -308,3 +308,33 @@ func TestRefundEventFindsTheRowByTheRecordedID(t *testing.T) {
 	require.Equal(t, veza.TransferReversalPending, b.transfer(t, ts[0].ID).Status)
 	require.NotContains(t, b.logs.String(), "outside Veza")
 }
+
+// A refund we had failed (on Hyperswitch's word) that succeeds after the
+// buyer's second request succeeded too: the buyer has the order's money
+// twice. That is said at ERROR with both refunds, whichever lands first.
+func TestTwoSucceededRefundsOfOneOrderAreSaid(t *testing.T) {
+	t.Parallel()
+	for _, secondFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("second first: %v", secondFirst), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			o, _, first := b.refunded(t)
+			require.NoError(t, b.settle.FailRefund(b.ctx, b.tx, b.ins, first, "refused"))
+			require.Equal(t, veza.OrderCompleted, b.order(t, o.ID).Status)
+			second, err := b.settle.RequestRefund(b.ctx, b.tx, b.ins, settle.RefundRequest{OrderID: o.ID, BuyerID: o.Buyer.ID})
+			require.NoError(t, err)
+			order := []*store.Refund{b.refund(t, first.ID), second}
+			if secondFirst {
+				order[0], order[1] = order[1], order[0]
+			}
+			for _, r := range order {
+				require.NoError(t, b.settle.SettleRefund(b.ctx, b.tx, b.ins, b.refund(t, r.ID)))
+			}
+			require.Equal(t, veza.OrderRefunded, b.order(t, o.ID).Status)
+			logs := b.logs.String()
+			require.Contains(t, logs, "the buyer has this order's money back twice")
+			require.Contains(t, logs, first.ID.String())
+			require.Contains(t, logs, second.ID.String())
+		})
+	}
+}
