@@ -126,15 +126,43 @@ func TestReversalBackoffIsCapped(t *testing.T) {
 		"base 1s, max 10s, retry 4 → 10s, not 16s")
 }
 
+// The last attempt's outcome is unknown (a 503: Stripe may have done
+// it): the job waits the settle time, then only reads back. Not reversed
+// at Stripe, the row waits in reversal_failed for an operator, never
+// closed with the seller paid.
 func TestReversalExhausted(t *testing.T) {
 	t.Parallel()
 	b := setupPay(t, 1000)
 	tr := b.paidTransfer(t, 0, true)
+	last := b.settle.Jobs.Reversal.MaxAttempts
 	b.stripe.FailNext(1, 503)
-	require.Error(t, b.reverse(t, *tr, b.settle.Jobs.Reversal.MaxAttempts), "the last attempt's error: River discards the job")
+	requireSettling(t, b.reverse(t, *tr, last))
+	require.Equal(t, veza.TransferReversalPending, b.get(t, tr.ID).Status, "unknown: not failed yet")
+
+	require.Error(t, b.reverseNow(t, tr, last), "the read-back's word: River discards the job")
 	got := b.get(t, tr.ID)
-	require.Equal(t, veza.TransferReversalFailed, got.Status, "an operator's to retry, never closed with the seller paid")
+	require.Equal(t, veza.TransferReversalFailed, got.Status, "an operator's to retry")
 	require.Contains(t, *got.ErrorMessage, "retries exhausted")
+	require.Contains(t, *got.ErrorMessage, "not reversed at Stripe")
+	require.Equal(t, 1, b.stripe.Calls("POST reversals"), "nothing sent again on the exhausted attempt")
+}
+
+// The last attempt's answer was lost after Stripe reversed the transfer:
+// after the settle wait the read-back finds it, and the row is reversed,
+// not left in reversal_failed for an operator to reverse a second time.
+func TestLastReversalAttemptWaitsForItsLostAnswer(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 1000)
+	tr := b.paidTransfer(t, 0, true)
+	last := b.settle.Jobs.Reversal.MaxAttempts
+	b.stripe.LoseNext("POST reversals", 1, faults.LostReset)
+	requireSettling(t, b.reverse(t, *tr, last))
+	require.Equal(t, veza.TransferReversalPending, b.get(t, tr.ID).Status)
+
+	require.NoError(t, b.reverseNow(t, tr, last))
+	require.Equal(t, veza.TransferReversed, b.get(t, tr.ID).Status)
+	require.Len(t, b.stripe.Reversals(), 1, "reversed once")
+	require.Equal(t, 1, b.stripe.Calls("POST reversals"))
 }
 
 func TestReversalLegacyRowWithoutStripeID(t *testing.T) {

@@ -382,6 +382,13 @@ func (w *ReversalWorker) Work(ctx context.Context, job *river.Job[jobargs.Revers
 		log.Warn().Msg("reversal waits: Stripe Connect is not enabled")
 		return river.JobSnooze(15 * time.Minute)
 	}
+	if job.Attempt >= job.MaxAttempts && t.RetryCount == job.Attempt {
+		// This last attempt's outcome was unknown (it recorded its own
+		// number), and the row's next_retry_at made it wait until the
+		// request could not still be executing: Stripe's word decides now,
+		// and nothing is sent again.
+		return w.exhausted(ctx, job, t, log)
+	}
 	if t.ReversalRound > 0 || t.ReversalKeySentAt != nil {
 		// Not the first attempt: did an earlier one reverse it?
 		state, err := w.Stripe.GetTransfer(ctx, *t.StripeTransferID)
@@ -467,11 +474,17 @@ func (w *ReversalWorker) retry(ctx context.Context, job *river.Job[jobargs.Rever
 	}
 	msg := stripeconnect.Describe(err)
 	if job.Attempt >= job.MaxAttempts {
-		msg = "retries exhausted: " + msg + "; POST /admin/transfers/" + t.ID.String() + "/retry"
-		if ferr := w.finish(ctx, t.ID, veza.TransferReversalFailed, nil, msg); ferr != nil {
-			return ferr
+		// Out of attempts with the outcome unknown: Stripe may have
+		// reversed it, or may still be doing so. The row records the
+		// attempt and waits the settle time (no attempt used); then only
+		// a read-back decides (exhausted). Failing it now would send an
+		// operator to reverse by hand what Stripe reversed already.
+		recCtx, cancel := detached(ctx)
+		defer cancel()
+		if rerr := store.RecordTransferRetry(recCtx, w.DB.Primary(), t.ID, job.Attempt, w.now().Add(w.Settle.Jobs.ReversalSettleTime()), msg); rerr != nil {
+			return rerr
 		}
-		return err // River discards the job: visible to ops with the row
+		return river.JobSnooze(w.Settle.Jobs.ReversalSettleTime())
 	}
 	next := w.now().Add(w.Settle.Jobs.Reversal.Delay(t.RetryCount))
 	if rerr := store.RecordTransferRetry(ctx, w.DB.Primary(), t.ID, t.RetryCount+1, next, msg); rerr != nil {
@@ -481,6 +494,48 @@ func (w *ReversalWorker) retry(ctx context.Context, job *river.Job[jobargs.Rever
 }
 
 // notFound: Stripe says (resource_missing) the transfer does not exist.
+// exhausted ends a reversal whose last attempt's outcome was unknown,
+// re-run after the settle wait: the transfer read at Stripe decides.
+// Reversed, the row is; not reversed, it waits in reversal_failed for an
+// operator (whose retry reads back first). A read that fails is asked
+// again at the reversals' longest backoff, no attempt used.
+func (w *ReversalWorker) exhausted(ctx context.Context, job *river.Job[jobargs.ReversalArgs], t *store.Transfer, log zerolog.Logger) error {
+	msg := "the last attempt's outcome was unknown"
+	if t.ErrorMessage != nil && *t.ErrorMessage != "" {
+		msg = *t.ErrorMessage
+	}
+	lookCtx, cancel := detached(ctx)
+	defer cancel()
+	state, err := w.Stripe.GetTransfer(lookCtx, *t.StripeTransferID)
+	if d, ok := Paced(err); ok {
+		return river.JobSnooze(d)
+	}
+	switch {
+	case errors.Is(err, stripeconnect.ErrTransferNotFound):
+		return w.notFound(lookCtx, t, log)
+	case err != nil:
+		wait := max(w.Settle.Jobs.ReversalSettleTime(), w.Settle.Jobs.Reversal.Delay(job.Attempt-1))
+		ev := log.Warn()
+		var cfg *configError
+		if errors.As(err, &cfg) {
+			ev = log.Error()
+		}
+		ev.Err(err).Dur("again_in", wait).Msg("reversal out of attempts with its outcome unknown, and the read at Stripe failed: asking again")
+		if rerr := store.RecordTransferRetry(lookCtx, w.DB.Primary(), t.ID, job.Attempt, w.now().Add(wait), msg); rerr != nil {
+			log.Warn().Err(rerr).Msg("could not write the reversal's next read on its row")
+		}
+		return river.JobSnooze(wait)
+	case state.Reversed || state.AmountReversed >= reversalTarget(t):
+		log.Info().Str("stripe_transfer_id", state.ID).Msg("read back after the last attempt: the transfer is reversed at Stripe: marking reversed")
+		return w.finish(lookCtx, t.ID, veza.TransferReversed, nil, "")
+	}
+	msg = "retries exhausted, not reversed at Stripe after " + fmt.Sprint(job.Attempt) + " attempts: " + msg + "; POST /admin/transfers/" + t.ID.String() + "/retry"
+	if ferr := w.finish(lookCtx, t.ID, veza.TransferReversalFailed, nil, msg); ferr != nil {
+		return ferr
+	}
+	return errors.New(msg) // River discards the job: visible to ops with the row
+}
+
 func (w *ReversalWorker) notFound(ctx context.Context, t *store.Transfer, log zerolog.Logger) error {
 	log.Error().Str("stripe_transfer_id", *t.StripeTransferID).Msg("Stripe does not know this transfer (resource_missing): permanently failed; check it in Stripe's dashboard")
 	return w.finish(ctx, t.ID, veza.TransferPermanentlyFailed, nil, "Stripe: transfer not found (resource_missing)")
