@@ -184,6 +184,14 @@ func (s *Settler) paymentTaken(ctx context.Context, tx pgx.Tx, ins Inserter, ev 
 		// a disputed order an automatic refund would pay the buyer twice.)
 		return store.ResultSkipped, s.recordStatus(ctx, tx, order, obj.Status)
 	}
+	if order.Status == veza.OrderCancelled && order.PaymentStatus != nil && *order.PaymentStatus == "cancelled_post_capture" {
+		// The cancel after capture came first (events are not ordered):
+		// the money is back with the buyer already, and Hyperswitch
+		// refuses a refund of a cancelled payment.
+		s.Logger.Info().Ctx(ctx).Str("event_id", ev.EventID).Str("order_id", order.ID.String()).Str("payment_id", order.PaymentID).
+			Msg("payment success after its cancel after capture: the buyer has the money back; nothing to refund")
+		return store.ResultSkipped, nil
+	}
 	// Money the order does not account for.
 	if order.Status == veza.OrderPending {
 		if err := store.TransitionOrderWithPayment(ctx, tx, order.ID, veza.OrderPending, veza.OrderFailed, obj.Status); err != nil {

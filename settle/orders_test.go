@@ -240,3 +240,25 @@ func TestPartialCaptureNeverCompletesOnTopOfItsRefund(t *testing.T) {
 	require.Empty(t, b.transfers(t, o.ID), "no seller paid on top of the refund")
 	require.Contains(t, b.logs.String(), "settle it by hand")
 }
+
+// A cancel after capture applied before the payment's success (two event
+// jobs racing for the order, or reconcile reading the payment first): the
+// money went back to the buyer already, so the success that follows asks
+// for no automatic refund (Hyperswitch refuses a refund of a cancelled
+// payment, and the refusal would send operators to pay the buyer by
+// hand), and the cancel stays the payment's recorded status.
+func TestSuccessAfterACancelAfterCaptureRefundsNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.PendingOrder(t, b.tx, 1000)
+	require.Equal(t, store.ResultOK, b.apply(t, event("payment_cancelled_post_capture", o.Order, "cancelled_post_capture")))
+	require.Equal(t, veza.OrderCancelled, b.order(t, o.ID).Status)
+	require.Equal(t, store.ResultSkipped, b.apply(t, paid(o)))
+	got := b.order(t, o.ID)
+	require.Equal(t, veza.OrderCancelled, got.Status)
+	require.Equal(t, "cancelled_post_capture", *got.PaymentStatus)
+	refunds, err := store.OrderRefunds(b.ctx, b.tx, o.ID)
+	require.NoError(t, err)
+	require.Empty(t, refunds)
+	b.requireNoJobs(t)
+}
