@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -84,6 +85,39 @@ func TestWebhookInvalidSignature(t *testing.T) {
 	require.Equal(t, 4, b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log WHERE signature_valid = false AND processing_result = 'signature_invalid' AND event_type = 'payment_succeeded'`))
 	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM river_job`))
 	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM hyperswitch_events`))
+}
+
+// A compressed body is refused before it is read: Fiber would inflate
+// every listed Content-Encoding with no limit (a few KB of gzip in gzip
+// is a gigabyte of zeros), after the size check on the wire and before
+// the signature's. Neither provider compresses its webhooks; no API
+// client of ours needs to.
+func TestCompressedBodyIs415BeforeItIsInflated(t *testing.T) {
+	t.Parallel()
+	b := setupAPI(t)
+	var inner, outer bytes.Buffer
+	zw := gzip.NewWriter(&inner)
+	zeros := make([]byte, 1<<20)
+	for range 64 { // 64 MiB of zeros
+		_, _ = zw.Write(zeros)
+	}
+	require.NoError(t, zw.Close())
+	zw = gzip.NewWriter(&outer)
+	_, _ = zw.Write(inner.Bytes())
+	require.NoError(t, zw.Close())
+	require.Less(t, outer.Len(), vezahttp.MaxWebhookBody, "under the size limit on the wire")
+
+	for _, enc := range []string{"gzip, gzip", "deflate", "br", "GZIP"} {
+		r := b.deliver(t, outer.Bytes(), "", "Content-Encoding", enc)
+		require.Equal(t, 415, r.Status, enc)
+		require.Contains(t, r.Raw, `"code":"unsupported_media_type"`)
+		require.Contains(t, r.Raw, "Content-Encoding")
+	}
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM hyperswitch_webhook_log`))
+
+	body := paymentEvent("evt_identity", "payment_succeeded", "pay_identity", 100)
+	r := b.deliver(t, body, hyperswitch.Sign(webhookSecret, body), "Content-Encoding", "identity")
+	require.Equal(t, 200, r.Status, "identity is no encoding")
 }
 
 func TestWebhookOversizeIs413WithoutARow(t *testing.T) {
