@@ -118,6 +118,20 @@ func (s *Settler) disputeMoney(ctx context.Context, tx pgx.Tx, ins Inserter, ord
 		case d.Status.Lost():
 			log.Msg("another dispute lost on a charged-back order: no more money taken back automatically; take the sellers' share back by hand")
 		default:
+			disputes, err := store.OrderDisputes(ctx, tx, order.ID)
+			if err != nil {
+				return err
+			}
+			for _, other := range disputes {
+				if other.DisputeID != d.DisputeID && other.Status.Lost() {
+					// Its chargeback stands: nothing was taken back for
+					// this one, so nothing is owed to the sellers.
+					log.Discard()
+					s.Logger.Warn().Ctx(ctx).Str("dispute_id", d.DisputeID).Str("lost_dispute_id", other.DisputeID).Str("order_id", order.ID.String()).
+						Str("dispute_status", string(d.Status)).Msg("dispute closed in the platform's favour while another dispute of the order is lost: the order stays charged back; nothing to re-pay")
+					return nil
+				}
+			}
 			log.Msg("dispute won after the order was charged back: the platform has the money back; the sellers' payouts were taken back and are not re-paid automatically: pay them by hand")
 		}
 		return nil

@@ -621,3 +621,25 @@ func TestSecondDisputeLostWhileRefundingIsSaid(t *testing.T) {
 	require.Equal(t, veza.OrderChargedBack, b.order(t, o.ID).Status)
 	require.Contains(t, b.logs.String(), "another dispute lost on a charged-back order")
 }
+
+// Two disputes on one order: dp_2 lost charges it back; dp_1, never lost,
+// then won, gives nothing back to re-pay (dp_2's chargeback stands), so no
+// line tells operators to pay the sellers by hand. When the dispute that
+// was lost is the one won, it does.
+func TestDisputeWonBesideAnotherLostSaysNothingToRepay(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.CompletedOrder(t, b.tx, 1000)
+	o.Transfer(t, b.tx, 0, veza.TransferCompleted)
+	b.apply(t, disputeEvent("dispute_opened", o.Order, "dp_1", 400))
+	b.apply(t, disputeEvent("dispute_lost", o.Order, "dp_2", 600))
+	require.Equal(t, veza.OrderChargedBack, b.order(t, o.ID).Status)
+	b.apply(t, disputeEvent("dispute_won", o.Order, "dp_1", 400))
+	require.NotContains(t, b.logs.String(), "pay them by hand")
+	require.Contains(t, b.logs.String(), "another dispute of the order is lost")
+
+	won := disputeEvent("dispute_won", o.Order, "dp_2", 600)
+	won.Object.DisputeStage = "pre_arbitration" // a later stage reverses dp_2's loss
+	require.Equal(t, store.ResultOK, b.apply(t, won))
+	require.Contains(t, b.logs.String(), "pay them by hand")
+}
