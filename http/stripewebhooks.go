@@ -92,16 +92,21 @@ func (s *Server) handleStripeWebhook() fiber.Handler {
 		// account.updated: Stripe's current word, read outside any
 		// transaction (an older delivery must not win over a newer one).
 		enabled := obj.PayoutsEnabled
-		if ev.Type == "account.updated" && account != "" && s.opts.Stripe != nil {
+		readAccount := func() (*bool, error) {
 			fresh, err := s.opts.Stripe.GetAccount(ctx, account)
 			switch {
 			case errors.Is(err, stripeconnect.ErrAccountUnknown):
 				f := false
-				enabled = &f
+				return &f, nil
 			case err != nil:
-				return errStripeUnavailable // Stripe redelivers
-			default:
-				enabled = &fresh.PayoutsEnabled
+				return nil, errStripeUnavailable // Stripe redelivers
+			}
+			return &fresh.PayoutsEnabled, nil
+		}
+		if ev.Type == "account.updated" && account != "" && s.opts.Stripe != nil {
+			var err error
+			if enabled, err = readAccount(); err != nil {
+				return err
 			}
 		}
 
@@ -124,6 +129,20 @@ func (s *Server) handleStripeWebhook() fiber.Handler {
 			switch ev.Type {
 			case "account.updated":
 				if enabled != nil && account != "" {
+					// Two deliveries can read Stripe on either side of a
+					// change and commit in the other order. A change is
+					// read again under the sellers' row lock, so the last
+					// write is a read made after every earlier write.
+					// Changes are rare (onboarding), so the held read is.
+					current, found, err := store.LockPayoutsEnabled(ctx, tx, account)
+					if err != nil {
+						return err
+					}
+					if found && (current == nil || *current != *enabled) && s.opts.Stripe != nil {
+						if enabled, err = readAccount(); err != nil {
+							return err
+						}
+					}
 					n, err := store.SetPayoutsEnabled(ctx, tx, account, *enabled)
 					if err != nil {
 						return err

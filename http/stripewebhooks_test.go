@@ -5,7 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	nethttp "net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -13,6 +17,7 @@ import (
 	fake "github.com/veza/backend/internal/fake"
 
 	vezahttp "github.com/veza/backend/http"
+	"github.com/veza/backend/stripeconnect"
 	"github.com/veza/backend/stripeconnect/stripetest"
 )
 
@@ -55,7 +60,7 @@ func TestStripeAccountUpdated(t *testing.T) {
 	sc.PutAccount("acct_1Seller000000", true)
 	body := stripetest.ConnectEvent("evt_1", "account.updated", "acct_1Seller000000", sc.AccountObject("acct_1Seller000000"))
 	r := b.deliverStripe(t, body, stripetest.SignWebhook(stripetest.WebhookSecret, body))
-	require.Equal(t, 200, r.Status, r.Raw)
+	require.Equal(t, 200, r.Status, r.Raw+b.logs.String())
 	require.Equal(t, true, b.do(t, "GET", "/v1/me", token, nil).Body["payouts_enabled"])
 
 	// An older delivery saying "disabled" arrives late: Stripe's current
@@ -182,4 +187,49 @@ func TestPayoutOnboardingSurvivesALostAnswer(t *testing.T) {
 	require.Equal(t, 200, r.Status, r.Raw)
 	require.Equal(t, 2, sc.Calls("POST /v1/accounts"), "the retry reached Stripe, which replayed the saved creation")
 	require.Equal(t, "acct_fake00000001", r.Body["stripe_account_id"], "the account Stripe made the first time")
+}
+
+// Two account.updated deliveries race while Stripe enables the seller's
+// payouts: the first read Stripe just before (disabled), the second just
+// after (enabled) and committed first. The older read, written last, must
+// not disable the seller again: a change is read again under the seller's
+// row lock before it is written. Here the first read Stripe answers is
+// that older one; the account is enabled at Stripe and on the row.
+func TestStripeAccountUpdatedOlderReadWrittenLastDoesNotWin(t *testing.T) {
+	t.Parallel()
+	sc := stripetest.Start(t)
+	const acct = "acct_1Race00000000"
+	sc.PutAccount(acct, true)
+	var gets atomic.Int32
+	stale := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		if r.Method == nethttp.MethodGet && r.URL.Path == "/v1/accounts/"+acct && gets.Add(1) == 1 {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"id":"`+acct+`","object":"account","payouts_enabled":false,"charges_enabled":false}`)
+			return
+		}
+		proxy := httputil.NewSingleHostReverseProxy(must(url.Parse(sc.URL)))
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(stale.Close)
+	b := setupAPI(t, func(o *vezahttp.ServerOpts) {
+		o.StripeWebhookSecret = stripetest.WebhookSecret
+		o.InvalidWebhooksPerMinute = 1 << 30
+		o.Stripe = stripeconnect.New(stripetest.SecretKey, stale.URL, nil)
+	})
+	seller, token := b.newUser(t, "seller")
+	_, err := b.pool.Exec(context.Background(), `UPDATE users SET stripe_account_id = $2, payouts_enabled = true WHERE id = $1`, seller.ID, acct)
+	require.NoError(t, err)
+
+	body := stripetest.ConnectEvent("evt_race1", "account.updated", acct, map[string]any{"id": acct, "payouts_enabled": false})
+	r := b.deliverStripe(t, body, stripetest.SignWebhook(stripetest.WebhookSecret, body))
+	require.Equal(t, 200, r.Status, r.Raw)
+	require.Equal(t, true, b.do(t, "GET", "/v1/me", token, nil).Body["payouts_enabled"], "Stripe's current word stays")
+	require.EqualValues(t, 2, gets.Load(), "the change was read again before it was written")
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // StripeWebhook is one Stripe Connect delivery's log row.
@@ -48,6 +50,25 @@ func InsertStripeWebhook(ctx context.Context, q Querier, w *StripeWebhook) (firs
 		return false, fmt.Errorf("error logging a Stripe webhook: %w", err)
 	}
 	return first, nil
+}
+
+// LockPayoutsEnabled locks the sellers of a connected account and reads
+// what their rows say of it (nil: nothing known yet); found false: no
+// seller has it.
+func LockPayoutsEnabled(ctx context.Context, tx pgx.Tx, accountID string) (enabled *bool, found bool, err error) {
+	rows, err := tx.Query(ctx, `SELECT payouts_enabled FROM users WHERE stripe_account_id = $1 ORDER BY id FOR UPDATE`, accountID)
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e *bool
+		if err := rows.Scan(&e); err != nil {
+			return nil, false, err
+		}
+		enabled, found = e, true
+	}
+	return enabled, found, rows.Err()
 }
 
 // SetPayoutsEnabled records Stripe's word on a connected account for the
