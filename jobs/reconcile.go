@@ -159,6 +159,24 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 		log.Info().Msg("reconcile: failed order's payment is unknown to Hyperswitch")
 		return nil
 	}
+	if !recheck && hyperswitch.IsNotFound(err) && time.Since(order.CreatedAt) >= w.Settings.OrderStuckAfter {
+		// Its create never reached Hyperswitch (our bucket, a network
+		// error, a bad key answered 503 and the buyer went away), and it
+		// is stuck: Hyperswitch's word is that there is no payment. It
+		// fails, so the sweep stops reading it; a payment made later
+		// under its id (the client resuming with its key) still completes
+		// it, as a failed order's success with its price does. A younger
+		// order's create may still be on its way.
+		ferr := w.DB.InTx(ctx, func(tx pgx.Tx) error {
+			return store.TransitionOrder(ctx, tx, order.ID, veza.OrderPending, veza.OrderFailed)
+		})
+		if ferr != nil && !errors.Is(ferr, veza.ErrStaleState) {
+			return ferr
+		}
+		w.Metrics.Reconcile("order", "synced")
+		log.Warn().Msg("reconcile: Hyperswitch has no payment for this order (HE_02): order failed; a payment made later under its id still completes it")
+		return nil
+	}
 	if err != nil {
 		// Left untouched for the next sweep.
 		if d, ok := Paced(err); ok {

@@ -465,3 +465,25 @@ func TestPacedOrphanReadWaitsForTheProvidersWord(t *testing.T) {
 	require.Equal(t, 1, attempt, "pacing uses no attempt")
 	require.Equal(t, 1, snoozes)
 }
+
+// A pending order whose payment Hyperswitch never received (its create
+// failed before reaching it: our bucket, a network error, a bad key) is
+// failed on Hyperswitch's word (HE_02) once it is stuck, instead of being
+// read on every sweep for ever. A payment made later under its id (the
+// client resuming with its key) still completes it: a failed order's
+// success with its price does. A younger one (a reconcile asked for by
+// hand) is left alone: its create may still be on its way.
+func TestPendingOrderHyperswitchNeverKnewIsFailed(t *testing.T) {
+	t.Parallel()
+	b := setupReconcile(t, 50)
+	stuck := b.order(t, veza.OrderPending, time.Hour, "")
+	young := b.order(t, veza.OrderPending, time.Minute, "")
+	b.sweep(t)
+	require.Equal(t, veza.OrderFailed, b.orderStatus(t, stuck))
+	require.Contains(t, b.logs.String(), "Hyperswitch has no payment for this order")
+
+	_, err := jobs.EnqueueReconcile(context.Background(), b.client, b.db, jobs.ReconcileRequest{OrderID: &young})
+	require.NoError(t, err)
+	b.settle(t)
+	require.Equal(t, veza.OrderPending, b.orderStatus(t, young), "its create may be on its way")
+}
