@@ -347,17 +347,20 @@ func TestReversalAfterItsKeyExpiredReadsBackFirst(t *testing.T) {
 
 // TestOperatorRetryWaitsForTheLastRequest: the last attempt's request
 // ended in a saved 500 (for all the code knows, still executing at
-// Stripe) and the row went to reversal_failed; an operator retries at
-// once. The retry's new round reads back first, and its new key still
+// Stripe); the exhausted re-run read back, found nothing reversed and
+// moved the row to reversal_failed; an operator retries at once. The retry's new round reads back first, and its new key still
 // waits for the settle time.
 func TestOperatorRetryWaitsForTheLastRequest(t *testing.T) {
 	t.Parallel()
 	b := setupPay(t, 1000)
 	ctx := context.Background()
 	tr := b.paidTransfer(t, 0, true)
+	last := b.settle.Jobs.Reversal.MaxAttempts
 	b.stripe.SaveErrorNext("POST reversals", 1, 500)
-	require.Error(t, b.reverse(t, *tr, b.settle.Jobs.Reversal.MaxAttempts))
+	requireSettling(t, b.reverse(t, *tr, last))
+	require.Error(t, b.reverseNow(t, tr, last), "the exhausted attempt's read-back")
 	require.Equal(t, veza.TransferReversalFailed, b.get(t, tr.ID).Status, "retries exhausted")
+	require.Equal(t, 1, b.stripe.Calls("GET transfer"), "the exhausted attempt read back")
 	require.NoError(t, b.db.InTx(ctx, func(tx pgx.Tx) error {
 		_, err := b.settle.RetryTransfer(ctx, tx, b.inserter, tr.ID)
 		return err
@@ -368,7 +371,7 @@ func TestOperatorRetryWaitsForTheLastRequest(t *testing.T) {
 
 	requireSettling(t, b.reverse(t, *got, 1))
 	require.Equal(t, 1, b.stripe.Calls("POST reversals"), "no new key beside a request that may still run")
-	require.Equal(t, 1, b.stripe.Calls("GET transfer"), "the new round read back first")
+	require.Equal(t, 2, b.stripe.Calls("GET transfer"), "the new round read back first")
 }
 
 // TestReversalConfirmReadPacedKeepsTheMark: Stripe answered the reversal
