@@ -165,6 +165,30 @@ func TestLastReversalAttemptWaitsForItsLostAnswer(t *testing.T) {
 	require.Equal(t, 1, b.stripe.Calls("POST reversals"))
 }
 
+// The last attempt's answer was lost after Stripe reversed the transfer,
+// and the exhausted re-run's read came back as a page that is not JSON:
+// no word from Stripe, so the row stays reversal_pending and is read
+// again later; the next read finds the reversal.
+func TestExhaustedReversalWhoseReadIsUndecodableAsksAgain(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 1000)
+	tr := b.paidTransfer(t, 0, true)
+	last := b.settle.Jobs.Reversal.MaxAttempts
+	b.stripe.LoseNext("POST reversals", 1, faults.LostReset)
+	requireSettling(t, b.reverse(t, *tr, last))
+
+	b.stripe.LoseNext("GET transfer", 1, faults.LostHTML200)
+	err := b.reverseNow(t, tr, last)
+	var snooze *river.JobSnoozeError
+	require.ErrorAs(t, err, &snooze, "asks again, does not fail the row")
+	require.Equal(t, veza.TransferReversalPending, b.get(t, tr.ID).Status, "no word from Stripe")
+
+	require.NoError(t, b.reverseNow(t, tr, last))
+	require.Equal(t, veza.TransferReversed, b.get(t, tr.ID).Status)
+	require.Equal(t, 1, b.stripe.Calls("POST reversals"), "nothing sent again")
+	require.Equal(t, 2, b.stripe.Calls("GET transfer"))
+}
+
 func TestReversalLegacyRowWithoutStripeID(t *testing.T) {
 	t.Parallel()
 	b := setupPay(t, 1000)
@@ -348,8 +372,9 @@ func TestReversalAfterItsKeyExpiredReadsBackFirst(t *testing.T) {
 // TestOperatorRetryWaitsForTheLastRequest: the last attempt's request
 // ended in a saved 500 (for all the code knows, still executing at
 // Stripe); the exhausted re-run read back, found nothing reversed and
-// moved the row to reversal_failed; an operator retries at once. The retry's new round reads back first, and its new key still
-// waits for the settle time.
+// moved the row to reversal_failed; an operator retries at once. The
+// retry's new round reads back first, and its new key still waits for
+// the settle time.
 func TestOperatorRetryWaitsForTheLastRequest(t *testing.T) {
 	t.Parallel()
 	b := setupPay(t, 1000)
