@@ -163,6 +163,14 @@ func TestRules(t *testing.T) {
 			func(t *testing.T, c *config.Config) {
 				require.GreaterOrEqual(t, c.River.RescueStuckJobsAfter, c.River.JobTimeout)
 			}},
+		// A job whose process died mid-call is re-run after the rescue
+		// delay; its request may have been sent as late as the job
+		// timeout, and a payout's look-up must come the settle time after
+		// it, or it misses the transfer and closes a paid payout unpaid.
+		{"rescue shorter than job timeout plus key settle", map[string]string{"RIVER_JOB_TIMEOUT": "1m", "REVERSAL_KEY_SETTLE": "2m", "RIVER_RESCUE_STUCK_JOBS_AFTER": "2m"}, nil, "RIVER_RESCUE_STUCK_JOBS_AFTER",
+			func(t *testing.T, c *config.Config) {
+				require.GreaterOrEqual(t, c.River.RescueStuckJobsAfter, 3*time.Minute)
+			}},
 		{"hyperswitch enabled without key", map[string]string{"HYPERSWITCH_ENABLED": "true", "HYPERSWITCH_WEBHOOK_SECRET": "whsec"}, nil, "HYPERSWITCH_API_KEY",
 			func(t *testing.T, c *config.Config) { require.False(t, c.Hyperswitch.Enabled) }},
 		{"stripe enabled without key", map[string]string{"STRIPE_CONNECT_ENABLED": "true"}, nil, "STRIPE_SECRET_KEY",

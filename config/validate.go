@@ -99,10 +99,14 @@ func (c *Config) ValidateForEnvironment(logger zerolog.Logger) error {
 			c.River.JobTimeout, c.River.JobTimeout/4)
 		c.RateLimits.MaxWait = c.River.JobTimeout / 4
 	}
-	if c.River.RescueStuckJobsAfter < c.River.JobTimeout {
-		add("RIVER_RESCUE_STUCK_JOBS_AFTER", "must be at least RIVER_JOB_TIMEOUT (%s), got %s (River requires it); using %s",
-			c.River.JobTimeout, c.River.RescueStuckJobsAfter, max(defaultRescueStuckJobsAfter, c.River.JobTimeout))
-		c.River.RescueStuckJobsAfter = max(defaultRescueStuckJobsAfter, c.River.JobTimeout)
+	// A job whose process died is re-run after the rescue delay, and its
+	// lost request may have gone out as late as the job timeout: the re-run
+	// must come the key settle time after that, or a payout's look-up can
+	// miss the transfer Stripe is still making and close it unpaid.
+	if least := c.River.JobTimeout + c.Reversal.KeySettle; c.River.RescueStuckJobsAfter < least {
+		add("RIVER_RESCUE_STUCK_JOBS_AFTER", "must be at least RIVER_JOB_TIMEOUT + REVERSAL_KEY_SETTLE (%s), got %s: a re-run of a job whose process died must not ask Stripe while its lost request may still run; using %s",
+			least, c.River.RescueStuckJobsAfter, max(defaultRescueStuckJobsAfter, least))
+		c.River.RescueStuckJobsAfter = max(defaultRescueStuckJobsAfter, least)
 	}
 
 	if c.Hyperswitch.Enabled {

@@ -110,7 +110,9 @@ func TestPayoutKeyAgeIsReadOnTheDatabaseClock(t *testing.T) {
 	require.Error(t, b.pay(tr, 1), "the answer was lost: retried, not failed")
 	require.Equal(t, 1, b.stripe.TransferCount(), "Stripe made it")
 	b.stripe.Advance(25 * time.Hour)
-	_, err := b.db.Primary().Exec(ctx, `UPDATE seller_transfers SET payout_key_sent_at = now() - interval '23 hours 30 minutes' WHERE id = $1`, tr.ID)
+	// The lost answer is long settled (minutes ago on the row).
+	_, err := b.db.Primary().Exec(ctx, `UPDATE seller_transfers SET payout_key_sent_at = now() - interval '23 hours 30 minutes',
+		updated_at = now() - interval '10 minutes' WHERE id = $1`, tr.ID)
 	require.NoError(t, err)
 
 	behind := b.payouts()
@@ -396,4 +398,61 @@ func TestRefundDuringPayoutIsReversed(t *testing.T) {
 	require.Eventually(t, func() bool { return b.get(t, tr.ID).Status == veza.TransferReversed }, 20*time.Second, 20*time.Millisecond)
 	require.Len(t, b.stripe.Transfers(), 1)
 	require.Len(t, b.stripe.Reversals(), 1)
+}
+
+// A payout's key passes the reuse window while its last request may still
+// be executing at Stripe (a payout held for a day, released just before
+// the window ends, whose first send lost its answer). The new round's
+// look-up then ran at once, listed nothing, and a new key paid the seller
+// a second time. The new round now waits the settle time since the row
+// recorded the unknown outcome, and its look-up finds the first transfer.
+func TestNewPayoutRoundWaitsForTheLostRequestToSettle(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 500)
+	b.settle.Jobs.ReversalSettle = 3 * time.Second
+	ctx := context.Background()
+	tr := b.transfer(t, 0)
+	b.stripe.SlowNext("POST /v1/transfers", time.Second)
+	require.Error(t, b.pay(tr, 1), "the answer was lost: an unknown outcome, retried")
+	require.Empty(t, b.stripe.Transfers(), "Stripe is still executing it")
+	_, err := b.db.Primary().Exec(ctx, `UPDATE seller_transfers SET payout_key_sent_at = now() - interval '23 hours 30 minutes' WHERE id = $1`, tr.ID)
+	require.NoError(t, err)
+
+	var snooze *river.JobSnoozeError
+	require.ErrorAs(t, b.pay(tr, 2), &snooze, "no new key while the last request may still be executing")
+	require.LessOrEqual(t, snooze.Duration, 3*time.Second)
+	require.Equal(t, 1, b.stripe.Calls("POST /v1/transfers"))
+
+	require.Eventually(t, func() bool { return len(b.stripe.Transfers()) == 1 }, 10*time.Second, 20*time.Millisecond)
+	time.Sleep(snooze.Duration)
+	require.NoError(t, b.pay(tr, 2))
+	got := b.get(t, tr.ID)
+	require.Equal(t, veza.TransferCompleted, got.Status)
+	require.Equal(t, b.stripe.Transfers()[0].ID, *got.StripeTransferID)
+	require.Len(t, b.stripe.Transfers(), 1, "paid once: the look-up found the first transfer")
+}
+
+// The retry of a payout whose answer was lost lands on a process with
+// Stripe Connect disabled (a mixed fleet, a setting rolled back). It used
+// to fail the row at once: "did not happen", although Stripe had made the
+// transfer. With an unknown outcome outstanding it now waits for a process
+// that can ask Stripe.
+func TestPayoutWithUnknownOutcomeWaitsWhenStripeIsDisabled(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 500)
+	tr := b.transfer(t, 0)
+	b.stripe.LoseNext("POST /v1/transfers", 1, faults.Lost502)
+	require.Error(t, b.pay(tr, 1), "the answer was lost: retried, not failed")
+	require.Equal(t, 1, b.stripe.TransferCount(), "Stripe made it")
+
+	off := b.payouts()
+	off.Stripe = nil
+	var snooze *river.JobSnoozeError
+	require.ErrorAs(t, off.Work(context.Background(), job(jobargs.PayoutArgs{TransferID: tr.ID}, 2, b.settle.Jobs.Payout.MaxAttempts)), &snooze)
+	require.Equal(t, veza.TransferPending, b.get(t, tr.ID).Status, "not failed without Stripe's word")
+
+	require.NoError(t, b.pay(tr, 2))
+	got := b.get(t, tr.ID)
+	require.Equal(t, veza.TransferCompleted, got.Status)
+	require.Equal(t, 1, b.stripe.TransferCount())
 }

@@ -93,6 +93,15 @@ func (w *PayoutWorker) Work(ctx context.Context, job *river.Job[jobargs.PayoutAr
 		}
 		return w.closeUnpaid(ctx, t, reason)
 	case settle.PayoutHold:
+		if w.Stripe == nil && t.RetryCount > 0 {
+			// An earlier attempt's outcome is unknown: Stripe may have
+			// paid. Failing the row would say "did not happen" without
+			// Stripe's word; a process that can ask decides (no attempt
+			// used).
+			w.Logger.Warn().Ctx(ctx).Str("transfer_id", t.ID.String()).
+				Msg("payout with an unknown outcome waits: Stripe Connect is not enabled on this process")
+			return river.JobSnooze(15 * time.Minute)
+		}
 		return w.fail(ctx, t.ID, reason)
 	}
 
@@ -105,7 +114,13 @@ func (w *PayoutWorker) Work(ctx context.Context, job *river.Job[jobargs.PayoutAr
 	if t.PayoutKeySentAt != nil {
 		if age, known := t.KeyAge(*t.PayoutKeySentAt); !known || age > w.Settle.Jobs.KeyReuse() {
 			// Stripe may have forgotten this key (or its age is unknown):
-			// a new round, which looks up first.
+			// a new round, which looks up first, once a request whose
+			// answer was lost cannot still be executing (a look-up before
+			// would miss the transfer it is making, and the new key would
+			// pay again; no attempt used).
+			if wait := w.unsettled(t); wait > 0 {
+				return river.JobSnooze(wait)
+			}
 			if moved, err := store.StartPayoutRound(ctx, w.DB.Primary(), t.ID, t.PayoutRound); err != nil || !moved {
 				return roundMoved(err)
 			}
