@@ -104,9 +104,10 @@ func (e *Error) Unwrap() error { return e.cause }
 func (e *Error) Transient() bool {
 	return e.HTTPStatus == 0 || e.Undecodable || e.Unconfirmed || e.Code == "" || e.Code == codeWrongURL || e.HTTPStatus == http.StatusRequestTimeout ||
 		e.HTTPStatus == http.StatusTooManyRequests || e.HTTPStatus >= 500 ||
-		// Our key refused: a configuration error, not the provider's word on
-		// the payment or refund.
-		e.HTTPStatus == http.StatusUnauthorized || e.HTTPStatus == http.StatusForbidden
+		// Our key refused, or an object of our configuration missing (a
+		// connector account): a configuration error, not the provider's
+		// word on the payment or refund.
+		e.HTTPStatus == http.StatusUnauthorized || e.HTTPStatus == http.StatusForbidden || e.otherNotFound()
 }
 
 // IsTransient reports whether err is a Hyperswitch error worth retrying.
@@ -115,12 +116,30 @@ func IsTransient(err error) bool {
 	return errors.As(err, &e) && e.Transient()
 }
 
-// IsNotFound reports whether Hyperswitch said the object does not exist:
-// code HE_02 (HTTP 404; 400 in older versions). A 404 without it (a wrong
-// URL, IR_02) says nothing about the object.
-func IsNotFound(err error) bool {
+// IsPaymentNotFound reports whether Hyperswitch said the payment does not
+// exist: code HE_02 (HTTP 404; 400 in older versions) with its
+// PaymentNotFound message. HE_02 is also the code of a missing merchant
+// connector account, merchant account, profile or config key
+// (ApiErrorResponse in hyperswitch_domain_models): those are configuration
+// errors that say nothing about the payment, and a 404 without HE_02 (a
+// wrong URL, IR_02) says nothing either. Should Hyperswitch ever reword the
+// message, no read concludes "does not exist" and orders wait, logged:
+// the safe side.
+func IsPaymentNotFound(err error) bool { return notFound(err, "Payment does not exist") }
+
+// IsRefundNotFound is IsPaymentNotFound for a refund (RefundNotFound).
+func IsRefundNotFound(err error) bool { return notFound(err, "Refund does not exist") }
+
+func notFound(err error, message string) bool {
 	var e *Error
-	return errors.As(err, &e) && e.Code == codeNotFound
+	return errors.As(err, &e) && e.Code == codeNotFound && strings.HasPrefix(e.Message, message)
+}
+
+// otherNotFound is an HE_02 about neither a payment nor a refund: some
+// object of our configuration is missing at Hyperswitch.
+func (e *Error) otherNotFound() bool {
+	return e.Code == codeNotFound && !strings.HasPrefix(e.Message, "Payment does not exist") &&
+		!strings.HasPrefix(e.Message, "Refund does not exist")
 }
 
 // codeNotFound is Hyperswitch's "does not exist in our records".
@@ -216,6 +235,10 @@ func (c *Client) CreateRefund(ctx context.Context, p CreateRefundParams) (*Refun
 	}
 	var out Refund
 	err := c.do(ctx, http.MethodPost, "/refunds", p, &out)
+	if err == nil && out.RefundID != p.RefundID {
+		// Another refund's answer (a proxy's cache, a mix-up): not ours.
+		return nil, &Error{HTTPStatus: http.StatusOK, Undecodable: true, cause: fmt.Errorf("POST /refunds for %s answered refund %q", p.RefundID, out.RefundID)}
+	}
 	if err == nil {
 		return &out, nil
 	}
@@ -227,7 +250,7 @@ func (c *Client) CreateRefund(ctx context.Context, p CreateRefundParams) (*Refun
 	switch {
 	case readErr == nil:
 		return got, nil
-	case IsNotFound(readErr):
+	case IsRefundNotFound(readErr):
 		return nil, err
 	case IsTransient(readErr):
 		return nil, readErr
@@ -305,5 +328,18 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if err := json.Unmarshal(raw, out); err != nil {
 		return &Error{HTTPStatus: resp.StatusCode, Undecodable: true, cause: fmt.Errorf("decoding %s %s: %w", method, path, err)}
 	}
+	if a, ok := out.(answer); ok {
+		if id, status := a.answered(); id == "" || status == "" {
+			// JSON, but not the object (`{}` from a gateway, null, a
+			// list): the call may well have been done.
+			return &Error{HTTPStatus: resp.StatusCode, Undecodable: true, cause: fmt.Errorf("%s %s answered without an id or a status", method, path)}
+		}
+	}
 	return nil
 }
+
+// answer is an object whose id and status every real answer carries.
+type answer interface{ answered() (id, status string) }
+
+func (p *Payment) answered() (string, string) { return p.PaymentID, p.Status }
+func (r *Refund) answered() (string, string)  { return r.RefundID, r.Status }

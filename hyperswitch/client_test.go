@@ -118,7 +118,7 @@ func TestRefusedRefundWhoseReadBackFailsIsUnknown(t *testing.T) {
 			_, err := c.CreateRefund(ctx, hyperswitch.CreateRefundParams{RefundID: "r_" + strings.ReplaceAll(name, " ", "_"), PaymentID: "p1", Amount: 500})
 			require.Error(t, err)
 			require.True(t, hyperswitch.IsTransient(err), "unknown, not a refusal: %v", err)
-			require.False(t, hyperswitch.IsNotFound(err))
+			require.False(t, hyperswitch.IsRefundNotFound(err))
 		})
 	}
 }
@@ -130,7 +130,7 @@ func TestErrorsTellTransientFromPermanent(t *testing.T) {
 	c := fake.Client()
 
 	_, err := c.GetPayment(ctx, "nope")
-	require.True(t, hyperswitch.IsNotFound(err))
+	require.True(t, hyperswitch.IsPaymentNotFound(err))
 	require.False(t, hyperswitch.IsTransient(err))
 
 	fake.FailNext(1, 503)
@@ -147,11 +147,11 @@ func TestErrorsTellTransientFromPermanent(t *testing.T) {
 	fake.LoseNext("GET /payments", 1, faults.Lost502)
 	_, err = c.GetPayment(ctx, "nope")
 	require.True(t, hyperswitch.IsTransient(err), "a proxy's 502 page")
-	require.False(t, hyperswitch.IsNotFound(err))
+	require.False(t, hyperswitch.IsPaymentNotFound(err))
 
 	_, err = hyperswitch.New(fake.URL+"/v2-wrong-prefix", hyperswitchtest.APIKey, nil).GetPayment(ctx, "x")
 	require.True(t, hyperswitch.IsTransient(err), "IR_02, a wrong URL, is a configuration error: %v", err)
-	require.False(t, hyperswitch.IsNotFound(err))
+	require.False(t, hyperswitch.IsPaymentNotFound(err))
 
 	_, err = hyperswitch.New("http://127.0.0.1:1", hyperswitchtest.APIKey, nil).GetPayment(ctx, "x")
 	require.True(t, hyperswitch.IsTransient(err), "network errors are transient")
@@ -265,7 +265,9 @@ func TestGetDispute(t *testing.T) {
 	require.Equal(t, "dispute_lost", got.DisputeStatus)
 
 	_, err = c.GetDispute(ctx, "dp_missing")
-	require.True(t, hyperswitch.IsNotFound(err))
+	var missing *hyperswitch.Error
+	require.ErrorAs(t, err, &missing)
+	require.Equal(t, "HE_04", missing.Code, "Hyperswitch's DisputeNotFound is HE_04, not HE_02")
 
 	ev, err := hyperswitch.ParseEvent(fake.DisputeWebhook("evt_x", d.DisputeID))
 	require.NoError(t, err)
@@ -309,4 +311,67 @@ func TestPaymentReadDecodesAnyMetadata(t *testing.T) {
 	p, err := hyperswitch.New(srv.URL, "key", nil).SyncPayment(context.Background(), "p1")
 	require.NoError(t, err)
 	require.Equal(t, "ord_1", p.Metadata["order_id"])
+}
+
+// answers sends every request to status and body (no fake behind it).
+type answers struct {
+	status int
+	body   string
+}
+
+func (f answers) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: f.status, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(strings.NewReader(f.body)), Request: r}, nil
+}
+
+// HE_02 is Hyperswitch's code for any missing object: the merchant
+// connector account, the merchant account, a profile, a config key
+// (hyperswitch_domain_models' ApiErrorResponse). Only one that names the
+// payment or the refund we asked about is its word that it does not exist;
+// the others are a configuration problem and say nothing about money.
+func TestOnlyAnHE02NamingTheObjectSaysItDoesNotExist(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	read := func(body string) (payErr, refundErr error) {
+		c := hyperswitch.New("http://hyperswitch.invalid", hyperswitchtest.APIKey, &http.Client{Transport: answers{404, body}})
+		_, payErr = c.SyncPayment(ctx, "p1")
+		_, refundErr = c.SyncRefund(ctx, "r1")
+		return
+	}
+	payErr, refundErr := read(`{"error":{"type":"invalid_request","code":"HE_02","message":"Merchant connector account does not exist in our records"}}`)
+	require.False(t, hyperswitch.IsPaymentNotFound(payErr), "a missing connector account is not a missing payment")
+	require.False(t, hyperswitch.IsRefundNotFound(refundErr))
+	require.True(t, hyperswitch.IsTransient(payErr), "a configuration error: ask again")
+
+	payErr, refundErr = read(`{"error":{"type":"invalid_request","code":"HE_02","message":"Payment does not exist in our records"}}`)
+	require.True(t, hyperswitch.IsPaymentNotFound(payErr))
+	require.False(t, hyperswitch.IsRefundNotFound(refundErr), "a refund read answered about a payment says nothing about the refund")
+
+	_, refundErr = read(`{"error":{"type":"invalid_request","code":"HE_02","message":"Refund does not exist in our records"}}`)
+	require.True(t, hyperswitch.IsRefundNotFound(refundErr))
+}
+
+// A 2xx whose JSON is not the object asked for (`{}` from a gateway, null,
+// another object) decoded without error and was taken as the answer: a
+// refund with an empty id and status, stored as submitted, never asked
+// about again. It is an unknown outcome.
+func TestSuccessWithoutTheObjectIsUnknown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, body := range []string{`{}`, `null`, `{"object":"list","data":[]}`, `{"refund_id":"r1"}`, `{"payment_id":"p1"}`} {
+		c := hyperswitch.New("http://hyperswitch.invalid", hyperswitchtest.APIKey, &http.Client{Transport: answers{200, body}})
+		_, err := c.CreateRefund(ctx, hyperswitch.CreateRefundParams{RefundID: "r1", PaymentID: "p1", Amount: 500})
+		require.Error(t, err, body)
+		require.True(t, hyperswitch.IsTransient(err), "unknown, not a refusal: %v", err)
+		_, err = c.SyncRefund(ctx, "r1")
+		require.True(t, hyperswitch.IsTransient(err), "%s: %v", body, err)
+		_, err = c.SyncPayment(ctx, "p1")
+		require.True(t, hyperswitch.IsTransient(err), "%s: %v", body, err)
+		_, err = c.CreatePayment(ctx, hyperswitch.CreatePaymentParams{PaymentID: "p1", Amount: 500, Currency: "USD"})
+		require.True(t, hyperswitch.IsTransient(err), "%s: %v", body, err)
+	}
+	// Another refund's answer is not ours either.
+	c := hyperswitch.New("http://hyperswitch.invalid", hyperswitchtest.APIKey, &http.Client{Transport: answers{200, `{"refund_id":"r2","payment_id":"p1","status":"succeeded","amount":500}`}})
+	_, err := c.CreateRefund(ctx, hyperswitch.CreateRefundParams{RefundID: "r1", PaymentID: "p1", Amount: 500})
+	require.True(t, hyperswitch.IsTransient(err), "%v", err)
 }

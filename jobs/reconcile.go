@@ -153,13 +153,13 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 		return err
 	}
 	payment, err := w.Hyperswitch.SyncPayment(ctx, order.PaymentID)
-	if recheck && hyperswitch.IsNotFound(err) {
+	if recheck && hyperswitch.IsPaymentNotFound(err) {
 		// Its create was refused: Hyperswitch never knew the payment.
 		w.Metrics.Reconcile("order", "nothing")
 		log.Info().Msg("reconcile: failed order's payment is unknown to Hyperswitch")
 		return nil
 	}
-	if !recheck && hyperswitch.IsNotFound(err) && time.Since(order.CreatedAt) >= w.Settings.OrderStuckAfter {
+	if !recheck && hyperswitch.IsPaymentNotFound(err) && time.Since(order.CreatedAt) >= w.Settings.OrderStuckAfter {
 		// Its create never reached Hyperswitch (our bucket, a network
 		// error, a bad key answered 503 and the buyer went away), and it
 		// is stuck: Hyperswitch's word is that there is no payment. It
@@ -337,7 +337,7 @@ func (w *ReconcileRefundWorker) orphan(ctx context.Context, refund *store.Refund
 		w.Metrics.Reconcile("refund", "orphan_found")
 		log.Warn().Str("psp_status", psp.Status).Msg("reconcile: refund found at the PSP by our refund_id (its submission's answer was lost)")
 		return w.sync(ctx, refund, psp, log)
-	case !hyperswitch.IsNotFound(err):
+	case !hyperswitch.IsRefundNotFound(err):
 		if d, ok := Paced(err); ok {
 			return river.JobSnooze(d) // our pace toward Hyperswitch: read it soon, not next sweep
 		}

@@ -487,3 +487,28 @@ func TestPendingOrderHyperswitchNeverKnewIsFailed(t *testing.T) {
 	b.settle(t)
 	require.Equal(t, veza.OrderPending, b.orderStatus(t, young), "its create may be on its way")
 }
+
+// HE_02 is also Hyperswitch's answer when the merchant connector account
+// is missing (an operator deleted and re-created the Stripe connector):
+// every force_sync read answers it. Reconcile took it as "no such
+// payment" and failed a stuck order the buyer had paid, and as "no such
+// refund" and failed an orphan refund the connector had made (the buyer
+// could then ask, and be refunded, again). Both now wait for a read that
+// names the object.
+func TestMissingConnectorAccountIsNotAMissingPayment(t *testing.T) {
+	t.Parallel()
+	b := setupReconcile(t, 50)
+	paid := b.order(t, veza.OrderPending, time.Hour, "processing")
+	b.hs.SetConnectorPaymentStatus(store.PaymentIDFor(paid), "succeeded")
+	orphan, orphanOrder := b.refund(t, 10*time.Minute, "", nil)
+	b.hs.RemoveConnectorAccount()
+
+	b.sweep(t)
+	require.Equal(t, veza.OrderPending, b.orderStatus(t, paid), "not failed: Hyperswitch said nothing about the payment")
+	require.Equal(t, veza.RefundPending, b.refundRow(t, orphan).Status, "not failed: Hyperswitch said nothing about the refund")
+	require.Equal(t, veza.OrderRefundPending, b.orderStatus(t, orphanOrder))
+
+	b.hs.RestoreConnectorAccount()
+	b.sweep(t)
+	require.Equal(t, veza.OrderCompleted, b.orderStatus(t, paid), "the next read with the account back completes it")
+}

@@ -53,6 +53,25 @@ type Server struct {
 	// holds no connector refund id for them, so a force_sync read cannot
 	// ask the connector, and no webhook will come.
 	unsent map[string]bool
+	// accountMissing: the merchant connector account was deleted (an
+	// operator re-creating the Stripe connector). Every call that needs
+	// the connector answers HE_02 about the account, not the object.
+	accountMissing bool
+}
+
+// RemoveConnectorAccount deletes the merchant connector account: creates
+// and force_sync reads answer 404 HE_02 "Merchant connector account does
+// not exist in our records" (MerchantConnectorAccountNotFound) until
+// RestoreConnectorAccount. Plain reads still answer the cached state.
+func (s *Server) RemoveConnectorAccount() { s.setAccountMissing(true) }
+
+// RestoreConnectorAccount undoes RemoveConnectorAccount.
+func (s *Server) RestoreConnectorAccount() { s.setAccountMissing(false) }
+
+func (s *Server) setAccountMissing(v bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.accountMissing = v
 }
 
 // Start runs the fake until the test ends.
@@ -321,6 +340,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	s.mu.Lock()
+	missing := s.accountMissing && (r.Method == http.MethodPost || r.URL.Query().Get("force_sync") == "true")
+	s.mu.Unlock()
+	if missing {
+		writeError(w, http.StatusNotFound, "invalid_request", "HE_02", "Merchant connector account does not exist in our records")
+		return
+	}
+
 	// The work is done, then the answer may be lost on its way back.
 	rec := httptest.NewRecorder()
 	s.route(rec, r, parts)
@@ -351,7 +378,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, parts []string) {
 		if d, ok := s.Dispute(parts[1]); ok {
 			writeJSON(w, http.StatusOK, d)
 		} else {
-			writeError(w, http.StatusNotFound, "invalid_request", "HE_02", "Dispute does not exist in our records")
+			writeError(w, http.StatusNotFound, "invalid_request", "HE_04", "Dispute does not exist in our records")
 		}
 	default:
 		writeError(w, http.StatusNotFound, "invalid_request", "IR_02", "Unrecognized request URL")

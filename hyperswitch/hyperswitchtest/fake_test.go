@@ -25,7 +25,7 @@ func TestRefundMadeButAnsweredWithHTML(t *testing.T) {
 	require.Equal(t, "pending", got.Status)
 
 	_, err = c.GetRefund(ctx, "ref_unknown")
-	require.True(t, hyperswitch.IsNotFound(err), "HE_02 for our own id: %v", err)
+	require.True(t, hyperswitch.IsRefundNotFound(err), "HE_02 for our own id: %v", err)
 }
 
 func TestRefundsFollowTheConnectorsRules(t *testing.T) {
