@@ -247,6 +247,47 @@ func TestPartialCaptureNeverCompletesOnTopOfItsRefund(t *testing.T) {
 // for no automatic refund (Hyperswitch refuses a refund of a cancelled
 // payment, and the refusal would send operators to pay the buyer by
 // hand), and the cancel stays the payment's recorded status.
+// Events are not ordered: a late processing or failed event after the
+// cancel after capture must not hide it, or the success that follows
+// starts a refund Hyperswitch refuses (and an ERROR asking for a manual
+// payment the buyer does not need).
+func TestLateEventsAfterACancelAfterCaptureRefundNothing(t *testing.T) {
+	t.Parallel()
+	for _, late := range []struct{ typ, status string }{
+		{"payment_processing", "processing"},
+		{"payment_failed", "failed"},
+		{"payment_action_required", "requires_customer_action"},
+	} {
+		t.Run(late.typ, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			o := storetest.PendingOrder(t, b.tx, 1000)
+			require.Equal(t, store.ResultOK, b.apply(t, event("payment_cancelled_post_capture", o.Order, "cancelled_post_capture")))
+			b.apply(t, event(late.typ, o.Order, late.status))
+			require.Equal(t, "cancelled_post_capture", *b.order(t, o.ID).PaymentStatus)
+			require.Equal(t, store.ResultSkipped, b.apply(t, paid(o)))
+			require.Equal(t, veza.OrderCancelled, b.order(t, o.ID).Status)
+			refunds, err := store.OrderRefunds(b.ctx, b.tx, o.ID)
+			require.NoError(t, err)
+			require.Empty(t, refunds)
+			b.requireNoJobs(t)
+		})
+	}
+}
+
+// A late intermediate status does not overwrite the payment's last word.
+func TestLateProcessingDoesNotOverwriteSuccess(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.PendingOrder(t, b.tx, 1000)
+	require.Equal(t, store.ResultOK, b.apply(t, paid(o)))
+	require.Equal(t, "succeeded", *b.order(t, o.ID).PaymentStatus)
+	b.apply(t, event("payment_processing", o.Order, "processing"))
+	got := b.order(t, o.ID)
+	require.Equal(t, veza.OrderCompleted, got.Status)
+	require.Equal(t, "succeeded", *got.PaymentStatus)
+}
+
 func TestSuccessAfterACancelAfterCaptureRefundsNothing(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

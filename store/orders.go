@@ -195,8 +195,16 @@ func CompletePaidOrder(ctx context.Context, tx pgx.Tx, paymentID string, amount 
 }
 
 // SetOrderPaymentStatus records the PSP's last reported payment status.
+// Events are not ordered, so it keeps the payment's last word:
+// cancelled_post_capture (the money went back; the success guard reads it)
+// is never overwritten, and an intermediate status (processing,
+// requires_*) never overwrites a final one.
 func SetOrderPaymentStatus(ctx context.Context, q Querier, id uuid.UUID, status string) error {
-	_, err := q.Exec(ctx, `UPDATE orders SET payment_status = left($2, 64), updated_at = now() WHERE id = $1`, id, status)
+	_, err := q.Exec(ctx, `UPDATE orders SET payment_status = left($2, 64), updated_at = now()
+		WHERE id = $1 AND payment_status IS DISTINCT FROM 'cancelled_post_capture'
+		AND (payment_status IS NULL
+			OR payment_status NOT IN ('succeeded', 'failed', 'cancelled', 'expired', 'partially_captured')
+			OR NOT ($2::text IN ('processing', 'pending') OR $2::text LIKE 'requires\_%'))`, id, status)
 	return err
 }
 
