@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -187,11 +186,12 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 		return nil
 	}
 	eventType, final := paymentEvents[payment.Status]
-	if recheck && !tookThePrice(payment, order) {
-		// Only this order's whole price, taken, moves a failed order. A
-		// part capture or another amount failed it in the first place, and
-		// its automatic refund dealt with that: fed again, it would be
-		// refunded again.
+	if recheck && !tookMoney(payment) {
+		// Only money taken moves a failed order: its whole price completes
+		// it; a part or another amount (a manual retry at Hyperswitch) is
+		// fed like its lost webhook, and settle refunds it unless an
+		// automatic refund has it already (the part capture that failed
+		// the order). The event id holds one feed per status.
 		w.Metrics.Reconcile("order", "not_final")
 		log.Info().Str("psp_status", payment.Status).Msg("reconcile: failed order's payment still not taken")
 		return nil
@@ -215,13 +215,9 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 	return nil
 }
 
-// tookThePrice: the payment took all of the order's price, in its currency.
-func tookThePrice(p *hyperswitch.Payment, order *store.Order) bool {
-	received := p.Amount
-	if p.AmountReceived != nil {
-		received = *p.AmountReceived
-	}
-	return p.Status == "succeeded" && p.Amount == order.Amount && received == order.Amount && strings.EqualFold(p.Currency, order.Currency)
+// tookMoney: the payment holds the buyer's money (all or part of it).
+func tookMoney(p *hyperswitch.Payment) bool {
+	return p.Status == "succeeded" || p.Status == "partially_captured" || p.Status == "partially_captured_and_capturable"
 }
 
 // RefundPendingTooLong: a refund still pending at Hyperswitch this long

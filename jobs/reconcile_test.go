@@ -180,7 +180,9 @@ func TestReconcileAsksTheConnector(t *testing.T) {
 // When the retry's success never arrives (its deliveries failed for a
 // day), the sweep finds it: a failed order is read again, at most every
 // FailedOrderRecheck, while it is younger than FailedOrderWindow (the
-// window its buyer keeps streaming in). Only the money taken moves it.
+// window its buyer keeps streaming in). Only the money taken moves it:
+// its whole price completes it, any other amount taken is the webhook's
+// "payment the order does not account for" and is refunded, once.
 func TestReconcileFindsAFailedPaymentRetriedToSuccess(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -192,10 +194,13 @@ func TestReconcileFindsAFailedPaymentRetriedToSuccess(t *testing.T) {
 	_, err := b.db.Primary().Exec(ctx, `UPDATE orders SET updated_at = created_at WHERE id = $1`, old)
 	require.NoError(t, err)
 	// Failed for a part capture (its automatic refund handled the part):
-	// the part is not news, and feeding it again would refund it again.
+	// the part is not news, and it is not refunded again.
 	part := b.order(t, veza.OrderFailed, time.Hour, "succeeded")
 	b.hs.Capture(store.PaymentIDFor(part), 600)
-	// Paid another amount: not this order's price.
+	_, err = b.db.Primary().Exec(ctx, `INSERT INTO refunds (order_id, amount, currency, reason, automatic, status) VALUES ($1, 600, 'EUR', 'automatic', true, 'succeeded')`, part)
+	require.NoError(t, err)
+	// Failed, then a manual retry at Hyperswitch took another amount: the
+	// buyer's 900 is held for nothing, and nobody but the sweep knows.
 	other := b.order(t, veza.OrderFailed, time.Hour, "")
 	received := int64(900)
 	b.hs.PutPayment(hyperswitch.Payment{PaymentID: store.PaymentIDFor(other), Status: "succeeded", Amount: 900, AmountReceived: &received, Currency: "EUR"})
@@ -208,14 +213,24 @@ func TestReconcileFindsAFailedPaymentRetriedToSuccess(t *testing.T) {
 	require.Equal(t, veza.OrderFailed, b.orderStatus(t, expired), "only the money taken moves a failed order")
 	require.Equal(t, veza.OrderFailed, b.orderStatus(t, old), "past the window: not read")
 	require.Equal(t, 6, b.hs.Calls("GET /payments"))
-	for _, id := range []uuid.UUID{stillFailed, expired, part, other, unknown} {
-		require.Equal(t, veza.OrderFailed, b.orderStatus(t, id))
-		var fed int
+	fed := func(id uuid.UUID) (n int) {
 		require.NoError(t, b.db.Primary().QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'hyperswitch_event' AND args->'object'->>'payment_id' = $1`,
-			store.PaymentIDFor(id)).Scan(&fed))
-		require.Zero(t, fed, "only this order's whole price, taken, is fed for a failed order")
+			store.PaymentIDFor(id)).Scan(&n))
+		return n
 	}
-	require.Empty(t, b.hs.Refunds(), "nothing refunded again")
+	for _, id := range []uuid.UUID{stillFailed, expired, unknown} {
+		require.Equal(t, veza.OrderFailed, b.orderStatus(t, id))
+		require.Zero(t, fed(id), "only money taken is fed for a failed order")
+	}
+	for _, id := range []uuid.UUID{part, other} {
+		require.Equal(t, veza.OrderFailed, b.orderStatus(t, id), "not its price: it stays failed")
+		require.Equal(t, 1, fed(id), "money taken is fed, as its webhook would have been")
+	}
+	refunds := b.hs.Refunds()
+	require.Len(t, refunds, 1, "only the amount nobody refunded yet is refunded: %+v", refunds)
+	require.Equal(t, store.PaymentIDFor(other), refunds[0].PaymentID)
+	require.Equal(t, int64(900), refunds[0].Amount)
+	require.Contains(t, b.logs.String(), "payment the order does not account for", "the money held is logged at ERROR")
 	require.NotContains(t, b.logs.String(), "could not read the payment", "a payment Hyperswitch never knew is no read failure")
 
 	b.sweep(t)
