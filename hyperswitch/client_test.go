@@ -237,6 +237,22 @@ func TestParseEventReadsARealDisputeBody(t *testing.T) {
 	require.Equal(t, "", ev.Content.Object.DisputeID)
 	require.Equal(t, "", ev.Content.Object.DisputeStatus)
 	require.Equal(t, "p", ev.Content.Object.PaymentID)
+	// An id or stage longer than its column can be none of Hyperswitch's:
+	// read as absent, or the event's job fails on every attempt.
+	long := strings.Repeat("x", 129)
+	ev, err = hyperswitch.ParseEvent([]byte(`{"event_id":"e","event_type":"dispute_opened","content":{"object":{"dispute_id":"` + long +
+		`","payment_id":"` + long[:65] + `","refund_id":"` + long[:65] + `","dispute_stage":"` + long[:33] + `","dispute_status":"dispute_opened"}}}`))
+	require.NoError(t, err)
+	require.Equal(t, "", ev.Content.Object.DisputeID)
+	require.Equal(t, "", ev.Content.Object.PaymentID)
+	require.Equal(t, "", ev.Content.Object.RefundID)
+	require.Equal(t, "", ev.Content.Object.DisputeStage)
+	require.Equal(t, "dispute_opened", ev.Content.Object.DisputeStatus)
+	ev, err = hyperswitch.ParseEvent([]byte(`{"event_id":"e","event_type":"dispute_opened","content":{"object":{"dispute_id":"` + long[:128] +
+		`","dispute_stage":"` + long[:32] + `"}}}`))
+	require.NoError(t, err)
+	require.Len(t, ev.Content.Object.DisputeID, 128, "the longest that fits is kept")
+	require.Len(t, ev.Content.Object.DisputeStage, 32)
 	// Free text loses its NULs instead of failing the delivery.
 	ev, err = hyperswitch.ParseEvent([]byte(`{"event_id":"e","event_type":"dispute_lost","content":{"object":{"connector_reason":"a\u0000b"}}}`))
 	require.NoError(t, err)

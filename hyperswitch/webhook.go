@@ -94,6 +94,18 @@ func (o *EventObject) UnmarshalJSON(raw []byte) error {
 		ConnectorDisputeID: str("connector_dispute_id"), ConnectorStatus: str("connector_status"),
 		ConnectorReason: str("connector_reason"), ChallengeRequiredBy: str("challenge_required_by"),
 	}
+	// An id or stage longer than the column we keep it in is none of
+	// Hyperswitch's (our ids are 45 bytes, its dispute ids far shorter):
+	// read as absent, the event matches nothing, instead of failing its
+	// job on every attempt.
+	for _, f := range []struct {
+		v   *string
+		max int
+	}{{&o.PaymentID, 64}, {&o.RefundID, 64}, {&o.DisputeID, 128}, {&o.DisputeStage, 32}} {
+		if len(*f.v) > f.max {
+			*f.v = ""
+		}
+	}
 	o.Amount, _ = minorUnits(fields["amount"])
 	if v, ok := minorUnits(fields["amount_received"]); ok {
 		o.AmountReceived = &v
