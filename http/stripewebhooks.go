@@ -104,9 +104,16 @@ func (s *Server) handleStripeWebhook() fiber.Handler {
 			return &fresh.PayoutsEnabled, nil
 		}
 		if ev.Type == "account.updated" && account != "" && s.opts.Stripe != nil {
-			var err error
-			if enabled, err = readAccount(); err != nil {
+			// A redelivery of an applied event reads nothing at Stripe:
+			// it is logged as a duplicate below.
+			seen, err := store.StripeEventSeen(ctx, s.opts.DB.Primary(), ev.ID)
+			if err != nil {
 				return err
+			}
+			if !seen {
+				if enabled, err = readAccount(); err != nil {
+					return s.stripeUnread(c, entry, err)
+				}
 			}
 		}
 
@@ -116,7 +123,7 @@ func (s *Server) handleStripeWebhook() fiber.Handler {
 		default:
 			entry.ProcessingResult = store.ResultSkipped
 		}
-		return s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
+		err := s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
 			first, err := store.InsertStripeWebhook(ctx, tx, entry)
 			if err != nil || !first {
 				if err == nil {
@@ -164,5 +171,29 @@ func (s *Server) handleStripeWebhook() fiber.Handler {
 			setWebhookResult(c, entry.ProcessingResult) // ok, or skipped: a type we do not act on
 			return c.JSON(fiber.Map{"status": "accepted"})
 		})
+		if errors.Is(err, errStripeUnavailable) {
+			return s.stripeUnread(c, entry, err) // the read under the lock: rolled back
+		}
+		return err
 	}
+}
+
+// stripeUnread answers a delivery that needed a Stripe read Stripe did not
+// answer: logged, not recorded as seen, so Stripe's redelivery is applied.
+func (s *Server) stripeUnread(c *fiber.Ctx, entry *store.StripeWebhook, err error) error {
+	ctx := c.UserContext()
+	entry.ProcessingResult = store.ResultError("the account could not be read at Stripe; not applied (Stripe redelivers)")
+	if lerr := store.LogStripeWebhook(ctx, s.opts.DB.Primary(), entry); lerr != nil {
+		s.log.Error().Ctx(ctx).Err(lerr).Msg("could not log a Stripe webhook delivery")
+	}
+	s.log.Warn().Ctx(ctx).Str("stripe_event_id", *entry.EventID).Str("account_id", accountOf(entry)).
+		Msg("Stripe account.updated not applied: Stripe could not be read; answered 503 so Stripe delivers it again")
+	return err
+}
+
+func accountOf(e *store.StripeWebhook) string {
+	if e.AccountID == nil {
+		return ""
+	}
+	return *e.AccountID
 }

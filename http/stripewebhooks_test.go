@@ -79,6 +79,41 @@ func TestStripeAccountUpdated(t *testing.T) {
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM stripe_webhook_log WHERE event_id = 'evt_1' AND processing_result = 'duplicate'`))
 }
 
+// Stripe cannot be read while an account.updated arrives: the delivery is
+// answered 503 (Stripe redelivers) and logged, without being recorded as
+// seen, so its redelivery is applied. A redelivery of an event already
+// applied is answered from the log, without reading Stripe.
+func TestStripeAccountReadFailureIsLoggedAndRedelivered(t *testing.T) {
+	t.Parallel()
+	sc := stripetest.Start(t)
+	b := stripeAPI(t, sc)
+	const acct = "acct_1Down00000000"
+	seller, token := b.newUser(t, "seller")
+	_, err := b.pool.Exec(context.Background(), `UPDATE users SET stripe_account_id = $2 WHERE id = $1`, seller.ID, acct)
+	require.NoError(t, err)
+	sc.PutAccount(acct, true)
+	body := stripetest.ConnectEvent("evt_down", "account.updated", acct, sc.AccountObject(acct))
+	sc.FailNext(100, 503)
+	r := b.deliverStripe(t, body, stripetest.SignWebhook(stripetest.WebhookSecret, body))
+	require.Equal(t, 503, r.Status, r.Raw)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM stripe_webhook_log WHERE event_id = 'evt_down' AND signature_valid AND processing_result LIKE 'error:%'`),
+		"the delivery Stripe will make again is logged")
+	require.Equal(t, false, b.do(t, "GET", "/v1/me", token, nil).Body["payouts_enabled"])
+
+	sc.FailNext(0, 0)
+	r = b.deliverStripe(t, body, stripetest.SignWebhook(stripetest.WebhookSecret, body))
+	require.Equal(t, 200, r.Status, r.Raw)
+	require.Contains(t, r.Raw, "accepted", "the redelivery is applied: the failed one was not recorded as seen")
+	require.Equal(t, true, b.do(t, "GET", "/v1/me", token, nil).Body["payouts_enabled"])
+
+	reads := sc.Calls("GET /v1/accounts/" + acct)
+	r = b.deliverStripe(t, body, stripetest.SignWebhook(stripetest.WebhookSecret, body))
+	require.Equal(t, 200, r.Status, r.Raw)
+	require.Contains(t, r.Raw, "duplicate")
+	require.Equal(t, reads, sc.Calls("GET /v1/accounts/"+acct), "a duplicate reads nothing at Stripe")
+	require.Equal(t, 3, b.count(t, `SELECT count(*) FROM stripe_webhook_log WHERE event_id = 'evt_down'`))
+}
+
 func TestStripeWebhookBadPaths(t *testing.T) {
 	t.Parallel()
 	b := stripeAPI(t, nil)

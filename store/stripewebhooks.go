@@ -42,14 +42,39 @@ func InsertStripeWebhook(ctx context.Context, q Querier, w *StripeWebhook) (firs
 			result = ResultDuplicate
 		}
 	}
-	_, err = q.Exec(ctx, `INSERT INTO stripe_webhook_log (source_ip, signature_valid, event_id, event_type, account_id, payload,
+	if err := logStripeWebhook(ctx, q, w, result); err != nil {
+		return false, err
+	}
+	return first, nil
+}
+
+// LogStripeWebhook writes a delivery's log row only: one that was not
+// applied and that Stripe will deliver again (its event is not recorded
+// as seen, so the redelivery is applied).
+func LogStripeWebhook(ctx context.Context, q Querier, w *StripeWebhook) error {
+	return logStripeWebhook(ctx, q, w, w.ProcessingResult)
+}
+
+func logStripeWebhook(ctx context.Context, q Querier, w *StripeWebhook, result string) error {
+	_, err := q.Exec(ctx, `INSERT INTO stripe_webhook_log (source_ip, signature_valid, event_id, event_type, account_id, payload,
 			payload_sha256, payload_bytes, processing_result)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		w.SourceIP, w.SignatureValid, w.EventID, w.EventType, w.AccountID, w.Payload, w.PayloadSHA256, w.PayloadBytes, result)
 	if err != nil {
-		return false, fmt.Errorf("error logging a Stripe webhook: %w", err)
+		return fmt.Errorf("error logging a Stripe webhook: %w", err)
 	}
-	return first, nil
+	return nil
+}
+
+// StripeEventSeen reports whether the event was applied already (a
+// redelivery), so the caller need not read Stripe for it.
+func StripeEventSeen(ctx context.Context, q Querier, eventID string) (bool, error) {
+	var seen bool
+	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM stripe_events WHERE event_id = $1)`, eventID).Scan(&seen)
+	if err != nil {
+		return false, fmt.Errorf("error reading a Stripe event: %w", err)
+	}
+	return seen, nil
 }
 
 // LockPayoutsEnabled locks the sellers of a connected account and reads
