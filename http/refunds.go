@@ -108,8 +108,9 @@ func (s *Server) handleAdminRetryTransfer() fiber.Handler {
 		}
 		ctx := c.UserContext()
 		var jobID int64
+		var status veza.TransferStatus
 		err = s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
-			jobID, err = s.opts.Settle.RetryTransfer(ctx, tx, s.opts.Inserter, id)
+			jobID, status, err = s.opts.Settle.RetryTransferTo(ctx, tx, s.opts.Inserter, id)
 			return err
 		})
 		if errors.Is(err, store.ErrNotFound) {
@@ -118,7 +119,7 @@ func (s *Server) handleAdminRetryTransfer() fiber.Handler {
 		if err != nil {
 			return err
 		}
-		return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"transfer_id": id, "status": veza.TransferPending, "job_id": jobID})
+		return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"transfer_id": id, "status": status, "job_id": jobID})
 	}
 }
 

@@ -155,6 +155,15 @@ func TestAdminTransfers(t *testing.T) {
 	require.Equal(t, 409, r.Status, "now pending")
 	require.Equal(t, "transfer_not_retryable", r.errorCode())
 
+	// A reversal that exhausted its budget goes back to reversal_pending,
+	// and the answer says so.
+	_, err := b.pool.Exec(ctx, `UPDATE seller_transfers SET status = 'reversal_failed', reversal_amount = 10 WHERE id = $1`, completed.ID)
+	require.NoError(t, err)
+	r = b.do(t, "POST", "/admin/transfers/"+completed.ID.String()+"/retry", admin, nil)
+	require.Equal(t, 202, r.Status, r.Raw)
+	require.Equal(t, "reversal_pending", r.Body["status"], r.Raw)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM seller_transfers WHERE id = $1 AND status = 'reversal_pending'`, completed.ID))
+
 	// The bulk form, after an outage: only the retryable statuses.
 	r = b.do(t, "POST", "/admin/transfers/retry", admin, map[string]string{"status": "completed"})
 	require.Equal(t, 422, r.Status, r.Raw)

@@ -62,36 +62,46 @@ func (s *Settler) CloseUnpaid(ctx context.Context, tx pgx.Tx, transferID uuid.UU
 // while its seller had no account takes the seller's account now. It
 // returns the job's id; a 409 transfer_not_retryable for any other state.
 func (s *Settler) RetryTransfer(ctx context.Context, tx pgx.Tx, ins Inserter, transferID uuid.UUID) (int64, error) {
+	jobID, _, err := s.RetryTransferTo(ctx, tx, ins, transferID)
+	return jobID, err
+}
+
+// RetryTransferTo is RetryTransfer, and the status the transfer moved to
+// (pending for a payout, reversal_pending for a reversal).
+func (s *Settler) RetryTransferTo(ctx context.Context, tx pgx.Tx, ins Inserter, transferID uuid.UUID) (int64, veza.TransferStatus, error) {
 	t, err := store.GetTransferForUpdate(ctx, tx, transferID)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	var job river.InsertManyParams
+	var to veza.TransferStatus
 	switch t.Status {
 	case veza.TransferFailed:
 		if err := store.SetTransferDestination(ctx, tx, t.ID); err != nil {
-			return 0, err
+			return 0, "", err
 		}
-		if err := store.TransitionTransfer(ctx, tx, t.ID, veza.TransferFailed, veza.TransferPending,
+		to = veza.TransferPending
+		if err := store.TransitionTransfer(ctx, tx, t.ID, veza.TransferFailed, to,
 			store.TransferUpdate{ResetRetries: true, NextPayoutRound: true}); err != nil {
-			return 0, err
+			return 0, "", err
 		}
 		job = s.Jobs.PayoutJob(t.ID)
 	case veza.TransferReversalFailed:
-		if err := store.TransitionTransfer(ctx, tx, t.ID, veza.TransferReversalFailed, veza.TransferReversalPending,
+		to = veza.TransferReversalPending
+		if err := store.TransitionTransfer(ctx, tx, t.ID, veza.TransferReversalFailed, to,
 			store.TransferUpdate{ResetRetries: true, NextReversalRound: true}); err != nil {
-			return 0, err
+			return 0, "", err
 		}
 		job = s.Jobs.ReversalJob(t.ID)
 	default:
-		return 0, veza.Errorf(veza.KindConflict, "transfer_not_retryable",
+		return 0, "", veza.Errorf(veza.KindConflict, "transfer_not_retryable",
 			"only a failed payout or a reversal_failed transfer can be retried; this one is %s", t.Status)
 	}
 	res, err := ins.InsertManyTx(ctx, tx, []river.InsertManyParams{jobargs.Unique(job)})
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	return res[0].Job.ID, nil
+	return res[0].Job.ID, to, nil
 }
 
 // Retryable are the statuses an operator may retry.
