@@ -119,6 +119,13 @@ var paymentEvents = map[string]string{
 	"partially_captured_and_capturable": "payment_captured",
 }
 
+// waitingStatuses are the not-final statuses that move by themselves (the
+// buyer, the connector or the capture moves them).
+var waitingStatuses = map[string]bool{
+	"processing": true, "requires_customer_action": true, "requires_payment_method": true,
+	"requires_confirmation": true, "requires_capture": true, "partially_authorized_and_requires_capture": true,
+}
+
 // ReconcileOrderWorker reads a stuck order's payment and feeds its status to
 // the dispatcher as a synthetic event.
 type ReconcileOrderWorker struct {
@@ -198,7 +205,17 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 	}
 	if !final {
 		w.Metrics.Reconcile("order", "not_final")
-		log.Info().Str("psp_status", payment.Status).Msg("reconcile: payment still not final")
+		switch {
+		case payment.Status == "conflicted" || payment.Status == "requires_merchant_action":
+			// Hyperswitch will not move it by itself: a person must.
+			log.Error().Str("psp_status", payment.Status).
+				Msg("reconcile: a stuck payment needs a person at Hyperswitch (conflicted: it and the connector disagree; requires_merchant_action: the merchant must act): resolve it in Hyperswitch's dashboard; the order stays pending until its outcome arrives")
+		case !waitingStatuses[payment.Status]:
+			log.Warn().Str("psp_status", payment.Status).
+				Msg("reconcile: a payment status this service does not know: the order stays pending; check the payment in Hyperswitch's dashboard")
+		default:
+			log.Info().Str("psp_status", payment.Status).Msg("reconcile: payment still not final")
+		}
 		return nil
 	}
 	args := jobargs.ProcessEventArgs{

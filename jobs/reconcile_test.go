@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,6 +156,33 @@ func TestReconcileOrders(t *testing.T) {
 	var receipts int
 	require.NoError(t, b.db.Primary().QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = 'email'`).Scan(&receipts))
 	require.Equal(t, 1, receipts)
+}
+
+// A stuck payment that only a person can move (Hyperswitch and the
+// connector disagree, or the merchant must act) is an ERROR an operator
+// sees, and a status this code does not know is a WARN: neither is left
+// at INFO as "still not final". The order stays pending either way.
+func TestStuckPaymentNeedingAPersonIsAnError(t *testing.T) {
+	t.Parallel()
+	b := setupReconcile(t, 50)
+	levels := map[string]string{"conflicted": "error", "requires_merchant_action": "error", "teleported": "warn", "processing": "info"}
+	ids := map[string]uuid.UUID{}
+	for status := range levels {
+		ids[status] = b.order(t, veza.OrderPending, time.Hour, status)
+	}
+	b.sweep(t)
+	for status, level := range levels {
+		id := ids[status]
+		require.Equal(t, veza.OrderPending, b.orderStatus(t, id), status)
+		var line string
+		for _, l := range strings.Split(b.logs.String(), "\n") {
+			if strings.Contains(l, `"order_id":"`+id.String()+`"`) && strings.Contains(l, `"psp_status":"`+status+`"`) {
+				line = l
+			}
+		}
+		require.NotEmpty(t, line, "a reconcile line for %s", status)
+		require.Contains(t, line, `"level":"`+level+`"`, status)
+	}
 }
 
 // Hyperswitch never heard the connector's outcome (the buyer did not come
