@@ -456,3 +456,19 @@ func TestPayoutWithUnknownOutcomeWaitsWhenStripeIsDisabled(t *testing.T) {
 	require.Equal(t, veza.TransferCompleted, got.Status)
 	require.Equal(t, 1, b.stripe.TransferCount())
 }
+
+// A process killed between its send and its record leaves no retry on the
+// row, and River rescues the job (attempt 2) onto a process whose Stripe
+// is disabled: the first attempt may have paid, so it waits too.
+func TestRescuedPayoutWaitsWhenStripeIsDisabled(t *testing.T) {
+	t.Parallel()
+	b := setupPay(t, 500)
+	tr := b.transfer(t, 0)
+	off := b.payouts()
+	off.Stripe = nil
+	var snooze *river.JobSnoozeError
+	require.ErrorAs(t, off.Work(context.Background(), job(jobargs.PayoutArgs{TransferID: tr.ID}, 2, b.settle.Jobs.Payout.MaxAttempts)), &snooze)
+	got := b.get(t, tr.ID)
+	require.Equal(t, veza.TransferPending, got.Status, "not failed: the rescued attempt's first run may have sent")
+	require.Zero(t, got.RetryCount)
+}

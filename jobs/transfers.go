@@ -93,11 +93,12 @@ func (w *PayoutWorker) Work(ctx context.Context, job *river.Job[jobargs.PayoutAr
 		}
 		return w.closeUnpaid(ctx, t, reason)
 	case settle.PayoutHold:
-		if w.Stripe == nil && t.RetryCount > 0 {
-			// An earlier attempt's outcome is unknown: Stripe may have
-			// paid. Failing the row would say "did not happen" without
-			// Stripe's word; a process that can ask decides (no attempt
-			// used).
+		if w.Stripe == nil && (t.RetryCount > 0 || job.Attempt > 1) {
+			// An earlier attempt's outcome is unknown (recorded, or its
+			// process died between send and record and River rescued
+			// the job): Stripe may have paid. Failing the row would say
+			// "did not happen" without Stripe's word; a process that can
+			// ask decides (no attempt used).
 			w.Logger.Warn().Ctx(ctx).Str("transfer_id", t.ID.String()).
 				Msg("payout with an unknown outcome waits: Stripe Connect is not enabled on this process")
 			return river.JobSnooze(15 * time.Minute)
@@ -199,7 +200,10 @@ func (w *PayoutWorker) closeUnpaid(ctx context.Context, t *store.Transfer, reaso
 // recorded an unknown outcome. updated_at is written right after the
 // client gives up, so it is no earlier than the request, and it is read
 // on the database's clock (KeyAge; unknown counts as just written). A
-// pending row with no retry recorded sent nothing that was lost.
+// pending row with no retry recorded lost no answer it knows of; a send
+// whose process died before recording went out within a job timeout of
+// its key's mark, and the caller asks only once that key is older than
+// Stripe's reuse window, long settled.
 func (w *PayoutWorker) unsettled(t *store.Transfer) time.Duration {
 	if t.Status == veza.TransferPending && t.RetryCount == 0 {
 		return 0
