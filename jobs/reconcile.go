@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -196,12 +197,29 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 	if recheck && !tookMoney(payment) {
 		// Only money taken moves a failed order: its whole price completes
 		// it; a part or another amount (a manual retry at Hyperswitch) is
-		// fed like its lost webhook, and settle refunds it unless an
-		// automatic refund has it already (the part capture that failed
-		// the order). The event id holds one feed per status.
+		// fed like its lost webhook, and settle refunds it. The event id
+		// holds one feed per status.
 		w.Metrics.Reconcile("order", "not_final")
 		log.Info().Str("psp_status", payment.Status).Msg("reconcile: failed order's payment still not taken")
 		return nil
+	}
+	if recheck && !tookThePrice(payment, order) {
+		// An automatic refund dealt with this money already, whatever its
+		// outcome: succeeded or on its way (the part capture that failed
+		// the order), or failed, whose ERROR asked an operator to pay the
+		// buyer by hand; a second one could pay the buyer twice.
+		refunds, err := store.OrderRefunds(ctx, pool, order.ID)
+		if err != nil {
+			return err
+		}
+		for _, r := range refunds {
+			if r.Automatic {
+				w.Metrics.Reconcile("order", "nothing")
+				log.Info().Str("psp_status", payment.Status).Str("refund_id", r.ID.String()).Str("refund_status", string(r.Status)).
+					Msg("reconcile: failed order's payment took another amount, which its automatic refund dealt with")
+				return nil
+			}
+		}
 	}
 	if !final {
 		w.Metrics.Reconcile("order", "not_final")
@@ -230,6 +248,15 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 	w.Metrics.Reconcile("order", "synced")
 	log.Info().Str("status_synced", payment.Status).Str("event_type", eventType).Msg("reconcile: order synced from the PSP")
 	return nil
+}
+
+// tookThePrice: the payment took all of the order's price, in its currency.
+func tookThePrice(p *hyperswitch.Payment, order *store.Order) bool {
+	received := p.Amount
+	if p.AmountReceived != nil {
+		received = *p.AmountReceived
+	}
+	return p.Status == "succeeded" && p.Amount == order.Amount && received == order.Amount && strings.EqualFold(p.Currency, order.Currency)
 }
 
 // tookMoney: the payment holds the buyer's money (all or part of it).

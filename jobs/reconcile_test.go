@@ -232,6 +232,13 @@ func TestReconcileFindsAFailedPaymentRetriedToSuccess(t *testing.T) {
 	other := b.order(t, veza.OrderFailed, time.Hour, "")
 	received := int64(900)
 	b.hs.PutPayment(hyperswitch.Payment{PaymentID: store.PaymentIDFor(other), Status: "succeeded", Amount: 900, AmountReceived: &received, Currency: "EUR"})
+	// The same, but its automatic refund failed at the provider: that
+	// failure's ERROR asked an operator to pay the buyer by hand, and a
+	// second automatic refund could pay them twice.
+	refundFailed := b.order(t, veza.OrderFailed, time.Hour, "")
+	b.hs.PutPayment(hyperswitch.Payment{PaymentID: store.PaymentIDFor(refundFailed), Status: "succeeded", Amount: 900, AmountReceived: &received, Currency: "EUR"})
+	_, err = b.db.Primary().Exec(ctx, `INSERT INTO refunds (order_id, amount, currency, reason, automatic, status) VALUES ($1, 900, 'EUR', 'automatic', true, 'failed')`, refundFailed)
+	require.NoError(t, err)
 	// Its create was refused: Hyperswitch never knew the payment.
 	unknown := b.order(t, veza.OrderFailed, time.Hour, "")
 
@@ -240,17 +247,17 @@ func TestReconcileFindsAFailedPaymentRetriedToSuccess(t *testing.T) {
 	require.Equal(t, veza.OrderFailed, b.orderStatus(t, stillFailed))
 	require.Equal(t, veza.OrderFailed, b.orderStatus(t, expired), "only the money taken moves a failed order")
 	require.Equal(t, veza.OrderFailed, b.orderStatus(t, old), "past the window: not read")
-	require.Equal(t, 6, b.hs.Calls("GET /payments"))
+	require.Equal(t, 7, b.hs.Calls("GET /payments"))
 	fed := func(id uuid.UUID) (n int) {
 		require.NoError(t, b.db.Primary().QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'hyperswitch_event' AND args->'object'->>'payment_id' = $1`,
 			store.PaymentIDFor(id)).Scan(&n))
 		return n
 	}
-	for _, id := range []uuid.UUID{stillFailed, expired, unknown} {
+	for _, id := range []uuid.UUID{stillFailed, expired, unknown, part, refundFailed} {
 		require.Equal(t, veza.OrderFailed, b.orderStatus(t, id))
-		require.Zero(t, fed(id), "only money taken is fed for a failed order")
+		require.Zero(t, fed(id), "only money taken that no automatic refund dealt with is fed for a failed order")
 	}
-	for _, id := range []uuid.UUID{part, other} {
+	for _, id := range []uuid.UUID{other} {
 		require.Equal(t, veza.OrderFailed, b.orderStatus(t, id), "not its price: it stays failed")
 		require.Equal(t, 1, fed(id), "money taken is fed, as its webhook would have been")
 	}
@@ -262,12 +269,12 @@ func TestReconcileFindsAFailedPaymentRetriedToSuccess(t *testing.T) {
 	require.NotContains(t, b.logs.String(), "could not read the payment", "a payment Hyperswitch never knew is no read failure")
 
 	b.sweep(t)
-	require.Equal(t, 6, b.hs.Calls("GET /payments"), "read again only after FailedOrderRecheck")
+	require.Equal(t, 7, b.hs.Calls("GET /payments"), "read again only after FailedOrderRecheck")
 	_, err = b.db.Primary().Exec(ctx, `UPDATE orders SET reconciled_at = now() - make_interval(secs => $2) WHERE id = $1`,
 		stillFailed, (jobs.FailedOrderRecheck + time.Minute).Seconds())
 	require.NoError(t, err)
 	b.sweep(t)
-	require.Equal(t, 7, b.hs.Calls("GET /payments"))
+	require.Equal(t, 8, b.hs.Calls("GET /payments"))
 }
 
 func TestReconcileReadErrorLeavesTheRow(t *testing.T) {

@@ -241,12 +241,6 @@ func TestPartialCaptureNeverCompletesOnTopOfItsRefund(t *testing.T) {
 	require.Contains(t, b.logs.String(), "settle it by hand")
 }
 
-// A cancel after capture applied before the payment's success (two event
-// jobs racing for the order, or reconcile reading the payment first): the
-// money went back to the buyer already, so the success that follows asks
-// for no automatic refund (Hyperswitch refuses a refund of a cancelled
-// payment, and the refusal would send operators to pay the buyer by
-// hand), and the cancel stays the payment's recorded status.
 // Events are not ordered: a late processing or failed event after the
 // cancel after capture must not hide it, or the success that follows
 // starts a refund Hyperswitch refuses (and an ERROR asking for a manual
@@ -275,19 +269,55 @@ func TestLateEventsAfterACancelAfterCaptureRefundNothing(t *testing.T) {
 	}
 }
 
-// A late intermediate status does not overwrite the payment's last word.
-func TestLateProcessingDoesNotOverwriteSuccess(t *testing.T) {
+// A late intermediate status, or the failure of an earlier attempt (a
+// manual retry then succeeded), does not overwrite the payment's last word.
+func TestLateEventsDoNotOverwriteSuccess(t *testing.T) {
+	t.Parallel()
+	for _, late := range []struct{ typ, status string }{
+		{"payment_processing", "processing"},
+		{"payment_processing", "conflicted"},
+		{"payment_captured", "partially_captured_and_capturable"},
+		{"payment_authorized", "partially_authorized_and_requires_capture"},
+		{"payment_failed", "failed"},
+		{"payment_expired", "expired"},
+	} {
+		t.Run(late.status, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			o := storetest.PendingOrder(t, b.tx, 1000)
+			require.Equal(t, store.ResultOK, b.apply(t, paid(o)))
+			require.Equal(t, "succeeded", *b.order(t, o.ID).PaymentStatus)
+			b.apply(t, event(late.typ, o.Order, late.status))
+			got := b.order(t, o.ID)
+			require.Equal(t, veza.OrderCompleted, got.Status)
+			require.Equal(t, "succeeded", *got.PaymentStatus)
+		})
+	}
+}
+
+// The same status again writes nothing: updated_at keeps its time (the
+// failed-order recheck's 30-day window is counted from it, and a repeated
+// feed must not renew it for ever).
+func TestRepeatedStatusKeepsUpdatedAt(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	o := storetest.PendingOrder(t, b.tx, 1000)
-	require.Equal(t, store.ResultOK, b.apply(t, paid(o)))
-	require.Equal(t, "succeeded", *b.order(t, o.ID).PaymentStatus)
-	b.apply(t, event("payment_processing", o.Order, "processing"))
+	require.Equal(t, store.ResultOK, b.apply(t, event("payment_failed", o.Order, "failed")))
+	_, err := b.tx.Exec(b.ctx, `UPDATE orders SET updated_at = now() - interval '20 days' WHERE id = $1`, o.ID)
+	require.NoError(t, err)
+	before := b.order(t, o.ID).UpdatedAt
+	b.apply(t, event("payment_failed", o.Order, "failed"))
 	got := b.order(t, o.ID)
-	require.Equal(t, veza.OrderCompleted, got.Status)
-	require.Equal(t, "succeeded", *got.PaymentStatus)
+	require.Equal(t, veza.OrderFailed, got.Status)
+	require.True(t, before.Equal(got.UpdatedAt), "updated_at moved from %s to %s", before, got.UpdatedAt)
 }
 
+// A cancel after capture applied before the payment's success (two event
+// jobs racing for the order, or reconcile reading the payment first): the
+// money went back to the buyer already, so the success that follows asks
+// for no automatic refund (Hyperswitch refuses a refund of a cancelled
+// payment, and the refusal would send operators to pay the buyer by
+// hand), and the cancel stays the payment's recorded status.
 func TestSuccessAfterACancelAfterCaptureRefundsNothing(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
