@@ -316,8 +316,15 @@ func (s *Settler) outsideRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ev
 // names.
 func (s *Settler) applyRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ev jobargs.ProcessEventArgs) (string, error) {
 	obj := ev.Object
+	if obj.RefundID == "" {
+		// Hyperswitch always names the refund (ParseEvent reads one no
+		// column could hold as absent): not a refund made outside Veza.
+		s.Logger.Warn().Ctx(ctx).Str("event_id", ev.EventID).Str("payment_id", obj.PaymentID).
+			Msg("refund event without a refund_id: skipped")
+		return store.ResultSkipped, nil
+	}
 	id, ok := store.RefundRowID(obj.RefundID)
-	if !ok && obj.RefundID != "" {
+	if !ok {
 		// A row may hold an id of another form (recorded from Hyperswitch's
 		// answer): it is ours all the same.
 		recorded, err := store.RefundIDByPSPID(ctx, tx, obj.RefundID)

@@ -218,6 +218,21 @@ func TestRefundMadeOutsideVeza(t *testing.T) {
 		ev.EventID = "evt_again"
 		require.Equal(t, store.ResultSkipped, b.apply(t, ev), "a replay moves nothing")
 	})
+	t.Run("without a refund id", func(t *testing.T) {
+		// Hyperswitch always names the refund; an event without one (or
+		// with one no column could hold, read as absent) is not a refund
+		// made outside Veza, and moves nothing.
+		t.Parallel()
+		b := setup(t)
+		o := storetest.CompletedOrder(t, b.tx, 1000, 700)
+		paidOut := o.Transfer(t, b.tx, 0, veza.TransferCompleted)
+		ev := event("refund_succeeded", o.Order, "succeeded")
+		require.Equal(t, store.ResultSkipped, b.apply(t, ev))
+		require.Equal(t, veza.OrderCompleted, b.order(t, o.ID).Status)
+		require.Equal(t, veza.TransferCompleted, b.transfer(t, paidOut.ID).Status)
+		require.Contains(t, b.logs.String(), "refund event without a refund_id")
+		b.requireNoJobs(t)
+	})
 	t.Run("part of it", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
