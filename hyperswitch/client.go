@@ -192,15 +192,49 @@ func (c *Client) CreatePayment(ctx context.Context, p CreatePaymentParams) (*Pay
 	if isDuplicate(err) {
 		return c.GetPayment(ctx, p.PaymentID)
 	}
+	if err == nil {
+		err = notOurs("POST /payments", p.PaymentID, out.PaymentID)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
+// notOurs: a 2xx that answers another object than the one asked for (a
+// proxy's cache, a mix-up) says nothing of ours: an unknown outcome.
+func notOurs(call, asked, answered string) error {
+	if asked == answered {
+		return nil
+	}
+	return &Error{HTTPStatus: http.StatusOK, Undecodable: true, cause: fmt.Errorf("%s for %s answered %q", call, asked, answered)}
+}
+
 // GetPayment reads a payment (with its client secret).
 func (c *Client) GetPayment(ctx context.Context, paymentID string) (*Payment, error) {
-	return get[Payment](ctx, c, "/payments/"+url.PathEscape(paymentID))
+	return getPayment(ctx, c, paymentID, "")
+}
+
+func getPayment(ctx context.Context, c *Client, paymentID, query string) (*Payment, error) {
+	p, err := get[Payment](ctx, c, "/payments/"+url.PathEscape(paymentID)+query)
+	if err == nil {
+		err = notOurs("GET /payments", paymentID, p.PaymentID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func getRefund(ctx context.Context, c *Client, refundID, query string) (*Refund, error) {
+	r, err := get[Refund](ctx, c, "/refunds/"+url.PathEscape(refundID)+query)
+	if err == nil {
+		err = notOurs("GET /refunds", refundID, r.RefundID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // SyncPayment reads a payment with force_sync=true: Hyperswitch asks the
@@ -208,12 +242,12 @@ func (c *Client) GetPayment(ctx context.Context, paymentID string) (*Payment, er
 // the connector's word never reached it (a buyer who did not come back
 // from 3-D Secure). Reconcile reads this way; it costs a connector call.
 func (c *Client) SyncPayment(ctx context.Context, paymentID string) (*Payment, error) {
-	return get[Payment](ctx, c, "/payments/"+url.PathEscape(paymentID)+forceSync)
+	return getPayment(ctx, c, paymentID, forceSync)
 }
 
 // SyncRefund reads a refund with force_sync=true (see SyncPayment).
 func (c *Client) SyncRefund(ctx context.Context, refundID string) (*Refund, error) {
-	return get[Refund](ctx, c, "/refunds/"+url.PathEscape(refundID)+forceSync)
+	return getRefund(ctx, c, refundID, forceSync)
 }
 
 // forceSync asks Hyperswitch to read the connector, not its cache.
@@ -235,11 +269,10 @@ func (c *Client) CreateRefund(ctx context.Context, p CreateRefundParams) (*Refun
 	}
 	var out Refund
 	err := c.do(ctx, http.MethodPost, "/refunds", p, &out)
-	if err == nil && out.RefundID != p.RefundID {
-		// Another refund's answer (a proxy's cache, a mix-up): not ours.
-		return nil, &Error{HTTPStatus: http.StatusOK, Undecodable: true, cause: fmt.Errorf("POST /refunds for %s answered refund %q", p.RefundID, out.RefundID)}
-	}
 	if err == nil {
+		if err := notOurs("POST /refunds", p.RefundID, out.RefundID); err != nil {
+			return nil, err
+		}
 		return &out, nil
 	}
 	var refused *Error
@@ -261,7 +294,7 @@ func (c *Client) CreateRefund(ctx context.Context, p CreateRefundParams) (*Refun
 
 // GetRefund reads a refund.
 func (c *Client) GetRefund(ctx context.Context, refundID string) (*Refund, error) {
-	return get[Refund](ctx, c, "/refunds/"+url.PathEscape(refundID))
+	return getRefund(ctx, c, refundID, "")
 }
 
 // get reads one object at path.

@@ -390,4 +390,19 @@ func TestSuccessWithoutTheObjectIsUnknown(t *testing.T) {
 	c := hyperswitch.New("http://hyperswitch.invalid", hyperswitchtest.APIKey, &http.Client{Transport: answers{200, `{"refund_id":"r2","payment_id":"p1","status":"succeeded","amount":500}`}})
 	_, err := c.CreateRefund(ctx, hyperswitch.CreateRefundParams{RefundID: "r1", PaymentID: "p1", Amount: 500})
 	require.True(t, hyperswitch.IsTransient(err), "%v", err)
+	for _, read := range []func() error{
+		func() error { _, err := c.SyncRefund(ctx, "r1"); return err },
+		func() error { _, err := c.GetRefund(ctx, "r1"); return err },
+	} {
+		err := read()
+		require.True(t, hyperswitch.IsTransient(err), "a read of r1 answered r2: %v", err)
+	}
+	// Nor is another payment's, read or created.
+	c = hyperswitch.New("http://hyperswitch.invalid", hyperswitchtest.APIKey, &http.Client{Transport: answers{200, `{"payment_id":"p2","status":"succeeded","amount":500,"currency":"USD"}`}})
+	_, err = c.SyncPayment(ctx, "p1")
+	require.True(t, hyperswitch.IsTransient(err), "%v", err)
+	_, err = c.GetPayment(ctx, "p1")
+	require.True(t, hyperswitch.IsTransient(err), "%v", err)
+	_, err = c.CreatePayment(ctx, hyperswitch.CreatePaymentParams{PaymentID: "p1", Amount: 500, Currency: "USD"})
+	require.True(t, hyperswitch.IsTransient(err), "%v", err)
 }
