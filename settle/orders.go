@@ -222,14 +222,22 @@ func (s *Settler) paid(ctx context.Context, tx pgx.Tx, ins Inserter, order *stor
 }
 
 // autoRefund refunds amount of the order's payment by itself: a refund row
-// (automatic) and its submit job, in tx. An order that has a live or
-// succeeded automatic refund already gets none (nil).
+// (automatic) and its submit job, in tx. An order that has an automatic
+// refund already, whatever its outcome, gets none (nil): a failed one's
+// ERROR asked an operator to return the money by hand, and a second could
+// pay the buyer twice. (The caller holds the order's row lock.)
 func (s *Settler) autoRefund(ctx context.Context, tx pgx.Tx, ins Inserter, order *store.Order, amount int64, why string) (*store.Refund, error) {
 	if amount <= 0 {
 		return nil, nil
 	}
-	if refunding, err := s.hasAutomaticRefund(ctx, tx, order.ID); err != nil || refunding {
+	refunds, err := store.OrderRefunds(ctx, tx, order.ID)
+	if err != nil {
 		return nil, err
+	}
+	for _, r := range refunds {
+		if r.Automatic {
+			return nil, nil
+		}
 	}
 	refund, err := store.CreateAutomaticRefund(ctx, tx, order.ID, amount, order.Currency, why)
 	if err != nil {

@@ -134,6 +134,23 @@ func TestSuccessOnAClosedOrderIsRefunded(t *testing.T) {
 	}
 }
 
+// An automatic refund the provider refused asked an operator to return the
+// money by hand (FailRefund's ERROR): the same money arriving again (a
+// redelivery under another event id, a reconcile feed) makes no second
+// automatic refund, which could pay the buyer twice.
+func TestFailedAutomaticRefundIsNotMadeAgain(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	o := storetest.PendingOrder(t, b.tx, 1000)
+	require.Equal(t, store.ResultOK, b.apply(t, event("payment_cancelled", o.Order, "cancelled")))
+	require.Equal(t, store.ResultOK, b.apply(t, paid(o)))
+	refund := b.onlyRefund(t, o.ID)
+	_, err := b.tx.Exec(b.ctx, `UPDATE refunds SET status = 'failed' WHERE id = $1`, refund.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.ResultSkipped, b.apply(t, paid(o)))
+	require.Equal(t, refund.ID, b.onlyRefund(t, o.ID).ID, "no second automatic refund")
+}
+
 // A capture of part of the amount: not completed, the part refunded.
 func TestPartialCaptureFailsTheOrderAndRefundsThePart(t *testing.T) {
 	t.Parallel()

@@ -319,8 +319,8 @@ func (s *Settler) applyRefund(ctx context.Context, tx pgx.Tx, ins Inserter, ev j
 	if obj.RefundID == "" {
 		// Hyperswitch always names the refund (ParseEvent reads one no
 		// column could hold as absent): not a refund made outside Veza.
-		s.Logger.Warn().Ctx(ctx).Str("event_id", ev.EventID).Str("payment_id", obj.PaymentID).
-			Msg("refund event without a refund_id: skipped")
+		s.Logger.Error().Ctx(ctx).Str("event_id", ev.EventID).Str("payment_id", obj.PaymentID).Str("event_type", ev.EventType).
+			Msg("refund event without a refund_id (or one no column holds): skipped; look the payment's refunds up in Hyperswitch's dashboard")
 		return store.ResultSkipped, nil
 	}
 	id, ok := store.RefundRowID(obj.RefundID)
