@@ -208,17 +208,17 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 		// outcome: succeeded or on its way (the part capture that failed
 		// the order), or failed, whose ERROR asked an operator to pay the
 		// buyer by hand; a second one could pay the buyer twice.
-		refunds, err := store.OrderRefunds(ctx, pool, order.ID)
+		// (Settle's autoRefund decides under the order's lock; this read
+		// spares the feed.)
+		refunds, err := store.OrderRefundSummary(ctx, pool, order)
 		if err != nil {
 			return err
 		}
-		for _, r := range refunds {
-			if r.Automatic {
-				w.Metrics.Reconcile("order", "nothing")
-				log.Info().Str("psp_status", payment.Status).Str("refund_id", r.ID.String()).Str("refund_status", string(r.Status)).
-					Msg("reconcile: failed order's payment took another amount, which its automatic refund dealt with")
-				return nil
-			}
+		if refunds.Automatic {
+			w.Metrics.Reconcile("order", "nothing")
+			log.Info().Str("psp_status", payment.Status).
+				Msg("reconcile: failed order's payment took another amount, which its automatic refund dealt with")
+			return nil
 		}
 	}
 	if !final {

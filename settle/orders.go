@@ -157,21 +157,20 @@ func (s *Settler) paymentTaken(ctx context.Context, tx pgx.Tx, ins Inserter, ev 
 		}
 		return store.ResultOK, s.paid(ctx, tx, ins, order)
 	case order.Status == veza.OrderFailed && inFull:
-		back, err := s.refundedInFull(ctx, tx, order)
+		refunds, err := store.OrderRefundSummary(ctx, tx, order)
 		if err != nil {
 			return "", err
 		}
-		if back {
+		if refunds.Back >= order.Amount {
 			s.Logger.Warn().Ctx(ctx).Str("event_id", ev.EventID).Str("order_id", order.ID.String()).Str("payment_id", order.PaymentID).
 				Msg("payment succeeded on a failed order whose buyer has all of it back already (a refund made outside Veza): order left failed")
 			return store.ResultSkipped, s.recordStatus(ctx, tx, order, obj.Status)
 		}
-		refunding, err := s.hasAutomaticRefund(ctx, tx, order.ID)
-		if err != nil || refunding {
+		if refunds.AutomaticLive {
 			// Its money is already on its way back (a partial capture): the
 			// order cannot be completed on top of that.
 			log.Msg("payment succeeded on a failed order whose money is being refunded automatically: order left failed; settle it by hand")
-			return store.ResultSkipped, err
+			return store.ResultSkipped, nil
 		}
 		log.Msg("payment succeeded after the order was failed (a retry at the provider): order completed, sellers paid")
 		if err := store.TransitionOrderWithPayment(ctx, tx, order.ID, veza.OrderFailed, veza.OrderCompleted, obj.Status); err != nil {
@@ -230,14 +229,8 @@ func (s *Settler) autoRefund(ctx context.Context, tx pgx.Tx, ins Inserter, order
 	if amount <= 0 {
 		return nil, nil
 	}
-	refunds, err := store.OrderRefunds(ctx, tx, order.ID)
-	if err != nil {
+	if refunds, err := store.OrderRefundSummary(ctx, tx, order); err != nil || refunds.Automatic {
 		return nil, err
-	}
-	for _, r := range refunds {
-		if r.Automatic {
-			return nil, nil
-		}
 	}
 	refund, err := store.CreateAutomaticRefund(ctx, tx, order.ID, amount, order.Currency, why)
 	if err != nil {
@@ -247,37 +240,6 @@ func (s *Settler) autoRefund(ctx context.Context, tx pgx.Tx, ins Inserter, order
 		return nil, err
 	}
 	return refund, nil
-}
-
-// refundedInFull reports whether the order's succeeded refunds add up to
-// all of its amount.
-func (s *Settler) refundedInFull(ctx context.Context, tx pgx.Tx, order *store.Order) (bool, error) {
-	refunds, err := store.OrderRefunds(ctx, tx, order.ID)
-	if err != nil {
-		return false, err
-	}
-	var back int64
-	for _, r := range refunds {
-		if r.Status == veza.RefundSucceeded && strings.EqualFold(r.Currency, order.Currency) {
-			back += r.Amount
-		}
-	}
-	return back >= order.Amount, nil
-}
-
-// hasAutomaticRefund reports whether the order has an automatic refund live
-// or succeeded.
-func (s *Settler) hasAutomaticRefund(ctx context.Context, tx pgx.Tx, orderID uuid.UUID) (bool, error) {
-	refunds, err := store.OrderRefunds(ctx, tx, orderID)
-	if err != nil {
-		return false, err
-	}
-	for _, r := range refunds {
-		if r.Automatic && r.Status != veza.RefundFailed {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 // paymentReturned applies a cancel after capture: the provider gave the

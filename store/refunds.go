@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -110,6 +111,32 @@ func RefundIDByPSPID(ctx context.Context, q Querier, pspRefundID string) (uuid.U
 // OrderRefunds lists an order's refunds, oldest first.
 func OrderRefunds(ctx context.Context, q Querier, orderID uuid.UUID) ([]Refund, error) {
 	return all(scanRefund)(q.Query(ctx, `SELECT `+refundColumns+` FROM refunds WHERE order_id = $1 ORDER BY created_at, id`, orderID))
+}
+
+// RefundSummary is what settling a payment reads of an order's refunds.
+type RefundSummary struct {
+	Back          int64 // succeeded, in the order's currency
+	Automatic     bool  // an automatic refund, whatever its outcome
+	AutomaticLive bool  // an automatic refund pending or succeeded
+}
+
+// OrderRefundSummary sums the order's refunds (one read).
+func OrderRefundSummary(ctx context.Context, q Querier, order *Order) (RefundSummary, error) {
+	refunds, err := OrderRefunds(ctx, q, order.ID)
+	if err != nil {
+		return RefundSummary{}, err
+	}
+	var sum RefundSummary
+	for _, r := range refunds {
+		if r.Status == veza.RefundSucceeded && strings.EqualFold(r.Currency, order.Currency) {
+			sum.Back += r.Amount
+		}
+		if r.Automatic {
+			sum.Automatic = true
+			sum.AutomaticLive = sum.AutomaticLive || r.Status != veza.RefundFailed
+		}
+	}
+	return sum, nil
 }
 
 // SetRefundPSPID records the id Hyperswitch accepted the refund under.
