@@ -120,13 +120,6 @@ var paymentEvents = map[string]string{
 	"partially_captured_and_capturable": "payment_captured",
 }
 
-// waitingStatuses are the not-final statuses that move by themselves (the
-// buyer, the connector or the capture moves them).
-var waitingStatuses = map[string]bool{
-	"processing": true, "requires_customer_action": true, "requires_payment_method": true,
-	"requires_confirmation": true, "requires_capture": true, "partially_authorized_and_requires_capture": true,
-}
-
 // ReconcileOrderWorker reads a stuck order's payment and feeds its status to
 // the dispatcher as a synthetic event.
 type ReconcileOrderWorker struct {
@@ -194,7 +187,7 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 		return nil
 	}
 	eventType, final := paymentEvents[payment.Status]
-	if recheck && !tookMoney(payment) {
+	if recheck && !hyperswitch.PaymentTookMoney(payment.Status) {
 		// Only money taken moves a failed order: its whole price completes
 		// it; a part or another amount (a manual retry at Hyperswitch) is
 		// fed like its lost webhook, and settle refunds it. The event id
@@ -228,7 +221,7 @@ func (w *ReconcileOrderWorker) Work(ctx context.Context, job *river.Job[jobargs.
 			// Hyperswitch will not move it by itself: a person must.
 			log.Error().Str("psp_status", payment.Status).
 				Msg("reconcile: a stuck payment needs a person at Hyperswitch (conflicted: it and the connector disagree; requires_merchant_action: the merchant must act): resolve it in Hyperswitch's dashboard; the order stays pending until its outcome arrives")
-		case !waitingStatuses[payment.Status]:
+		case !hyperswitch.PaymentWaiting(payment.Status):
 			log.Warn().Str("psp_status", payment.Status).
 				Msg("reconcile: a payment status this service does not know: the order stays pending; check the payment in Hyperswitch's dashboard")
 		default:
@@ -257,11 +250,6 @@ func tookThePrice(p *hyperswitch.Payment, order *store.Order) bool {
 		received = *p.AmountReceived
 	}
 	return p.Status == "succeeded" && p.Amount == order.Amount && received == order.Amount && strings.EqualFold(p.Currency, order.Currency)
-}
-
-// tookMoney: the payment holds the buyer's money (all or part of it).
-func tookMoney(p *hyperswitch.Payment) bool {
-	return p.Status == "succeeded" || p.Status == "partially_captured" || p.Status == "partially_captured_and_capturable"
 }
 
 // RefundPendingTooLong: a refund still pending at Hyperswitch this long

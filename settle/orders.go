@@ -127,8 +127,14 @@ func (s *Settler) applyPayment(ctx context.Context, tx pgx.Tx, ins Inserter, ev 
 	return store.ResultSkipped, s.recordStatus(ctx, tx, order, obj.Status)
 }
 
+// recordStatus records the payment's status when it is its newer word
+// (hyperswitch.PaymentSupersedes; the order is read under its row lock).
 func (s *Settler) recordStatus(ctx context.Context, tx pgx.Tx, order *store.Order, status string) error {
-	if status == "" {
+	current := ""
+	if order.PaymentStatus != nil {
+		current = *order.PaymentStatus
+	}
+	if !hyperswitch.PaymentSupersedes(current, status) {
 		return nil
 	}
 	return store.SetOrderPaymentStatus(ctx, tx, order.ID, status)

@@ -194,23 +194,10 @@ func CompletePaidOrder(ctx context.Context, tx pgx.Tx, paymentID string, amount 
 	return o, nil
 }
 
-// SetOrderPaymentStatus records the PSP's last reported payment status.
-// Events are not ordered, so it keeps the payment's last word:
-//   - cancelled_post_capture (the money went back; the success guard
-//     reads it) is never overwritten;
-//   - a status that is not final (processing, requires_*, conflicted,
-//     part authorizations) never overwrites a final one;
-//   - a failure, cancel or expiry (an earlier attempt's, before a manual
-//     retry) never overwrites money taken;
-//   - the same status again writes nothing, so updated_at (the failed
-//     order recheck's window) is not renewed.
+// SetOrderPaymentStatus records the PSP's last reported payment status
+// (the caller decides it is the payment's newer word).
 func SetOrderPaymentStatus(ctx context.Context, q Querier, id uuid.UUID, status string) error {
-	_, err := q.Exec(ctx, `UPDATE orders SET payment_status = left($2, 64), updated_at = now()
-		WHERE id = $1 AND payment_status IS DISTINCT FROM 'cancelled_post_capture'
-		AND payment_status IS DISTINCT FROM left($2, 64)
-		AND NOT (COALESCE(payment_status, '') IN ('succeeded', 'failed', 'cancelled', 'expired', 'partially_captured')
-			AND $2::text NOT IN ('succeeded', 'failed', 'cancelled', 'expired', 'partially_captured', 'cancelled_post_capture'))
-		AND NOT (COALESCE(payment_status, '') IN ('succeeded', 'partially_captured') AND $2::text IN ('failed', 'cancelled', 'expired'))`, id, status)
+	_, err := q.Exec(ctx, `UPDATE orders SET payment_status = left($2, 64), updated_at = now() WHERE id = $1`, id, status)
 	return err
 }
 
