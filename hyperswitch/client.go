@@ -212,42 +212,36 @@ func notOurs(call, asked, answered string) error {
 
 // GetPayment reads a payment (with its client secret).
 func (c *Client) GetPayment(ctx context.Context, paymentID string) (*Payment, error) {
-	return getPayment(ctx, c, paymentID, "")
+	return getOurs(ctx, c, "payments", paymentID, "", paymentIDOf)
 }
 
-func getPayment(ctx context.Context, c *Client, paymentID, query string) (*Payment, error) {
-	p, err := get[Payment](ctx, c, "/payments/"+url.PathEscape(paymentID)+query)
+// getOurs reads /kind/id(query): an answer naming another object is not
+// ours (notOurs).
+func getOurs[T any](ctx context.Context, c *Client, kind, id, query string, idOf func(*T) string) (*T, error) {
+	out, err := get[T](ctx, c, "/"+kind+"/"+url.PathEscape(id)+query)
 	if err == nil {
-		err = notOurs("GET /payments", paymentID, p.PaymentID)
+		err = notOurs("GET /"+kind, id, idOf(out))
 	}
 	if err != nil {
 		return nil, err
 	}
-	return p, nil
+	return out, nil
 }
 
-func getRefund(ctx context.Context, c *Client, refundID, query string) (*Refund, error) {
-	r, err := get[Refund](ctx, c, "/refunds/"+url.PathEscape(refundID)+query)
-	if err == nil {
-		err = notOurs("GET /refunds", refundID, r.RefundID)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return r, nil
-}
+func paymentIDOf(p *Payment) string { return p.PaymentID }
+func refundIDOf(r *Refund) string   { return r.RefundID }
 
 // SyncPayment reads a payment with force_sync=true: Hyperswitch asks the
 // connector instead of answering its cached state, which stays behind when
 // the connector's word never reached it (a buyer who did not come back
 // from 3-D Secure). Reconcile reads this way; it costs a connector call.
 func (c *Client) SyncPayment(ctx context.Context, paymentID string) (*Payment, error) {
-	return getPayment(ctx, c, paymentID, forceSync)
+	return getOurs(ctx, c, "payments", paymentID, forceSync, paymentIDOf)
 }
 
 // SyncRefund reads a refund with force_sync=true (see SyncPayment).
 func (c *Client) SyncRefund(ctx context.Context, refundID string) (*Refund, error) {
-	return getRefund(ctx, c, refundID, forceSync)
+	return getOurs(ctx, c, "refunds", refundID, forceSync, refundIDOf)
 }
 
 // forceSync asks Hyperswitch to read the connector, not its cache.
@@ -294,7 +288,7 @@ func (c *Client) CreateRefund(ctx context.Context, p CreateRefundParams) (*Refun
 
 // GetRefund reads a refund.
 func (c *Client) GetRefund(ctx context.Context, refundID string) (*Refund, error) {
-	return getRefund(ctx, c, refundID, "")
+	return getOurs(ctx, c, "refunds", refundID, "", refundIDOf)
 }
 
 // get reads one object at path.
