@@ -110,7 +110,7 @@ func (s *Server) handleAdminRetryTransfer() fiber.Handler {
 		var jobID int64
 		var status veza.TransferStatus
 		err = s.opts.DB.InTx(ctx, func(tx pgx.Tx) error {
-			jobID, status, err = s.opts.Settle.RetryTransferTo(ctx, tx, s.opts.Inserter, id)
+			jobID, status, err = s.opts.Settle.RetryTransfer(ctx, tx, s.opts.Inserter, id)
 			return err
 		})
 		if errors.Is(err, store.ErrNotFound) {

@@ -387,7 +387,7 @@ func TestOperatorRetryWaitsForTheLastRequest(t *testing.T) {
 	require.Equal(t, veza.TransferReversalFailed, b.get(t, tr.ID).Status, "retries exhausted")
 	require.Equal(t, 1, b.stripe.Calls("GET transfer"), "the exhausted attempt read back")
 	require.NoError(t, b.db.InTx(ctx, func(tx pgx.Tx) error {
-		_, err := b.settle.RetryTransfer(ctx, tx, b.inserter, tr.ID)
+		_, _, err := b.settle.RetryTransfer(ctx, tx, b.inserter, tr.ID)
 		return err
 	}))
 	got := b.get(t, tr.ID)

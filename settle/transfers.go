@@ -60,15 +60,9 @@ func (s *Settler) CloseUnpaid(ctx context.Context, tx pgx.Tx, transferID uuid.UU
 // job first looks at Stripe for what earlier rounds did, then sends a new
 // key, so a retry a day later cannot pay or reverse twice. A payout planned
 // while its seller had no account takes the seller's account now. It
-// returns the job's id; a 409 transfer_not_retryable for any other state.
-func (s *Settler) RetryTransfer(ctx context.Context, tx pgx.Tx, ins Inserter, transferID uuid.UUID) (int64, error) {
-	jobID, _, err := s.RetryTransferTo(ctx, tx, ins, transferID)
-	return jobID, err
-}
-
-// RetryTransferTo is RetryTransfer, and the status the transfer moved to
-// (pending for a payout, reversal_pending for a reversal).
-func (s *Settler) RetryTransferTo(ctx context.Context, tx pgx.Tx, ins Inserter, transferID uuid.UUID) (int64, veza.TransferStatus, error) {
+// returns the job's id and the status the transfer moved to (pending, or
+// reversal_pending); a 409 transfer_not_retryable for any other state.
+func (s *Settler) RetryTransfer(ctx context.Context, tx pgx.Tx, ins Inserter, transferID uuid.UUID) (int64, veza.TransferStatus, error) {
 	t, err := store.GetTransferForUpdate(ctx, tx, transferID)
 	if err != nil {
 		return 0, "", err
@@ -115,7 +109,7 @@ func (s *Settler) RetryTransfers(ctx context.Context, tx pgx.Tx, ins Inserter, s
 		return 0, err
 	}
 	for _, id := range ids {
-		if _, err := s.RetryTransfer(ctx, tx, ins, id); err != nil {
+		if _, _, err := s.RetryTransfer(ctx, tx, ins, id); err != nil {
 			return 0, err
 		}
 	}
