@@ -112,7 +112,7 @@ func (s *Server) handleStripeWebhook() fiber.Handler {
 			}
 			if !seen {
 				if enabled, err = readAccount(); err != nil {
-					return s.stripeUnread(c, entry, err)
+					return s.stripeUnread(c, entry, ev.ID, account, err)
 				}
 			}
 		}
@@ -172,7 +172,7 @@ func (s *Server) handleStripeWebhook() fiber.Handler {
 			return c.JSON(fiber.Map{"status": "accepted"})
 		})
 		if errors.Is(err, errStripeUnavailable) {
-			return s.stripeUnread(c, entry, err) // the read under the lock: rolled back
+			return s.stripeUnread(c, entry, ev.ID, account, err) // the read under the lock: rolled back
 		}
 		return err
 	}
@@ -180,20 +180,13 @@ func (s *Server) handleStripeWebhook() fiber.Handler {
 
 // stripeUnread answers a delivery that needed a Stripe read Stripe did not
 // answer: logged, not recorded as seen, so Stripe's redelivery is applied.
-func (s *Server) stripeUnread(c *fiber.Ctx, entry *store.StripeWebhook, err error) error {
+func (s *Server) stripeUnread(c *fiber.Ctx, entry *store.StripeWebhook, eventID, account string, err error) error {
 	ctx := c.UserContext()
 	entry.ProcessingResult = store.ResultError("the account could not be read at Stripe; not applied (Stripe redelivers)")
 	if lerr := store.LogStripeWebhook(ctx, s.opts.DB.Primary(), entry); lerr != nil {
 		s.log.Error().Ctx(ctx).Err(lerr).Msg("could not log a Stripe webhook delivery")
 	}
-	s.log.Warn().Ctx(ctx).Str("stripe_event_id", *entry.EventID).Str("account_id", accountOf(entry)).
+	s.log.Warn().Ctx(ctx).Str("stripe_event_id", eventID).Str("account_id", account).
 		Msg("Stripe account.updated not applied: Stripe could not be read; answered 503 so Stripe delivers it again")
 	return err
-}
-
-func accountOf(e *store.StripeWebhook) string {
-	if e.AccountID == nil {
-		return ""
-	}
-	return *e.AccountID
 }
