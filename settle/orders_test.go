@@ -264,12 +264,8 @@ func TestPartialCaptureNeverCompletesOnTopOfItsRefund(t *testing.T) {
 // payment the buyer does not need).
 func TestLateEventsAfterACancelAfterCaptureRefundNothing(t *testing.T) {
 	t.Parallel()
-	for _, late := range []struct{ typ, status string }{
-		{"payment_processing", "processing"},
-		{"payment_failed", "failed"},
-		{"payment_action_required", "requires_customer_action"},
-	} {
-		t.Run(late.typ, func(t *testing.T) {
+	for _, late := range lateEvents {
+		t.Run(late.status, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
 			o := storetest.PendingOrder(t, b.tx, 1000)
@@ -286,18 +282,23 @@ func TestLateEventsAfterACancelAfterCaptureRefundNothing(t *testing.T) {
 	}
 }
 
+// lateEvents arrive after the payment's last word (events are not
+// ordered): intermediate statuses, and an earlier attempt's failure.
+var lateEvents = []struct{ typ, status string }{
+	{"payment_processing", "processing"},
+	{"payment_processing", "conflicted"},
+	{"action_required", "requires_customer_action"},
+	{"payment_captured", "partially_captured_and_capturable"},
+	{"payment_authorized", "partially_authorized_and_requires_capture"},
+	{"payment_failed", "failed"},
+	{"payment_expired", "expired"},
+}
+
 // A late intermediate status, or the failure of an earlier attempt (a
 // manual retry then succeeded), does not overwrite the payment's last word.
 func TestLateEventsDoNotOverwriteSuccess(t *testing.T) {
 	t.Parallel()
-	for _, late := range []struct{ typ, status string }{
-		{"payment_processing", "processing"},
-		{"payment_processing", "conflicted"},
-		{"payment_captured", "partially_captured_and_capturable"},
-		{"payment_authorized", "partially_authorized_and_requires_capture"},
-		{"payment_failed", "failed"},
-		{"payment_expired", "expired"},
-	} {
+	for _, late := range lateEvents {
 		t.Run(late.status, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
