@@ -277,6 +277,42 @@ func TestReconcileFindsAFailedPaymentRetriedToSuccess(t *testing.T) {
 	require.Equal(t, 8, b.hs.Calls("GET /payments"))
 }
 
+// The automatic refund a failed order's other amount starts meets
+// Hyperswitch's unpleasant answers: made, then its answer lost (a 502, an
+// HTML page from a proxy). It is asked again under the same refund_id,
+// never failed, and the buyer is refunded once; the next recheck feeds
+// nothing new.
+func TestFedRefundOfAnotherAmountSurvivesALostAnswer(t *testing.T) {
+	t.Parallel()
+	for _, loss := range []faults.Loss{faults.Lost502, faults.LostHTML200} {
+		b := setupReconcile(t, 50)
+		ctx := context.Background()
+		id := b.order(t, veza.OrderFailed, time.Hour, "")
+		received := int64(900)
+		b.hs.PutPayment(hyperswitch.Payment{PaymentID: store.PaymentIDFor(id), Status: "succeeded", Amount: 900, AmountReceived: &received, Currency: "EUR"})
+		b.hs.LoseNext("POST /refunds", 1, loss)
+		b.sweep(t)
+		require.GreaterOrEqual(t, b.hs.Calls("POST /refunds"), 2, "the lost answer was asked again")
+		require.Len(t, b.hs.Refunds(), 1, "made once at Hyperswitch")
+		require.EqualValues(t, 900, b.hs.Refunds()[0].Amount)
+		refunds, err := store.OrderRefunds(ctx, b.db.Primary(), id)
+		require.NoError(t, err)
+		require.Len(t, refunds, 1)
+		require.True(t, refunds[0].Automatic)
+		require.NotEqual(t, veza.RefundFailed, refunds[0].Status, "a lost answer is not a refusal")
+		require.NotNil(t, refunds[0].HyperswitchRefundID)
+
+		_, err = b.db.Primary().Exec(ctx, `UPDATE orders SET reconciled_at = now() - make_interval(secs => $2) WHERE id = $1`,
+			id, (jobs.FailedOrderRecheck + time.Minute).Seconds())
+		require.NoError(t, err)
+		b.sweep(t)
+		require.Len(t, b.hs.Refunds(), 1, "the next recheck refunds nothing more")
+		refunds, err = store.OrderRefunds(ctx, b.db.Primary(), id)
+		require.NoError(t, err)
+		require.Len(t, refunds, 1)
+	}
+}
+
 func TestReconcileReadErrorLeavesTheRow(t *testing.T) {
 	t.Parallel()
 	b := setupReconcile(t, 50)
